@@ -1,0 +1,1 @@
+"""Scheduled analyzers over stored telemetry: topology discovery and anomaly detection."""

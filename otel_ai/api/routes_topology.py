@@ -1,0 +1,7 @@
+"""API routes for topology (filled in by its issue)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["topology"])

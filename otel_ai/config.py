@@ -1,0 +1,213 @@
+"""Typed configuration: defaults in code, then the YAML file, then ``OTEL_AI_*`` variables, then flags.
+
+Each room of the package owns the model of its own section (``otel_ai.llm.config`` and so on);
+this module only composes them, loads the sources in order and turns validation failures into
+:class:`~otel_ai.errors.ConfigError` messages that name the YAML key.
+
+Environment variables: the CLI flags have short names (``OTEL_AI_STORAGE``, ``OTEL_AI_OTLP_GRPC``,
+``OTEL_AI_OTLP_HTTP``, ``OTEL_AI_API``, ``OTEL_AI_CONFIG``); any other key is reachable with a
+double underscore per level, e.g. ``OTEL_AI_PIPELINE__QUEUE_SIZE=20000``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from otel_ai.analysis.anomaly.config import AnomalyConfig
+from otel_ai.analysis.topology.config import TopologyConfig
+from otel_ai.errors import ConfigError
+from otel_ai.llm.config import LLMConfig
+
+DEFAULT_STORAGE = "chdb://./data/clickhouse"
+
+
+def _check_hostport(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return value
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, so typos are caught."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServerConfig(Section):
+    otlp_grpc: str = "127.0.0.1:4317"
+    otlp_http: str = "127.0.0.1:4318"
+    api: str = "127.0.0.1:8700"
+    # Receivers can be switched off (e.g. an analyzer-only instance in a cluster).
+    receivers_enabled: bool = True
+    # Role in a scaled-out deployment: "all" runs receivers and the scheduled analyzers,
+    # "ingest" runs receivers only, "analyzer" runs the analyzers only (DESIGN.md decision 10).
+    role: Literal["all", "ingest", "analyzer"] = "all"
+    shutdown_timeout_s: float = Field(default=15.0, gt=0)
+
+    @field_validator("otlp_grpc", "otlp_http", "api")
+    @classmethod
+    def _hostport(cls, value: str) -> str:
+        return _check_hostport(value)
+
+
+class StorageConfig(Section):
+    dsn: str = DEFAULT_STORAGE
+    database: str = Field(default="otel", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # Retention for telemetry tables (DESIGN.md decision 2: detectors need a week of history).
+    ttl_days: int = Field(default=14, ge=0)
+    # Cluster mode: emit ON CLUSTER + Replicated*MergeTree + Distributed tables.
+    cluster: str | None = None
+    replication_path: str = "/clickhouse/tables/{shard}/{database}/{table}"
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    query_timeout_s: float = Field(default=60.0, gt=0)
+
+
+class IngestConfig(Section):
+    # OTLP spec v1.11.0: RECOMMENDED 64 MiB limit, enforced after decompression; over → 413.
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    grpc_max_workers: int = Field(default=8, ge=1)
+    # Retry hint sent with 503 / UNAVAILABLE.
+    retry_after_s: int = Field(default=2, ge=1)
+
+
+class PipelineConfig(Section):
+    # Bound of the queue, in items (spans + data points + log records) not yet inserted.
+    queue_items: int = Field(default=400_000, gt=0)
+    batch_items: int = Field(default=50_000, gt=0)
+    batch_timeout_ms: int = Field(default=200, ge=1)
+    insert_workers: int = Field(default=2, ge=1)
+    spool_dir: str = "./data/spool"
+    spool_max_bytes: int = Field(default=4 * 1024**3, gt=0)
+    spool_replay_interval_s: float = Field(default=2.0, gt=0)
+    # Decoder: "engine" lets ClickHouse decode OTLP (fast), "python" flattens in Python.
+    decoder: Literal["engine", "python"] = "engine"
+
+
+class ApiConfig(Section):
+    # Optional bearer token required on /api/*. Never logged or returned.
+    token: str | None = None
+    cors_origins: list[str] = Field(default_factory=list)
+    max_window_days: int = Field(default=31, gt=0)
+
+
+class SchedulerConfig(Section):
+    enabled: bool = True
+
+
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = False
+
+
+class Config(Section):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    topology: TopologyConfig = Field(default_factory=TopologyConfig)
+    anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+
+# Short environment names for the CLI flags → dotted YAML key.
+FLAG_ENV = {
+    "OTEL_AI_STORAGE": "storage.dsn",
+    "OTEL_AI_OTLP_GRPC": "server.otlp_grpc",
+    "OTEL_AI_OTLP_HTTP": "server.otlp_http",
+    "OTEL_AI_API": "server.api",
+    "OTEL_AI_API_TOKEN": "api.token",
+}
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if name in FLAG_ENV:
+            _set_dotted(tree, FLAG_ENV[name], value)
+        elif name.startswith("OTEL_AI_") and "__" in name:
+            dotted = name[len("OTEL_AI_") :].lower().replace("__", ".")
+            # Values are parsed as YAML scalars so numbers, booleans and lists work.
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError:
+                parsed = value
+            _set_dotted(tree, dotted, parsed)
+    return tree
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _raise_named(exc: ValidationError) -> None:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "<root>"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown setting"
+    raise ConfigError(key, msg) from exc
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Load the configuration: defaults ← YAML file ← environment ← ``overrides`` (dotted keys)."""
+    environ = os.environ if environ is None else environ
+    if path is None:
+        path = environ.get("OTEL_AI_CONFIG")
+    tree: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError("--config", f"cannot read {p}: {exc.strerror or exc}") from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError("--config", f"{p} is not valid YAML: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError("<root>", f"{p} must hold a mapping of sections, not {type(loaded).__name__}")
+        tree = loaded
+    tree = _merge(tree, _env_overrides(environ))
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(tree, dotted, value)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as exc:
+        _raise_named(exc)
+        raise  # unreachable; keeps type checkers content

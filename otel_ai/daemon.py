@@ -1,0 +1,163 @@
+"""The daemon: builds the components, starts them in order and stops them in reverse.
+
+Start order: storage (migrations) → pipeline (spool replay) → receivers → analyzers + scheduler
+→ LLM manager → API. Shutdown runs the reverse: receivers stop accepting first, the pipeline
+drains what was accepted (into storage, or the durable spool if storage is down), then the
+rest. Every ``shutdown`` is idempotent and bounded by ``server.shutdown_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+import uvicorn
+from apscheduler.schedulers.background import BackgroundScheduler
+from prometheus_client import CollectorRegistry
+
+from otel_ai.analysis.anomaly.service import build_anomaly_service
+from otel_ai.analysis.topology.service import build_topology_service
+from otel_ai.api import AppContext, create_app
+from otel_ai.config import Config
+from otel_ai.ingest import Receivers
+from otel_ai.llm.service import build_llm_manager
+from otel_ai.pipeline import Pipeline
+from otel_ai.storage import Storage
+from otel_ai.storage.writer import TelemetryWriter
+
+log = logging.getLogger(__name__)
+
+
+def _hostport(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class Daemon:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.registry = CollectorRegistry()
+        self.storage = Storage(
+            config.storage.dsn,
+            config.storage.database,
+            cluster=config.storage.cluster,
+            ttl_days=config.storage.ttl_days,
+            replication_path=config.storage.replication_path,
+            connect_timeout_s=config.storage.connect_timeout_s,
+            query_timeout_s=config.storage.query_timeout_s,
+        )
+        self.ctx = AppContext(config=config, storage=self.storage, registry=self.registry)
+        self.pipeline: Pipeline | None = None
+        self.receivers: Receivers | None = None
+        self.scheduler: BackgroundScheduler | None = None
+        self.analyzers: list[Any] = []
+        self._api_server: uvicorn.Server | None = None
+        self._api_task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._stopped = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        cfg = self.config
+        runs_ingest = cfg.server.role in ("all", "ingest") and cfg.server.receivers_enabled
+        runs_analyzers = cfg.server.role in ("all", "analyzer")
+        await asyncio.to_thread(self.storage.start)
+
+        if runs_ingest:
+            writer = TelemetryWriter(self.storage, decoder=cfg.pipeline.decoder, registry=self.registry)
+            self.pipeline = Pipeline(cfg.pipeline, writer, registry=self.registry)
+            await self.pipeline.start()
+            self.receivers = Receivers(cfg.server, cfg.ingest, self.pipeline, registry=self.registry)
+            await self.receivers.start()
+            self.ctx.pipeline, self.ctx.receivers = self.pipeline, self.receivers
+
+        self.ctx.llm = await asyncio.to_thread(build_llm_manager, cfg.llm, self.storage, self.registry)
+        self.ctx.topology = build_topology_service(self.storage, cfg.topology, self.registry)
+        self.ctx.anomaly = build_anomaly_service(self.storage, cfg.anomaly, self.registry, topology=self.ctx.topology)
+        self.analyzers = [a for a in (self.ctx.topology, self.ctx.anomaly) if a is not None]
+        await asyncio.to_thread(self._start_analyzers)
+        if runs_analyzers and cfg.scheduler.enabled:
+            self.scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+            for analyzer in self.analyzers:
+                analyzer.register_jobs(self.scheduler)
+            self.scheduler.start()
+            self.ctx.scheduler = self.scheduler
+
+        host, port = _hostport(cfg.server.api)
+        app = create_app(self.ctx)
+        server_config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+        self._api_server = uvicorn.Server(server_config)
+        self._api_server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._api_task = asyncio.create_task(self._api_server.serve())
+        while not self._api_server.started:
+            if self._api_task.done():
+                self._api_task.result()  # raises the bind error
+            await asyncio.sleep(0.02)
+        log.info(
+            "otel-ai ready: api http://%s, otlp grpc %s, otlp http %s, storage %s",
+            cfg.server.api, cfg.server.otlp_grpc, cfg.server.otlp_http, self.storage.redacted_dsn,
+        )  # fmt: skip
+
+    def _start_analyzers(self) -> None:
+        for analyzer in self.analyzers:
+            analyzer.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Start, wait for SIGTERM/SIGINT, drain. A second signal forces an immediate exit."""
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT)
+        count = 0
+
+        def on_signal() -> None:
+            nonlocal count
+            count += 1
+            if count == 1:
+                log.info("signal received: draining (send again to force)")
+                self._stop.set()
+            else:
+                log.warning("second signal: forcing exit")
+                import os
+
+                os._exit(130)
+
+        for sig in signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, on_signal)
+        try:
+            await self.start()
+            await self._stop.wait()
+        finally:
+            await self.shutdown()
+            for sig in signals:
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+
+    async def shutdown(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        timeout = self.config.server.shutdown_timeout_s
+        if self.receivers is not None:
+            await self.receivers.shutdown(grace_s=min(5.0, timeout / 3))
+        if self.pipeline is not None:
+            await self.pipeline.shutdown(timeout_s=timeout)
+        if self.scheduler is not None:
+            await asyncio.to_thread(self.scheduler.shutdown, False)
+        for analyzer in self.analyzers:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(analyzer.shutdown)
+        if self.ctx.llm is not None:
+            with contextlib.suppress(Exception):
+                await self.ctx.llm.aclose()
+        if self._api_server is not None and self._api_task is not None:
+            self._api_server.should_exit = True
+            with contextlib.suppress(asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(self._api_task, timeout=5)
+        await asyncio.to_thread(self.storage.shutdown)
+        log.info("otel-ai stopped")

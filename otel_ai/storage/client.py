@@ -1,0 +1,287 @@
+"""The one gateway to ClickHouse: embedded chDB (``chdb:///abs/path``) or a server (``http(s)://``).
+
+Foreign exceptions from clickhouse-connect/chDB are translated here into
+:class:`~otel_ai.errors.StorageError` (retryable when the server is unreachable), so no other
+module catches driver exceptions. SQL is always parameterised (``parameters=``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+from otel_ai.errors import StorageError
+from otel_ai.storage.schema import (
+    CORE_MIGRATIONS,
+    MIGRATIONS_TABLE,
+    TTL_TABLES,
+    Migration,
+    SchemaContext,
+)
+
+log = logging.getLogger(__name__)
+
+
+def normalize_dsn(dsn: str, base_dir: Path | None = None) -> str:
+    """Resolve a relative ``chdb://`` path to an absolute one (``chdb://./x`` reads ``.`` as a host)."""
+    if not dsn.startswith("chdb:"):
+        return dsn
+    rest = dsn[len("chdb:") :].lstrip("/") if dsn.startswith("chdb://./") or dsn.startswith("chdb:./") else None
+    if rest is not None:
+        path = (base_dir or Path.cwd()) / rest[2:] if rest.startswith("./") else (base_dir or Path.cwd()) / rest
+        return f"chdb://{path.resolve()}"
+    path_part = dsn[len("chdb://") :]
+    if not path_part.startswith("/"):
+        return f"chdb://{((base_dir or Path.cwd()) / path_part).resolve()}"
+    return dsn
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without its password, for status pages and logs."""
+    if dsn.startswith("chdb:"):
+        return dsn
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.hostname or ""
+    if parts.username:
+        netloc = f"{parts.username}:***@{netloc}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _translate(exc: Exception, what: str) -> StorageError:
+    if isinstance(exc, StorageError):
+        return exc
+    retryable = isinstance(exc, OperationalError | ConnectionError | TimeoutError | OSError)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return StorageError(f"{what} failed: {text}", retryable=retryable)
+
+
+class Storage:
+    """A thread-safe handle on one ClickHouse database.
+
+    ``embedded`` tells whether this is chDB (one path per process; see DESIGN.md decision 1).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        database: str = "otel",
+        *,
+        cluster: str | None = None,
+        ttl_days: int = 14,
+        replication_path: str = "/clickhouse/tables/{shard}/{database}/{table}",
+        connect_timeout_s: float = 10.0,
+        query_timeout_s: float = 60.0,
+    ) -> None:
+        self.dsn = normalize_dsn(dsn)
+        self.embedded = self.dsn.startswith("chdb:")
+        parts = urlsplit(self.dsn)
+        if not self.embedded and parts.path.strip("/"):
+            database = parts.path.strip("/")
+        self.database = database
+        self.ctx = SchemaContext(
+            database=database, cluster=cluster, ttl_days=ttl_days, replication_path=replication_path
+        )
+        self._connect_timeout = connect_timeout_s
+        self._query_timeout = query_timeout_s
+        self._client: Client | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    @property
+    def redacted_dsn(self) -> str:
+        return redact_dsn(self.dsn)
+
+    def _connect(self) -> Client:
+        client = self._client
+        if client is not None:
+            return client
+        with self._lock:
+            if self._client is not None:
+                return self._client
+            try:
+                if self.embedded:
+                    Path(self.dsn[len("chdb://") :]).mkdir(parents=True, exist_ok=True)
+                    client = clickhouse_connect.get_client(dsn=self.dsn)
+                else:
+                    parts = urlsplit(self.dsn)
+                    base = urlunsplit((parts.scheme, parts.netloc, "", parts.query, ""))
+                    client = clickhouse_connect.get_client(
+                        dsn=base,
+                        connect_timeout=self._connect_timeout,
+                        send_receive_timeout=self._query_timeout,
+                        autogenerate_session_id=False,
+                    )
+            except Exception as exc:
+                raise _translate(exc, f"connecting to {self.redacted_dsn}") from exc
+            self._client = client
+            return client
+
+    def start(self) -> None:
+        """Connect, create the database and apply the core migrations (idempotent)."""
+        self.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`{self.ctx.on_cluster}")
+        self.apply_migrations("core", CORE_MIGRATIONS)
+        self.sync_ttl()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None and not self.embedded:
+            # chDB's embedded server lives for the process; closing it would forbid reopening.
+            try:
+                client.close()
+            except Exception:  # pragma: no cover - best effort at shutdown
+                log.debug("closing the ClickHouse client failed", exc_info=True)
+
+    def ping(self) -> bool:
+        try:
+            self.query("SELECT 1")
+            return True
+        except StorageError:
+            return False
+
+    # -- queries --------------------------------------------------------------------------------
+    def command(self, sql: str, parameters: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None) -> Any:
+        client = self._connect()
+        try:
+            return client.command(sql, parameters=dict(parameters or {}), settings=dict(settings or {}))
+        except Exception as exc:
+            raise _translate(exc, "command") from exc
+
+    def query(
+        self, sql: str, parameters: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Rows of a parameterised query."""
+        client = self._connect()
+        try:
+            result = client.query(sql, parameters=dict(parameters or {}), settings=dict(settings or {}))
+        except Exception as exc:
+            raise _translate(exc, "query") from exc
+        return [tuple(r) for r in result.result_rows]
+
+    def query_dicts(
+        self, sql: str, parameters: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows of a parameterised query as dicts keyed by column name."""
+        client = self._connect()
+        try:
+            result = client.query(sql, parameters=dict(parameters or {}), settings=dict(settings or {}))
+        except Exception as exc:
+            raise _translate(exc, "query") from exc
+        names = result.column_names
+        return [dict(zip(names, row, strict=True)) for row in result.result_rows]
+
+    def insert(
+        self,
+        table: str,
+        data: Sequence[Sequence[Any]],
+        column_names: Sequence[str],
+        *,
+        column_oriented: bool = False,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        client = self._connect()
+        try:
+            client.insert(
+                table,
+                data,
+                column_names=list(column_names),
+                database=self.database,
+                column_oriented=column_oriented,
+                settings=dict(settings or {}),
+            )
+        except Exception as exc:
+            raise _translate(exc, f"insert into {table}") from exc
+
+    def raw_insert(
+        self, table: str, data: bytes, fmt: str, *, column_names: Sequence[str] | None = None, settings: Mapping[str, Any] | None = None
+    ) -> None:
+        """Insert ``data`` already encoded in ClickHouse input format ``fmt``."""
+        client = self._connect()
+        try:
+            client.raw_insert(
+                f"`{self.database}`.`{table}`",
+                column_names=list(column_names) if column_names else None,
+                insert_block=data,
+                settings=dict(settings or {}),
+                fmt=fmt,
+            )
+        except Exception as exc:
+            raise _translate(exc, f"insert into {table}") from exc
+
+    # -- migrations -----------------------------------------------------------------------------
+    def apply_migrations(self, component: str, migrations: Iterable[Migration]) -> list[int]:
+        """Apply the not-yet-applied migrations of ``component`` in version order; return them."""
+        db = f"`{self.database}`"
+        self.command(
+            f"CREATE TABLE IF NOT EXISTS {db}.`{MIGRATIONS_TABLE}`{self.ctx.on_cluster} ("
+            " Component LowCardinality(String), Version UInt32, Name String,"
+            " AppliedAt DateTime64(3) DEFAULT now64(3)"
+            f") ENGINE = {'Replicated' if self.ctx.cluster else ''}ReplacingMergeTree"
+            f"{self._repl_args()} ORDER BY (Component, Version)"
+        )
+        done = {
+            int(r[0])
+            for r in self.query(
+                f"SELECT Version FROM {db}.`{MIGRATIONS_TABLE}` FINAL WHERE Component = {{c:String}}",
+                {"c": component},
+            )
+        }
+        applied: list[int] = []
+        for mig in sorted(migrations, key=lambda m: m.version):
+            if mig.version in done:
+                continue
+            for stmt in mig.statements(self.ctx):
+                self.command(stmt)
+            self.insert(MIGRATIONS_TABLE, [[component, mig.version, mig.name]], ["Component", "Version", "Name"])
+            log.info("applied migration %s/%d: %s", component, mig.version, mig.name)
+            applied.append(mig.version)
+        return applied
+
+    def _repl_args(self) -> str:
+        if not self.ctx.cluster:
+            return "()"
+        return f"('{self.ctx.replication_path}', '{{replica}}')"
+
+    def sync_ttl(self) -> None:
+        """Bring each telemetry table's TTL in line with ``ttl_days`` (retention is configurable)."""
+        rows = self.query(
+            "SELECT name, engine_full FROM system.tables WHERE database = {db:String}", {"db": self.database}
+        )
+        engines = {str(name): str(engine) for name, engine in rows}
+        for spec in TTL_TABLES:
+            name = f"{spec.name}_local" if self.ctx.cluster else spec.name
+            engine = engines.get(name)
+            if engine is None or spec.ttl is None:
+                continue
+            want = f"toIntervalDay({self.ctx.ttl_days})" if self.ctx.ttl_days > 0 else None
+            has_ttl = " TTL " in engine
+            if want and want not in engine.replace(" ", "").replace("toIntervalDay(", "toIntervalDay("):
+                self.command(
+                    f"ALTER TABLE `{self.database}`.`{name}`{self.ctx.on_cluster} "
+                    f"MODIFY TTL {spec.ttl} + toIntervalDay({int(self.ctx.ttl_days)})"
+                )
+            elif want is None and has_ttl:
+                self.command(f"ALTER TABLE `{self.database}`.`{name}`{self.ctx.on_cluster} REMOVE TTL")
+
+
+def wait_until_ready(storage: Storage, timeout_s: float) -> bool:
+    """Poll ``storage.ping`` until it answers or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if storage.ping():
+            return True
+        time.sleep(0.2)
+    return False

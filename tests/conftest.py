@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from otel_ai.storage import Storage
+from tests.helpers import InProcessDaemon, daemon_config, unique_db
+
+
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one chDB path this test process may open (one path per process)."""
+    return tmp_path_factory.mktemp("chdb") / "clickhouse"
+
+
+@pytest.fixture
+def storage(chdb_path: Path) -> Iterator[Storage]:
+    """A started :class:`Storage` on a fresh database of the session's chDB path."""
+    st = Storage(f"chdb://{chdb_path}", unique_db())
+    st.start()
+    yield st
+    st.command(f"DROP DATABASE IF EXISTS `{st.database}`")
+
+
+@pytest.fixture
+def make_daemon(chdb_path: Path, tmp_path: Path) -> Iterator[object]:
+    """Factory: ``make_daemon(extra={...})`` → a started :class:`InProcessDaemon`."""
+    started: list[InProcessDaemon] = []
+
+    def factory(extra: dict[str, object] | None = None, database: str | None = None) -> InProcessDaemon:
+        cfg, ep = daemon_config(chdb_path, database=database, extra=extra, tmp=tmp_path)
+        d = InProcessDaemon(cfg, ep).start()
+        started.append(d)
+        return d
+
+    yield factory
+    for d in started:
+        d.stop()
