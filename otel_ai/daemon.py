@@ -14,7 +14,6 @@ import logging
 import signal
 from typing import Any
 
-import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
 
@@ -25,6 +24,7 @@ from otel_ai.config import Config
 from otel_ai.ingest import Receivers
 from otel_ai.llm.service import build_llm_manager
 from otel_ai.pipeline import Pipeline
+from otel_ai.serving import EmbeddedServer, start_server, stop_server
 from otel_ai.storage import Storage
 from otel_ai.storage.writer import TelemetryWriter
 
@@ -54,7 +54,7 @@ class Daemon:
         self.receivers: Receivers | None = None
         self.scheduler: BackgroundScheduler | None = None
         self.analyzers: list[Any] = []
-        self._api_server: uvicorn.Server | None = None
+        self._api_server: EmbeddedServer | None = None
         self._api_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._stopped = False
@@ -76,26 +76,22 @@ class Daemon:
 
         self.ctx.llm = await asyncio.to_thread(build_llm_manager, cfg.llm, self.storage, self.registry)
         self.ctx.topology = build_topology_service(self.storage, cfg.topology, self.registry)
-        self.ctx.anomaly = build_anomaly_service(self.storage, cfg.anomaly, self.registry, topology=self.ctx.topology)
+        self.ctx.anomaly = build_anomaly_service(
+            self.storage, cfg.anomaly, self.registry, topology=self.ctx.topology
+        )
         self.analyzers = [a for a in (self.ctx.topology, self.ctx.anomaly) if a is not None]
         await asyncio.to_thread(self._start_analyzers)
         if runs_analyzers and cfg.scheduler.enabled:
-            self.scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+            self.scheduler = BackgroundScheduler(
+                timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1}
+            )
             for analyzer in self.analyzers:
                 analyzer.register_jobs(self.scheduler)
             self.scheduler.start()
             self.ctx.scheduler = self.scheduler
 
         host, port = _hostport(cfg.server.api)
-        app = create_app(self.ctx)
-        server_config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
-        self._api_server = uvicorn.Server(server_config)
-        self._api_server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        self._api_task = asyncio.create_task(self._api_server.serve())
-        while not self._api_server.started:
-            if self._api_task.done():
-                self._api_task.result()  # raises the bind error
-            await asyncio.sleep(0.02)
+        self._api_server, self._api_task = await start_server(create_app(self.ctx), host, port)
         log.info(
             "otel-ai ready: api http://%s, otlp grpc %s, otlp http %s, storage %s",
             cfg.server.api, cfg.server.otlp_grpc, cfg.server.otlp_http, self.storage.redacted_dsn,
@@ -156,8 +152,6 @@ class Daemon:
             with contextlib.suppress(Exception):
                 await self.ctx.llm.aclose()
         if self._api_server is not None and self._api_task is not None:
-            self._api_server.should_exit = True
-            with contextlib.suppress(asyncio.TimeoutError, Exception):
-                await asyncio.wait_for(self._api_task, timeout=5)
+            await stop_server(self._api_server, self._api_task)
         await asyncio.to_thread(self.storage.shutdown)
         log.info("otel-ai stopped")

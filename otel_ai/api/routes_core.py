@@ -36,7 +36,10 @@ def readyz(request: Request) -> JSONResponse:
     storage_ok = ctx.storage.ping()
     receivers_ok = True if ctx.receivers is None else bool(ctx.receivers.ready)
     body = {"storage": storage_ok, "receivers": receivers_ok}
-    return JSONResponse({"status": "ready" if storage_ok and receivers_ok else "not ready", **body}, 200 if storage_ok and receivers_ok else 503)
+    return JSONResponse(
+        {"status": "ready" if storage_ok and receivers_ok else "not ready", **body},
+        200 if storage_ok and receivers_ok else 503,
+    )
 
 
 @public.get("/metrics", summary="Prometheus text exposition", response_class=PlainTextResponse)
@@ -44,13 +47,19 @@ def metrics(request: Request) -> Response:
     return Response(generate_latest(_ctx(request).registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/status", summary="Version, storage, uptime, receiver counters, queue, spool, jobs, LLM providers")
+@router.get(
+    "/status", summary="Version, storage, uptime, receiver counters, queue, spool, jobs, LLM providers"
+)
 def status(request: Request) -> dict[str, Any]:
     ctx = _ctx(request)
     out: dict[str, Any] = {
         "version": __version__,
         "role": ctx.config.server.role,
-        "storage": {"dsn": ctx.storage.redacted_dsn, "database": ctx.storage.database, "embedded": ctx.storage.embedded},
+        "storage": {
+            "dsn": ctx.storage.redacted_dsn,
+            "database": ctx.storage.database,
+            "embedded": ctx.storage.embedded,
+        },
         "uptime_s": round(time.time() - ctx.started_at, 3),
     }
     if ctx.receivers is not None:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+from clickhouse_connect.driver.exceptions import OperationalError
 
 from otel_ai.errors import StorageError
 from otel_ai.storage.schema import (
@@ -35,9 +35,13 @@ def normalize_dsn(dsn: str, base_dir: Path | None = None) -> str:
     """Resolve a relative ``chdb://`` path to an absolute one (``chdb://./x`` reads ``.`` as a host)."""
     if not dsn.startswith("chdb:"):
         return dsn
-    rest = dsn[len("chdb:") :].lstrip("/") if dsn.startswith("chdb://./") or dsn.startswith("chdb:./") else None
+    rest = (
+        dsn[len("chdb:") :].lstrip("/") if dsn.startswith("chdb://./") or dsn.startswith("chdb:./") else None
+    )
     if rest is not None:
-        path = (base_dir or Path.cwd()) / rest[2:] if rest.startswith("./") else (base_dir or Path.cwd()) / rest
+        path = (
+            (base_dir or Path.cwd()) / rest[2:] if rest.startswith("./") else (base_dir or Path.cwd()) / rest
+        )
         return f"chdb://{path.resolve()}"
     path_part = dsn[len("chdb://") :]
     if not path_part.startswith("/"):
@@ -153,7 +157,9 @@ class Storage:
             return False
 
     # -- queries --------------------------------------------------------------------------------
-    def command(self, sql: str, parameters: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None) -> Any:
+    def command(
+        self, sql: str, parameters: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None
+    ) -> Any:
         client = self._connect()
         try:
             return client.command(sql, parameters=dict(parameters or {}), settings=dict(settings or {}))
@@ -206,7 +212,13 @@ class Storage:
             raise _translate(exc, f"insert into {table}") from exc
 
     def raw_insert(
-        self, table: str, data: bytes, fmt: str, *, column_names: Sequence[str] | None = None, settings: Mapping[str, Any] | None = None
+        self,
+        table: str,
+        data: bytes,
+        fmt: str,
+        *,
+        column_names: Sequence[str] | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         """Insert ``data`` already encoded in ClickHouse input format ``fmt``."""
         client = self._connect()
@@ -245,7 +257,9 @@ class Storage:
                 continue
             for stmt in mig.statements(self.ctx):
                 self.command(stmt)
-            self.insert(MIGRATIONS_TABLE, [[component, mig.version, mig.name]], ["Component", "Version", "Name"])
+            self.insert(
+                MIGRATIONS_TABLE, [[component, mig.version, mig.name]], ["Component", "Version", "Name"]
+            )
             log.info("applied migration %s/%d: %s", component, mig.version, mig.name)
             applied.append(mig.version)
         return applied

@@ -288,13 +288,16 @@ METRICS_GAUGE = _metric_table(
     "gauge",
     """
     Value Float64 CODEC(ZSTD(1)),
-    Flags UInt32 CODEC(ZSTD(1)),""" + _EXEMPLARS,
+    Flags UInt32 CODEC(ZSTD(1)),"""
+    + _EXEMPLARS,
 )
 METRICS_SUM = _metric_table(
     "sum",
     """
     Value Float64 CODEC(ZSTD(1)),
-    Flags UInt32 CODEC(ZSTD(1)),""" + _EXEMPLARS + """
+    Flags UInt32 CODEC(ZSTD(1)),"""
+    + _EXEMPLARS
+    + """
     AggregationTemporality Int32 CODEC(ZSTD(1)),
     IsMonotonic Boolean CODEC(Delta, ZSTD(1)),""",
 )
@@ -304,7 +307,9 @@ METRICS_HISTOGRAM = _metric_table(
     Count UInt64 CODEC(Delta, ZSTD(1)),
     Sum Float64 CODEC(ZSTD(1)),
     BucketCounts Array(UInt64) CODEC(ZSTD(1)),
-    ExplicitBounds Array(Float64) CODEC(ZSTD(1)),""" + _EXEMPLARS + """
+    ExplicitBounds Array(Float64) CODEC(ZSTD(1)),"""
+    + _EXEMPLARS
+    + """
     Flags UInt32 CODEC(ZSTD(1)),
     Min Float64 CODEC(ZSTD(1)),
     Max Float64 CODEC(ZSTD(1)),
@@ -320,7 +325,9 @@ METRICS_EXP_HISTOGRAM = _metric_table(
     PositiveOffset Int32 CODEC(ZSTD(1)),
     PositiveBucketCounts Array(UInt64) CODEC(ZSTD(1)),
     NegativeOffset Int32 CODEC(ZSTD(1)),
-    NegativeBucketCounts Array(UInt64) CODEC(ZSTD(1)),""" + _EXEMPLARS + """
+    NegativeBucketCounts Array(UInt64) CODEC(ZSTD(1)),"""
+    + _EXEMPLARS
+    + """
     Flags UInt32 CODEC(ZSTD(1)),
     Min Float64 CODEC(ZSTD(1)),
     Max Float64 CODEC(ZSTD(1)),

@@ -20,10 +20,14 @@ def test_defaults_bind_loopback() -> None:
 def test_precedence_file_env_flags(tmp_path: Path) -> None:
     f = tmp_path / "c.yaml"
     f.write_text("storage:\n  dsn: chdb:///from/file\npipeline:\n  queue_items: 10\n")
-    cfg = load_config(f, environ={"OTEL_AI_STORAGE": "chdb:///from/env", "OTEL_AI_PIPELINE__QUEUE_ITEMS": "20"})
+    cfg = load_config(
+        f, environ={"OTEL_AI_STORAGE": "chdb:///from/env", "OTEL_AI_PIPELINE__QUEUE_ITEMS": "20"}
+    )
     assert cfg.storage.dsn == "chdb:///from/env"
     assert cfg.pipeline.queue_items == 20
-    cfg = load_config(f, environ={"OTEL_AI_STORAGE": "chdb:///from/env"}, overrides={"storage.dsn": "chdb:///flag"})
+    cfg = load_config(
+        f, environ={"OTEL_AI_STORAGE": "chdb:///from/env"}, overrides={"storage.dsn": "chdb:///flag"}
+    )
     assert cfg.storage.dsn == "chdb:///flag"
 
 

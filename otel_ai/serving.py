@@ -1,0 +1,47 @@
+"""Embedding uvicorn in the daemon: servers that leave signal handling to the daemon.
+
+``uvicorn.Server.serve`` installs its own SIGINT/SIGTERM handlers on the main thread and
+re-raises the signal after it stops; inside the daemon that would close the API before the
+pipeline drains. The daemon owns signals (first = drain, second = force), so embedded servers
+must not capture them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that never touches process signal handlers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def start_server(
+    app: Any, host: str, port: int, **kwargs: Any
+) -> tuple[EmbeddedServer, asyncio.Task[None]]:
+    """Start ``app`` on ``host:port``; return once it listens (raises the bind error otherwise)."""
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="off", access_log=False, **kwargs
+    )
+    server = EmbeddedServer(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise OSError(f"cannot listen on {host}:{port}")
+        await asyncio.sleep(0.02)
+    return server, task
+
+
+async def stop_server(server: EmbeddedServer, task: asyncio.Task[None], timeout_s: float = 5.0) -> None:
+    server.should_exit = True
+    with contextlib.suppress(asyncio.TimeoutError, Exception):
+        await asyncio.wait_for(task, timeout=timeout_s)
