@@ -29,7 +29,9 @@ def parse_instant(text: str, *, now: datetime | None = None) -> datetime:
     try:
         dt = datetime.fromisoformat(iso)
     except ValueError:
-        raise ValueError(f"{text!r} is neither RFC 3339 (2026-01-02T03:04:05Z) nor a duration (15m)") from None
+        raise ValueError(
+            f"{text!r} is neither RFC 3339 (2026-01-02T03:04:05Z) nor a duration (15m)"
+        ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC)

@@ -128,7 +128,14 @@ class InProcessDaemon:
         return httpx.get(self.api_url + path, timeout=30, **kw)
 
 
-def daemon_config(chdb_path: Path, *, database: str | None = None, ep: Endpoints | None = None, extra: Mapping[str, Any] | None = None, tmp: Path | None = None) -> tuple[Config, Endpoints]:
+def daemon_config(
+    chdb_path: Path,
+    *,
+    database: str | None = None,
+    ep: Endpoints | None = None,
+    extra: Mapping[str, Any] | None = None,
+    tmp: Path | None = None,
+) -> tuple[Config, Endpoints]:
     ep = ep or endpoints()
     tmp = tmp or chdb_path.parent
     overrides: dict[str, Any] = {

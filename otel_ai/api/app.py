@@ -26,7 +26,12 @@ def create_app(ctx: AppContext) -> FastAPI:
     )
     app.state.ctx = ctx
     if ctx.config.api.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=ctx.config.api.cors_origins, allow_methods=["*"], allow_headers=["*"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=ctx.config.api.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -48,7 +53,9 @@ def create_app(ctx: AppContext) -> FastAPI:
 
     @app.exception_handler(StorageError)
     async def _storage(_: Request, exc: StorageError) -> JSONResponse:
-        return _error(503 if exc.retryable else 500, exc.message, {"Retry-After": "5"} if exc.retryable else None)
+        return _error(
+            503 if exc.retryable else 500, exc.message, {"Retry-After": "5"} if exc.retryable else None
+        )
 
     @app.exception_handler(OtelAiError)
     async def _other(_: Request, exc: OtelAiError) -> JSONResponse:

@@ -14,8 +14,14 @@ DEFAULT_API = "http://127.0.0.1:8700"
 
 
 def add_api_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api-url", default=os.environ.get("OTEL_AI_API_URL", DEFAULT_API), help="daemon API base URL (env OTEL_AI_API_URL)")
-    parser.add_argument("--token", default=os.environ.get("OTEL_AI_API_TOKEN"), help="bearer token (env OTEL_AI_API_TOKEN)")
+    parser.add_argument(
+        "--api-url",
+        default=os.environ.get("OTEL_AI_API_URL", DEFAULT_API),
+        help="daemon API base URL (env OTEL_AI_API_URL)",
+    )
+    parser.add_argument(
+        "--token", default=os.environ.get("OTEL_AI_API_TOKEN"), help="bearer token (env OTEL_AI_API_TOKEN)"
+    )
     parser.add_argument("--json", action="store_true", help="print the raw JSON answer")
 
 
@@ -23,13 +29,25 @@ class ApiError(Exception):
     pass
 
 
-def call(args: argparse.Namespace, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None, timeout: float = 60.0) -> Any:
+def call(
+    args: argparse.Namespace,
+    method: str,
+    path: str,
+    *,
+    params: dict[str, Any] | None = None,
+    body: Any = None,
+    timeout: float = 60.0,
+) -> Any:
     headers = {"Authorization": f"Bearer {args.token}"} if getattr(args, "token", None) else {}
     clean = {k: v for k, v in (params or {}).items() if v is not None}
     try:
-        resp = httpx.request(method, args.api_url.rstrip("/") + path, params=clean, json=body, headers=headers, timeout=timeout)
+        resp = httpx.request(
+            method, args.api_url.rstrip("/") + path, params=clean, json=body, headers=headers, timeout=timeout
+        )
     except httpx.HTTPError as exc:
-        raise ApiError(f"cannot reach the daemon at {args.api_url}: {exc}. Is `otel-ai serve` running?") from exc
+        raise ApiError(
+            f"cannot reach the daemon at {args.api_url}: {exc}. Is `otel-ai serve` running?"
+        ) from exc
     if resp.status_code >= 400:
         try:
             msg = resp.json().get("error") or resp.text

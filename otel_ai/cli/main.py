@@ -11,7 +11,9 @@ from otel_ai.cli import anomalies, demo, llm, serve, status, topology
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="otel-ai", description="OTLP → ClickHouse daemon with topology, anomalies and LLM insights.")
+    parser = argparse.ArgumentParser(
+        prog="otel-ai", description="OTLP → ClickHouse daemon with topology, anomalies and LLM insights."
+    )
     parser.add_argument("--version", action="version", version=f"otel-ai {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

@@ -14,16 +14,29 @@ from otel_ai.errors import ConfigError, OtelAiError
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the daemon (receivers, pipeline, analyzers, API)")
     p.add_argument("--config", help="YAML config file (env OTEL_AI_CONFIG)")
-    p.add_argument("--storage", help="ClickHouse DSN: chdb:///abs/path or http://user:pass@host:8123/db (env OTEL_AI_STORAGE)")
-    p.add_argument("--otlp-grpc", help="OTLP/gRPC listen HOST:PORT (default 127.0.0.1:4317; env OTEL_AI_OTLP_GRPC)")
-    p.add_argument("--otlp-http", help="OTLP/HTTP listen HOST:PORT (default 127.0.0.1:4318; env OTEL_AI_OTLP_HTTP)")
+    p.add_argument(
+        "--storage",
+        help="ClickHouse DSN: chdb:///abs/path or http://user:pass@host:8123/db (env OTEL_AI_STORAGE)",
+    )
+    p.add_argument(
+        "--otlp-grpc", help="OTLP/gRPC listen HOST:PORT (default 127.0.0.1:4317; env OTEL_AI_OTLP_GRPC)"
+    )
+    p.add_argument(
+        "--otlp-http", help="OTLP/HTTP listen HOST:PORT (default 127.0.0.1:4318; env OTEL_AI_OTLP_HTTP)"
+    )
     p.add_argument("--api", help="API listen HOST:PORT (default 127.0.0.1:8700; env OTEL_AI_API)")
-    p.add_argument("--role", choices=["all", "ingest", "analyzer"], help="what this instance runs (server.role)")
+    p.add_argument(
+        "--role", choices=["all", "ingest", "analyzer"], help="what this instance runs (server.role)"
+    )
     p.set_defaults(func=cmd_serve)
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
