@@ -1,19 +1,8 @@
-"""Bounded queue → batches → storage, with a durable spool — PLACEHOLDER until issue 2 lands."""
+"""Bounded queue → batches → storage, with a durable disk spool (at-least-once acknowledgement)."""
 
 from __future__ import annotations
 
-from typing import Any
+from otel_ai.pipeline.core import Pipeline, Writer
+from otel_ai.pipeline.spool import Spool, SpoolFull
 
-
-class Pipeline:
-    def __init__(self, config: Any, writer: Any, *, registry: Any) -> None:
-        self.writer = writer
-
-    async def start(self) -> None:
-        return None
-
-    async def shutdown(self, timeout_s: float = 15.0) -> None:
-        return None
-
-    def status(self) -> dict[str, Any]:
-        return {}
+__all__ = ["Pipeline", "Spool", "SpoolFull", "Writer"]

@@ -1,0 +1,352 @@
+"""Bounded queue → per-signal batches → insert workers, with the durable spool behind them.
+
+``submit`` is called on the event loop by the receivers. It admits a payload only if the queue
+(counted in items: spans, data points, log records) has room, otherwise it raises
+:class:`~otel_ai.errors.OverloadedError` at once (503 / UNAVAILABLE; memory never grows without
+bound). Admitted payloads are grouped per signal and flushed to the worker threads when a batch
+reaches ``batch_items`` or ``batch_timeout_ms`` after its first payload. A worker makes ONE
+``writer.write`` call per batch. The awaiting request is acknowledged only after its payload is
+inserted or fsynced to the spool (at-least-once):
+
+* ``StorageError`` → the batch is spooled and acked; while the spool holds records, new batches
+  go to the spool too (it doubles as the circuit breaker and keeps replay in order), and the
+  replay thread drains it oldest first once storage answers again;
+* ``DecodeError`` (the engine refused the content) → the batch is bisected to find the payloads
+  it refuses; those fail with 400 / INVALID_ARGUMENT, the others are written;
+* spool full → the requests fail with 503 / UNAVAILABLE (the sender keeps the data and retries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from otel_ai.errors import DecodeError, OtelAiError, OverloadedError, StorageError
+from otel_ai.model import SIGNALS, Payload, Signal
+from otel_ai.pipeline.spool import Spool
+
+log = logging.getLogger(__name__)
+
+
+class Writer(Protocol):
+    def write(self, payloads: Sequence[Payload]) -> None: ...
+
+
+@dataclass(slots=True)
+class _Entry:
+    payload: Payload
+    future: asyncio.Future[None]
+
+
+_SPOOL = object()  # marker: this payload could not be written; spool it
+
+
+class Pipeline:
+    """See the module docstring. ``start`` opens the spool and starts the threads."""
+
+    def __init__(self, config: Any, writer: Writer, *, registry: CollectorRegistry | None = None) -> None:
+        self.config = config
+        self.writer = writer
+        self.spool = Spool(config.spool_dir, config.spool_max_bytes)
+        self.retry_after = 1.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._buffers: dict[Signal, list[_Entry]] = {s: [] for s in SIGNALS}
+        self._buffer_items: dict[Signal, int] = dict.fromkeys(SIGNALS, 0)
+        self._timers: dict[Signal, asyncio.TimerHandle | None] = dict.fromkeys(SIGNALS)
+        self._queued_items = 0
+        self._idle: asyncio.Event | None = None
+        self._work: queue.Queue[list[_Entry] | None] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._replay_wake = threading.Event()
+        self._closing = False
+        self._stopped = False
+        self.totals = {
+            "inserted_items": 0,
+            "inserted_batches": 0,
+            "spooled_items": 0,
+            "replayed_items": 0,
+            "failed_items": 0,
+        }
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self._lock = threading.Lock()
+        self._metrics(registry or CollectorRegistry())
+
+    def _metrics(self, registry: CollectorRegistry) -> None:
+        self.m_dropped = Counter(
+            "otelai_pipeline_dropped_items",
+            "Items accepted from the network and then dropped, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self.m_items = Counter(
+            "otelai_pipeline_items",
+            "Items leaving the pipeline, by signal and outcome",
+            ["signal", "outcome"],
+            registry=registry,
+        )
+        self.m_insert = Histogram(
+            "otelai_insert_latency_seconds", "One writer.write call (a batch)", ["signal"], registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )  # fmt: skip
+        Gauge(
+            "otelai_pipeline_queue_items", "Items admitted and not yet inserted or spooled", registry=registry
+        ).set_function(lambda: self._queued_items)
+        Gauge("otelai_pipeline_queue_capacity_items", "pipeline.queue_items", registry=registry).set_function(
+            lambda: self.config.queue_items
+        )
+        Gauge("otelai_spool_bytes", "Bytes in the disk spool", registry=registry).set_function(
+            lambda: self.spool.bytes
+        )
+        Gauge(
+            "otelai_spool_pending_items", "Items in the spool waiting for replay", registry=registry
+        ).set_function(lambda: self.spool.pending_items)
+        Gauge(
+            "otelai_spool_torn_records", "Torn spool records detected and skipped", registry=registry
+        ).set_function(lambda: self.spool.torn_records)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        await asyncio.to_thread(self.spool.open)
+        for i in range(self.config.insert_workers):
+            t = threading.Thread(target=self._worker, name=f"insert-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        t = threading.Thread(target=self._replayer, name="spool-replay", daemon=True)
+        t.start()
+        self._replay_thread = t
+
+    async def shutdown(self, timeout_s: float = 15.0) -> None:
+        """Flush, then wait (bounded) until every admitted payload is inserted or spooled."""
+        if self._stopped or self._loop is None:
+            return
+        self._stopped = self._closing = True
+        deadline = time.monotonic() + timeout_s
+        for signal in SIGNALS:
+            self._flush(signal)
+        assert self._idle is not None
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout=max(0.1, deadline - time.monotonic()))
+        if self._queued_items:
+            # Storage hangs: spool what no worker has picked up yet, so it survives the exit.
+            leftovers: list[_Entry] = []
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batch = self._work.get_nowait()
+                    if batch:
+                        leftovers.extend(batch)
+            if leftovers:
+                errors = await asyncio.to_thread(self._spool_entries, leftovers)
+                self._settle(leftovers, errors)
+            log.warning(
+                "pipeline: shutdown deadline passed with %d items still being inserted", self._queued_items
+            )
+        self._stop.set()
+        self._replay_wake.set()
+        for _ in self._threads:
+            self._work.put(None)
+        for t in [*self._threads, self._replay_thread]:
+            await asyncio.to_thread(t.join, max(0.1, deadline - time.monotonic()))
+        self.spool.close()
+
+    # -- admission (event loop) -------------------------------------------------------------------
+    async def submit(self, payload: Payload) -> None:
+        """Resolve once ``payload`` is inserted or durably spooled; raise if it cannot be."""
+        if self._closing or self._loop is None:
+            raise OverloadedError("shutting down", retry_after=self.retry_after)
+        n = payload.items
+        cap = self.config.queue_items
+        if self._queued_items and self._queued_items + n > cap:
+            raise OverloadedError(
+                f"pipeline queue full ({self._queued_items} of {cap} items)", retry_after=self.retry_after
+            )
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._queued_items += n
+        assert self._idle is not None
+        self._idle.clear()
+        signal = payload.signal
+        self._buffers[signal].append(_Entry(payload, future))
+        self._buffer_items[signal] += n
+        if self._buffer_items[signal] >= self.config.batch_items:
+            self._flush(signal)
+        elif self._timers[signal] is None:
+            self._timers[signal] = self._loop.call_later(
+                self.config.batch_timeout_ms / 1000, self._flush, signal
+            )
+        # Shielded: a client that hangs up must not cancel the insert of what it already sent.
+        await asyncio.shield(future)
+
+    def _flush(self, signal: Signal) -> None:
+        timer = self._timers[signal]
+        if timer is not None:
+            timer.cancel()
+            self._timers[signal] = None
+        batch = self._buffers[signal]
+        if batch:
+            self._buffers[signal] = []
+            self._buffer_items[signal] = 0
+            self._work.put(batch)
+
+    def _settle(self, batch: list[_Entry], errors: Sequence[BaseException | None]) -> None:
+        for entry, err in zip(batch, errors, strict=True):
+            self._queued_items -= entry.payload.items
+            if entry.future.done():
+                continue
+            if err is None:
+                entry.future.set_result(None)
+            else:
+                entry.future.set_exception(err)
+                entry.future.exception()  # mark retrieved: a hung-up client never awaits it
+        if self._queued_items <= 0 and self._idle is not None:
+            self._queued_items = 0
+            self._idle.set()
+
+    # -- workers (threads) ------------------------------------------------------------------------
+    def _worker(self) -> None:
+        while True:
+            batch = self._work.get()
+            if batch is None:
+                return
+            try:
+                errors = self._process(batch)
+            except BaseException as exc:  # never leave a request hanging
+                log.exception("pipeline worker failed")
+                errors = [OtelAiError(f"internal error: {exc}")] * len(batch)
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._settle, batch, errors)
+
+    def _process(self, batch: list[_Entry]) -> list[BaseException | None]:
+        if self.spool.has_pending():  # storage was failing: keep order, replay drains the spool
+            return self._spool_entries(batch)
+        payloads = [e.payload for e in batch]
+        out: list[Any] = [None] * len(payloads)
+        self._write_isolating(payloads, out, 0)
+        to_spool = [i for i, r in enumerate(out) if r is _SPOOL]
+        if to_spool:
+            spooled = self._spool_entries([batch[i] for i in to_spool])
+            for i, r in zip(to_spool, spooled, strict=True):
+                out[i] = r
+        return out
+
+    def _write_isolating(self, payloads: Sequence[Payload], out: list[Any], offset: int) -> None:
+        """Write; on DecodeError bisect to find the refused payloads; on StorageError mark _SPOOL."""
+        if any(r is _SPOOL for r in out):  # storage already failed in this batch: do not hammer it
+            out[offset : offset + len(payloads)] = [_SPOOL] * len(payloads)
+            return
+        try:
+            self._timed_write(payloads)
+            with self._lock:
+                self.totals["inserted_batches"] += 1
+                self.totals["inserted_items"] += sum(p.items for p in payloads)
+            self.m_items.labels(payloads[0].signal, "inserted").inc(sum(p.items for p in payloads))
+        except DecodeError as exc:
+            if len(payloads) == 1:
+                out[offset] = exc
+                self.m_dropped.labels("invalid").inc(payloads[0].items)
+                with self._lock:
+                    self.totals["failed_items"] += payloads[0].items
+                return
+            mid = len(payloads) // 2
+            self._write_isolating(payloads[:mid], out, offset)
+            self._write_isolating(payloads[mid:], out, offset + mid)
+        except StorageError as exc:
+            self._error(f"storage: {exc.message}")
+            out[offset : offset + len(payloads)] = [_SPOOL] * len(payloads)
+        except Exception as exc:  # a bug, not an outage: fail the requests (500), do not spool
+            log.exception("writer failed unexpectedly")
+            self._error(f"writer: {exc!r}")
+            out[offset : offset + len(payloads)] = [
+                OtelAiError(f"internal error while inserting: {exc!r}")
+            ] * len(payloads)
+
+    def _timed_write(self, payloads: Sequence[Payload]) -> None:
+        t0 = time.perf_counter()
+        self.writer.write(payloads)
+        self.m_insert.labels(payloads[0].signal).observe(time.perf_counter() - t0)
+
+    def _spool_entries(self, entries: Sequence[_Entry]) -> list[BaseException | None]:
+        payloads = [e.payload for e in entries]
+        try:
+            self.spool.append(payloads)
+        except (OverloadedError, StorageError) as exc:
+            self._error(exc.message)
+            if not isinstance(exc, OverloadedError):
+                exc = OverloadedError(exc.message, retry_after=self.retry_after)
+            return [exc] * len(entries)
+        items = sum(p.items for p in payloads)
+        with self._lock:
+            self.totals["spooled_items"] += items
+        self.m_items.labels(payloads[0].signal, "spooled").inc(items)
+        self._replay_wake.set()
+        return [None] * len(entries)
+
+    def _error(self, message: str) -> None:
+        with self._lock:
+            if message != self.last_error:
+                log.warning("pipeline: %s", message)
+            self.last_error, self.last_error_at = message, time.time()
+
+    # -- replay (thread) ------------------------------------------------------------------------
+    def _replayer(self) -> None:
+        interval = self.config.spool_replay_interval_s
+        while not self._stop.is_set():
+            ok = True
+            try:
+                while not self._stop.is_set() and self.spool.has_pending():
+                    if not self._replay_one():
+                        ok = False
+                        break
+            except Exception:
+                log.exception("spool replay failed")
+                ok = False
+            if ok:
+                self._replay_wake.wait(interval)
+                self._replay_wake.clear()
+            else:
+                self._stop.wait(interval)
+
+    def _replay_one(self) -> bool:
+        records = self.spool.read_batch(self.config.batch_items)
+        if not records:
+            return True
+        payloads = [r.payload for r in records]
+        out: list[Any] = [None] * len(payloads)
+        self._write_isolating(payloads, out, 0)
+        if any(r is _SPOOL or (r is not None and not isinstance(r, DecodeError)) for r in out):
+            return False  # storage still down; keep the records, retry after the interval
+        self.spool.commit(records)
+        items = sum(p.items for p, r in zip(payloads, out, strict=True) if r is None)
+        with self._lock:
+            self.totals["replayed_items"] += items
+        self.m_items.labels(payloads[0].signal, "replayed").inc(items)
+        return True
+
+    # -- status -----------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            totals = dict(self.totals)
+        return {
+            "queue": {"items": self._queued_items, "capacity_items": self.config.queue_items, "batches_waiting": self._work.qsize()},
+            "batch": {"items": self.config.batch_items, "timeout_ms": self.config.batch_timeout_ms, "insert_workers": self.config.insert_workers},
+            "spool": {
+                "dir": str(self.spool.dir), "bytes": self.spool.bytes, "max_bytes": self.spool.max_bytes,
+                "segments": self.spool.segments, "pending_records": self.spool.pending_records,
+                "pending_items": self.spool.pending_items, "torn_records_skipped": self.spool.torn_records,
+            },
+            **totals,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
+        }  # fmt: skip
