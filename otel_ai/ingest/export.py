@@ -12,7 +12,7 @@ once"): each outcome has a gRPC code and an HTTP status, and the transports only
 | too_large     | body over ingest.max_body_bytes              | 413  | RESOURCE_EXHAUSTED (grpc) |
 | unsupported   | Content-Type / Content-Encoding not accepted | 415  | —                         |
 | overloaded    | queue full, spool full, shutting down        | 503 + Retry-After | UNAVAILABLE + RetryInfo |
-| error         | a bug                                        | 500  | INTERNAL                  |
+| error         | a bug; storage refused the content for good  | 500  | INTERNAL                  |
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ class Exporter:
             try:
                 await self.pipeline.submit(payload)
             except (DecodeError, OverloadedError, StorageError) as exc:
-                if isinstance(exc, DecodeError):
+                if isinstance(exc, DecodeError | StorageError) and not exc.retryable:
                     c.items_rejected += payload.items
                     self._item(signal, transport, encoding, "rejected", payload.items)
                 else:
@@ -185,7 +185,7 @@ class Exporter:
             outcome = "unsupported"
         elif isinstance(exc, DecodeError):
             outcome = "invalid"
-        elif isinstance(exc, OverloadedError | StorageError):
+        elif isinstance(exc, OverloadedError) or (isinstance(exc, StorageError) and exc.retryable):
             outcome = "overloaded"
         else:
             outcome = "error"

@@ -12,7 +12,9 @@ inserted or fsynced to the spool (at-least-once):
   go to the spool too (it doubles as the circuit breaker and keeps replay in order), and the
   replay thread drains it oldest first once storage answers again;
 * ``DecodeError`` (the engine refused the content) → the batch is bisected to find the payloads
-  it refuses; those fail with 400 / INVALID_ARGUMENT, the others are written;
+  it refuses; those fail with 400 / INVALID_ARGUMENT, the others are written; a non-retryable
+  ``StorageError`` (storage refuses this content: not an outage) is bisected the same way and
+  fails with 500 / INTERNAL, since spooling it would block the replay forever;
 * spool full → the requests fail with 503 / UNAVAILABLE (the sender keeps the data and retries).
 """
 
@@ -252,25 +254,35 @@ class Pipeline:
                 self.totals["inserted_batches"] += 1
                 self.totals["inserted_items"] += sum(p.items for p in payloads)
             self.m_items.labels(payloads[0].signal, "inserted").inc(sum(p.items for p in payloads))
-        except DecodeError as exc:
-            if len(payloads) == 1:
-                out[offset] = exc
-                self.m_dropped.labels("invalid").inc(payloads[0].items)
-                with self._lock:
-                    self.totals["failed_items"] += payloads[0].items
-                return
-            mid = len(payloads) // 2
-            self._write_isolating(payloads[:mid], out, offset)
-            self._write_isolating(payloads[mid:], out, offset + mid)
         except StorageError as exc:
-            self._error(f"storage: {exc.message}")
-            out[offset : offset + len(payloads)] = [_SPOOL] * len(payloads)
+            if exc.retryable:
+                self._error(f"storage: {exc.message}")
+                out[offset : offset + len(payloads)] = [_SPOOL] * len(payloads)
+            else:  # storage refused this content (not an outage): isolate it like an engine refusal
+                self._refused(payloads, out, offset, exc, "storage_rejected")
+        except DecodeError as exc:
+            self._refused(payloads, out, offset, exc, "invalid")
         except Exception as exc:  # a bug, not an outage: fail the requests (500), do not spool
             log.exception("writer failed unexpectedly")
             self._error(f"writer: {exc!r}")
             out[offset : offset + len(payloads)] = [
                 OtelAiError(f"internal error while inserting: {exc!r}")
             ] * len(payloads)
+
+    def _refused(
+        self, payloads: Sequence[Payload], out: list[Any], offset: int, exc: OtelAiError, reason: str
+    ) -> None:
+        """Bisect a refused batch down to the payloads refused on their own; write the rest."""
+        if len(payloads) == 1:
+            out[offset] = exc
+            self.m_dropped.labels(reason).inc(payloads[0].items)
+            self._error(f"{reason}: {exc.message}")
+            with self._lock:
+                self.totals["failed_items"] += payloads[0].items
+            return
+        mid = len(payloads) // 2
+        self._write_isolating(payloads[:mid], out, offset)
+        self._write_isolating(payloads[mid:], out, offset + mid)
 
     def _timed_write(self, payloads: Sequence[Payload]) -> None:
         t0 = time.perf_counter()
@@ -325,8 +337,10 @@ class Pipeline:
         payloads = [r.payload for r in records]
         out: list[Any] = [None] * len(payloads)
         self._write_isolating(payloads, out, 0)
-        if any(r is _SPOOL or (r is not None and not isinstance(r, DecodeError)) for r in out):
+        if any(r is _SPOOL or (r is not None and not isinstance(r, DecodeError | StorageError)) for r in out):
             return False  # storage still down; keep the records, retry after the interval
+        # Records refused on their own (DecodeError, non-retryable StorageError) are dropped and
+        # counted (otelai_pipeline_dropped_items_total): retrying them would block the spool forever.
         self.spool.commit(records)
         items = sum(p.items for p, r in zip(payloads, out, strict=True) if r is None)
         with self._lock:

@@ -1,0 +1,206 @@
+"""Pipeline semantics with a recording writer standing in at the writer boundary.
+
+The writer here is the seam a real outage or engine refusal crosses: it raises the same
+``StorageError`` / ``DecodeError`` the real :class:`TelemetryWriter` raises. Real-storage
+behaviour is covered by the daemon-level tests (test_outage_*.py, test_e2e_sdk.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from otel_ai.config import PipelineConfig
+from otel_ai.errors import DecodeError, OverloadedError, StorageError
+from otel_ai.model import Payload
+from otel_ai.pipeline import Pipeline
+
+
+class RecordingWriter:
+    """Stores bodies; ``down`` simulates an outage; bodies starting with b"BAD" are refused."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[bytes]] = []
+        self.stored: list[bytes] = []
+        self.down = False
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def write(self, payloads: Sequence[Payload]) -> None:
+        self.gate.wait(30)
+        self.calls.append([p.body for p in payloads])
+        if self.down:
+            raise StorageError("connection refused", retryable=True)
+        if any(p.body.startswith(b"BAD") for p in payloads):
+            raise DecodeError("engine refused the batch")
+        self.stored.extend(p.body for p in payloads)
+
+
+def _cfg(tmp_path: Path, **kw: Any) -> PipelineConfig:
+    base: dict[str, Any] = {
+        "spool_dir": str(tmp_path / "spool"),
+        "batch_timeout_ms": 20,
+        "spool_replay_interval_s": 0.05,
+    }
+    base.update(kw)
+    return PipelineConfig(**base)
+
+
+def _p(body: bytes, items: int = 10, signal: str = "traces") -> Payload:
+    return Payload(signal, "protobuf", "grpc", body, items)  # type: ignore[arg-type]
+
+
+async def _until(cond: Any, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if cond():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
+async def test_batches_by_size_and_time_one_write_per_batch(tmp_path: Path) -> None:
+    w = RecordingWriter()
+    pl = Pipeline(_cfg(tmp_path, batch_items=30, batch_timeout_ms=50), w, registry=CollectorRegistry())
+    await pl.start()
+    await asyncio.gather(*(pl.submit(_p(b"b%d" % i)) for i in range(7)))  # 70 items: 30 + 30 + 10 (timer)
+    await pl.shutdown(5)
+    assert sorted(len(c) for c in w.calls) == [1, 3, 3]
+    assert sorted(w.stored) == sorted(b"b%d" % i for i in range(7))
+    assert pl.status()["inserted_items"] == 70 and pl.status()["queue"]["items"] == 0
+
+
+async def test_signals_are_never_mixed_in_one_write(tmp_path: Path) -> None:
+    w = RecordingWriter()
+    pl = Pipeline(_cfg(tmp_path), w, registry=CollectorRegistry())
+    await pl.start()
+    await asyncio.gather(
+        pl.submit(_p(b"t", signal="traces")),
+        pl.submit(_p(b"l", signal="logs")),
+        pl.submit(_p(b"m", signal="metrics")),
+    )
+    await pl.shutdown(5)
+    assert sorted(w.calls) == [[b"l"], [b"m"], [b"t"]]
+
+
+async def test_full_queue_refuses_at_once_and_memory_stays_bounded(tmp_path: Path) -> None:
+    w = RecordingWriter()
+    w.gate.clear()  # storage stalls: nothing leaves the queue
+    pl = Pipeline(_cfg(tmp_path, queue_items=25, batch_items=10), w, registry=CollectorRegistry())
+    await pl.start()
+    admitted = [asyncio.create_task(pl.submit(_p(b"a%d" % i))) for i in range(2)]
+    await asyncio.sleep(0.05)
+    with pytest.raises(OverloadedError, match=r"queue full \(20 of 25 items\)"):
+        await pl.submit(_p(b"refused"))
+    assert pl.status()["queue"]["items"] == 20
+    w.gate.set()
+    await asyncio.gather(*admitted)
+    await pl.submit(_p(b"after"))  # room again
+    await pl.shutdown(5)
+    assert b"refused" not in w.stored and b"after" in w.stored
+
+
+async def test_outage_spools_acks_then_replays_in_order(tmp_path: Path) -> None:
+    w = RecordingWriter()
+    w.down = True
+    pl = Pipeline(_cfg(tmp_path, batch_items=10), w, registry=CollectorRegistry())
+    await pl.start()
+    for i in range(5):  # each resolves: acked because spooled
+        await pl.submit(_p(b"o%d" % i))
+    st = pl.status()
+    assert st["spooled_items"] == 50 and st["spool"]["bytes"] > 0 and "connection refused" in st["last_error"]
+    assert w.stored == []
+    w.down = False
+    await _until(lambda: not pl.spool.has_pending())
+    await pl.submit(_p(b"live"))
+    await pl.shutdown(5)
+    assert w.stored == [b"o0", b"o1", b"o2", b"o3", b"o4", b"live"]  # replayed in order, then live
+    assert pl.status()["replayed_items"] == 50 and pl.status()["spool"]["bytes"] == 0
+
+
+async def test_spool_survives_restart(tmp_path: Path) -> None:
+    w = RecordingWriter()
+    w.down = True
+    pl = Pipeline(_cfg(tmp_path), w, registry=CollectorRegistry())
+    await pl.start()
+    await pl.submit(_p(b"kept"))
+    await pl.shutdown(5)
+    w2 = RecordingWriter()
+    pl2 = Pipeline(_cfg(tmp_path), w2, registry=CollectorRegistry())
+    await pl2.start()  # replays at start
+    await _until(lambda: w2.stored == [b"kept"])
+    await pl2.shutdown(5)
+
+
+async def test_engine_refusal_is_isolated_by_bisection(tmp_path: Path) -> None:
+    w = RecordingWriter()
+    pl = Pipeline(_cfg(tmp_path, batch_items=1000, batch_timeout_ms=50), w, registry=CollectorRegistry())
+    await pl.start()
+    bodies = [b"ok0", b"ok1", b"BAD2", b"ok3", b"ok4", b"BAD5", b"ok6"]
+    results = await asyncio.gather(*(pl.submit(_p(b)) for b in bodies), return_exceptions=True)
+    await pl.shutdown(5)
+    assert [type(r).__name__ for r in results] == [
+        "NoneType",
+        "NoneType",
+        "DecodeError",
+        "NoneType",
+        "NoneType",
+        "DecodeError",
+        "NoneType",
+    ]
+    assert sorted(w.stored) == [b"ok0", b"ok1", b"ok3", b"ok4", b"ok6"]
+    assert pl.m_dropped.labels("invalid")._value.get() == 20
+
+
+async def test_spool_full_during_outage_refuses(tmp_path: Path) -> None:
+    w = RecordingWriter()
+    w.down = True
+    pl = Pipeline(_cfg(tmp_path, spool_max_bytes=200), w, registry=CollectorRegistry())
+    await pl.start()
+    await pl.submit(_p(b"x" * 100))
+    with pytest.raises(OverloadedError, match="spool full"):
+        await pl.submit(_p(b"y" * 100))
+    await pl.shutdown(1)
+
+
+async def test_shutdown_drains_everything_admitted(tmp_path: Path) -> None:
+    w = RecordingWriter()
+    pl = Pipeline(_cfg(tmp_path, batch_items=10**6, batch_timeout_ms=60_000), w, registry=CollectorRegistry())
+    await pl.start()
+    tasks = [asyncio.create_task(pl.submit(_p(b"d%d" % i))) for i in range(20)]
+    await asyncio.sleep(0.05)
+    assert w.stored == []  # waiting for the (long) batch timer
+    await pl.shutdown(5)
+    await asyncio.gather(*tasks)
+    assert len(w.stored) == 20
+    with pytest.raises(OverloadedError, match="shutting down"):
+        await pl.submit(_p(b"late"))
+
+
+class PickyStorageWriter(RecordingWriter):
+    """Storage refuses bodies starting with b"NO" for good (a non-retryable StorageError)."""
+
+    def write(self, payloads: Sequence[Payload]) -> None:
+        if any(p.body.startswith(b"NO") for p in payloads):
+            self.calls.append([p.body for p in payloads])
+            raise StorageError("Code: 62. Syntax error", retryable=False)
+        super().write(payloads)
+
+
+async def test_non_retryable_storage_error_fails_only_that_payload_and_never_spools(tmp_path: Path) -> None:
+    w = PickyStorageWriter()
+    pl = Pipeline(_cfg(tmp_path, batch_items=1000, batch_timeout_ms=50), w, registry=CollectorRegistry())
+    await pl.start()
+    results = await asyncio.gather(*(pl.submit(_p(b)) for b in (b"a", b"NO", b"c")), return_exceptions=True)
+    await pl.shutdown(5)
+    assert isinstance(results[1], StorageError) and not results[1].retryable
+    assert results[0] is None and results[2] is None and sorted(w.stored) == [b"a", b"c"]
+    assert (
+        pl.status()["spool"]["pending_records"] == 0
+        and pl.m_dropped.labels("storage_rejected")._value.get() == 10
+    )
