@@ -20,8 +20,8 @@ directory, so with ``http://`` storage the writer uses the python decoder (see t
 
 from __future__ import annotations
 
-import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -116,7 +116,7 @@ def _go_float(x: str) -> str:
     return (
         f"if(isNaN({x}), 'json: unsupported value: NaN', if(isInfinite({x}), "
         f"if({x} > 0, 'json: unsupported value: +Inf', 'json: unsupported value: -Inf'), "
-        f"replaceRegexpOne(toString({x}), 'e([0-9])', 'e+\\\\1')))"
+        f"if(abs({x}) >= 1e21, replaceOne(toString({x}), 'e', 'e+'), toString({x}))))"
     )
 
 
@@ -139,10 +139,12 @@ def _json_str(s: str) -> str:
         ("&", "\\\\u0026"),
     ):
         chain = f"replaceAll({chain}, '{a}', '{b}')"
-    return (
-        f"if(match({s}, '{_EXOTIC}'), throwIf(1, '{FALLBACK_MARK}: control character'), "
-        f"concat('\"', {chain}, '\"'))"
+    # throwIf's condition is exact, so it is correct whether or not evaluation short-circuits
+    # (a constant throwIf(1) would be folded and thrown at analysis time).
+    guard = (
+        f"substring(toString(throwIf(match({s}, '{_EXOTIC}'), '{FALLBACK_MARK}: control character')), 1, 0)"
     )
+    return f"concat({guard}, '\"', {chain}, '\"')"
 
 
 def _json1(v: str) -> str:
@@ -152,10 +154,12 @@ def _json1(v: str) -> str:
         f"{v}.value = 'int_value', toString({v}.int_value), "
         f"{v}.value = 'bool_value', if({v}.bool_value, 'true', 'false'), "
         f"{v}.value = 'double_value', if(isFinite({v}.double_value), {_go_float(f'{v}.double_value')}, "
-        f"throwIf(1, '{FALLBACK_MARK}: non-finite double in array')), "
+        f"toString(throwIf({v}.value = 'double_value' AND NOT isFinite({v}.double_value), "
+        f"'{FALLBACK_MARK}: non-finite double in array'))), "
         f"{v}.value = 'bytes_value', concat('\"', base64Encode({v}.bytes_value), '\"'), "
         f"{v}.value = 'none', 'null', "
-        f"throwIf(1, '{FALLBACK_MARK}: value nested deeper than one level'))"
+        f"toString(throwIf({v}.value IN ('array_value', 'kvlist_value'), "
+        f"'{FALLBACK_MARK}: value nested deeper than one level')))"
     )
 
 
@@ -366,8 +370,9 @@ class EngineFallback(Exception):
 class EngineDecoder:
     """Inserts protobuf payloads by letting ClickHouse decode them (embedded chDB)."""
 
-    def __init__(self, storage: Any, *, tmp_dir: str | None = None) -> None:
+    def __init__(self, storage: Any, *, tmp_dir: str | None = None, streams: int | None = None) -> None:
         self.storage = storage
+        self.streams = streams or max(1, min(4, os.cpu_count() or 1))
         self.tmp_dir = tmp_dir
         self.fallbacks = 0
         self.settings = {
@@ -392,17 +397,25 @@ class EngineDecoder:
             write_python(self.storage, proto)
 
     def insert_protobuf(self, payloads: Sequence[Payload]) -> None:
-        """One length-delimited file of the batch, one INSERT … SELECT per target table."""
+        """Length-delimited files of the batch, one INSERT … SELECT per target table.
+
+        The batch is split over ``streams`` files read through one glob, so ClickHouse parses
+        and flattens them on several threads (the Protobuf format itself parses one file on one
+        thread).
+        """
         signal = payloads[0].signal
-        fd, path = tempfile.mkstemp(prefix="otel-ai-batch-", suffix=".pb", dir=self.tmp_dir)
+        workdir = tempfile.mkdtemp(prefix="otel-ai-batch-", dir=self.tmp_dir)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                for p in payloads:
-                    tag = _TAGS[(p.encoding, p.transport)]
-                    fh.write(_varint(len(p.body) + len(tag)))
-                    fh.write(p.body)
-                    fh.write(tag)
-            src = f"file({_quote(path)}, 'Protobuf', {_quote(_STRUCTURES[signal])})"
+            streams = max(1, min(self.streams, len(payloads)))
+            for k in range(streams):
+                with open(os.path.join(workdir, f"{k}.pb"), "wb") as fh:
+                    for p in payloads[k::streams]:
+                        tag = _TAGS[(p.encoding, p.transport)]
+                        fh.write(_varint(len(p.body) + len(tag)))
+                        fh.write(p.body)
+                        fh.write(tag)
+            glob = os.path.join(workdir, "*.pb")
+            src = f"file({_quote(glob)}, 'Protobuf', {_quote(_STRUCTURES[signal])})"
             settings = dict(self.settings, format_schema=f"{PROTO}:{_MESSAGES[signal]}")
             db = f"`{self.storage.database}`"
             if signal == "traces":
@@ -414,8 +427,7 @@ class EngineDecoder:
             for sql in statements:
                 self._run(sql.replace("{db}", db).replace("{src}", src), settings)
         finally:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+            shutil.rmtree(workdir, ignore_errors=True)
 
     def _run(self, sql: str, settings: dict[str, Any]) -> None:
         try:

@@ -38,6 +38,10 @@ class TelemetryWriter:
         self.decoder = decoder
         self.registry = registry
         self._engine: Any = None
+        if decoder == "engine" and not getattr(storage, "embedded", True):
+            # A remote server would need our .proto in its format_schemas directory.
+            log.warning("pipeline.decoder=engine needs embedded chDB storage; using the python decoder")
+            self.decoder = decoder = "python"
         if decoder == "engine":
             from otel_ai.storage.decode_engine import EngineDecoder
 

@@ -1,0 +1,340 @@
+"""Ingest benchmark: engine decoder vs python decoder vs the whole daemon, side by side in one run.
+
+    .venv/bin/python bench/ingest.py            # full run (a few minutes)
+    .venv/bin/python bench/ingest.py --quick    # < 1 minute
+
+Pre-encodes OTLP requests of 512 spans with realistic attributes (HTTP server/client spans, DB
+spans, events, the odd link), then measures:
+
+(a) ``engine``  — ClickHouse (embedded chDB) decoding + flattening + inserting the protobuf batches
+    itself (``otel_ai.storage.decode_engine``), in this process, no receivers;
+(b) ``python``  — upb parse + Python flatten + column-oriented insert (``decode_python``);
+(c) the daemon end to end — ``python -m otel_ai serve`` as a subprocess on free ports with its own
+    data dir, loaded over OTLP/HTTP (protobuf, then JSON) by a separate light load process using
+    concurrent httpx clients; spans/s acked and stored, p99 export latency, the daemon's peak RSS.
+
+Prints ratios daemon/(a) and daemon/(b). Issue-2 targets: protobuf >= 200k spans/s stored on 2
+cores, >= 0.7x (a), >= 2.5x (b); JSON >= 100k spans/s; RSS < 1 GiB under overload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import orjson  # noqa: E402
+from google.protobuf.json_format import MessageToDict  # noqa: E402
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
+
+from otel_ai.ingest.validate import validate  # noqa: E402
+from otel_ai.model import Payload  # noqa: E402
+
+SPANS_PER_REQUEST = 512
+SERVICES = ["frontend", "checkout", "cart", "payment", "shipping", "currency", "email", "recommendation"]
+ROUTES = ["/api/cart", "/api/checkout", "/api/products/{id}", "/api/currency", "/healthz", "/api/ship"]
+
+
+def _kv(target: Any, key: str, value: Any) -> None:
+    kv = target.add()
+    kv.key = key
+    if isinstance(value, bool):
+        kv.value.bool_value = value
+    elif isinstance(value, int):
+        kv.value.int_value = value
+    elif isinstance(value, float):
+        kv.value.double_value = value
+    elif isinstance(value, list):
+        for v in value:
+            kv.value.array_value.values.add(string_value=v)
+    else:
+        kv.value.string_value = value
+
+
+def make_request(seed: int, now_ns: int) -> ExportTraceServiceRequest:
+    """One request: 8 resources x 64 spans, realistic semconv attributes."""
+    rnd = random.Random(seed)
+    req = ExportTraceServiceRequest()
+    per_resource = SPANS_PER_REQUEST // len(SERVICES)
+    for svc in SERVICES:
+        rs = req.resource_spans.add()
+        rs.schema_url = "https://opentelemetry.io/schemas/1.26.0"
+        for k, v in (
+            ("service.name", svc), ("service.version", "1.4.2"), ("service.namespace", "shop"),
+            ("deployment.environment.name", "prod"), ("host.name", f"node-{rnd.randint(1, 9)}"),
+            ("k8s.pod.name", f"{svc}-7d9f8-{rnd.randint(1000, 9999)}"), ("k8s.namespace.name", "shop"),
+            ("telemetry.sdk.language", "python"), ("telemetry.sdk.name", "opentelemetry"),
+            ("telemetry.sdk.version", "1.45.1"), ("process.pid", rnd.randint(1, 60000)),
+        ):  # fmt: skip
+            _kv(rs.resource.attributes, k, v)
+        ss = rs.scope_spans.add()
+        ss.scope.name = "opentelemetry.instrumentation.flask"
+        ss.scope.version = "0.66b1"
+        trace_id = rnd.randbytes(16)
+        parent = b""
+        for i in range(per_resource):
+            if i % 8 == 0:
+                trace_id, parent = rnd.randbytes(16), b""
+            sp = ss.spans.add()
+            sp.trace_id = trace_id
+            sp.span_id = rnd.randbytes(8)
+            sp.parent_span_id = parent
+            parent = sp.span_id
+            start = now_ns - rnd.randint(0, 10**9)
+            sp.start_time_unix_nano = start
+            sp.end_time_unix_nano = start + rnd.randint(10**5, 5 * 10**8)
+            sp.flags = 0x301
+            route = rnd.choice(ROUTES)
+            kind = rnd.choice((2, 3, 1))
+            sp.kind = kind  # type: ignore[assignment]
+            sp.name = f"GET {route}" if kind != 1 else "process"
+            _kv(sp.attributes, "http.request.method", "GET")
+            _kv(sp.attributes, "http.route", route)
+            _kv(sp.attributes, "url.full", f"http://{svc}:8080{route}?q={rnd.randint(0, 10**6)}")
+            _kv(sp.attributes, "http.response.status_code", rnd.choice((200, 200, 200, 404, 500)))
+            _kv(sp.attributes, "server.address", f"{rnd.choice(SERVICES)}.shop.svc")
+            _kv(sp.attributes, "server.port", 8080)
+            _kv(sp.attributes, "network.protocol.version", "1.1")
+            _kv(sp.attributes, "user_agent.original", "python-requests/2.32.3")
+            if i % 5 == 0:
+                _kv(sp.attributes, "db.system", "postgresql")
+                _kv(sp.attributes, "db.statement", "SELECT * FROM carts WHERE user_id = $1")
+                _kv(sp.attributes, "db.sampling_ratio", 0.25)
+            if i % 16 == 0:
+                ev = sp.events.add()
+                ev.time_unix_nano = start + 1000
+                ev.name = "exception"
+                _kv(ev.attributes, "exception.type", "ValueError")
+                _kv(ev.attributes, "exception.message", "bad cart id")
+                sp.status.code = 2  # type: ignore[assignment]
+                sp.status.message = "bad cart id"
+            if i % 32 == 0:
+                ln = sp.links.add()
+                ln.trace_id = rnd.randbytes(16)
+                ln.span_id = rnd.randbytes(8)
+                _kv(ln.attributes, "messaging.system", "kafka")
+    return req
+
+
+def to_otlp_json(req: ExportTraceServiceRequest) -> bytes:
+    """OTLP/JSON of ``req`` with hex ids (json_format would emit base64)."""
+    doc = MessageToDict(req)
+    for src, rs in zip(req.resource_spans, doc["resourceSpans"], strict=True):
+        for ssrc, ss in zip(src.scope_spans, rs["scopeSpans"], strict=True):
+            for psp, sp in zip(ssrc.spans, ss["spans"], strict=True):
+                sp["traceId"], sp["spanId"] = psp.trace_id.hex(), psp.span_id.hex()
+                if psp.parent_span_id:
+                    sp["parentSpanId"] = psp.parent_span_id.hex()
+                for pl, jl in zip(psp.links, sp.get("links", []), strict=True):
+                    jl["traceId"], jl["spanId"] = pl.trace_id.hex(), pl.span_id.hex()
+    return orjson.dumps(doc)
+
+
+def payloads(n: int, encoding: str = "protobuf") -> list[Payload]:
+    now = time.time_ns()
+    out = []
+    for i in range(n):
+        req = make_request(i, now)
+        body = req.SerializeToString() if encoding == "protobuf" else to_otlp_json(req)
+        out.append(validate("traces", encoding, "http", body))  # type: ignore[arg-type]
+    return out
+
+
+# -- (a) and (b): in-process decoders ------------------------------------------------------------
+
+
+def bench_decoders(n_requests: int, batch: int) -> dict[str, float]:
+    from otel_ai.storage.client import Storage
+    from otel_ai.storage.decode_engine import EngineDecoder
+    from otel_ai.storage.writer import write_python
+
+    pb = payloads(n_requests, "protobuf")
+    js = payloads(max(4, n_requests // 4), "json")
+    tmp = tempfile.mkdtemp(prefix="otel-ai-bench-")
+    storage = Storage(f"chdb://{tmp}/clickhouse", "bench")
+    storage.start()
+    engine = EngineDecoder(storage)
+    results: dict[str, float] = {}
+
+    def run(name: str, items: list[Payload], fn: Any) -> None:
+        fn(items[:batch])  # warm-up (also creates parts)
+        started = time.perf_counter()
+        for i in range(0, len(items), batch):
+            fn(items[i : i + batch])
+        elapsed = time.perf_counter() - started
+        spans = sum(p.items for p in items)
+        results[name] = spans / elapsed
+        print(
+            f"  {name:<28} {spans:>9,} spans in {elapsed:6.2f} s = {spans / elapsed:>10,.0f} spans/s",
+            flush=True,
+        )
+
+    print(f"(a)/(b) in-process, batches of {batch} requests x {SPANS_PER_REQUEST} spans:")
+    run("(a) engine protobuf", pb, engine.insert_protobuf)
+    run("(b) python protobuf", pb, lambda b: write_python(storage, b))
+    run("(b) python json", js, lambda b: write_python(storage, b))
+    total = storage.query("SELECT count() FROM bench.otel_traces")[0][0]
+    print(f"  rows stored: {total:,}")
+    storage.shutdown()
+    return results
+
+
+# -- (c) the daemon end to end ------------------------------------------------------------------
+
+
+def _load_worker(url: str, bodies: list[bytes], content_type: str, seconds: float, conc: int, q: Any) -> None:
+    """Runs in a separate process: ``conc`` threads POSTing pre-encoded bodies for ``seconds``."""
+    import httpx
+
+    latencies: list[float] = []
+    acked = refused = 0
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def loop(k: int) -> None:
+        nonlocal acked, refused
+        with httpx.Client(timeout=30.0) as client:
+            i = k
+            while time.perf_counter() < deadline:
+                body = bodies[i % len(bodies)]
+                i += conc
+                t0 = time.perf_counter()
+                r = client.post(url, content=body, headers={"Content-Type": content_type})
+                dt = time.perf_counter() - t0
+                with lock:
+                    if r.status_code == 200:
+                        acked += 1
+                        latencies.append(dt)
+                    else:
+                        refused += 1
+                if r.status_code != 200:
+                    time.sleep(float(r.headers.get("Retry-After", "0.2") or 0.2))
+
+    threads = [threading.Thread(target=loop, args=(k,)) for k in range(conc)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    q.put({"acked": acked, "refused": refused, "elapsed": time.perf_counter() - started, "lat": latencies})
+
+
+def _stored(api_url: str) -> int:
+    import httpx
+
+    status = httpx.get(f"{api_url}/api/v1/status", timeout=10).json()
+    pipe = status.get("pipeline") or {}
+    for key in ("inserted_items", "items_inserted", "inserted"):
+        if isinstance(pipe.get(key), int):
+            return int(pipe[key])
+        if isinstance(pipe.get(key), dict):
+            return int(sum(v for v in pipe[key].values() if isinstance(v, int)))
+    return -1
+
+
+def bench_daemon(seconds: float, conc: int, n_bodies: int, decoder: str) -> dict[str, dict[str, float]]:
+    import psutil
+
+    from tests.helpers import SubprocessDaemon
+
+    data = Path(tempfile.mkdtemp(prefix="otel-ai-bench-daemon-"))
+    daemon = SubprocessDaemon(data, extra_env={"OTEL_AI_PIPELINE__DECODER": decoder}).start()
+    proc = psutil.Process(daemon.proc.pid)  # type: ignore[union-attr]
+    peak = [0]
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            try:
+                rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
+            except psutil.Error:
+                break
+            peak[0] = max(peak[0], rss)
+            time.sleep(0.1)
+
+    threading.Thread(target=watch, daemon=True).start()
+    out: dict[str, dict[str, float]] = {}
+    try:
+        for encoding, ctype in (("protobuf", "application/x-protobuf"), ("json", "application/json")):
+            bodies = [p.body for p in payloads(n_bodies, encoding)]
+            before = _stored(daemon.api_url)
+            q: Any = mp.get_context("spawn").Queue()
+            url = f"{daemon.ep.http_url}/v1/traces"
+            worker = mp.get_context("spawn").Process(
+                target=_load_worker, args=(url, bodies, ctype, seconds, conc, q)
+            )
+            worker.start()
+            res = q.get()
+            worker.join()
+            # drain: wait until the stored counter stops moving
+            t_end = time.perf_counter()
+            last, stable = -2, 0
+            while stable < 3 and time.perf_counter() - t_end < 60:
+                cur = _stored(daemon.api_url)
+                stable = stable + 1 if cur == last else 0
+                last = cur
+                time.sleep(0.5)
+            drain = max(0.0, time.perf_counter() - t_end - 1.5)
+            lat = sorted(res["lat"]) or [0.0]
+            acked_spans = res["acked"] * SPANS_PER_REQUEST
+            stored = last - before if last >= 0 else -1
+            out[encoding] = {
+                "acked_per_s": acked_spans / res["elapsed"],
+                "stored_per_s": stored / (res["elapsed"] + drain) if stored >= 0 else float("nan"),
+                "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
+                "refused": res["refused"],
+                "acked": acked_spans,
+                "stored": stored,
+            }
+            r = out[encoding]
+            print(
+                f"  daemon {encoding:<8} acked {r['acked_per_s']:>9,.0f} spans/s  stored "
+                f"{r['stored_per_s']:>9,.0f} spans/s  p99 {r['p99_ms']:7.1f} ms  "
+                f"refused(503) {int(r['refused'])}  ({int(r['acked']):,} acked, {int(r['stored']):,} stored)",
+                flush=True,
+            )
+    finally:
+        stop.set()
+        daemon.terminate()
+    out["rss"] = {"peak_mib": peak[0] / 2**20}
+    print(f"  daemon peak RSS: {peak[0] / 2**20:,.0f} MiB")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small run, < 1 minute")
+    ap.add_argument("--no-daemon", action="store_true", help="only (a) and (b)")
+    ap.add_argument("--decoder", default="engine", choices=("engine", "python"), help="daemon decoder")
+    args = ap.parse_args()
+    n, batch, seconds, conc = (24, 8, 8.0, 8) if args.quick else (200, 50, 30.0, 16)
+    print(f"otel-ai ingest benchmark ({'quick' if args.quick else 'full'}), {os.cpu_count()} CPUs visible")
+    dec = bench_decoders(n, batch)
+    if args.no_daemon:
+        print(f"ratio (a)/(b) protobuf: {dec['(a) engine protobuf'] / dec['(b) python protobuf']:.2f}x")
+        return
+    print(f"(c) daemon end to end over OTLP/HTTP, decoder={args.decoder}, {conc} concurrent senders:")
+    d = bench_daemon(seconds, conc, 16 if args.quick else 64, args.decoder)
+    a, b = dec["(a) engine protobuf"], dec["(b) python protobuf"]
+    pb = d["protobuf"]["stored_per_s"]
+    print("\nsummary (spans/s)                    measured      target")
+    print(f"  daemon protobuf stored         {pb:>12,.0f}    >= 200,000")
+    print(f"  daemon json stored             {d['json']['stored_per_s']:>12,.0f}    >= 100,000")
+    print(f"  daemon / (a) engine alone      {pb / a:>12.2f}x   >= 0.7x")
+    print(f"  daemon / (b) python            {pb / b:>12.2f}x   >= 2.5x")
+    print(f"  (a) / (b)                      {a / b:>12.2f}x")
+    print(f"  daemon peak RSS                {d['rss']['peak_mib']:>10,.0f} MiB  < 1024 MiB")
+
+
+if __name__ == "__main__":
+    main()
