@@ -1,4 +1,9 @@
-"""Configuration of anomaly detection (YAML section ``anomaly``)."""
+"""Configuration of anomaly detection (YAML section ``anomaly``).
+
+Defaults follow the research notes (``anomaly_anchors.md`` §4): 1-minute windows, a false-alarm
+budget calibrated on held-out normal windows, open after 2 abnormal windows, close after 5 normal
+ones, expiry after 48 h, a nightly retrain on the trailing 7 days.
+"""
 
 from __future__ import annotations
 
@@ -12,3 +17,34 @@ class AnomalyConfig(BaseModel):
     # Scoring interval and window length (seconds).
     interval_s: int = Field(default=60, ge=5)
     window_s: int = Field(default=60, ge=10)
+    # Features: operations tracked per service (top-K by training volume) and the volume guard.
+    top_operations: int = Field(default=3, ge=0, le=20)
+    min_count: int = Field(
+        default=20, ge=1, description="spans per window before latency/error features count"
+    )
+    min_errors: int = Field(
+        default=5, ge=0, description="absolute error floor before an error ratio may alert"
+    )
+    # Training and calibration.
+    train_days: float = Field(default=7.0, gt=0)
+    min_history_s: int = Field(default=6 * 3600, ge=0, description="history needed before the first model")
+    retrain_interval_s: int = Field(default=6 * 3600, ge=60)
+    calibration_fraction: float = Field(default=0.25, gt=0.05, lt=0.9)
+    false_alarm_rate: float = Field(
+        default=0.001, gt=0, lt=0.5, description="share of clean windows allowed above threshold"
+    )
+    threshold_margin: float = Field(default=1.0, gt=0)
+    hidden: int | None = Field(default=None, ge=2)
+    bottleneck: int | None = Field(default=None, ge=1)
+    alpha: float = Field(default=1e-3, ge=0)
+    max_iter: int = Field(default=300, ge=10)
+    random_state: int = 0
+    # Hysteresis, merging and expiry.
+    open_after: int = Field(default=2, ge=1)
+    close_after: int = Field(default=5, ge=1)
+    close_ratio: float = Field(default=0.9, gt=0, le=1.0)
+    expire_s: int = Field(default=48 * 3600, ge=60)
+    adopt_level_shift_s: int = Field(
+        default=6 * 3600, ge=600, description="an anomaly open this long becomes the new normal at retrain"
+    )
+    example_traces: int = Field(default=5, ge=0, le=50)

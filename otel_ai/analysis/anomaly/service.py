@@ -1,9 +1,276 @@
-"""Anomaly service — PLACEHOLDER until issue 6 lands."""
+"""The anomaly service: scheduled detection, retraining, replay over any range, persistence.
+
+Live: every ``interval_s`` the last closed window (plus a short look-back for onset and RCA) is
+featurized, scored by the persisted autoencoder and fed to the :class:`Tracker`; anomalies are
+written when they open, grow and close. Every ``retrain_interval_s`` a new model is trained on
+the trailing ``train_days`` of clean windows (windows of recent anomalies excluded, except ones
+that lasted past ``adopt_level_shift_s``: a permanent level change becomes the new normal).
+Replay: :meth:`AnomalyService.detect` scores every window of a past range.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-def build_anomaly_service(storage: Any, config: Any, registry: Any, *, topology: Any = None) -> Any:
-    return None
+from otel_ai.analysis.anomaly.config import AnomalyConfig
+from otel_ai.analysis.anomaly.detector import AutoencoderDetector
+from otel_ai.analysis.anomaly.engine import Scored, Track, Tracker, anomaly_id, describe, score_frame
+from otel_ai.analysis.anomaly.features import Feature, FeatureFrame, extract
+from otel_ai.analysis.anomaly.store import AnomalyStore, StoredModel
+from otel_ai.errors import DetectorError, InvalidParameter
+from otel_ai.storage import Storage
+from otel_ai.timeutil import parse_instant
+
+log = logging.getLogger(__name__)
+LOOKBACK_WINDOWS = 30
+EXCLUDE_MARGIN_S = 1800
+
+
+class Model:
+    """A fitted detector with its feature schema (what a stored model row holds)."""
+
+    def __init__(self, det: AutoencoderDetector, features: list[Feature], model_id: str, train_end: datetime):
+        self.det, self.features, self.model_id, self.train_end = det, features, model_id, train_end
+
+
+class AnomalyService:
+    def __init__(self, storage: Storage, config: AnomalyConfig, registry: CollectorRegistry | None = None,
+                 *, topology: Any = None) -> None:  # fmt: skip
+        self.storage, self.cfg, self.topology = storage, config, topology
+        self.store = AnomalyStore(storage)
+        self.model: Model | None = None
+        self.tracker = Tracker(config)
+        self._last_window: int | None = None
+        self._lock = threading.Lock()
+        reg = registry if registry is not None else CollectorRegistry()
+        self.m_cycles = Counter(
+            "otel_ai_anomaly_cycles", "Detection cycles by outcome", ["outcome"], registry=reg
+        )
+        self.m_opened = Counter(
+            "otel_ai_anomaly_opened", "Anomalies opened by severity", ["severity"], registry=reg
+        )
+        self.m_score = Gauge("otel_ai_anomaly_window_score", "Last window score / threshold", registry=reg)
+        self.m_trained = Gauge("otel_ai_anomaly_model_trained_timestamp", "When the live model was trained",
+                               registry=reg)  # fmt: skip
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.store.migrate()
+        stored = self.store.latest_model(self.cfg.window_s)
+        if stored is not None:
+            try:
+                det = AutoencoderDetector.from_bytes(stored.blob)
+                feats = [Feature.parse(n) for n in stored.features]
+                self.model = Model(det, feats, stored.model_id, stored.train_end)
+                self.m_trained.set(stored.created_at.timestamp())
+                log.info("anomaly: loaded model %s (%d features)", stored.model_id, len(feats))
+            except DetectorError as exc:
+                log.warning("anomaly: stored model %s ignored: %s", stored.model_id, exc)
+
+    def shutdown(self) -> None:
+        return None  # jobs belong to the daemon's scheduler, which it shuts down; nothing to release
+
+    def register_jobs(self, scheduler: Any) -> None:
+        scheduler.add_job(self._safe(self.run_cycle), "interval", seconds=self.cfg.interval_s,
+                          id="anomaly-detect", replace_existing=True)  # fmt: skip
+        scheduler.add_job(self._safe(self.retrain), "interval", seconds=self.cfg.retrain_interval_s,
+                          id="anomaly-retrain", replace_existing=True)  # fmt: skip
+
+    def _safe(self, fn: Any) -> Any:
+        def job() -> None:
+            try:
+                fn()
+            except Exception:  # a failed cycle must not kill the scheduler
+                self.m_cycles.labels("error").inc()
+                log.exception("anomaly job %s failed", fn.__name__)
+
+        job.__name__ = fn.__name__
+        return job
+
+    # -- training -------------------------------------------------------------------------------
+    def _detector(self) -> AutoencoderDetector:
+        c = self.cfg
+        return AutoencoderDetector(
+            hidden=c.hidden, bottleneck=c.bottleneck, alpha=c.alpha, max_iter=c.max_iter, n_context=2,
+            calibration_fraction=c.calibration_fraction, false_alarm_rate=c.false_alarm_rate,
+            threshold_margin=c.threshold_margin, random_state=c.random_state,
+        )  # fmt: skip
+
+    def train(self, start: datetime, end: datetime, *, exclude: list[tuple[int, int]] | None = None) -> Model:
+        """Fit a model on ``[start, end)``; windows inside ``exclude`` (unix second ranges) are dropped."""
+        frame = extract(self.storage, start, end, self.cfg.window_s, min_count=self.cfg.min_count,
+                        top_operations=self.cfg.top_operations, min_errors=self.cfg.min_errors)  # fmt: skip
+        keep = np.array(
+            [sum(v[i] for v in frame.volume.values()) > 0 for i in range(len(frame.windows))], bool
+        )
+        for a, b in exclude or []:
+            keep &= ~((frame.windows + frame.window_s > a) & (frame.windows < b))
+        if not frame.features:
+            raise DetectorError("no spans in the training range")
+        train = frame.slice(keep)
+        det = self._detector()
+        det.fit(np.hstack([train.X, train.context]))
+        mid = f"ae-{end.astimezone(UTC):%Y%m%dT%H%M%S}-{len(frame.features)}f"
+        return Model(det, frame.features, mid, end)
+
+    def retrain(self, now: datetime | None = None) -> bool:
+        """Train on the trailing ``train_days`` if enough history exists; persist and go live."""
+        now = now or datetime.now(UTC)
+        start = now - timedelta(days=self.cfg.train_days)
+        rows = self.storage.query(
+            "SELECT min(Timestamp), count() FROM {db:Identifier}.otel_traces WHERE Timestamp >= {s:DateTime64(9)}",
+            {"db": self.storage.database, "s": start.replace(tzinfo=None)},
+        )
+        first, count = rows[0] if rows else (None, 0)
+        if not count or (now - first.replace(tzinfo=UTC)).total_seconds() < self.cfg.min_history_s:
+            return False
+        exclude, adopted = self._exclusions(now)
+        model = self.train(max(start, first.replace(tzinfo=UTC)), now, exclude=exclude)
+        self.store.save_model(
+            StoredModel(model.model_id, now, self.cfg.window_s, start, now, [f.name for f in model.features],
+                        model.det.to_bytes()),
+            model.det.threshold_,
+        )  # fmt: skip
+        with self._lock:
+            self.model = model
+            for a in adopted:  # a level shift that lasted: the new model treats it as normal
+                a["closed_at"] = a["closed_at"] or now.isoformat()
+                a["evidence"]["close_reason"] = "adopted as the new baseline by retraining"
+                self.store.save_anomaly(a, "live")
+            self.tracker = Tracker(self.cfg)
+        self.m_trained.set(now.timestamp())
+        log.info("anomaly: trained %s", model.model_id)
+        return True
+
+    def _exclusions(self, now: datetime) -> tuple[list[tuple[int, int]], list[dict[str, Any]]]:
+        since = now - timedelta(days=self.cfg.train_days)
+        exclude, adopted = [], []
+        for a in self.store.find(since, now):
+            if a["source"] != "live":
+                continue
+            opened = parse_instant(a["opened_at"])
+            closed = parse_instant(a["closed_at"]) if a["closed_at"] else now
+            if a["status"] == "open" and (now - opened).total_seconds() >= self.cfg.adopt_level_shift_s:
+                adopted.append(a)
+                continue
+            exclude.append(
+                (int(opened.timestamp()) - EXCLUDE_MARGIN_S, int(closed.timestamp()) + EXCLUDE_MARGIN_S)
+            )
+        return exclude, adopted
+
+    # -- scoring ------------------------------------------------------------------------------
+    def _frame(self, model: Model, start: datetime, end: datetime) -> FeatureFrame:
+        return extract(self.storage, start, end, self.cfg.window_s, min_count=self.cfg.min_count,
+                       features=model.features, min_errors=self.cfg.min_errors)  # fmt: skip
+
+    def run_cycle(self, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Score the last closed window(s); store anomalies that open, grow or close."""
+        now = now or datetime.now(UTC)
+        w = self.cfg.window_s
+        if self.model is None and not self.retrain(now):
+            self.m_cycles.labels("no_model").inc()
+            return []
+        model = self.model
+        assert model is not None
+        end_ts = int((now.timestamp() - min(15, w / 4)) // w * w)
+        start_ts = end_ts - LOOKBACK_WINDOWS * w
+        frame = self._frame(model, datetime.fromtimestamp(start_ts, UTC), datetime.fromtimestamp(end_ts, UTC))
+        scored = score_frame(model.det, frame, model.model_id)
+        out: list[dict[str, Any]] = []
+        with self._lock:
+            for i, win in enumerate(frame.windows):
+                if self._last_window is not None and win <= self._last_window:
+                    continue
+                if self._last_window is None and i < len(frame.windows) - 1:
+                    continue  # a fresh start scores only the newest window (history is for onset/RCA)
+                out.extend(self._handle(self.tracker.step(scored, i), scored, "live"))
+                self._last_window = int(win)
+        if len(frame.windows):
+            self.m_score.set(float(scored.window_score[-1] / scored.threshold))
+        self.m_cycles.labels("ok").inc()
+        return out
+
+    def _handle(self, events: list[tuple[str, Track]], scored: Scored, source: str) -> list[dict[str, Any]]:
+        out = []
+        for event, track in events:
+            if event == "open":
+                track.anomaly_id = anomaly_id(track.first, track.services, source)
+            a = describe(track, scored, closed=event == "close")
+            a["evidence"]["trace_ids"] = self._trace_ids(a)
+            track.saved_peak, track.saved_services = track.peak, len(track.services)
+            self.store.save_anomaly(a, source)
+            if event == "open":
+                self.m_opened.labels(a["severity"]).inc()
+            out.append(a)
+        return out
+
+    def _trace_ids(self, a: dict[str, Any]) -> list[str]:
+        if self.cfg.example_traces == 0:
+            return []
+        svc = [str(r["service"]) for r in a["root_causes"][:1]] or [a["entity"]["service"]]
+        rows = self.storage.query(
+            "SELECT TraceId FROM {db:Identifier}.otel_traces WHERE ServiceName IN {s:Array(String)}"
+            " AND Timestamp >= {a:DateTime64(9)} AND Timestamp < {b:DateTime64(9)}"
+            " ORDER BY StatusCode IN ('Error', 'STATUS_CODE_ERROR') DESC, Duration DESC LIMIT {n:UInt32}",
+            {"db": self.storage.database, "s": svc, "n": self.cfg.example_traces,
+             "a": parse_instant(a["evidence"]["peak_window"]).replace(tzinfo=None),
+             "b": (parse_instant(a["evidence"]["peak_window"]) + timedelta(seconds=self.cfg.window_s)).replace(
+                 tzinfo=None)},
+        )  # fmt: skip
+        return [str(r[0]) for r in rows]
+
+    def detect(self, since: datetime, until: datetime, train_since: datetime | None = None,
+               train_until: datetime | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        """Score every window of ``[since, until)`` (replay); store and return what opened."""
+        if (train_since is None) != (train_until is None):
+            raise InvalidParameter("train_since" if train_since is None else "train_until",
+                                   "give both train_since and train_until, or neither")  # fmt: skip
+        if train_since is not None and train_until is not None:
+            if train_until <= train_since:
+                raise InvalidParameter("train_until", "must be after train_since")
+            model = self.train(train_since, train_until)
+        elif self.model is not None:
+            model = self.model
+        else:
+            raise InvalidParameter("train_since", "no live model yet: give train_since and train_until")
+        frame = self._frame(model, since, until)
+        scored = score_frame(model.det, frame, model.model_id)
+        tracker = Tracker(self.cfg)
+        out: dict[str, dict[str, Any]] = {}
+        for i in range(len(frame.windows)):
+            for a in self._handle(tracker.step(scored, i), scored, "detect"):
+                out[a["id"]] = a
+        for t in tracker.tracks:  # still open at the end of the range: final description
+            if t.opened and t.anomaly_id:
+                a = describe(t, scored, closed=False)
+                a["evidence"]["trace_ids"] = self._trace_ids(a)
+                self.store.save_anomaly(a, "detect")
+                out[a["id"]] = a
+        return sorted(out.values(), key=lambda a: (a["opened_at"], a["id"]))
+
+    # -- reads ----------------------------------------------------------------------------------
+    def list(self, since: datetime, until: datetime, *, service: str | None = None,
+             status: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        return self.store.find(since, until, service=service, status=status)
+
+    def get(self, anomaly_id: str) -> dict[str, Any] | None:
+        return self.store.get(anomaly_id)
+
+    def status(self) -> dict[str, Any]:
+        m = self.model
+        return {"model_id": m.model_id if m else None, "features": len(m.features) if m else 0,
+                "threshold": m.det.threshold_ if m else None, "checked_at": time.time()}  # fmt: skip
+
+
+def build_anomaly_service(storage: Storage, config: AnomalyConfig, registry: CollectorRegistry | None,
+                          *, topology: Any = None) -> AnomalyService | None:  # fmt: skip
+    if not config.enabled:
+        return None
+    return AnomalyService(storage, config, registry, topology=topology)

@@ -1,0 +1,286 @@
+"""Window detectors with scikit-learn's estimator contract (DESIGN.md decision 7).
+
+``X`` is windows x (features + ``n_context`` context columns); NaN marks a masked value (volume
+guard), which is imputed with the training median and never scored. Every detector here shares
+one calibration (``anomaly_anchors.md`` §4.4):
+
+1. a per-feature deviation ``e_j ≥ 0`` (the autoencoder: squared reconstruction residual over its
+   median on training windows; baselines: squared z-scores and the like);
+2. per-feature calibration ``F_j = e_j / Q(e_j on held-out normal windows)`` so every feature
+   speaks the same "how unusual" language;
+3. window score ``s = max_j F_j`` (the worst feature, not the mean: the mean dilutes a single
+   broken figure by 1/d);
+4. ``threshold_`` = the ``1 - false_alarm_rate`` quantile of ``s`` on the held-out windows.
+
+``score_samples`` is ``-s`` (lower = more abnormal), ``decision_function`` is
+``score_samples - offset_`` (negative = abnormal) and ``predict`` returns ±1.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Any
+
+import numpy as np
+
+from otel_ai.errors import DetectorError
+
+MIN_SAMPLES = 20
+
+
+def check_array(X: Any, *, n_columns: int | None = None) -> np.ndarray:
+    try:
+        arr = np.asarray(X, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise DetectorError(f"X must be numeric: {exc}") from None
+    if arr.ndim != 2:
+        raise DetectorError(f"X must be 2-D (windows x features), got shape {arr.shape}")
+    if n_columns is not None and arr.shape[1] != n_columns:
+        raise DetectorError(f"X has {arr.shape[1]} columns, the detector was fitted with {n_columns}")
+    if np.isinf(arr).any():
+        raise DetectorError("X contains infinite values")
+    return arr
+
+
+class WindowDetector:
+    """Shared calibration; subclasses implement ``_fit_core`` and ``_deviation``."""
+
+    calibrated = True
+    fixed_threshold = 9.0  # for uncalibrated variants: z² > 9 ⇔ |z| > 3
+
+    def __init__(
+        self,
+        *,
+        n_context: int = 0,
+        calibration_fraction: float = 0.25,
+        false_alarm_rate: float = 1e-3,
+        feature_quantile: float = 0.999,
+        threshold_margin: float = 1.0,
+        clip: float = 20.0,
+        random_state: int | None = 0,
+    ) -> None:
+        self.n_context = n_context
+        self.calibration_fraction = calibration_fraction
+        self.false_alarm_rate = false_alarm_rate
+        self.feature_quantile = feature_quantile
+        self.threshold_margin = threshold_margin
+        self.clip = clip
+        self.random_state = random_state
+
+    # -- the estimator contract ---------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> WindowDetector:
+        X = check_array(X)
+        n, width = X.shape
+        d = width - self.n_context
+        if d < 1:
+            raise DetectorError(
+                f"X needs at least one feature column besides {self.n_context} context columns"
+            )
+        if n < MIN_SAMPLES:
+            raise DetectorError(f"need at least {MIN_SAMPLES} windows to fit, got {n}")
+        if not 0 < self.false_alarm_rate < 0.5:
+            raise DetectorError(f"false_alarm_rate must be in (0, 0.5), got {self.false_alarm_rate}")
+        n_cal = max(round(n * self.calibration_fraction), 5)
+        train, cal = X[: n - n_cal], X[n - n_cal :]
+        feats = train[:, :d]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            center = np.nanmedian(feats, axis=0)
+            iqr = np.nanpercentile(feats, 75, axis=0) - np.nanpercentile(feats, 25, axis=0)
+        self.usable_ = ~np.isnan(center) & (np.mean(~np.isnan(feats), axis=0) >= 0.5)
+        self.center_ = np.where(np.isnan(center), 0.0, center)
+        self.scale_ = np.where(np.isnan(iqr), 1.0, np.maximum(iqr, 0.05))
+        self.n_features_in_ = width
+        self._fit_core(self._scaled(train), train[:, d:])
+        dev = self._deviation(self._scaled(cal), cal[:, d:])
+        if self.calibrated:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                q = np.nanquantile(dev, self.feature_quantile, axis=0)
+            self.feature_threshold_ = np.where(np.isnan(q), 1.0, np.maximum(q, self._min_feature_threshold()))
+            s_cal = self._max(dev / self.feature_threshold_)
+            self.threshold_ = float(np.quantile(s_cal, 1 - self.false_alarm_rate)) * self.threshold_margin
+            self.threshold_ = max(self.threshold_, 1.0)
+        else:
+            self.feature_threshold_ = np.full(d, self.fixed_threshold)
+            self.threshold_ = 1.0
+        self.offset_ = -self.threshold_
+        return self
+
+    def feature_scores(self, X: Any) -> np.ndarray:
+        """Per-feature calibrated deviation (1.0 = the feature's own calibration quantile); masked → 0."""
+        X = self._check_fitted(X)
+        d = X.shape[1] - self.n_context
+        dev = self._deviation(self._scaled(X), X[:, d:]) / self.feature_threshold_
+        return np.where(np.isnan(dev), 0.0, dev)
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        return -self._max(self.feature_scores(X))
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _min_feature_threshold(self) -> float:
+        return 1e-6
+
+    def _max(self, F: np.ndarray) -> np.ndarray:
+        F = np.where(np.isnan(F), 0.0, F)
+        return F.max(axis=1) if F.shape[1] else np.zeros(len(F))
+
+    def _check_fitted(self, X: Any) -> np.ndarray:
+        if not hasattr(self, "threshold_"):
+            raise DetectorError(f"{type(self).__name__} is not fitted yet: call fit() first")
+        return check_array(X, n_columns=self.n_features_in_)
+
+    def _scaled(self, X: np.ndarray) -> np.ndarray:
+        """Robust z (median/IQR), clipped; masked and unusable columns stay NaN."""
+        d = X.shape[1] - self.n_context
+        Z = np.clip((X[:, :d] - self.center_) / self.scale_, -self.clip, self.clip)
+        Z[:, ~self.usable_] = np.nan
+        return Z
+
+    def _fit_core(self, Z: np.ndarray, ctx: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _deviation(self, Z: np.ndarray, ctx: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        import inspect
+
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {k: getattr(self, k) for k in names}
+
+
+def _act(name: str, a: np.ndarray) -> np.ndarray:
+    if name == "tanh":
+        return np.tanh(a)
+    if name == "relu":
+        return np.maximum(a, 0.0)
+    if name == "logistic":
+        return 1.0 / (1.0 + np.exp(-a))
+    return a
+
+
+class AutoencoderDetector(WindowDetector):
+    """An MLP autoencoder (scikit-learn ``MLPRegressor``) that reconstructs robust-scaled features.
+
+    Context columns (time of day) are inputs only. After ``fit`` the network is kept as plain
+    numpy weights (``coefs_``/``intercepts_``), so scoring and persistence need no pickle.
+    """
+
+    def __init__(
+        self,
+        *,
+        hidden: int | None = None,
+        bottleneck: int | None = None,
+        activation: str = "tanh",
+        alpha: float = 1e-3,
+        max_iter: int = 300,
+        n_context: int = 0,
+        calibration_fraction: float = 0.25,
+        false_alarm_rate: float = 1e-3,
+        feature_quantile: float = 0.999,
+        threshold_margin: float = 1.0,
+        clip: float = 20.0,
+        random_state: int | None = 0,
+    ) -> None:
+        super().__init__(
+            n_context=n_context, calibration_fraction=calibration_fraction, false_alarm_rate=false_alarm_rate,
+            feature_quantile=feature_quantile, threshold_margin=threshold_margin, clip=clip,
+            random_state=random_state,
+        )  # fmt: skip
+        self.hidden = hidden
+        self.bottleneck = bottleneck
+        self.activation = activation
+        self.alpha = alpha
+        self.max_iter = max_iter
+
+    def _min_feature_threshold(self) -> float:
+        return 4.0  # twice the typical residual: stable features must move visibly to count
+
+    def _fit_core(self, Z: np.ndarray, ctx: np.ndarray) -> None:
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPRegressor
+
+        d = Z.shape[1]
+        h = self.hidden or int(np.clip(d // 2, 16, 128))
+        b = self.bottleneck or int(np.clip(round(d / 8), 4, 16))
+        Zf = np.nan_to_num(Z, nan=0.0)
+        mlp = MLPRegressor(
+            hidden_layer_sizes=(h, b, h), activation=self.activation, alpha=self.alpha,
+            learning_rate_init=1e-3, max_iter=self.max_iter, early_stopping=True, n_iter_no_change=10,
+            random_state=self.random_state,
+        )  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            mlp.fit(np.hstack([Zf, ctx]), Zf)
+        self.coefs_ = [np.asarray(c) for c in mlp.coefs_]
+        self.intercepts_ = [np.asarray(c) for c in mlp.intercepts_]
+        self.n_iter_ = int(mlp.n_iter_)
+        r2 = np.square(self._reconstruct(Zf, ctx) - Z)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(r2, axis=0)
+        self.residual_scale_ = np.where(np.isnan(med), 1.0, np.maximum(med, 0.01))
+
+    def _reconstruct(self, Zf: np.ndarray, ctx: np.ndarray) -> np.ndarray:
+        a = np.hstack([Zf, ctx])
+        last = len(self.coefs_) - 1
+        for i, (W, c) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
+            a = a @ W + c
+            if i < last:
+                a = _act(self.activation, a)
+        return a
+
+    def _deviation(self, Z: np.ndarray, ctx: np.ndarray) -> np.ndarray:
+        R = self._reconstruct(np.nan_to_num(Z, nan=0.0), ctx)
+        return np.square(R - Z) / self.residual_scale_
+
+    def expected(self, X: Any) -> np.ndarray:
+        """The reconstruction in the (transformed) feature units: the learned baseline."""
+        X = self._check_fitted(X)
+        d = X.shape[1] - self.n_context
+        Z = self._scaled(X)
+        R = self._reconstruct(np.nan_to_num(Z, nan=0.0), X[:, d:])
+        return self.center_ + self.scale_ * R
+
+    # -- persistence --------------------------------------------------------------------------
+    _STATE = ("center_", "scale_", "usable_", "residual_scale_", "feature_threshold_")
+
+    def to_bytes(self) -> bytes:
+        if not hasattr(self, "threshold_"):
+            raise DetectorError("cannot save an unfitted detector")
+        arrays: dict[str, np.ndarray] = {k: getattr(self, k) for k in self._STATE}
+        for i, (W, c) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
+            arrays[f"W{i}"], arrays[f"b{i}"] = W, c
+        meta = {**self.get_params(), "threshold_": self.threshold_, "n_features_in_": self.n_features_in_,
+                "n_layers": len(self.coefs_), "n_iter_": self.n_iter_}  # fmt: skip
+        arrays["meta"] = np.frombuffer(repr(meta).encode(), dtype=np.uint8)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> AutoencoderDetector:
+        import ast
+
+        try:
+            data = np.load(io.BytesIO(blob), allow_pickle=False)
+            meta = ast.literal_eval(bytes(data["meta"]).decode())
+        except Exception as exc:
+            raise DetectorError(f"stored model is unreadable: {exc}") from None
+        params = {k: meta[k] for k in cls().get_params()}
+        det = cls(**params)
+        for k in cls._STATE:
+            setattr(det, k, np.asarray(data[k]))
+        det.coefs_ = [np.asarray(data[f"W{i}"]) for i in range(meta["n_layers"])]
+        det.intercepts_ = [np.asarray(data[f"b{i}"]) for i in range(meta["n_layers"])]
+        det.threshold_, det.offset_ = float(meta["threshold_"]), -float(meta["threshold_"])
+        det.n_features_in_, det.n_iter_ = int(meta["n_features_in_"]), int(meta["n_iter_"])
+        return det

@@ -1,0 +1,272 @@
+"""From scored windows to anomalies: hysteresis, merging along the topology, attribution, RCA.
+
+The same :class:`Tracker` runs live (one new window per cycle) and over a replayed range, so a
+backfill evaluation exercises exactly the code that pages in production. Rules
+(``anomaly_anchors.md`` §4.4): open after ``open_after`` consecutive abnormal windows; close after
+``close_after`` windows below ``close_ratio x threshold``; expire after ``expire_s``. Services that
+are abnormal in the same window and connected in the service graph form one component; components
+that touch an existing track join it, so a fault and its propagation are ONE anomaly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from otel_ai.analysis.anomaly.config import AnomalyConfig
+from otel_ai.analysis.anomaly.detector import WindowDetector
+from otel_ai.analysis.anomaly.features import METRICS, Feature, FeatureFrame, inverse
+from otel_ai.analysis.anomaly.rca import rank_root_causes
+from otel_ai.timeutil import rfc3339
+
+
+@dataclass
+class Scored:
+    """A frame scored by one detector: calibrated per-feature scores and per-service maxima."""
+
+    frame: FeatureFrame
+    F: np.ndarray
+    expected: np.ndarray | None
+    threshold: float
+    model_id: str
+    S: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def window_score(self) -> np.ndarray:
+        return self.F.max(axis=1) if self.F.shape[1] else np.zeros(len(self.F))
+
+    def index_of(self, window: int) -> int | None:
+        i = int(np.searchsorted(self.frame.windows, window))
+        return i if i < len(self.frame.windows) and self.frame.windows[i] == window else None
+
+
+def score_frame(det: WindowDetector, frame: FeatureFrame, model_id: str) -> Scored:
+    X = np.hstack([frame.X, frame.context])
+    F = det.feature_scores(X)
+    exp = det.expected(X) if hasattr(det, "expected") else None
+    scored = Scored(frame, F, exp, float(det.threshold_), model_id)
+    owners: dict[str, list[int]] = {}
+    for j, f in enumerate(frame.features):
+        owners.setdefault(f.owner, []).append(j)
+    scored.S = {s: F[:, cols].max(axis=1) for s, cols in owners.items()}
+    return scored
+
+
+@dataclass
+class Track:
+    services: set[str]
+    first: int
+    last: int
+    streak: int = 1
+    quiet: int = 0
+    opened: bool = False
+    closed: bool = False
+    close_reason: str = ""
+    anomaly_id: str = ""
+    peak: float = 0.0
+    saved_peak: float = 0.0
+    saved_services: int = 0
+
+
+class Tracker:
+    """Hysteresis + topology merging over successive windows; keeps state between live cycles."""
+
+    def __init__(self, config: AnomalyConfig) -> None:
+        self.cfg = config
+        self.tracks: list[Track] = []
+
+    def step(self, scored: Scored, i: int) -> list[tuple[str, Track]]:
+        """Advance by window ``i`` of ``scored``; returns ``[(event, track)]`` with event open|update|close."""
+        cfg, thr, w = self.cfg, scored.threshold, scored.frame.window_s
+        win = int(scored.frame.windows[i])
+        abnormal = {s for s, v in scored.S.items() if v[i] > thr}
+        adj: dict[str, set[str]] = {}
+        for a, b in scored.frame.edges:
+            adj.setdefault(a, set()).add(b)
+            adj.setdefault(b, set()).add(a)
+        events: list[tuple[str, Track]] = []
+        matched: set[int] = set()
+        for comp in _components(abnormal, adj):
+            near = comp | {n for s in comp for n in adj.get(s, ())}
+            hits = [t for t in self.tracks if not t.closed and t.services & near]
+            if not hits:
+                track = Track(services=set(comp), first=win, last=win)
+                self.tracks.append(track)
+            else:
+                track = min(hits, key=lambda t: (not t.opened, t.first))
+                for other in hits:
+                    if other is not track:
+                        track.services |= other.services
+                        track.first = min(track.first, other.first)
+                        other.closed, other.close_reason = True, "merged"
+                track.services |= comp
+                if track.last == win - w or track.opened:
+                    track.streak += track.last != win
+                else:
+                    track.first, track.streak = win, 1
+                track.last, track.quiet = win, 0
+            matched.add(id(track))
+            track.peak = max(track.peak, max(float(scored.S[s][i]) for s in comp) / thr)
+            if not track.opened and track.streak >= cfg.open_after:
+                track.opened = True
+                events.append(("open", track))
+            elif track.opened and (
+                track.peak > 1.2 * track.saved_peak or len(track.services) > track.saved_services
+            ):
+                events.append(("update", track))
+        for t in self.tracks:
+            if t.closed or id(t) in matched:
+                continue
+            if not t.opened:
+                t.closed, t.close_reason = True, "not confirmed"
+                continue
+            level = max((float(scored.S[s][i]) for s in t.services if s in scored.S), default=0.0)
+            if level < cfg.close_ratio * thr:
+                t.quiet += 1
+            if t.quiet >= cfg.close_after:
+                t.closed, t.close_reason = True, "recovered"
+                events.append(("close", t))
+        for t in self.tracks:
+            if t.opened and not t.closed and win - t.first >= cfg.expire_s:
+                t.closed, t.close_reason = True, "expired"
+                events.append(("close", t))
+        self.tracks = [t for t in self.tracks if not t.closed]
+        return events
+
+
+def _components(nodes: set[str], adj: dict[str, set[str]]) -> list[set[str]]:
+    out: list[set[str]] = []
+    left = set(nodes)
+    while left:
+        stack, comp = [left.pop()], set()
+        while stack:
+            n = stack.pop()
+            comp.add(n)
+            for m in adj.get(n, ()):
+                if m in left:
+                    left.discard(m)
+                    stack.append(m)
+        out.append(comp)
+    return out
+
+
+def _iso(ts: int) -> str:
+    return rfc3339(datetime.fromtimestamp(ts, UTC))
+
+
+def describe(track: Track, scored: Scored, *, closed: bool, top_k: int = 5) -> dict[str, Any]:
+    """The API shape of one anomaly (DESIGN.md contract), built from the scored windows."""
+    fr, thr, w = scored.frame, scored.threshold, scored.frame.window_s
+    i0 = scored.index_of(track.first) or 0
+    i1 = scored.index_of(track.last)
+    i1 = len(fr.windows) - 1 if i1 is None else i1
+    svcs = sorted(track.services)
+    level = np.max([scored.S[s] for s in svcs if s in scored.S], axis=0)
+    onset = i0
+    while onset > 0 and level[onset - 1] > 0.5 * thr:
+        onset -= 1  # "since when": walk back while the score stays above half the threshold
+    span = slice(onset, i1 + 1)
+    peak_i = onset + int(np.argmax(level[span]))
+    cols = [j for j, f in enumerate(fr.features) if f.owner in track.services]
+    order = sorted(cols, key=lambda j: -scored.F[peak_i, j])
+    feats = [_feature(fr.features[j], j, peak_i, scored) for j in order[:top_k] if scored.F[peak_i, j] > 0]
+    top = fr.features[order[0]] if order else Feature("service", svcs[0] if svcs else "", "rate")
+    # Root cause over every service of the window range, not only the track's.
+    peak_by_svc = {s: float(v[span].max()) for s, v in scored.S.items()}
+    anomalous = {s for s in track.services if peak_by_svc.get(s, 0.0) > thr}
+    onset_by_svc = {s: onset + int(np.argmax(scored.S[s][span] > thr)) for s in anomalous}
+    top_metrics: dict[str, list[tuple[str, float]]] = {}
+    for j, f in enumerate(fr.features):
+        if f.owner in anomalous and scored.F[span, j].max() > thr:
+            k = onset + int(np.argmax(scored.F[span, j]))
+            top_metrics.setdefault(f.owner, []).append((f.metric, _signed(scored, k, j)))
+    root = rank_root_causes(
+        services=fr.services, edges=fr.edges, score=peak_by_svc, onset=onset_by_svc, anomalous=anomalous,
+        top_metrics=top_metrics, threshold=thr,
+    )  # fmt: skip
+    all_metrics = {m for ms in top_metrics.values() for m, _ in ms}
+    surge = bool(anomalous) and not root and all_metrics <= {"rate"}
+    score = float(level[span].max() / thr)
+    severity = "info" if surge else ("critical" if score >= 3 else "warning")
+    kind = "traffic_surge" if surge else _kind(top_metrics.get(str(root[0]["service"]), []) if root else [])
+    return {
+        "id": track.anomaly_id,
+        "entity": {"kind": top.kind, "service": top.service, "operation": top.operation or None,
+                   "target": top.target or None},
+        "opened_at": _iso(int(fr.windows[onset])),
+        "closed_at": _iso(int(fr.windows[i1]) + w) if closed else None,
+        "score": round(score, 3),
+        "severity": severity,
+        "features": feats,
+        "root_causes": root,
+        "evidence": {
+            "window": {"start": _iso(int(fr.windows[onset])), "end": _iso(int(fr.windows[i1]) + w)},
+            "first_alert_window": _iso(track.first),
+            "peak_window": _iso(int(fr.windows[peak_i])),
+            "kind": kind,
+            "services": svcs,
+            "propagation": [[a, b] for a, b in fr.edges if a in anomalous and b in anomalous],
+            "model_id": scored.model_id,
+            "threshold": round(thr, 4),
+            "close_reason": track.close_reason or None,
+            "trace_ids": [],
+        },
+    }  # fmt: skip
+
+
+def _signed(scored: Scored, i: int, j: int) -> float:
+    fr = scored.frame
+    if scored.expected is None:
+        return float(np.nan_to_num(fr.X[i, j] - np.nanmedian(fr.X[:, j])))
+    return float(np.nan_to_num(fr.X[i, j] - scored.expected[i, j]))
+
+
+def _feature(f: Feature, j: int, i: int, scored: Scored) -> dict[str, Any]:
+    value = float(scored.frame.raw[i, j]) if not np.isnan(scored.frame.raw[i, j]) else None
+    base = float(inverse(f.metric, scored.expected[i, j])) if scored.expected is not None else None
+    ratio = value / base if value is not None and base not in (None, 0.0) else None
+    unit = METRICS[f.metric][1]
+    out: dict[str, Any] = {
+        "name": f.label,
+        "value": _round(value),
+        "baseline": _round(base),
+        "ratio": _round(ratio),
+        "feature": f.name,
+        "unit": unit,
+        "severity": round(float(scored.F[i, j] / scored.threshold), 3),
+    }
+    if ratio is not None:
+        out["text"] = f"{f.label} {ratio:.1f}x baseline ({_round(value)} vs {_round(base)} {unit})"
+    return out
+
+
+def _round(v: float | None) -> float | None:
+    if v is None or not np.isfinite(v):
+        return None
+    return float(f"{v:.4g}")
+
+
+def _kind(metrics: list[tuple[str, float]]) -> str:
+    names = {m for m, _ in metrics}
+    if "err" in names:
+        return "own_errors"
+    if "self" in names:
+        return "slow_itself"
+    if "cpr" in names:
+        return "retry_storm_or_fanout"
+    if names & {"childless", "spans_per_trace"}:
+        return "structure_change"
+    if names and names <= {"rate"}:
+        return "traffic_drop"
+    if names & {"p50", "p95", "p99"}:
+        return "slow_dependency"
+    return "unknown"
+
+
+def anomaly_id(first_window: int, services: set[str], source: str) -> str:
+    key = f"{source}|{first_window}|{','.join(sorted(services))}"
+    return hashlib.sha1(key.encode()).hexdigest()[:16]

@@ -1,0 +1,105 @@
+"""Root-cause ranking over the service graph (``anomaly_anchors.md`` §4.7-4.8).
+
+Primary rule: the *deepest anomalous dependency* — anomalous services none of whose (transitive)
+callees are anomalous, earliest onset first. Personalized PageRank over the anomaly subgraph
+(MicroRCA-style; numpy power iteration) orders the rest and breaks ties. A service whose only
+evidence is latency with a flat self-time is a symptom of its dependency and is demoted. A pure
+traffic surge has no root cause; a pure traffic drop points at the top-most service that dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+LATENCY = frozenset({"p50", "p95", "p99"})
+
+
+def descendants(graph: dict[str, set[str]], node: str) -> set[str]:
+    seen: set[str] = set()
+    stack = list(graph.get(node, ()))
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        stack.extend(graph.get(n, ()))
+    seen.discard(node)
+    return seen
+
+
+def personalized_pagerank(nodes: list[str], edges: Iterable[tuple[str, str]], score: dict[str, float],
+                          *, alpha: float = 0.85, iters: int = 1000) -> dict[str, float]:  # fmt: skip
+    """Random walk from symptoms towards causes: caller→callee weighted by the callee's score,
+    backward edges at 0.1x, self-loops at 0.5x own score; personalization = anomaly scores."""
+    idx = {n: i for i, n in enumerate(nodes)}
+    k = len(nodes)
+    if k == 0:
+        return {}
+    W = np.zeros((k, k))
+    s = np.array([max(score.get(n, 0.0), 0.0) for n in nodes])
+    for a, b in edges:
+        if a in idx and b in idx and a != b:
+            W[idx[a], idx[b]] += s[idx[b]] + 1e-6
+            W[idx[b], idx[a]] += 0.1 * (s[idx[a]] + 1e-6)
+    W[np.arange(k), np.arange(k)] += 0.5 * s + 1e-6
+    P = W / W.sum(axis=1, keepdims=True)
+    p = s / s.sum() if s.sum() > 0 else np.full(k, 1.0 / k)
+    r = np.full(k, 1.0 / k)
+    for _ in range(iters):
+        nxt = alpha * (r @ P) + (1 - alpha) * p
+        if np.abs(nxt - r).sum() < 1e-10:
+            r = nxt
+            break
+        r = nxt
+    return {n: float(r[i]) for n, i in idx.items()}
+
+
+def rank_root_causes(
+    *,
+    services: list[str],
+    edges: Iterable[tuple[str, str]],
+    score: dict[str, float],
+    onset: dict[str, int],
+    anomalous: set[str],
+    top_metrics: dict[str, list[tuple[str, float]]],
+    threshold: float,
+) -> list[dict[str, float | str]]:
+    """``[{"service", "score"}]`` best first.
+
+    ``score``: each service's peak calibrated score; ``onset``: its first abnormal window;
+    ``top_metrics``: per service, (metric, signed deviation) of its abnormal features.
+    """
+    edges = list(edges)
+    graph: dict[str, set[str]] = {}
+    callers: dict[str, set[str]] = {}
+    for a, b in edges:
+        graph.setdefault(a, set()).add(b)
+        callers.setdefault(b, set()).add(a)
+    metrics = {s: {m for m, _ in top_metrics.get(s, [])} for s in anomalous}
+    if anomalous and all(ms <= {"rate"} for ms in metrics.values()):
+        ups = sum(1 for s in anomalous for m, v in top_metrics.get(s, []) if m == "rate" and v > 0)
+        downs = sum(1 for s in anomalous for m, v in top_metrics.get(s, []) if m == "rate" and v < 0)
+        if ups >= downs:
+            return []  # a traffic surge (flash crowd) is not caused by a service
+        tops = [s for s in anomalous if not (callers.get(s, set()) & anomalous)]
+        order = sorted(tops, key=lambda s: (-score.get(s, 0.0), s))
+        rest = sorted(anomalous - set(tops), key=lambda s: -score.get(s, 0.0))
+        return _scored(order + rest)
+    ppr = personalized_pagerank(services, edges, {s: score.get(s, 0.0) / threshold for s in services})
+
+    def symptom_only(s: str) -> bool:
+        ms = metrics.get(s, set())
+        return bool(ms) and ms <= LATENCY | {"rate", "cpr", "spans_per_trace"} and "self" not in ms
+
+    deepest = [s for s in anomalous if not (descendants(graph, s) & anomalous)]
+    deepest.sort(key=lambda s: (symptom_only(s), onset.get(s, 1 << 62), -ppr.get(s, 0.0), s))
+    others = sorted(anomalous - set(deepest), key=lambda s: (symptom_only(s), -ppr.get(s, 0.0), s))
+    tail = sorted((s for s in services if s not in anomalous), key=lambda s: (-score.get(s, 0.0), s))
+    return _scored(deepest + others + tail[:5])
+
+
+def _scored(order: list[str]) -> list[dict[str, float | str]]:
+    n = len(order)
+    return [{"service": s, "score": round(1.0 - i / max(n, 1), 3)} for i, s in enumerate(order)]
