@@ -1,9 +1,139 @@
-"""`otel-ai demo` (filled in by its issue)."""
+"""``otel-ai demo``: Astronomy-Shop traffic (live or backfilled) with optional fault scenarios."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+
+from otel_ai.demo import (
+    PROTOCOLS,
+    SCENARIOS,
+    RunResult,
+    TimelineEvent,
+    generate,
+    load_timeline,
+    parse_duration,
+)
+from otel_ai.errors import ConfigError
+
+LIVE_RATE = 5.0  # requests/s: ~35 spans/s, a few % of one core
+BACKFILL_RATE = 0.5  # requests per simulated second: 7 days ≈ 300k requests ≈ 2M spans
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    return None
+    p = sub.add_parser(
+        "demo",
+        help="emit Astronomy-Shop-shaped traffic with the official OTel SDK exporters",
+        description="Emit OpenTelemetry-demo-shaped traces, logs and metrics to an OTLP endpoint.",
+    )
+    p.add_argument(
+        "--endpoint", help="OTLP endpoint (default http://127.0.0.1:4317 for grpc, :4318 for http)"
+    )
+    p.add_argument("--protocol", choices=PROTOCOLS, default="grpc", help="OTLP transport and encoding")
+    p.add_argument("--scenario", choices=sorted(SCENARIOS), help="inject this fault from the start")
+    p.add_argument("--magnitude", default="medium", help="low | medium | severe | a number (scenario units)")
+    p.add_argument(
+        "--rate", type=float, help=f"requests per second (default {LIVE_RATE}; backfill {BACKFILL_RATE})"
+    )
+    p.add_argument("--duration", help="stop after this long (e.g. 90s, 15m; default: until Ctrl-C)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same traffic")
+    p.add_argument("--timeline", type=Path, help="YAML list of {start, duration, scenario, magnitude}")
+    p.add_argument(
+        "--backfill", help="write this much history ending now (e.g. 7d) as fast as accepted, then exit"
+    )
+    p.add_argument(
+        "--ground-truth", type=Path, help="where to write the ground-truth JSON (default data/demo/…)"
+    )
+    p.add_argument("--no-logs", action="store_true", help="do not emit log records")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_demo)
+
+
+def _timeline(args: argparse.Namespace, total: timedelta | None) -> list[TimelineEvent]:
+    events = load_timeline(args.timeline) if args.timeline else []
+    if args.scenario:
+        magnitude: str | float = args.magnitude
+        with contextlib.suppress(ValueError):
+            magnitude = float(args.magnitude)
+        events.append(TimelineEvent(timedelta(0), total or timedelta(days=365), args.scenario, magnitude))
+    return events
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except ConfigError as exc:
+        print(f"otel-ai demo: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC).replace(microsecond=0)
+    backfill = parse_duration(args.backfill, "--backfill") if args.backfill else None
+    duration = parse_duration(args.duration, "--duration") if args.duration else None
+    if backfill is not None:
+        start: datetime | None = now - backfill
+        end: datetime | None = now
+        rate = args.rate if args.rate is not None else BACKFILL_RATE
+    else:
+        start = now
+        end = now + duration if duration else None
+        rate = args.rate if args.rate is not None else LIVE_RATE
+    timeline = _timeline(args, backfill or duration)
+    gt = args.ground_truth or Path("data/demo") / f"ground-truth-{now:%Y%m%dT%H%M%SZ}.json"
+    stop = threading.Event()
+    _install_signals(stop)
+    mode = f"backfill {args.backfill} ({start:%Y-%m-%d %H:%M} → {end:%H:%M} UTC)" if backfill else "live"
+    endpoint = args.endpoint or (
+        "http://127.0.0.1:4317" if args.protocol == "grpc" else "http://127.0.0.1:4318"
+    )
+    if not args.quiet:
+        print(
+            f"otel-ai demo: {mode}, {rate:g} req/s, protocol {args.protocol} → {endpoint}, seed {args.seed}"
+        )
+        for ev in timeline:
+            print(f"  scenario {ev.scenario} ({ev.magnitude}) at +{ev.offset} for {ev.duration}")
+        print(f"  ground truth → {gt}")
+    last = [time.monotonic()]
+
+    def progress(res: RunResult) -> None:
+        if args.quiet or time.monotonic() - last[0] < 10:
+            return
+        last[0] = time.monotonic()
+        sim = datetime.fromtimestamp(res.end_ns / 1e9, UTC)
+        print(
+            f"  {sim:%Y-%m-%d %H:%M:%S}Z  requests {res.requests}  spans {res.spans} (exported "
+            f"{res.exported_spans}, queued {res.queued_spans}, dropped {res.dropped_spans})  "
+            f"{res.spans_per_cpu_second:,.0f} spans/CPU-s",
+            flush=True,
+        )
+
+    res = generate(
+        start, end, endpoint=args.endpoint, protocol=args.protocol, rate=rate, seed=args.seed, timeline=timeline,
+        realtime=backfill is None, ground_truth_path=gt, logs=not args.no_logs, stop=stop, on_step=progress,
+    )  # fmt: skip
+    if not args.quiet:
+        print(
+            f"done: {res.requests} requests, {res.spans} spans ({res.exported_spans} exported, {res.dropped_spans} "
+            f"dropped), {res.logs} logs in {res.wall_seconds:.1f} s wall / {res.cpu_seconds:.1f} s CPU "
+            f"({res.spans_per_cpu_second:,.0f} spans per CPU-second)"
+        )
+    return 0 if res.dropped_spans == 0 else 1
+
+
+def _install_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
