@@ -14,3 +14,16 @@ class TopologyConfig(BaseModel):
     snapshot_window_s: int = Field(default=300, ge=60)
     # Operations listed per node.
     top_operations: int = Field(default=10, ge=0, le=1000)
+    # A parent may start this long before the window and still pair with a child inside it.
+    pair_margin_s: int = Field(default=30, ge=0, le=60)
+    # Per-minute edge rollup: on/off, how often, how far back, how settled a minute must be,
+    # and how many minutes one run recomputes at most (newest first).
+    rollup_enabled: bool = True
+    rollup_interval_s: int = Field(default=60, ge=5)
+    rollup_horizon_s: int = Field(default=86400, ge=300)
+    rollup_settle_s: int = Field(default=120, ge=0)
+    rollup_batch_minutes: int = Field(default=60, ge=1, le=1440)
+    # Diff thresholds: an edge "changed" when its p95 moved by this ratio or its error rate by
+    # this many points (0.05 = 5 percentage points).
+    diff_latency_ratio: float = Field(default=1.5, gt=1.0)
+    diff_error_rate_delta: float = Field(default=0.05, gt=0.0, le=1.0)

@@ -1,9 +1,298 @@
-"""Topology service — PLACEHOLDER until issue 3 lands."""
+"""Topology service: queries over closed windows, the per-minute edge rollup and snapshots.
+
+``topology(start, end)`` answers from the rollup for whole minutes it covers at their current
+span count and computes everything else live (partial first/last minute, minutes that changed
+since they were rolled up, minutes never rolled up), then merges both in one SQL statement.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
-def build_topology_service(storage: Any, config: Any, registry: Any) -> Any:
-    return None
+from otel_ai.analysis.topology import queries as q
+from otel_ai.analysis.topology.assemble import build_edges, build_nodes, build_services, diff_topologies
+from otel_ai.analysis.topology.config import TopologyConfig
+from otel_ai.analysis.topology.model import ServicesResponse, Topology, TopologyDiff, Window
+from otel_ai.analysis.topology.schema import MIGRATIONS
+from otel_ai.storage import Storage
+from otel_ai.timeutil import rfc3339
+
+log = logging.getLogger(__name__)
+MINUTE = timedelta(minutes=1)
+
+
+def floor_minute(t: datetime) -> datetime:
+    return t.replace(second=0, microsecond=0)
+
+
+def ceil_minute(t: datetime) -> datetime:
+    f = floor_minute(t)
+    return f if f == t else f + MINUTE
+
+
+def _naive(t: datetime) -> datetime:
+    """clickhouse-connect binds naive datetimes as UTC wall time."""
+    return t.astimezone(UTC).replace(tzinfo=None)
+
+
+class TopologyService:
+    """Topology discovery for any window; a scheduled rollup and snapshot job (DESIGN.md decision 6)."""
+
+    def __init__(self, storage: Storage, config: TopologyConfig, registry: CollectorRegistry) -> None:
+        self.storage = storage
+        self.config = config
+        self._lock = threading.Lock()  # one rollup at a time
+        self._closed = False
+        self._query_seconds = Histogram(
+            "otel_ai_topology_query_seconds", "Topology query time", ["query"], registry=registry
+        )
+        self._rolled = Counter(
+            "otel_ai_topology_rollup_minutes", "Minutes (re)computed by the edge rollup", registry=registry
+        )
+        self._job_errors = Counter(
+            "otel_ai_topology_job_errors", "Failed topology jobs", ["job"], registry=registry
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.storage.apply_migrations("topology", MIGRATIONS)
+
+    def shutdown(self) -> None:
+        self._closed = True
+
+    def register_jobs(self, scheduler: Any) -> None:
+        scheduler.add_job(
+            self._job("snapshot", self.snapshot),
+            "interval",
+            seconds=self.config.snapshot_interval_s,
+            id="topology.snapshot",
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+        )
+        if self.config.rollup_enabled:
+            scheduler.add_job(
+                self._job("rollup", self.rollup),
+                "interval",
+                seconds=self.config.rollup_interval_s,
+                id="topology.rollup",
+                max_instances=1,
+                coalesce=True,
+                replace_existing=True,
+            )
+
+    def _job(self, name: str, fn: Any) -> Any:
+        def run() -> None:
+            if self._closed:
+                return
+            try:
+                fn()
+            except Exception:
+                self._job_errors.labels(name).inc()
+                log.exception("topology %s job failed", name)
+
+        return run
+
+    # -- parameters -----------------------------------------------------------------------------
+    def _params(self, start: datetime, end: datetime) -> dict[str, Any]:
+        """Parameters of the live form: the whole window is counted."""
+        margin = timedelta(seconds=self.config.pair_margin_s)
+        first, last = ceil_minute(start), floor_minute(end)
+        whole = last > first  # node figures: whole minutes from the insert-time view
+        return {
+            "db": self.storage.database,
+            "start": _naive(start),
+            "end": _naive(end),
+            "pair_start": _naive(start - margin),
+            "child_end": _naive(end + margin),
+            "head_end": _naive(end),
+            "head_child_end": _naive(end + margin),
+            "tail_start": _naive(end),
+            "tail_pair_start": _naive(end),
+            "minutes": [],
+            "pair_minutes": [],
+            "child_minutes": [],
+            "rolled": [],
+            "mv_lo": _naive(first if whole else end),
+            "mv_hi": _naive(last if whole else end),
+            "top": self.config.top_operations,
+        }
+
+    def _minute_counts(self, lo: datetime, hi: datetime) -> dict[datetime, int]:
+        rows = self.storage.query(q.MINUTE_COUNTS_SQL, {"db": self.storage.database, "lo": lo, "hi": hi})
+        return {_utc(r[0]): int(r[1]) for r in rows}
+
+    def _plan(self, start: datetime, end: datetime) -> dict[str, Any]:
+        """Split ``[start, end)`` into rolled-up minutes and the part to compute live."""
+        params = self._params(start, end)
+        first, last = ceil_minute(start), floor_minute(end)
+        if not self.config.rollup_enabled or last <= first:
+            return params
+        counts = self._minute_counts(_naive(first - MINUTE), _naive(last + MINUTE))
+        seen_rows = self.storage.query(
+            q.ROLLUP_SEEN_SQL, {"db": self.storage.database, "lo": _naive(first), "hi": _naive(last)}
+        )
+        seen = {_utc(r[0]): int(r[1]) for r in seen_rows}
+        rolled: list[datetime] = []
+        dirty: list[datetime] = []
+        m = first
+        while m < last:
+            if counts.get(m, 0):
+                (rolled if seen.get(m) == _expected(counts, m) else dirty).append(m)
+            m += MINUTE
+        if not rolled:
+            return params
+        margin = timedelta(seconds=self.config.pair_margin_s)
+        params.update(
+            head_end=_naive(first),
+            head_child_end=_naive(first + margin),
+            tail_start=_naive(last),
+            tail_pair_start=_naive(last - margin),
+            **_minute_sets(dirty),
+            rolled=[_naive(r) for r in rolled],
+        )
+        return params
+
+    # -- queries --------------------------------------------------------------------------------
+    def topology(self, start: datetime, end: datetime) -> Topology:
+        seconds = (end - start).total_seconds()
+        t0 = time.perf_counter()
+        params = self._plan(start, end)
+        edge_rows = self.storage.query_dicts(q.EDGES_SQL, params, settings=q.EDGE_SETTINGS)
+        self._query_seconds.labels("edges").observe(time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        node_rows = self.storage.query_dicts(q.NODES_SQL, params)
+        op_rows = self.storage.query_dicts(q.OPERATIONS_SQL, params) if self.config.top_operations else []
+        ingest_rows = self.storage.query_dicts(q.INGEST_SQL, params)
+        self._query_seconds.labels("nodes").observe(time.perf_counter() - t1)
+        edges, per_target = build_edges(edge_rows, seconds)
+        nodes = build_nodes(node_rows, op_rows, ingest_rows, edges, per_target, seconds)
+        return Topology(window=_window(start, end), nodes=nodes, edges=edges)
+
+    def services(self, start: datetime, end: datetime) -> ServicesResponse:
+        seconds = (end - start).total_seconds()
+        params = self._params(start, end)
+        t0 = time.perf_counter()
+        node_rows = self.storage.query_dicts(q.NODES_SQL, params)
+        op_rows = self.storage.query_dicts(q.OPERATIONS_SQL, params) if self.config.top_operations else []
+        ingest_rows = self.storage.query_dicts(q.INGEST_SQL, params)
+        self._query_seconds.labels("services").observe(time.perf_counter() - t0)
+        return ServicesResponse(
+            window=_window(start, end), services=build_services(node_rows, op_rows, ingest_rows, seconds)
+        )
+
+    def diff(self, a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> TopologyDiff:
+        """What changed from window ``a`` to window ``b``: nodes, edges, latency and error rates."""
+        return diff_topologies(
+            self.topology(*a),
+            self.topology(*b),
+            latency_ratio=self.config.diff_latency_ratio,
+            error_rate_delta=self.config.diff_error_rate_delta,
+        )
+
+    # -- rollup ---------------------------------------------------------------------------------
+    def rollup(self, now: datetime | None = None) -> int:
+        """Recompute the newest minutes whose span count changed since they were rolled up."""
+        now = now or datetime.now(UTC)
+        hi = floor_minute(now - timedelta(seconds=self.config.rollup_settle_s))
+        lo = floor_minute(now - timedelta(seconds=self.config.rollup_horizon_s))
+        with self._lock:
+            counts = self._minute_counts(_naive(lo - MINUTE), _naive(hi + MINUTE))
+            seen_rows = self.storage.query(
+                q.ROLLUP_SEEN_SQL, {"db": self.storage.database, "lo": _naive(lo), "hi": _naive(hi)}
+            )
+            seen = {_utc(r[0]): int(r[1]) for r in seen_rows}
+            todo = []
+            for m in sorted((m for m in counts if lo <= m < hi), reverse=True):
+                expected = _expected(counts, m)
+                if seen.get(m) != expected:
+                    todo.append((m, expected))
+                if len(todo) >= self.config.rollup_batch_minutes:
+                    break
+            if not todo:
+                return 0
+            self._rollup_minutes(todo)
+            self._rolled.inc(len(todo))
+            return len(todo)
+
+    def _rollup_minutes(self, todo: list[tuple[datetime, int]]) -> None:
+        minutes = sorted(m for m, _ in todo)
+        start, end = minutes[0], minutes[-1] + MINUTE
+        version = time.time_ns()
+        params = self._params(start, end)
+        params.update(
+            head_end=_naive(start),  # nothing counted by position: only the listed minutes
+            head_child_end=_naive(start),
+            tail_start=_naive(end),
+            **_minute_sets(minutes),
+            version=version,
+        )
+        # Edge partials first, then the rows that make them visible (a crash in between leaves
+        # an unreferenced version, never a half-visible one).
+        self.storage.command(q.EDGES_BY_MINUTE, params, settings=q.EDGE_SETTINGS)
+        self.storage.insert(
+            "otel_ai_topology_rollup",
+            [[_naive(m), version, seen] for m, seen in todo],
+            ["minute", "version", "seen"],
+        )
+
+    # -- snapshots ------------------------------------------------------------------------------
+    def snapshot(self, now: datetime | None = None) -> Topology:
+        """Store the topology of the last ``snapshot_window_s`` ending at the last closed minute."""
+        end = floor_minute(now or datetime.now(UTC))
+        start = end - timedelta(seconds=self.config.snapshot_window_s)
+        topo = self.topology(start, end)
+        self.storage.insert(
+            "otel_ai_topology",
+            [[_naive(now or datetime.now(UTC)), _naive(start), _naive(end), len(topo.nodes),
+              len(topo.edges), topo.model_dump_json()]],
+            ["taken_at", "window_start", "window_end", "node_count", "edge_count", "body"],
+        )  # fmt: skip
+        return topo
+
+    def snapshot_at(self, at: datetime) -> Topology | None:
+        """The stored snapshot taken nearest before (or at) ``at``."""
+        rows = self.storage.query(
+            "SELECT taken_at, body FROM {db:Identifier}.otel_ai_topology WHERE taken_at <= {at:DateTime64(3)}"
+            " ORDER BY taken_at DESC LIMIT 1",
+            {"db": self.storage.database, "at": _naive(at)},
+        )
+        if not rows:
+            return None
+        topo = Topology.model_validate_json(rows[0][1])
+        topo.snapshot_at = rfc3339(_utc(rows[0][0]))
+        return topo
+
+
+def _expected(counts: dict[datetime, int], m: datetime) -> int:
+    """What a rollup of minute ``m`` depends on: its spans and its neighbours' (pairing margins)."""
+    return counts.get(m - MINUTE, 0) + counts.get(m, 0) + counts.get(m + MINUTE, 0)
+
+
+def _minute_sets(minutes: list[datetime]) -> dict[str, list[datetime]]:
+    """Counted minutes, where their parents may be (one earlier), where their children may be."""
+    return {
+        "minutes": [_naive(m) for m in minutes],
+        "pair_minutes": [_naive(m) for m in sorted(set(minutes) | {m - MINUTE for m in minutes})],
+        "child_minutes": [_naive(m) for m in sorted(set(minutes) | {m + MINUTE for m in minutes})],
+    }
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _window(start: datetime, end: datetime) -> Window:
+    return Window(start=rfc3339(start), end=rfc3339(end))
+
+
+def build_topology_service(
+    storage: Storage, config: TopologyConfig, registry: CollectorRegistry
+) -> TopologyService:
+    return TopologyService(storage, config, registry)

@@ -1,0 +1,110 @@
+"""Typed shapes of a topology (DESIGN.md contract for ``/api/v1/topology`` and ``/api/v1/services``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+NodeKind = Literal["service", "database", "messaging", "external"]
+
+
+class Window(BaseModel):
+    start: str = Field(description="RFC 3339, inclusive")
+    end: str = Field(description="RFC 3339, exclusive")
+
+
+class Operation(BaseModel):
+    name: str
+    kind: str
+    span_count: int
+    error_count: int
+    error_rate: float
+    rate: float = Field(description="spans per second over the window")
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+class Node(BaseModel):
+    id: str = Field(description="service name, or a stable peer id such as postgresql/orders")
+    name: str
+    kind: NodeKind
+    instrumented: bool = Field(description="false for virtual nodes seen only from their callers")
+    span_count: int
+    request_count: int = Field(description="server/consumer/root spans (virtual: calls received)")
+    request_rate: float = Field(description="requests per second over the window")
+    error_count: int
+    error_rate: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    operations: list[Operation] = Field(default_factory=list)
+    encodings: dict[str, int] = Field(default_factory=dict)
+    transports: dict[str, int] = Field(default_factory=dict)
+
+
+class Edge(BaseModel):
+    source: str
+    target: str
+    kind: str = Field(description="http, grpc (rpc.system), database, messaging or call")
+    target_kind: NodeKind
+    destination: str = Field(default="", description="messaging system/destination of the edge")
+    call_count: int
+    request_rate: float
+    error_count: int
+    error_rate: float
+    p50_ms: float | None = Field(description="server side (the child span)")
+    p95_ms: float | None
+    p99_ms: float | None
+    client_count: int = Field(description="calls whose parent is a CLIENT/PRODUCER span")
+    client_p50_ms: float | None
+    client_p95_ms: float | None
+    client_p99_ms: float | None
+    via_links: int = Field(description="calls paired through span links rather than parent ids")
+
+
+class Topology(BaseModel):
+    window: Window
+    nodes: list[Node]
+    edges: list[Edge]
+    snapshot_at: str | None = Field(default=None, description="set when served from a stored snapshot")
+
+
+class Service(BaseModel):
+    name: str
+    span_count: int
+    request_count: int
+    request_rate: float
+    error_count: int
+    error_rate: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    encodings: dict[str, int]
+    transports: dict[str, int]
+    operations: list[Operation]
+
+
+class ServicesResponse(BaseModel):
+    window: Window
+    services: list[Service]
+
+
+class EdgeChange(BaseModel):
+    source: str
+    target: str
+    kind: str
+    a: Edge
+    b: Edge
+    reasons: list[str]
+
+
+class TopologyDiff(BaseModel):
+    a: Window
+    b: Window
+    new_nodes: list[str]
+    vanished_nodes: list[str]
+    new_edges: list[Edge]
+    vanished_edges: list[Edge]
+    changed_edges: list[EdgeChange]

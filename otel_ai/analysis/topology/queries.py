@@ -1,0 +1,218 @@
+"""Named, parameterised SQL for topology discovery over a closed window ``[start, end)``.
+
+Edges pair a child span with its parent span (same trace, ``ParentSpanId = SpanId``) or, for
+CONSUMER spans, with the span each link points at (``Links.TraceId``/``Links.SpanId``). Jaeger's
+rule, not the servicegraph connector's: any parent in another service makes an edge, so root
+spans count as parents and no client/server pairing TTL exists (ingest_anchors.md §3).
+
+Why the join looks the way it does: the seed's ``t1 JOIN t2`` on full rows ran out of memory at
+3M spans. Here both sides are narrow projections keyed by ``cityHash64(TraceId, SpanId)`` (one
+UInt64 instead of two strings), the attribute map is read only for CLIENT/PRODUCER spans (they
+name virtual peers and the connection kind), and the span-link side reads ``Links.*`` only for
+CONSUMER spans. A 64-bit key over the spans of one window collides with probability ~n²/2⁶⁵
+(≈3·10⁻⁶ at 10M spans); a collision can add at most one call to one edge.
+
+A parent may start before the window while its child starts inside it (a long client span);
+the parent side therefore looks ``pair_margin`` further back. Calls are counted by the child's
+(or, for virtual peers, the client span's) start time, so adjacent windows never count a call twice.
+"""
+
+from __future__ import annotations
+
+# A span is a request entry point of its service: server/consumer spans and trace roots.
+ENTRY = "(SpanKind IN ('Server', 'Consumer') OR ParentSpanId = '')"
+
+# Name of the uninstrumented peer a CLIENT/PRODUCER span talks to ('' when nothing names it).
+_DB_NAME = (
+    "if(SpanAttributes['db.namespace'] != '', SpanAttributes['db.namespace'], SpanAttributes['db.name'])"
+)
+_DEST = "SpanAttributes['messaging.destination.name']"
+VIRTUAL_ID = f"""multiIf(
+    SpanAttributes['peer.service'] != '', SpanAttributes['peer.service'],
+    SpanAttributes['db.system'] != '',
+        SpanAttributes['db.system'] || if({_DB_NAME} != '', '/' || {_DB_NAME}, ''),
+    SpanAttributes['messaging.system'] != '',
+        SpanAttributes['messaging.system'] || if({_DEST} != '', '/' || {_DEST}, ''),
+    SpanAttributes['server.address'] != '', SpanAttributes['server.address'],
+    SpanAttributes['net.peer.name'] != '', SpanAttributes['net.peer.name'],
+    '')"""
+VIRTUAL_KIND = """multiIf(
+    SpanAttributes['db.system'] != '', 'database',
+    SpanAttributes['messaging.system'] != '', 'messaging',
+    'external')"""
+# What kind of connection a CLIENT/PRODUCER span makes.
+CONN_KIND = """multiIf(
+    SpanKind = 'Producer' OR SpanAttributes['messaging.system'] != '', 'messaging',
+    SpanAttributes['db.system'] != '', 'database',
+    SpanAttributes['rpc.system'] != '', SpanAttributes['rpc.system'],
+    SpanAttributes['http.request.method'] != '' OR SpanAttributes['http.method'] != '', 'http',
+    'call')"""
+
+_WINDOW = "Timestamp >= {start:DateTime64(9)} AND Timestamp < {end:DateTime64(9)}"
+
+# Which spans a query counts, and which it may pair with. The live form counts the whole window
+# (head_end = tail_start = end, no listed minutes); the hybrid form (rolled-up minutes + live
+# rest) counts only the partial head and tail and the minutes the rollup does not cover.
+# Parents are looked for up to pair_margin earlier, children up to pair_margin later (a client
+# span is a virtual-peer call only if no child in another service exists, even after the window).
+_COUNTED = (
+    _WINDOW + " AND (Timestamp < {head_end:DateTime64(9)} OR Timestamp >= {tail_start:DateTime64(9)}"
+    " OR toStartOfMinute(Timestamp) IN {minutes:Array(DateTime)})"
+)
+_PAIRABLE = (
+    "Timestamp >= {pair_start:DateTime64(9)} AND Timestamp < {end:DateTime64(9)}"
+    " AND (Timestamp < {head_end:DateTime64(9)} OR Timestamp >= {tail_pair_start:DateTime64(9)}"
+    " OR toStartOfMinute(Timestamp) IN {pair_minutes:Array(DateTime)})"
+)
+_VISIBLE = (
+    "Timestamp >= {start:DateTime64(9)} AND Timestamp < {child_end:DateTime64(9)}"
+    " AND (Timestamp < {head_child_end:DateTime64(9)} OR Timestamp >= {tail_start:DateTime64(9)}"
+    " OR toStartOfMinute(Timestamp) IN {child_minutes:Array(DateTime)})"
+)
+
+# Parent candidates: every span (roots included), attributes only where they matter.
+_PARENTS = f"""
+    SELECT cityHash64(TraceId, SpanId) AS k, ServiceName AS svc, SpanKind AS kind, Duration AS dur,
+           StatusCode = 'Error' AS err, {_COUNTED} AS counted, toStartOfMinute(Timestamp) AS pmin,
+           '' AS vid, '' AS vkind, '' AS conn, '' AS dest
+    FROM {{db:Identifier}}.otel_traces
+    PREWHERE {_PAIRABLE} AND SpanKind NOT IN ('Client', 'Producer')
+    UNION ALL
+    SELECT cityHash64(TraceId, SpanId), ServiceName, SpanKind, Duration, StatusCode = 'Error',
+           {_COUNTED}, toStartOfMinute(Timestamp), {VIRTUAL_ID}, {VIRTUAL_KIND}, {CONN_KIND},
+           if(SpanAttributes['messaging.system'] != '',
+              SpanAttributes['messaging.system'] || if({_DEST} != '', '/' || {_DEST}, ''), '')
+    FROM {{db:Identifier}}.otel_traces
+    PREWHERE {_PAIRABLE} AND SpanKind IN ('Client', 'Producer')"""
+
+# Children: spans with a parent id, plus one row per link of a CONSUMER span (unless the link
+# repeats the parent, which the first branch already pairs).
+_CHILDREN = f"""
+    SELECT cityHash64(TraceId, ParentSpanId) AS pk, ServiceName AS csvc, SpanKind AS ckind,
+           Duration AS cdur, StatusCode = 'Error' AS cerr, 'parent' AS via,
+           toStartOfMinute(Timestamp) AS cmin, {_COUNTED} AS ccounted
+    FROM {{db:Identifier}}.otel_traces
+    PREWHERE {_VISIBLE} AND ParentSpanId != ''
+    UNION ALL
+    SELECT cityHash64(l.1, l.2), ServiceName, SpanKind, Duration, StatusCode = 'Error', 'link',
+           toStartOfMinute(Timestamp), {_COUNTED}
+    FROM {{db:Identifier}}.otel_traces
+    ARRAY JOIN arrayZip(Links.TraceId, Links.SpanId) AS l
+    PREWHERE {_VISIBLE} AND SpanKind = 'Consumer' AND notEmpty(Links.SpanId)
+    WHERE NOT (l.1 = TraceId AND l.2 = ParentSpanId)"""
+
+# Unmatched LEFT JOIN rows carry key 0 (join_use_nulls = 0).
+EDGE_SETTINGS = {"join_use_nulls": 0, "join_algorithm": "parallel_hash,hash"}
+
+Q3 = "0.5, 0.95, 0.99"
+_EDGE_KEYS = """
+    p.svc AS source,
+    if(c.pk = 0, p.vid, c.csvc) AS target,
+    if(c.pk = 0, p.vkind, 'service') AS target_kind,
+    multiIf(c.pk = 0, p.conn, c.via = 'link' OR c.ckind = 'Consumer', 'messaging',
+            p.conn != '', p.conn, 'call') AS kind"""
+_EDGE_FIGURES = f"""
+    any(p.dest) AS destination,
+    count() AS call_count,
+    countIf(if(c.pk = 0, p.err, c.cerr)) AS error_count,
+    quantilesState({Q3})(if(c.pk = 0, p.dur, c.cdur)) AS server_qs,
+    countIf(p.kind IN ('Client', 'Producer')) AS client_count,
+    quantilesStateIf({Q3})(p.dur, p.kind IN ('Client', 'Producer')) AS client_qs,
+    countIf(c.via = 'link') AS via_links"""
+_EDGE_FROM = f"""
+FROM ({_PARENTS}) AS p
+LEFT JOIN ({_CHILDREN}) AS c ON p.k = c.pk
+WHERE (c.pk != 0 AND c.ccounted AND p.svc != c.csvc) OR (c.pk = 0 AND p.vid != '' AND p.counted)"""
+
+# Edge partials (aggregate states) of the counted spans, one row per edge.
+EDGES_LIVE = f"SELECT {_EDGE_KEYS},{_EDGE_FIGURES}{_EDGE_FROM}\nGROUP BY source, target, target_kind, kind"
+
+# Edge partials per minute (the minute of the counted span) for the rollup table.
+EDGES_BY_MINUTE = f"""
+INSERT INTO {{db:Identifier}}.otel_ai_topology_edges_1m
+SELECT {{version:UInt64}} AS version, if(c.pk = 0, p.pmin, c.cmin) AS minute, {_EDGE_KEYS},{_EDGE_FIGURES}
+{_EDGE_FROM}
+GROUP BY minute, source, target, target_kind, kind"""
+
+# Final edge figures: rolled-up minutes (latest version of each) merged with the live part.
+# The second grouping set (kind = '') merges all calls into each target: a virtual node's RED.
+EDGES_SQL = f"""
+SELECT source, target, target_kind, kind, any(destination) AS destination,
+       sum(call_count) AS call_count, sum(error_count) AS error_count,
+       quantilesMerge({Q3})(server_qs) AS server_q, sum(client_count) AS client_count,
+       quantilesMerge({Q3})(client_qs) AS client_q, sum(via_links) AS via_links
+FROM (
+    SELECT source, target, target_kind, kind, destination, call_count, error_count, server_qs,
+           client_count, client_qs, via_links
+    FROM {{db:Identifier}}.otel_ai_topology_edges_1m
+    WHERE minute IN {{rolled:Array(DateTime)}}
+      AND (minute, version) IN (
+          SELECT minute, max(version) FROM {{db:Identifier}}.otel_ai_topology_rollup
+          WHERE minute IN {{rolled:Array(DateTime)}} GROUP BY minute)
+    UNION ALL
+    {EDGES_LIVE}
+)
+GROUP BY GROUPING SETS ((source, target, target_kind, kind), (target, target_kind))
+ORDER BY source, target, kind
+"""
+
+# Spans per minute (filled at insert time by a materialized view) and what each rollup saw.
+MINUTE_COUNTS_SQL = """
+SELECT minute, sum(spans) FROM {db:Identifier}.otel_ai_topology_minute_spans
+WHERE minute >= {lo:DateTime} AND minute < {hi:DateTime} GROUP BY minute
+"""
+ROLLUP_SEEN_SQL = """
+SELECT minute, argMax(seen, version), max(version) FROM {db:Identifier}.otel_ai_topology_rollup
+WHERE minute >= {lo:DateTime} AND minute < {hi:DateTime} GROUP BY minute
+"""
+
+# Per (service, operation) partials: whole minutes from the insert-time view (exact counts, any
+# batching), the partial first/last minute live. In the pure live form mv_lo = mv_hi = end.
+_LIVE_PART = _WINDOW + " AND (Timestamp < {mv_lo:DateTime64(9)} OR Timestamp >= {mv_hi:DateTime64(9)})"
+_OPS_PARTIALS = f"""
+    SELECT service, name, kind, toUInt64(spans) AS spans, toUInt64(errors) AS errors,
+           toUInt64(entries) AS entries, toUInt64(entry_errors) AS entry_errors, q, entry_q
+    FROM {{db:Identifier}}.otel_ai_topology_ops_1m
+    WHERE minute >= {{mv_lo:DateTime64(9)}} AND minute < {{mv_hi:DateTime64(9)}}
+    UNION ALL
+    SELECT ServiceName, SpanName, any(SpanKind), count(), countIf(StatusCode = 'Error'),
+           countIf({ENTRY}), countIf({ENTRY} AND StatusCode = 'Error'),
+           quantilesState({Q3})(Duration), quantilesStateIf({Q3})(Duration, {ENTRY})
+    FROM {{db:Identifier}}.otel_traces
+    PREWHERE {_LIVE_PART}
+    GROUP BY ServiceName, SpanName"""
+
+# Per service: RED of all spans and of entry spans (true per-second rate = entries ÷ seconds).
+NODES_SQL = f"""
+SELECT service AS name, sum(spans) AS span_count, sum(errors) AS error_count,
+       sum(entries) AS request_count, sum(entry_errors) AS request_error_count,
+       quantilesMerge({Q3})(q) AS all_q, quantilesMerge({Q3})(entry_q) AS entry_q
+FROM ({_OPS_PARTIALS})
+GROUP BY name
+ORDER BY name
+"""
+
+# Top operations per service, by span count, each with its own RED.
+OPERATIONS_SQL = f"""
+SELECT service, name, any(kind) AS kind, sum(spans) AS span_count, sum(errors) AS error_count,
+       quantilesMerge({Q3})(q) AS q
+FROM ({_OPS_PARTIALS})
+GROUP BY service, name
+ORDER BY service, span_count DESC, name
+LIMIT {{top:UInt32}} BY service
+"""
+
+# How each service's data arrived (encoding x transport).
+INGEST_SQL = f"""
+SELECT service, encoding, transport, sum(n) AS n FROM (
+    SELECT service, encoding, transport, toUInt64(spans) AS n
+    FROM {{db:Identifier}}.otel_ai_topology_minute_spans
+    WHERE minute >= {{mv_lo:DateTime64(9)}} AND minute < {{mv_hi:DateTime64(9)}}
+    UNION ALL
+    SELECT ServiceName, IngestEncoding, IngestTransport, count()
+    FROM {{db:Identifier}}.otel_traces
+    PREWHERE {_LIVE_PART}
+    GROUP BY ServiceName, IngestEncoding, IngestTransport
+)
+GROUP BY service, encoding, transport
+"""
