@@ -74,14 +74,17 @@ LOGS_STRUCTURE = (
     f"log_records Array({_LOG}), schema_url String)), schema_url String)), {_TAIL}"
 )
 
-_VALUE_PRESENCE = "Enum8('none' = 0, 'as_double' = 3, 'as_int' = 6)"
+_VALUE_PRESENCE = "Enum8('none' = 0, 'as_double' = 3, 'as_int' = 6)"  # Exemplar.value
+_DP_PRESENCE = "Enum8('none' = 0, 'as_double' = 4, 'as_int' = 6)"  # NumberDataPoint.value
 _EXEMPLARS = (
     f"exemplars Array(Tuple(filtered_attributes {_ATTRS}, time_unix_nano UInt64, "
     f"value {_VALUE_PRESENCE}, as_double Float64, as_int Int64, span_id String, trace_id String))"
 )
 _HEAD = f"attributes {_ATTRS}, start_time_unix_nano UInt64, time_unix_nano UInt64"
+# The presence column comes first: in the natural order ClickHouse 26.9 rejects it as a oneof
+# presence indicator ("not suitable"); every other order tried works.
 _NUMBER_DP = (
-    f"Tuple({_HEAD}, value {_VALUE_PRESENCE}, as_double Float64, as_int Int64, {_EXEMPLARS}, flags UInt32)"
+    f"Tuple(value {_DP_PRESENCE}, {_HEAD}, as_double Float64, as_int Int64, {_EXEMPLARS}, flags UInt32)"
 )
 _HIST_DP = (
     f"Tuple({_HEAD}, count UInt64, sum Float64, bucket_counts Array(UInt64), "

@@ -72,6 +72,9 @@ def request_of(payload: Payload) -> Any:
     return parse_protobuf(payload.signal, payload.body)
 
 
+METRIC_COLUMNS = {k: (*v, "IngestEncoding", "IngestTransport") for k, v in METRIC_COLUMNS.items()}
+
+
 def flatten(payloads: Sequence[Payload]) -> dict[str, Rows]:
     """Rows per target table (row-oriented lists) for a batch of payloads of one signal."""
     out: dict[str, Rows] = {}
