@@ -62,6 +62,13 @@ class BadResponse(LLMError):
     error_type = "bad_response"
 
 
+class SchemaMismatch(BadResponse):
+    """The reply stayed schema-invalid after the repair retry: a model-quality problem, not an
+    outage, so it moves the request on without counting against the deployment's breaker."""
+
+    error_type = "schema_mismatch"
+
+
 class AllProvidersFailed(LLMError):
     """Every deployment of the fallback chain failed; ``errors`` holds (deployment, error) pairs."""
 
@@ -80,4 +87,6 @@ def error_type(exc: BaseException) -> str:
 
 def counts_for_breaker(exc: BaseException) -> bool:
     """Failures that say the *deployment* is unhealthy (not that the request was bad)."""
+    if isinstance(exc, SchemaMismatch):
+        return False
     return isinstance(exc, RateLimited | AuthFailed | Timeout | ProviderUnavailable | BadResponse)

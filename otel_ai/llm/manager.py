@@ -31,6 +31,7 @@ from otel_ai.llm.errors import (
     AllProvidersFailed,
     BadResponse,
     InvalidRequest,
+    SchemaMismatch,
     Timeout,
     counts_for_breaker,
     error_type,
@@ -55,12 +56,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SYSTEM = "You are the assistant of otel-ai, an observability tool (traces, metrics, logs, service topology, anomalies). Be concise and factual."
 MAX_PENDING_RECORDS = 1000
-
-
-class SchemaMismatch(BadResponse):
-    """The reply stayed schema-invalid after the repair retry (not a provider-health signal)."""
-
-    error_type = "schema_mismatch"
 
 
 @dataclass

@@ -23,7 +23,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (
         "SECRET",
         re.compile(
-            r"(?i)\b((?:api[_-]?key|secret|token|password|passwd|authorization)\s*[=:]\s*)(\"[^\"]+\"|'[^']+'|[^\s,;&]+)"
+            r"(?i)((?:api[_-]?key|secret|token|password|passwd|authorization)\s*[=:]\s*)(\"[^\"]+\"|'[^']+'|[^\s,;&]+)"
         ),
     ),
     ("EMAIL", re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")),

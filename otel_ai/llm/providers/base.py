@@ -54,6 +54,7 @@ class Provider:
 
 ProviderFactory = Callable[[DeploymentConfig, LLMConfig], Provider]
 PROVIDERS: dict[str, ProviderFactory] = {}
+_BUILTINS = frozenset({"openai", "anthropic", "local", "embedded", "rules"})
 
 
 def register_provider(kind: str, factory: ProviderFactory) -> None:
@@ -72,7 +73,7 @@ def make_provider(deployment: DeploymentConfig, config: LLMConfig) -> Provider:
 
 
 def _load_builtins() -> None:
-    if PROVIDERS:
+    if _BUILTINS.issubset(PROVIDERS):
         return
     # Imported lazily so `import otel_ai.llm` stays cheap; each module calls register_provider.
     from otel_ai.llm.providers import anthropic_provider, embedded, openai_compat, rules  # noqa: F401
