@@ -1,0 +1,128 @@
+"""TelemetryWriter: mixed batches, the engine's python fallback, and the errors the pipeline relies on."""
+
+from __future__ import annotations
+
+import pytest
+
+from otel_ai.errors import DecodeError, StorageError
+from otel_ai.ingest.validate import validate
+from otel_ai.model import Payload
+from otel_ai.storage import Storage
+from otel_ai.storage.decode_values import go_float, go_json
+from otel_ai.storage.writer import TelemetryWriter
+from tests.helpers import free_port
+from tests.ingest import otlp_samples as s
+
+
+def _stored_attrs(storage: Storage) -> dict[str, str]:
+    rows = storage.query(
+        "SELECT SpanAttributes FROM {db:Identifier}.otel_traces WHERE SpanId = {id:String}",
+        {"db": storage.database, "id": s.ROOT_ID.hex()},
+    )
+    assert len(rows) == 1
+    return dict(rows[0][0])
+
+
+@pytest.mark.parametrize("decoder", ["engine", "python"])
+def test_mixed_batch_keeps_encoding_and_transport_per_row(storage: Storage, decoder: str) -> None:
+    batch = []
+    for i, (enc, tr) in enumerate(
+        [("protobuf", "grpc"), ("protobuf", "http"), ("json", "http"), ("json", "grpc")]
+    ):
+        req = s.traces_request()
+        for span in req.resource_spans[0].scope_spans[0].spans:
+            span.trace_id = bytes([i + 1]) * 16
+        body = req.SerializeToString() if enc == "protobuf" else s.to_json(req)
+        batch.append(validate("traces", enc, tr, body))  # type: ignore[arg-type]
+    TelemetryWriter(storage, decoder=decoder).write(batch)
+    rows = storage.query(
+        "SELECT substring(TraceId, 1, 2), IngestEncoding, IngestTransport, count() FROM {db:Identifier}.otel_traces "
+        "GROUP BY 1, 2, 3 ORDER BY 1",
+        {"db": storage.database},
+    )
+    assert rows == [("01", "protobuf", "grpc", 2), ("02", "protobuf", "http", 2), ("03", "json", "http", 2),
+                    ("04", "json", "grpc", 2)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        pytest.param([[1, 2], "x"], '[[1,2],"x"]', id="array-in-array"),
+        pytest.param({"k": {"deep": True}}, '{"k":{"deep":true}}', id="kvlist-in-kvlist"),
+        pytest.param([float("nan")], "", id="nan-in-array"),
+        pytest.param(["bell\x07"], '["bell\\u0007"]', id="control-char-in-array"),
+        pytest.param(["line\u2028sep"], '["line\\u2028sep"]', id="u2028-in-array"),
+    ],
+)
+def test_engine_falls_back_to_python_for_values_sql_cannot_render(
+    storage: Storage, value: object, stored: str
+) -> None:
+    req = s.traces_request()
+    root = req.resource_spans[0].scope_spans[0].spans[0]
+    s.add_attrs(root.attributes, {"tricky": value})
+    writer = TelemetryWriter(storage, decoder="engine")
+    writer.write([validate("traces", "protobuf", "grpc", req.SerializeToString())])
+    assert writer._engine.fallbacks == 1
+    attrs = _stored_attrs(storage)
+    assert attrs["tricky"] == stored
+    assert {k: v for k, v in attrs.items() if k != "tricky"} == s.ATTRS_STORED
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        pytest.param(float("nan"), "json: unsupported value: NaN", id="nan"),
+        pytest.param(float("-inf"), "json: unsupported value: -Inf", id="-inf"),
+        pytest.param(1.7976931348623157e308, "1.7976931348623157e+308", id="max"),
+        pytest.param(123456789.125, "123456789.125", id="fraction"),
+        pytest.param(1e20, "100000000000000000000", id="1e20"),
+        pytest.param(-0.0, "-0", id="negative-zero"),
+        pytest.param(5e-324, "5e-324", id="denormal"),
+        pytest.param(0.000001, "0.000001", id="1e-6"),
+    ],
+)
+@pytest.mark.parametrize("decoder", ["engine", "python"])
+def test_doubles_are_formatted_like_pdata(storage: Storage, decoder: str, value: float, stored: str) -> None:
+    req = s.traces_request()
+    s.add_attrs(req.resource_spans[0].scope_spans[0].spans[0].attributes, {"dbl": value})
+    writer = TelemetryWriter(storage, decoder=decoder)
+    writer.write([validate("traces", "protobuf", "http", req.SerializeToString())])
+    assert _stored_attrs(storage)["dbl"] == stored
+    assert go_float(value) == stored
+    if decoder == "engine":
+        assert writer._engine.fallbacks == 0
+
+
+def test_go_json_matches_encoding_json() -> None:
+    assert (
+        go_json({"b": [1, 2.5, "<&>"], "a": None, "c": b"\x00"})
+        == '{"a":null,"b":[1,2.5,"\\u003c\\u0026\\u003e"],"c":"AA=="}'
+    )
+    assert go_json([float("inf")]) == ""
+
+
+@pytest.mark.parametrize("decoder", ["engine", "python"])
+def test_undecodable_content_raises_decode_error(storage: Storage, decoder: str) -> None:
+    """A payload that bypassed validation (e.g. replayed from an old spool) is a DecodeError, not a retry."""
+    good = validate("traces", "protobuf", "http", s.traces_request().SerializeToString())
+    bad = Payload("traces", "protobuf", "http", b"\x0a\xff\xff\xff\x0f garbage", items=1)
+    with pytest.raises(DecodeError):
+        TelemetryWriter(storage, decoder=decoder).write([good, bad])
+
+
+def test_unreachable_server_is_a_retryable_storage_error() -> None:
+    storage = Storage(f"http://127.0.0.1:{free_port()}", "otel", connect_timeout_s=1, query_timeout_s=2)
+    writer = TelemetryWriter(storage, decoder="engine")
+    assert writer.decoder == "python"  # a remote server has no copy of our .proto
+    with pytest.raises(StorageError) as info:
+        writer.write([validate("traces", "protobuf", "http", s.traces_request().SerializeToString())])
+    assert info.value.retryable
+
+
+def test_empty_and_mixed_signal_batches(storage: Storage) -> None:
+    writer = TelemetryWriter(storage, decoder="engine")
+    writer.write([validate("traces", "protobuf", "http", b"")])  # nothing to insert: no error
+    logs = validate("logs", "protobuf", "http", s.logs_request().SerializeToString())
+    spans = validate("traces", "protobuf", "http", s.traces_request().SerializeToString())
+    with pytest.raises(ValueError, match="one signal"):
+        writer.write([logs, spans])
