@@ -59,9 +59,11 @@ def test_resource_and_semconv_attributes(cap: Captured) -> None:
     assert db.kind == SpanKind.CLIENT and db.attributes is not None
     assert db.attributes["server.address"] == "valkey-cart"
     http = next(s for s in cap.spans if service(s) == "frontend" and s.kind == SpanKind.SERVER)
-    assert http.attributes is not None and {"http.request.method", "http.route", "http.response.status_code"} <= set(
-        http.attributes
-    )
+    assert http.attributes is not None and {
+        "http.request.method",
+        "http.route",
+        "http.response.status_code",
+    } <= set(http.attributes)
     kinds = Counter(s.kind for s in cap.spans)
     assert {SpanKind.SERVER, SpanKind.CLIENT, SpanKind.PRODUCER, SpanKind.CONSUMER} <= set(kinds)
 
@@ -70,7 +72,10 @@ def test_consumers_link_to_the_producer(cap: Captured) -> None:
     producers = {s.context.span_id: s for s in cap.spans if s.kind == SpanKind.PRODUCER}
     assert producers
     consumers = [s for s in cap.spans if s.kind == SpanKind.CONSUMER]
-    assert Counter(service(c) for c in consumers) == {"accounting": len(producers), "fraud-detection": len(producers)}
+    assert Counter(service(c) for c in consumers) == {
+        "accounting": len(producers),
+        "fraud-detection": len(producers),
+    }
     for c in consumers:
         (link,) = c.links
         p = producers[link.context.span_id]
@@ -85,7 +90,9 @@ def test_consumers_link_to_the_producer(cap: Captured) -> None:
 def test_errors_carry_exception_events_and_error_logs() -> None:
     from otel_ai.demo import TimelineEvent
 
-    cap = run_memory(2.0, rate=8.0, seed=3, timeline=[TimelineEvent(timedelta(0), timedelta(hours=1), "ad-failure")])
+    cap = run_memory(
+        2.0, rate=8.0, seed=3, timeline=[TimelineEvent(timedelta(0), timedelta(hours=1), "ad-failure")]
+    )
     failed = [s for s in cap.spans if service(s) == "ad" and s.status.status_code == StatusCode.ERROR]
     assert failed
     ev = failed[0].events[0]
@@ -98,12 +105,16 @@ def test_timestamps_are_simulated_and_inside_the_window(cap: Captured) -> None:
     starts = [s.start_time for s in cap.spans if s.start_time is not None]
     lo = int(T0.timestamp() * NS)
     assert min(starts) >= lo and max(starts) < lo + int(3.5 * 60 * NS)
-    assert all(s.end_time is not None and s.start_time is not None and s.end_time >= s.start_time for s in cap.spans)
+    assert all(
+        s.end_time is not None and s.start_time is not None and s.end_time >= s.start_time for s in cap.spans
+    )
 
 
 def test_same_seed_same_traffic_different_seed_different() -> None:
     a, b, c = (run_memory(0.5, rate=5.0, seed=s) for s in (11, 11, 12))
-    ids = [[(s.context.trace_id, s.context.span_id, s.name, s.start_time) for s in x.spans] for x in (a, b, c)]
+    ids = [
+        [(s.context.trace_id, s.context.span_id, s.name, s.start_time) for s in x.spans] for x in (a, b, c)
+    ]
     assert ids[0] == ids[1]
     assert ids[0] != ids[2]
 

@@ -24,7 +24,9 @@ SPLIT = int(T0.timestamp() * NS) + int(HALF * 60 * NS)
 
 
 def _server(spans: Sequence[ReadableSpan], svc: str, op: str | None = None) -> list[ReadableSpan]:
-    return [s for s in spans if service(s) == svc and s.kind == SpanKind.SERVER and (op is None or op in s.name)]
+    return [
+        s for s in spans if service(s) == svc and s.kind == SpanKind.SERVER and (op is None or op in s.name)
+    ]
 
 
 def error_rate(svc: str, op: str | None = None) -> Callable[[Sequence[ReadableSpan]], float]:
@@ -65,7 +67,12 @@ def new_version_share(spans: Sequence[ReadableSpan]) -> float:
 CASES: list[tuple[str, str, Callable[[Sequence[ReadableSpan]], float], Callable[[float, float], bool]]] = [
     ("payment-failure", "medium", error_rate("payment"), lambda b, d: b < 0.05 and d > 0.3),
     ("cart-failure", "medium", error_rate("cart"), lambda b, d: b == 0 and d > 0.3),
-    ("product-catalog-failure", "medium", error_rate("product-catalog", "GetProduct"), lambda b, d: b == 0 and d > 0.3),
+    (
+        "product-catalog-failure",
+        "medium",
+        error_rate("product-catalog", "GetProduct"),
+        lambda b, d: b == 0 and d > 0.3,
+    ),
     ("ad-failure", "medium", error_rate("ad"), lambda b, d: b == 0 and d > 0.3),
     ("payment-unreachable", "severe", count("payment"), lambda b, d: b > 10 and d == 0),
     ("shipping-slow", "medium", mean_ms("shipping"), lambda b, d: b < 20 and d > 1500),
@@ -84,7 +91,10 @@ def test_every_scenario_has_a_case() -> None:
 
 @pytest.mark.parametrize(("name", "magnitude", "figure", "check"), CASES, ids=[c[0] for c in CASES])
 def test_scenario_changes_its_figure_only_while_active(
-    name: str, magnitude: str, figure: Callable[[Sequence[ReadableSpan]], float], check: Callable[[float, float], bool]
+    name: str,
+    magnitude: str,
+    figure: Callable[[Sequence[ReadableSpan]], float],
+    check: Callable[[float, float], bool],
 ) -> None:
     ev = TimelineEvent(timedelta(minutes=HALF), timedelta(minutes=HALF), name, magnitude)
     cap = run_memory(2 * HALF, rate=6.0, seed=5, timeline=[ev])
@@ -127,7 +137,11 @@ def test_timeline_yaml_and_ground_truth(tmp_path: Path) -> None:
                    span_exporter=InMemorySpanExporter(), logs=False)  # fmt: skip
     doc = json.loads(gt.read_text())
     assert doc == res.ground_truth
-    assert doc["seed"] == 9 and doc["start"] == "2026-11-18T12:00:00.000Z" and doc["end"] == "2026-11-18T12:02:00.000Z"
+    assert (
+        doc["seed"] == 9
+        and doc["start"] == "2026-11-18T12:00:00.000Z"
+        and doc["end"] == "2026-11-18T12:02:00.000Z"
+    )
     pay = doc["events"][1]
     assert pay == {
         "scenario": "payment-failure", "flag": "paymentFailure", "root_cause": "payment",
@@ -149,7 +163,15 @@ def test_timeline_yaml_and_ground_truth(tmp_path: Path) -> None:
         ([{"scenario": "ad-failure", "duration": 0}], "duration > 0"),
         (["ad-failure"], "expected a mapping"),
     ],
-    ids=["not-a-list", "unknown-scenario", "bad-magnitude", "bad-start", "unknown-key", "zero-duration", "scalar"],
+    ids=[
+        "not-a-list",
+        "unknown-scenario",
+        "bad-magnitude",
+        "bad-start",
+        "unknown-key",
+        "zero-duration",
+        "scalar",
+    ],
 )
 def test_bad_timelines_are_rejected_precisely(data: object, message: str) -> None:
     with pytest.raises(ConfigError) as exc:
