@@ -23,6 +23,8 @@ from otel_ai.analysis.anomaly.features import METRICS, Feature, FeatureFrame, in
 from otel_ai.analysis.anomaly.rca import rank_root_causes
 from otel_ai.timeutil import rfc3339
 
+UP_ONLY = frozenset({"err"})
+
 
 @dataclass
 class Scored:
@@ -48,6 +50,13 @@ def score_frame(det: WindowDetector, frame: FeatureFrame, model_id: str) -> Scor
     X = np.hstack([frame.X, frame.context])
     F = det.feature_scores(X)
     exp = det.expected(X) if hasattr(det, "expected") else None
+    # One-sided figures: fewer errors than expected is never a problem (and Laplace smoothing makes
+    # the error ratio of an error-free service fall when traffic rises, e.g. in a flash crowd).
+    ref = exp if exp is not None else np.broadcast_to(det.center_, frame.X.shape)
+    down = np.array([f.metric in UP_ONLY for f in frame.features], bool)
+    if down.any():
+        F = F.copy()
+        F[:, down] = np.where(frame.X[:, down] < ref[:, down], 0.0, F[:, down])
     scored = Scored(frame, F, exp, float(det.threshold_), model_id)
     owners: dict[str, list[int]] = {}
     for j, f in enumerate(frame.features):
@@ -158,7 +167,9 @@ def _iso(ts: int) -> str:
     return rfc3339(datetime.fromtimestamp(ts, UTC))
 
 
-def describe(track: Track, scored: Scored, *, closed: bool, top_k: int = 5) -> dict[str, Any]:
+def describe(
+    track: Track, scored: Scored, *, closed: bool, top_k: int = 5, open_after: int = 2
+) -> dict[str, Any]:
     """The API shape of one anomaly (DESIGN.md contract), built from the scored windows."""
     fr, thr, w = scored.frame, scored.threshold, scored.frame.window_s
     i0 = scored.index_of(track.first) or 0
@@ -175,15 +186,18 @@ def describe(track: Track, scored: Scored, *, closed: bool, top_k: int = 5) -> d
     order = sorted(cols, key=lambda j: -scored.F[peak_i, j])
     feats = [_feature(fr.features[j], j, peak_i, scored) for j in order[:top_k] if scored.F[peak_i, j] > 0]
     top = fr.features[order[0]] if order else Feature("service", svcs[0] if svcs else "", "rate")
-    # Root cause over every service of the window range, not only the track's.
+    # Root cause over every service of the window range, not only the track's. A figure counts
+    # only when it stays abnormal for ``open_after`` consecutive windows (the paging rule), so a
+    # one-window blip during a flash crowd does not turn traffic into a "cause".
     peak_by_svc = {s: float(v[span].max()) for s, v in scored.S.items()}
-    anomalous = {s for s in track.services if peak_by_svc.get(s, 0.0) > thr}
-    onset_by_svc = {s: onset + int(np.argmax(scored.S[s][span] > thr)) for s in anomalous}
+    k = max(1, min(open_after, i1 + 1 - onset))
     top_metrics: dict[str, list[tuple[str, float]]] = {}
     for j, f in enumerate(fr.features):
-        if f.owner in anomalous and scored.F[span, j].max() > thr:
-            k = onset + int(np.argmax(scored.F[span, j]))
-            top_metrics.setdefault(f.owner, []).append((f.metric, _signed(scored, k, j)))
+        if f.owner in track.services and _run(scored.F[span, j] > thr) >= k:
+            at = onset + int(np.argmax(scored.F[span, j]))
+            top_metrics.setdefault(f.owner, []).append((f.metric, _signed(scored, at, j)))
+    anomalous = set(top_metrics) or {s for s in track.services if peak_by_svc.get(s, 0.0) > thr}
+    onset_by_svc = {s: onset + int(np.argmax(scored.S[s][span] > thr)) for s in anomalous}
     root = rank_root_causes(
         services=fr.services, edges=fr.edges, score=peak_by_svc, onset=onset_by_svc, anomalous=anomalous,
         top_metrics=top_metrics, threshold=thr,
@@ -209,6 +223,7 @@ def describe(track: Track, scored: Scored, *, closed: bool, top_k: int = 5) -> d
             "peak_window": _iso(int(fr.windows[peak_i])),
             "kind": kind,
             "services": svcs,
+            "abnormal": {s: sorted({m for m, _ in ms}) for s, ms in sorted(top_metrics.items())},
             "propagation": [[a, b] for a, b in fr.edges if a in anomalous and b in anomalous],
             "model_id": scored.model_id,
             "threshold": round(thr, 4),
@@ -216,6 +231,15 @@ def describe(track: Track, scored: Scored, *, closed: bool, top_k: int = 5) -> d
             "trace_ids": [],
         },
     }  # fmt: skip
+
+
+def _run(mask: np.ndarray) -> int:
+    """Length of the longest run of True."""
+    best = cur = 0
+    for v in mask:
+        cur = cur + 1 if v else 0
+        best = max(best, cur)
+    return best
 
 
 def _signed(scored: Scored, i: int, j: int) -> float:

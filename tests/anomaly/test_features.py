@@ -1,0 +1,63 @@
+"""The feature SQL against spans whose figures are known."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from otel_ai.analysis.anomaly.features import extract
+from otel_ai.analysis.anomaly.synthetic import COLUMNS
+from otel_ai.storage import Storage
+
+
+def _span(
+    ts: datetime, trace: int, span: int, parent: int, svc: str, name: str, ms: float, err: bool
+) -> list:
+    return [ts, f"{trace:032x}", f"{span:016x}", f"{parent:016x}" if parent else "", name, "Server", svc,
+            int(ms * 1e6), "Error" if err else "Unset"]  # fmt: skip
+
+
+def test_window_features_match_known_spans(storage: Storage) -> None:
+    t0 = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
+    rows = []
+    # Window 0: three checkout requests (10, 20, 30 ms; one error), each calling payment once (4 ms).
+    for k, (ms, err) in enumerate([(10, False), (20, True), (30, False)]):
+        ts = t0 + timedelta(seconds=5 + k)
+        rows.append(_span(ts, 100 + k, 10 * k + 1, 0, "checkout", "PlaceOrder", ms, err))
+        rows.append(_span(ts, 100 + k, 10 * k + 2, 10 * k + 1, "payment", "Charge", 4, False))
+    # Window 1: one checkout request whose payment call is missing.
+    rows.append(_span(t0 + timedelta(seconds=70), 200, 99, 0, "checkout", "PlaceOrder", 8, False))
+    storage.insert("otel_traces", [list(c) for c in zip(*rows, strict=True)], COLUMNS, column_oriented=True)
+    fr = extract(storage, t0, t0 + timedelta(minutes=3), 60, min_count=1)
+    assert len(fr.windows) == 3 and fr.services == ["checkout", "payment"]
+    assert fr.edges == [("checkout", "payment")]
+    col = {f.name: j for j, f in enumerate(fr.features)}
+
+    def raw(name: str, i: int) -> float:
+        return float(fr.raw[i, col[name]])
+
+    assert raw("service|checkout|||rate", 0) == 3 and raw("service|checkout|||rate", 1) == 1
+    assert raw("service|checkout|||rate", 2) == 0  # an empty window is zero traffic, not missing
+    assert raw("service|checkout|||err", 0) == pytest.approx((1 + 1) / (3 + 2))
+    assert raw("service|checkout|||p50", 0) == pytest.approx(20, rel=0.05)
+    assert raw("service|checkout|||self", 0) == pytest.approx((6 + 16 + 26) / 3, rel=1e-6)
+    assert raw("service|payment|||childless", 0) == 1.0 and raw("service|checkout|||childless", 0) == 0.0
+    assert raw("service|checkout|||spans_per_trace", 0) == 1.0
+    assert raw("edge|checkout||payment|cpr", 0) == 1.0
+    assert raw("edge|checkout||payment|cpr", 1) == 0.0  # the missing expected child
+    assert raw("edge|checkout||payment|p95", 0) == pytest.approx(4, rel=0.05)
+    assert np.isnan(raw("service|checkout|||p50", 2))  # masked: no traffic
+    # Transforms: latency in log-ms, rate log1p.
+    assert fr.X[0, col["service|checkout|||rate"]] == pytest.approx(np.log1p(3))
+    assert fr.context.shape == (3, 2)
+
+
+def test_min_errors_floor(storage: Storage) -> None:
+    t0 = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
+    rows = [_span(t0 + timedelta(seconds=1), 1, 1, 0, "a", "op", 5, True),
+            _span(t0 + timedelta(seconds=2), 2, 2, 0, "a", "op", 5, False)]  # fmt: skip
+    storage.insert("otel_traces", [list(c) for c in zip(*rows, strict=True)], COLUMNS, column_oriented=True)
+    fr = extract(storage, t0, t0 + timedelta(minutes=1), 60, min_count=1, min_errors=5)
+    assert fr.raw[0, [f.name for f in fr.features].index("service|a|||err")] == pytest.approx(1 / 4)
