@@ -27,11 +27,11 @@ def _ms(quantiles: Sequence[float] | None, count: int) -> tuple[float | None, fl
 
 
 def _rate(n: int, total: int) -> float:
-    return round(n / total, 6) if total else 0.0
+    return n / total if total else 0.0
 
 
 def _per_s(n: int, seconds: float) -> float:
-    return round(n / seconds, 6) if seconds > 0 else 0.0
+    return n / seconds if seconds > 0 else 0.0
 
 
 def build_edges(rows: list[dict[str, Any]], seconds: float) -> tuple[list[Edge], dict[str, dict[str, Any]]]:
