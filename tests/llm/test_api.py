@@ -185,3 +185,27 @@ def test_conversations_over_http(api: str, fake: FakeLLMServer) -> None:
     assert httpx.delete(f"{api}/conversations/{cid}").status_code == 404
     assert httpx.post(f"{api}/conversations/{cid}/messages", json={"content": "x"}).status_code == 404
     assert httpx.post(f"{api}/conversations", json={"task": "nope"}).status_code == 400
+
+
+def test_cli_generate_stream_models_health_usage(
+    api: str, fake: FakeLLMServer, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    from otel_ai.cli.main import main
+
+    base = api.removesuffix("/api/v1/llm")
+    fake.reply("gpt-4o-mini", "cli says hello")
+    assert main(["llm", "generate", "hi there", "--api-url", base]) == 0
+    out = capsys.readouterr()
+    assert out.out.strip() == "cli says hello" and "openai/gpt-4o-mini" in out.err
+    assert main(["llm", "generate", "stream it", "--stream", "--api-url", base]) == 0
+    assert capsys.readouterr().out.strip() == "cli says hello"
+    schema = tmp_path / "s.json"
+    schema.write_text('{"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}')
+    fake.reply("gpt-4o-mini", '{"ok": true}')
+    assert main(["llm", "generate", "json please", "--schema", str(schema), "--api-url", base]) == 0
+    assert json.loads(capsys.readouterr().out) == {"ok": True}
+    for cmd, expect in (("models", "gpt-4o-mini"), ("health", "closed"), ("usage", "openai")):
+        assert main(["llm", cmd, "--api-url", base]) == 0
+        assert expect in capsys.readouterr().out
+    assert main(["llm", "generate", "x", "--task", "poetry", "--api-url", base]) == 1
+    assert "400" in capsys.readouterr().err
