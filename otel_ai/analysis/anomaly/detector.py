@@ -93,7 +93,12 @@ class WindowDetector:
         self.scale_ = np.where(np.isnan(iqr), 1.0, np.maximum(iqr, 0.05))
         self.n_features_in_ = width
         self._fit_core(self._scaled(train), train[:, d:])
-        dev = self._deviation(self._scaled(cal), cal[:, d:])
+        Zc = self._scaled(cal)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mq = np.nanquantile(np.square(Zc), self.feature_quantile, axis=0)
+        self.marginal_threshold_ = np.where(np.isnan(mq), 1.0, np.maximum(mq, 1.0))
+        dev = self._deviation(Zc, cal[:, d:])
         if self.calibrated:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
@@ -114,6 +119,12 @@ class WindowDetector:
         d = X.shape[1] - self.n_context
         dev = self._deviation(self._scaled(X), X[:, d:]) / self.feature_threshold_
         return np.where(np.isnan(dev), 0.0, dev)
+
+    def marginal_scores(self, X: Any) -> np.ndarray:
+        """Per-feature squared robust z over its calibration quantile (the value alone, no model)."""
+        X = self._check_fitted(X)
+        M = np.square(self._scaled(X)) / self.marginal_threshold_
+        return np.where(np.isnan(M), 0.0, M)
 
     def score_samples(self, X: Any) -> np.ndarray:
         return -self._max(self.feature_scores(X))
@@ -251,7 +262,7 @@ class AutoencoderDetector(WindowDetector):
         return self.center_ + self.scale_ * R
 
     # -- persistence --------------------------------------------------------------------------
-    _STATE = ("center_", "scale_", "usable_", "residual_scale_", "feature_threshold_")
+    _STATE = ("center_", "scale_", "usable_", "residual_scale_", "feature_threshold_", "marginal_threshold_")
 
     def to_bytes(self) -> bytes:
         if not hasattr(self, "threshold_"):

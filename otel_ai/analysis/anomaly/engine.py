@@ -46,9 +46,23 @@ class Scored:
         return i if i < len(self.frame.windows) and self.frame.windows[i] == window else None
 
 
-def score_frame(det: WindowDetector, frame: FeatureFrame, model_id: str) -> Scored:
+MARGINAL_GATE = 0.25
+
+
+def score_frame(
+    det: WindowDetector, frame: FeatureFrame, model_id: str, *, gate: float = MARGINAL_GATE
+) -> Scored:
+    """Calibrated per-feature scores, gated by the value's own deviation.
+
+    An autoencoder smears a fault: one broken input shifts the reconstruction of healthy
+    features. A feature therefore counts only if its value alone is also unusual (squared robust
+    z at least ``gate`` x its calibration quantile); this keeps the attribution and the
+    root-cause ranking on the figures that really moved.
+    """
     X = np.hstack([frame.X, frame.context])
     F = det.feature_scores(X)
+    if gate > 0:
+        F = np.where(det.marginal_scores(X) >= gate, F, 0.0)
     exp = det.expected(X) if hasattr(det, "expected") else None
     # One-sided figures: fewer errors than expected is never a problem (and Laplace smoothing makes
     # the error ratio of an error-free service fall when traffic rises, e.g. in a flash crowd).
@@ -87,12 +101,17 @@ class Tracker:
     def __init__(self, config: AnomalyConfig) -> None:
         self.cfg = config
         self.tracks: list[Track] = []
+        self.streaks: dict[str, int] = {}
 
     def step(self, scored: Scored, i: int) -> list[tuple[str, Track]]:
         """Advance by window ``i`` of ``scored``; returns ``[(event, track)]`` with event open|update|close."""
         cfg, thr, w = self.cfg, scored.threshold, scored.frame.window_s
         win = int(scored.frame.windows[i])
-        abnormal = {s for s, v in scored.S.items() if v[i] > thr}
+        # A service is abnormal once it has been above threshold for ``open_after`` consecutive
+        # windows: noise that hops between services every window never opens anything.
+        for s, v in scored.S.items():
+            self.streaks[s] = self.streaks.get(s, 0) + 1 if v[i] > thr else 0
+        abnormal = {s for s, n in self.streaks.items() if n >= cfg.open_after}
         adj: dict[str, set[str]] = {}
         for a, b in scored.frame.edges:
             adj.setdefault(a, set()).add(b)
@@ -103,7 +122,8 @@ class Tracker:
             near = comp | {n for s in comp for n in adj.get(s, ())}
             hits = [t for t in self.tracks if not t.closed and t.services & near]
             if not hits:
-                track = Track(services=set(comp), first=win, last=win)
+                first = win - (cfg.open_after - 1) * w
+                track = Track(services=set(comp), first=first, last=win, streak=cfg.open_after)
                 self.tracks.append(track)
             else:
                 track = min(hits, key=lambda t: (not t.opened, t.first))
