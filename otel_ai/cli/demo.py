@@ -34,10 +34,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="emit Astronomy-Shop-shaped traffic with the official OTel SDK exporters",
         description="Emit OpenTelemetry-demo-shaped traces, logs and metrics to an OTLP endpoint.",
     )
+    env_protocol = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
     p.add_argument(
-        "--endpoint", help="OTLP endpoint (default http://127.0.0.1:4317 for grpc, :4318 for http)"
+        "--endpoint",
+        default=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        help="OTLP endpoint (env OTEL_EXPORTER_OTLP_ENDPOINT; default http://127.0.0.1:4317 for grpc, :4318 for http)",
     )
-    p.add_argument("--protocol", choices=PROTOCOLS, default="grpc", help="OTLP transport and encoding")
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default=env_protocol if env_protocol in PROTOCOLS else "grpc",
+        help="OTLP transport and encoding (env OTEL_EXPORTER_OTLP_PROTOCOL; default grpc)",
+    )
     p.add_argument("--scenario", choices=sorted(SCENARIOS), help="inject this fault from the start")
     p.add_argument("--magnitude", default="medium", help="low | medium | severe | a number (scenario units)")
     p.add_argument(
