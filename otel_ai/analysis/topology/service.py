@@ -109,6 +109,8 @@ class TopologyService:
             "db": self.storage.database,
             "start": _naive(start),
             "end": _naive(end),
+            "n_start": _naive(start),
+            "n_end": _naive(end),
             "pair_start": _naive(start - margin),
             "child_end": _naive(end + margin),
             "head_end": _naive(end),
@@ -147,6 +149,13 @@ class TopologyService:
                 (rolled if seen.get(m) == _expected(counts, m) else dirty).append(m)
             m += MINUTE
         if not rolled:
+            return params
+        if not dirty and first == start and last == end:
+            # Every minute is rolled up: the live part is empty, so give it an empty range.
+            e = _naive(end)
+            params.update(
+                start=e, pair_start=e, child_end=e, head_child_end=e, rolled=[_naive(r) for r in rolled]
+            )
             return params
         margin = timedelta(seconds=self.config.pair_margin_s)
         params.update(
