@@ -228,7 +228,8 @@ class Pipeline:
                 log.exception("pipeline worker failed")
                 errors = [OtelAiError(f"internal error: {exc}")] * len(batch)
             assert self._loop is not None
-            self._loop.call_soon_threadsafe(self._settle, batch, errors)
+            with contextlib.suppress(RuntimeError):  # loop closed: shutdown gave up waiting on us
+                self._loop.call_soon_threadsafe(self._settle, batch, errors)
 
     def _process(self, batch: list[_Entry]) -> list[BaseException | None]:
         if self.spool.has_pending():  # storage was failing: keep order, replay drains the spool
