@@ -93,6 +93,7 @@ class Track:
     peak: float = 0.0
     saved_peak: float = 0.0
     saved_services: int = 0
+    opened_window: int = 0
 
 
 class Tracker:
@@ -141,7 +142,7 @@ class Tracker:
             matched.add(id(track))
             track.peak = max(track.peak, max(float(scored.S[s][i]) for s in comp) / thr)
             if not track.opened and track.streak >= cfg.open_after:
-                track.opened = True
+                track.opened, track.opened_window = True, win
                 events.append(("open", track))
             elif track.opened and (
                 track.peak > 1.2 * track.saved_peak or len(track.services) > track.saved_services
@@ -240,6 +241,7 @@ def describe(
         "evidence": {
             "window": {"start": _iso(int(fr.windows[onset])), "end": _iso(int(fr.windows[i1]) + w)},
             "first_alert_window": _iso(track.first),
+            "alerted_at": _iso((track.opened_window or track.last) + w),
             "peak_window": _iso(int(fr.windows[peak_i])),
             "kind": kind,
             "services": svcs,
