@@ -88,13 +88,15 @@ _PARENTS = f"""
 # Children: spans with a parent id, plus one row per link of a CONSUMER span (unless the link
 # repeats the parent, which the first branch already pairs).
 _CHILDREN = f"""
-    SELECT cityHash64(TraceId, ParentSpanId) AS pk, ServiceName AS csvc, SpanKind AS ckind,
+    SELECT cityHash64(TraceId, ParentSpanId) AS pk, cityHash64(TraceId, SpanId) AS csk,
+           ServiceName AS csvc, SpanKind AS ckind,
            Duration AS cdur, StatusCode = 'Error' AS cerr, 'parent' AS via,
            toStartOfMinute(Timestamp) AS cmin, {_COUNTED} AS ccounted
     FROM {{db:Identifier}}.otel_traces
     PREWHERE {_VISIBLE} AND ParentSpanId != ''
     UNION ALL
-    SELECT cityHash64(l.1, l.2), ServiceName, SpanKind, Duration, StatusCode = 'Error', 'link',
+    SELECT cityHash64(l.1, l.2), cityHash64(TraceId, SpanId), ServiceName, SpanKind, Duration,
+           StatusCode = 'Error', 'link',
            toStartOfMinute(Timestamp), {_COUNTED}
     FROM {{db:Identifier}}.otel_traces
     ARRAY JOIN arrayZip(Links.TraceId, Links.SpanId) AS l
@@ -112,26 +114,39 @@ _EDGE_KEYS = """
     multiIf(c.pk = 0, p.conn, c.via = 'link' OR c.ckind = 'Consumer', 'messaging',
             p.conn != '', p.conn, 'call') AS kind"""
 _EDGE_FIGURES = f"""
-    any(p.dest) AS destination,
+    any(dest) AS destination,
     count() AS call_count,
-    countIf(if(c.pk = 0, p.err, c.cerr)) AS error_count,
-    quantilesState({Q3})(if(c.pk = 0, p.dur, c.cdur)) AS server_qs,
-    countIf(p.kind IN ('Client', 'Producer')) AS client_count,
-    quantilesStateIf({Q3})(p.dur, p.kind IN ('Client', 'Producer')) AS client_qs,
-    countIf(c.via = 'link') AS via_links"""
-_EDGE_FROM = f"""
-FROM ({_PARENTS}) AS p
-LEFT JOIN ({_CHILDREN}) AS c ON p.k = c.pk
-WHERE (c.pk != 0 AND c.ccounted AND p.svc != c.csvc) OR (c.pk = 0 AND p.vid != '' AND p.counted)"""
+    countIf(err) AS error_count,
+    quantilesState({Q3})(sdur) AS server_qs,
+    countIf(is_client) AS client_count,
+    quantilesStateIf({Q3})(cdur, is_client) AS client_qs,
+    countIf(by_link) AS via_links"""
+
+# One row per (parent span, child span) pair, or per client span calling a virtual peer. At-least-
+# once delivery may store a span twice (DESIGN.md decision 4); grouping by the two span keys keeps
+# k copies of a parent and k of its child from counting k² calls. Copies share their timestamp,
+# so they always meet in the same window and the same minute.
+_PAIRS = f"""
+    SELECT {_EDGE_KEYS}, any(if(c.pk = 0, p.pmin, c.cmin)) AS minute, any(p.dest) AS dest,
+           any(if(c.pk = 0, p.err, c.cerr)) AS err, any(if(c.pk = 0, p.dur, c.cdur)) AS sdur,
+           any(p.kind IN ('Client', 'Producer')) AS is_client, any(p.dur) AS cdur,
+           any(c.via = 'link') AS by_link
+    FROM ({_PARENTS}) AS p
+    LEFT JOIN ({_CHILDREN}) AS c ON p.k = c.pk
+    WHERE (c.pk != 0 AND c.ccounted AND p.svc != c.csvc) OR (c.pk = 0 AND p.vid != '' AND p.counted)
+    GROUP BY p.k, c.csk, source, target, target_kind, kind"""
 
 # Edge partials (aggregate states) of the counted spans, one row per edge.
-EDGES_LIVE = f"SELECT {_EDGE_KEYS},{_EDGE_FIGURES}{_EDGE_FROM}\nGROUP BY source, target, target_kind, kind"
+EDGES_LIVE = f"""
+SELECT source, target, target_kind, kind,{_EDGE_FIGURES}
+FROM ({_PAIRS})
+GROUP BY source, target, target_kind, kind"""
 
 # Edge partials per minute (the minute of the counted span) for the rollup table.
 EDGES_BY_MINUTE = f"""
 INSERT INTO {{db:Identifier}}.otel_ai_topology_edges_1m
-SELECT {{version:UInt64}} AS version, if(c.pk = 0, p.pmin, c.cmin) AS minute, {_EDGE_KEYS},{_EDGE_FIGURES}
-{_EDGE_FROM}
+SELECT {{version:UInt64}} AS version, minute, source, target, target_kind, kind,{_EDGE_FIGURES}
+FROM ({_PAIRS})
 GROUP BY minute, source, target, target_kind, kind"""
 
 # Final edge figures: rolled-up minutes (latest version of each) merged with the live part.
