@@ -143,9 +143,9 @@ def logs_request() -> ExportLogsServiceRequest:
     rec.event_name = "payment.failure"
     rec.dropped_attributes_count = 4
     add_attrs(rec.attributes, ATTRS)
-    # no timestamp → stored at the observed time; kvlist body → JSON text
+    # no timestamp → stored at the observed time; kvlist body → sorted JSON text
     rec2 = sl.log_records.add(observed_time_unix_nano=NOW + 7)
-    set_value(rec2.body, {"b": [1, 2], "a": True})
+    set_value(rec2.body, {"b": 2, "a": True})
     return req
 
 

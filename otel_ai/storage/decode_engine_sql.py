@@ -1,0 +1,430 @@
+"""SQL of the engine decoder: input structures and flatten SELECTs, for protobuf and OTLP/JSON.
+
+One set of templates serves both wire encodings ("dialects"):
+
+* ``pb`` — ClickHouse's ``Protobuf`` format with ``otel_ai/ingest/proto/otlp_clickhouse.proto``;
+  ``AnyValue`` presence comes from ``input_format_protobuf_oneof_presence`` (an Enum column
+  named after the oneof); ids are bytes (``hex``); enums are ints.
+* ``json`` — typed ``JSONEachRow`` with nested named tuples over the OTLP/JSON body: keys are
+  lowerCamelCase (the templates are written in snake_case and camelised), ``AnyValue`` members are
+  ``Nullable`` (presence = not NULL), ids arrive as hex strings, enums as ints or names (read as
+  strings), int64 as strings or numbers, unknown keys skipped. Values nested deeper than one level
+  arrive as raw JSON text and trigger the python fallback.
+
+Values are rendered like pdata ``Value.AsString`` (the contrib exporter); see ``decode_values``.
+"""
+
+from __future__ import annotations
+
+import re
+
+FALLBACK_MARK = "otel_ai_engine_fallback"
+
+# -- input structures ---------------------------------------------------------------------------
+
+_PRESENCE = (
+    "Enum8('none' = 0, 'string_value' = 1, 'bool_value' = 2, 'int_value' = 3, 'double_value' = 4, "
+    "'array_value' = 5, 'kvlist_value' = 6, 'bytes_value' = 7)"
+)
+
+
+def _structures(d: str) -> dict[str, str]:
+    pb = d == "pb"
+    if pb:
+        scalars = "string_value String, bool_value Bool, int_value Int64, double_value Float64"
+        av1 = f"Tuple(value {_PRESENCE}, {scalars}, array_value String, kvlist_value String, bytes_value String)"
+        av0_head, bytes_t = f"value {_PRESENCE}, {scalars}", "String"
+        enum_t = "Int32"
+        num_dp = "value Enum8('none' = 0, 'as_double' = 4, 'as_int' = 6), as_double Float64, as_int Int64"
+        ex_val = "value Enum8('none' = 0, 'as_double' = 3, 'as_int' = 6), as_double Float64, as_int Int64"
+    else:
+        scalars = (
+            "string_value Nullable(String), bool_value Nullable(Bool), int_value Nullable(Int64), "
+            "double_value Nullable(Float64)"
+        )
+        av1 = (
+            f"Tuple({scalars}, array_value Nullable(String), kvlist_value Nullable(String), "
+            "bytes_value Nullable(String))"
+        )
+        av0_head, bytes_t = scalars, "Nullable(String)"
+        enum_t = "String"
+        num_dp = "as_double Nullable(Float64), as_int Nullable(Int64)"
+        ex_val = num_dp
+    av0 = (
+        f"Tuple({av0_head}, array_value Tuple(values Array({av1})), "
+        f"kvlist_value Tuple(values Array(Tuple(key String, value {av1}))), bytes_value {bytes_t})"
+    )
+    attrs = f"Array(Tuple(key String, value {av0}))"
+    resource = f"Tuple(attributes {attrs})"
+    scope = f"Tuple(name String, version String, attributes {attrs}, dropped_attributes_count UInt32)"
+    tail = "otel_ai_encoding String, otel_ai_transport String"
+
+    def envelope(top: str, scope_key: str, leaves: str, leaf: str) -> str:
+        return (
+            f"{top} Array(Tuple(resource {resource}, {scope_key} Array(Tuple(scope {scope}, "
+            f"{leaves} Array({leaf}), schema_url String)), schema_url String)), {tail}"
+        )
+
+    span = (
+        "Tuple(trace_id String, span_id String, trace_state String, parent_span_id String, flags UInt32, "
+        f"name String, kind {enum_t}, start_time_unix_nano UInt64, end_time_unix_nano UInt64, "
+        f"attributes {attrs}, dropped_attributes_count UInt32, "
+        f"events Array(Tuple(time_unix_nano UInt64, name String, attributes {attrs})), "
+        "dropped_events_count UInt32, "
+        f"links Array(Tuple(trace_id String, span_id String, trace_state String, attributes {attrs})), "
+        f"dropped_links_count UInt32, status Tuple(message String, code {enum_t}))"
+    )
+    log = (
+        f"Tuple(time_unix_nano UInt64, observed_time_unix_nano UInt64, severity_number {enum_t}, "
+        f"severity_text String, body {av0}, attributes {attrs}, dropped_attributes_count UInt32, "
+        "flags UInt32, trace_id String, span_id String, event_name String)"
+    )
+    exemplars = (
+        f"exemplars Array(Tuple(filtered_attributes {attrs}, time_unix_nano UInt64, {ex_val}, "
+        "span_id String, trace_id String))"
+    )
+    head = f"attributes {attrs}, start_time_unix_nano UInt64, time_unix_nano UInt64"
+    # The presence column comes first: in the natural order ClickHouse 26.9 rejects it as a
+    # oneof presence indicator ("not suitable"); every other order tried works.
+    number_dp = f"Tuple({num_dp}, {head}, {exemplars}, flags UInt32)"
+    hist_dp = (
+        f"Tuple({head}, count UInt64, sum Float64, bucket_counts Array(UInt64), "
+        f"explicit_bounds Array(Float64), {exemplars}, flags UInt32, min Float64, max Float64)"
+    )
+    buckets = "Tuple(offset Int32, bucket_counts Array(UInt64))"
+    exp_dp = (
+        f"Tuple({head}, count UInt64, sum Float64, scale Int32, zero_count UInt64, positive {buckets}, "
+        f"negative {buckets}, flags UInt32, {exemplars}, min Float64, max Float64)"
+    )
+    summary_dp = (
+        f"Tuple({head}, count UInt64, sum Float64, "
+        "quantile_values Array(Tuple(quantile Float64, value Float64)), flags UInt32)"
+    )
+    metric = (
+        "Tuple(name String, description String, unit String, "
+        f"gauge Tuple(data_points Array({number_dp})), "
+        f"sum Tuple(data_points Array({number_dp}), aggregation_temporality {enum_t}, is_monotonic Bool), "
+        f"histogram Tuple(data_points Array({hist_dp}), aggregation_temporality {enum_t}), "
+        f"exponential_histogram Tuple(data_points Array({exp_dp}), aggregation_temporality {enum_t}), "
+        f"summary Tuple(data_points Array({summary_dp})))"
+    )
+    out = {
+        "traces": envelope("resource_spans", "scope_spans", "spans", span),
+        "logs": envelope("resource_logs", "scope_logs", "log_records", log),
+        "metrics": envelope("resource_metrics", "scope_metrics", "metrics", metric),
+    }
+    if not pb:
+        out = {k: _camel_names(v) for k, v in out.items()}
+    return out
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+_SNAKE = re.compile(r"\b([a-z][a-z0-9]*(?:_[a-z0-9]+)+)\b")
+_KEEP = {"otel_ai_encoding", "otel_ai_transport"}
+
+
+def _camel_names(structure: str) -> str:
+    return _SNAKE.sub(lambda m: m.group(1) if m.group(1) in _KEEP else _camel(m.group(1)), structure)
+
+
+_FIELD = re.compile(r"(?<=\.)([a-z][a-z0-9]*(?:_[a-z0-9]+)+)\b")
+_TOP = re.compile(r"\b(resource_spans|resource_logs|resource_metrics)\b")
+
+
+def _camel_select(sql: str) -> str:
+    """Camelise proto field references (after a dot, plus the top-level arrays) in a SELECT."""
+    return _TOP.sub(lambda m: _camel(m.group(1)), _FIELD.sub(lambda m: _camel(m.group(1)), sql))
+
+
+# -- value rendering (contrib AsString) ---------------------------------------------------------
+
+
+def go_float(x: str) -> str:
+    return (
+        f"if(isNaN({x}), 'json: unsupported value: NaN', if(isInfinite({x}), "
+        f"if({x} > 0, 'json: unsupported value: +Inf', 'json: unsupported value: -Inf'), "
+        f"if(abs({x}) >= 1e21, replaceOne(toString({x}), 'e', 'e+'), toString({x}))))"
+    )
+
+
+# Characters Go's encoding/json escapes in ways the replace chain does not cover → python fallback.
+_EXOTIC = "[\\\\x00-\\\\x07\\\\x0b\\\\x0e-\\\\x1f\\\\x{2028}\\\\x{2029}]"
+_ESCAPES = (
+    ("\\\\", "\\\\\\\\"),
+    ('"', '\\\\"'),
+    ("\\n", "\\\\n"),
+    ("\\r", "\\\\r"),
+    ("\\t", "\\\\t"),
+    ("\\b", "\\\\b"),
+    ("\\f", "\\\\f"),
+    ("<", "\\\\u003c"),
+    (">", "\\\\u003e"),
+    ("&", "\\\\u0026"),
+)
+
+
+def _json_str(s: str) -> str:
+    chain = s
+    for a, b in _ESCAPES:
+        chain = f"replaceAll({chain}, '{a}', '{b}')"
+    # throwIf's condition is exact, so it is correct whether or not evaluation short-circuits
+    # (a constant throwIf(1) would be folded and thrown at analysis time).
+    guard = (
+        f"substring(toString(throwIf(match({s}, '{_EXOTIC}'), '{FALLBACK_MARK}: control character')), 1, 0)"
+    )
+    return f"concat({guard}, '\"', {chain}, '\"')"
+
+
+def _has(d: str, v: str, member: str, depth: int = 0) -> str:
+    if d == "pb":
+        return f"{v}.value = '{member}'"
+    if member in ("array_value", "kvlist_value") and depth == 0:
+        return f"notEmpty({v}.{member}.values)"
+    return f"{v}.{member} IS NOT NULL"
+
+
+def _bytes(d: str, x: str) -> str:
+    return f"base64Encode({x})" if d == "pb" else f"base64Encode(tryBase64Decode({x}))"
+
+
+def _json1(d: str, v: str) -> str:
+    """JSON text of a depth-1 value (an element of an array or kvlist)."""
+    dbl = f"{v}.double_value"
+    nested = f"({_has(d, v, 'array_value', 1)}) OR ({_has(d, v, 'kvlist_value', 1)})"
+    expr = (
+        f"multiIf({_has(d, v, 'string_value')}, {_json_str(f'{v}.string_value')}, "
+        f"{_has(d, v, 'int_value')}, toString({v}.int_value), "
+        f"{_has(d, v, 'bool_value')}, if({v}.bool_value, 'true', 'false'), "
+        f"{_has(d, v, 'double_value')}, if(isFinite({dbl}), {go_float(dbl)}, "
+        f"toString(throwIf(({_has(d, v, 'double_value')}) AND NOT isFinite({dbl}), "
+        f"'{FALLBACK_MARK}: non-finite double in array'))), "
+        f"{_has(d, v, 'bytes_value')}, concat('\"', {_bytes(d, f'{v}.bytes_value')}, '\"'), "
+        f"{nested}, toString(throwIf({nested}, '{FALLBACK_MARK}: value nested deeper than one level')), "
+        "'null')"
+    )
+    return expr if d == "pb" else f"assumeNotNull({expr})"
+
+
+def any_str(d: str, v: str, *, strict: bool = True) -> str:
+    """SQL for pdata ``AsString`` of an ``AnyValue`` tuple expression ``v``.
+
+    JSON cannot tell an empty value (``""``) from an empty array or kvlist (``"[]"``/``"{}"``):
+    with ``strict`` that ambiguous case goes to the python fallback; without (log bodies, where
+    an absent body is common) it is stored as ``""``.
+    """
+    arr = f"concat('[', arrayStringConcat(arrayMap(x -> {_json1(d, 'x')}, {v}.array_value.values), ','), ']')"
+    kv = (
+        "concat('{', arrayStringConcat(arrayMap(kv -> concat("
+        f"{_json_str('kv.key')}, ':', {_json1(d, 'kv.value')}), "
+        f"arraySort(kv -> kv.key, {v}.kvlist_value.values)), ','), '}}')"
+    )
+    expr = (
+        f"multiIf({_has(d, v, 'string_value')}, {v}.string_value, "
+        f"{_has(d, v, 'int_value')}, toString({v}.int_value), "
+        f"{_has(d, v, 'bool_value')}, if({v}.bool_value, 'true', 'false'), "
+        f"{_has(d, v, 'double_value')}, {go_float(f'{v}.double_value')}, "
+        f"{_has(d, v, 'bytes_value')}, {_bytes(d, f'{v}.bytes_value')}, "
+        f"{_has(d, v, 'array_value')}, {arr}, "
+        f"{_has(d, v, 'kvlist_value')}, {kv}, {{default}})"
+    )
+    if d == "pb":
+        return expr.replace("{default}", "''")
+    if not strict:
+        return f"ifNull({expr.replace('{default}', chr(39) * 2)}, '')"
+    empty = " AND ".join(
+        [
+            f"{v}.{m} IS NULL"
+            for m in ("string_value", "int_value", "bool_value", "double_value", "bytes_value")
+        ]
+        + [f"empty({v}.array_value.values)", f"empty({v}.kvlist_value.values)"]
+    )
+    guard = f"toString(throwIf({empty}, '{FALLBACK_MARK}: empty value or empty array/kvlist in JSON'))"
+    return f"ifNull({expr.replace('{default}', guard)}, '')"
+
+
+def attrs(d: str, a: str) -> str:
+    """SQL for an attribute list → ``Map(String, String)``."""
+    return f"mapFromArrays(arrayMap(kv -> kv.key, {a}), arrayMap(kv -> {any_str(d, 'kv.value')}, {a}))"
+
+
+def _ts(x: str) -> str:
+    return f"fromUnixTimestamp64Nano(toInt64({x}))"
+
+
+def _hex(d: str, x: str) -> str:
+    return f"lower(hex({x}))" if d == "pb" else f"lower({x})"
+
+
+def _enum(d: str, x: str, names: list[str]) -> str:
+    """An enum field as its number: pb ints; JSON ints or names (spec says ints; be lenient)."""
+    if d == "pb":
+        return x
+    listed = "[" + ", ".join(f"'{n}'" for n in names) + "]"
+    return f"ifNull(toInt32OrNull({x}), toInt32(indexOf({listed}, {x})) - 1)"
+
+
+_KINDS = ["SPAN_KIND_" + k for k in ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")]
+_CODES = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"]
+_SEVERITIES = ["SEVERITY_NUMBER_UNSPECIFIED"] + [
+    f"SEVERITY_NUMBER_{level}{n if n > 1 else ''}"
+    for level in ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+    for n in range(1, 5)
+]
+_TEMPORALITY = [f"AGGREGATION_TEMPORALITY_{t}" for t in ("UNSPECIFIED", "DELTA", "CUMULATIVE")]
+
+# -- flatten SELECTs (``{src}`` is the input table function; ``{db}`` the database) -------------
+
+
+def _scope_level(d: str, top: str, scope: str, leaves: str) -> str:
+    svc = "arrayFirst(kv -> kv.key = 'service.name', rs.resource.attributes).value"
+    return (
+        f"SELECT {attrs(d, 'rs.resource.attributes')} AS r_attrs, {svc} AS svc, rs.schema_url AS r_url, "
+        "ss.scope.name AS s_name, ss.scope.version AS s_version, "
+        f"{attrs(d, 'ss.scope.attributes')} AS s_attrs, ss.scope.dropped_attributes_count AS s_dropped, "
+        "ss.schema_url AS s_url, otel_ai_encoding AS enc, otel_ai_transport AS tr, "
+        f"ss.{leaves} AS leaves FROM {{src}} ARRAY JOIN {top} AS rs ARRAY JOIN rs.{scope} AS ss"
+    )
+
+
+def traces_sql(d: str) -> str:
+    kind = _enum(d, "sp.kind", _KINDS)
+    code = _enum(d, "sp.status.code", _CODES)
+    kinds = "['Unspecified', 'Internal', 'Server', 'Client', 'Producer', 'Consumer']"
+    return f"""
+    {_ts("sp.start_time_unix_nano")}, {_hex(d, "sp.trace_id")}, {_hex(d, "sp.span_id")},
+    {_hex(d, "sp.parent_span_id")}, sp.trace_state, sp.name,
+    if({kind} BETWEEN 0 AND 5, {kinds}[{kind} + 1], 'Unspecified'),
+    {any_str(d, "svc", strict=False)}, r_attrs, s_name, s_version, {attrs(d, "sp.attributes")},
+    if(sp.end_time_unix_nano > sp.start_time_unix_nano, sp.end_time_unix_nano - sp.start_time_unix_nano, 0),
+    if({code} BETWEEN 0 AND 2, ['Unset', 'Ok', 'Error'][{code} + 1], 'Unset'), sp.status.message,
+    arrayMap(e -> {_ts("e.time_unix_nano")}, sp.events), arrayMap(e -> e.name, sp.events),
+    arrayMap(e -> {attrs(d, "e.attributes")}, sp.events),
+    arrayMap(l -> {_hex(d, "l.trace_id")}, sp.links), arrayMap(l -> {_hex(d, "l.span_id")}, sp.links),
+    arrayMap(l -> l.trace_state, sp.links), arrayMap(l -> {attrs(d, "l.attributes")}, sp.links),
+    sp.flags, sp.dropped_attributes_count, sp.dropped_events_count, sp.dropped_links_count, s_attrs,
+    r_url, s_url, enc, tr
+FROM ({_scope_level(d, "resource_spans", "scope_spans", "spans")})
+ARRAY JOIN leaves AS sp"""
+
+
+TRACE_COLUMNS = """otel_traces (
+    Timestamp, TraceId, SpanId, ParentSpanId, TraceState, SpanName, SpanKind, ServiceName,
+    ResourceAttributes, ScopeName, ScopeVersion, SpanAttributes, Duration, StatusCode, StatusMessage,
+    `Events.Timestamp`, `Events.Name`, `Events.Attributes`,
+    `Links.TraceId`, `Links.SpanId`, `Links.TraceState`, `Links.Attributes`,
+    TraceFlags, DroppedAttributesCount, DroppedEventsCount, DroppedLinksCount, ScopeAttributes,
+    ResourceSchemaUrl, ScopeSchemaUrl, IngestEncoding, IngestTransport)"""
+
+LOG_COLUMNS = """otel_logs (
+    Timestamp, ObservedTimestamp, TraceId, SpanId, TraceFlags, SeverityText, SeverityNumber,
+    ServiceName, Body, ResourceSchemaUrl, ResourceAttributes, ScopeSchemaUrl, ScopeName, ScopeVersion,
+    ScopeAttributes, LogAttributes, EventName, DroppedAttributesCount, IngestEncoding, IngestTransport)"""
+
+
+def logs_sql(d: str) -> str:
+    sev = _enum(d, "lr.severity_number", _SEVERITIES)
+    return f"""
+    {_ts("if(lr.time_unix_nano = 0, lr.observed_time_unix_nano, lr.time_unix_nano)")},
+    {_ts("lr.observed_time_unix_nano")}, {_hex(d, "lr.trace_id")}, {_hex(d, "lr.span_id")},
+    bitAnd(lr.flags, 255), lr.severity_text, bitAnd({sev}, 255), {any_str(d, "svc", strict=False)},
+    {any_str(d, "lr.body", strict=False)}, r_url, r_attrs, s_url, s_name, s_version, s_attrs, {attrs(d, "lr.attributes")},
+    lr.event_name, lr.dropped_attributes_count, enc, tr
+FROM ({_scope_level(d, "resource_logs", "scope_logs", "log_records")})
+ARRAY JOIN leaves AS lr"""
+
+
+_M_HEAD_COLS = (
+    "ResourceAttributes, ResourceSchemaUrl, ScopeName, ScopeVersion, ScopeAttributes, "
+    "ScopeDroppedAttrCount, ScopeSchemaUrl, ServiceName, MetricName, MetricDescription, MetricUnit, "
+    "Attributes, StartTimeUnix, TimeUnix"
+)
+_EX_COLS = (
+    "`Exemplars.FilteredAttributes`, `Exemplars.TimeUnix`, `Exemplars.Value`, `Exemplars.SpanId`, "
+    "`Exemplars.TraceId`"
+)
+METRIC_KINDS = ("gauge", "sum", "histogram", "exponential_histogram", "summary")
+
+
+def _number(d: str, x: str) -> str:
+    if d == "pb":
+        return f"if({x}.value = 'as_int', toFloat64({x}.as_int), {x}.as_double)"
+    return f"if({x}.as_int IS NOT NULL, toFloat64(assumeNotNull({x}.as_int)), ifNull({x}.as_double, 0))"
+
+
+def _metric_point(d: str, kind: str) -> tuple[str, str]:
+    ex = (
+        f"arrayMap(x -> {attrs(d, 'x.filtered_attributes')}, dp.exemplars), "
+        f"arrayMap(x -> {_ts('x.time_unix_nano')}, dp.exemplars), "
+        f"arrayMap(x -> {_number(d, 'x')}, dp.exemplars), "
+        f"arrayMap(x -> {_hex(d, 'x.span_id')}, dp.exemplars), arrayMap(x -> {_hex(d, 'x.trace_id')}, dp.exemplars)"
+    )
+
+    def temporality(metric: str) -> str:
+        return _enum(d, f"m.{metric}.aggregation_temporality", _TEMPORALITY)
+
+    if kind == "gauge":
+        return f"Value, Flags, {_EX_COLS}", f"{_number(d, 'dp')}, dp.flags, {ex}"
+    if kind == "sum":
+        return (
+            f"Value, Flags, {_EX_COLS}, AggregationTemporality, IsMonotonic",
+            f"{_number(d, 'dp')}, dp.flags, {ex}, {temporality('sum')}, m.sum.is_monotonic",
+        )
+    if kind == "histogram":
+        return (
+            f"Count, Sum, BucketCounts, ExplicitBounds, {_EX_COLS}, Flags, Min, Max, AggregationTemporality",
+            "dp.count, dp.sum, dp.bucket_counts, dp.explicit_bounds, "
+            f"{ex}, dp.flags, dp.min, dp.max, {temporality('histogram')}",
+        )
+    if kind == "exponential_histogram":
+        return (
+            "Count, Sum, Scale, ZeroCount, PositiveOffset, PositiveBucketCounts, NegativeOffset, "
+            f"NegativeBucketCounts, {_EX_COLS}, Flags, Min, Max, AggregationTemporality",
+            "dp.count, dp.sum, dp.scale, dp.zero_count, dp.positive.offset, dp.positive.bucket_counts, "
+            f"dp.negative.offset, dp.negative.bucket_counts, {ex}, dp.flags, dp.min, dp.max, "
+            f"{temporality('exponential_histogram')}",
+        )
+    return (
+        "Count, Sum, `ValueAtQuantiles.Quantile`, `ValueAtQuantiles.Value`, Flags",
+        "dp.count, dp.sum, arrayMap(q -> q.quantile, dp.quantile_values), "
+        "arrayMap(q -> q.value, dp.quantile_values), dp.flags",
+    )
+
+
+def metric_sql(d: str, kind: str) -> tuple[str, str]:
+    cols, values = _metric_point(d, kind)
+    head = (
+        f"r_attrs, r_url, s_name, s_version, s_attrs, s_dropped, s_url, {any_str(d, 'svc', strict=False)}, "
+        f"m.name, m.description, m.unit, {attrs(d, 'dp.attributes')}, "
+        f"{_ts('dp.start_time_unix_nano')}, {_ts('dp.time_unix_nano')}"
+    )
+    target = f"otel_metrics_{kind} ({_M_HEAD_COLS}, {cols}, IngestEncoding, IngestTransport)"
+    select = f"""
+    {head}, {values}, enc, tr
+FROM ({_scope_level(d, "resource_metrics", "scope_metrics", "metrics")})
+ARRAY JOIN leaves AS m
+ARRAY JOIN m.{kind}.data_points AS dp"""
+    return target, select
+
+
+def statements(d: str, signal: str) -> list[str]:
+    """``INSERT INTO {db}.<table> … SELECT …`` statements for one signal in dialect ``d``."""
+    if signal == "traces":
+        pairs = [(TRACE_COLUMNS, traces_sql(d))]
+    elif signal == "logs":
+        pairs = [(LOG_COLUMNS, logs_sql(d))]
+    else:
+        pairs = [metric_sql(d, kind) for kind in METRIC_KINDS]
+    out = []
+    for target, select in pairs:
+        if d == "json":
+            select = _camel_select(select)
+        out.append(f"INSERT INTO {{db}}.{target}\nSELECT{select}")
+    return out
+
+
+STRUCTURES = {"pb": _structures("pb"), "json": _structures("json")}
+STATEMENTS = {(d, s): statements(d, s) for d in ("pb", "json") for s in ("traces", "logs", "metrics")}
