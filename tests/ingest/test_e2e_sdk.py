@@ -137,8 +137,7 @@ def test_metrics_round_trip(
     meter.create_counter("orders_total").add(7, {"region": "eu"})
     meter.create_histogram("latency_ms").record(12.5)
     meter.create_up_down_counter("inflight").add(3)
-    mp.force_flush()
-    mp.shutdown()
+    mp.shutdown()  # one final collect + export (a force_flush before it would export twice)
 
     st = daemon.daemon.storage
     q = "SELECT MetricName, Value, IngestEncoding, IngestTransport FROM {db:Identifier}.otel_metrics_sum WHERE ServiceName = {s:String} ORDER BY MetricName"
