@@ -16,7 +16,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -115,7 +115,9 @@ class LLMManager:
         assert result is not None
         return result
 
-    async def stream(self, prompt: str | None = None, **kwargs: Any) -> AsyncIterator[Chunk | LLMResponse]:
+    async def stream(
+        self, prompt: str | None = None, **kwargs: Any
+    ) -> AsyncGenerator[Chunk | LLMResponse, None]:
         """Yield text :class:`Chunk`s as they arrive, then the final :class:`LLMResponse`.
 
         Structured (schema) streams deliver the validated JSON text as one chunk at the end.

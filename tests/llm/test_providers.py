@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 
@@ -143,14 +144,14 @@ async def test_long_retry_after_moves_to_next_group_without_waiting(
     ids=["500", "401", "context", "malformed-json", "429"],
 )
 async def test_sdk_errors_are_typed_and_fall_back(
-    fake: FakeLLMServer, sleeper: SleepRecorder, behaviour: str, error: type
+    fake: FakeLLMServer, sleeper: SleepRecorder, behaviour: str, error: Any
 ) -> None:
     fake.plan("gpt-4o-mini", *[behaviour] * 5)
     llm = manager(make_config(fake, [OPENAI]), sleep=sleeper)
     resp = await llm.generate("hi")
     assert resp.provider == "rules"  # the chain still answered
     status = {d["name"]: d for d in llm.providers_status()["deployments"]}
-    assert status["oa"]["failures"] >= 1 and status["oa"]["last_error"].startswith(error.error_type)  # type: ignore[attr-defined]
+    assert status["oa"]["failures"] >= 1 and status["oa"]["last_error"].startswith(error.error_type)
     assert error.retryable == (behaviour in ("500", "429-long"))
     await llm.aclose()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -173,7 +174,7 @@ async def test_override_to_failing_deployment_raises_all_providers_failed(
 
 
 async def test_context_window_filter_skips_small_models(fake: FakeLLMServer) -> None:
-    deps = [
+    deps: list[dict[str, Any]] = [
         {
             "name": "tiny",
             "group": "g",
