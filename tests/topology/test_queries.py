@@ -175,3 +175,28 @@ def test_duplicate_deliveries_do_not_square_calls(storage: Storage, topo: Topolo
     assert edge_map(topo.topology(t0, t0 + WINDOW)) == EDGES
     # Node figures count stored spans (as Grafana would): each copy is there.
     assert by_id(t)["checkout"].span_count == 2 * SERVICES["checkout"][0]
+
+
+def test_jobs_registered_with_configured_intervals(storage: Storage) -> None:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    cfg = TopologyConfig(snapshot_interval_s=45, rollup_interval_s=30)
+    sched = BackgroundScheduler(timezone="UTC")
+    TopologyService(storage, cfg, CollectorRegistry()).register_jobs(sched)
+    jobs = {j.id: j.trigger.interval.total_seconds() for j in sched.get_jobs()}
+    assert jobs == {"topology.snapshot": 45, "topology.rollup": 30}
+    off = BackgroundScheduler(timezone="UTC")
+    TopologyService(
+        storage, cfg.model_copy(update={"rollup_enabled": False}), CollectorRegistry()
+    ).register_jobs(off)
+    assert [j.id for j in off.get_jobs()] == ["topology.snapshot"]
+
+
+def test_migrations_render_for_a_cluster() -> None:
+    from otel_ai.analysis.topology.schema import MIGRATIONS
+    from otel_ai.storage.schema import SchemaContext
+
+    sql = "\n".join(MIGRATIONS[0].statements(SchemaContext(database="otel", cluster="c1")))
+    assert "ReplicatedSummingMergeTree(" in sql and "ReplicatedAggregatingMergeTree(" in sql
+    assert "ON CLUSTER `c1`" in sql and "otel_traces_local" in sql  # views fire on each shard
+    assert "ENGINE = Distributed(`c1`, `otel`, `otel_ai_topology_edges_1m_local`" in sql
