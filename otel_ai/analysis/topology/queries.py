@@ -197,24 +197,16 @@ _OPS_PARTIALS = f"""
     PREWHERE {_LIVE_PART}
     GROUP BY ServiceName, SpanName"""
 
-# Per service: RED of all spans and of entry spans (true per-second rate = entries ÷ seconds).
+# Per service (grouping(name) = 1) and per operation in one pass: RED of all spans and of entry
+# spans (true per-second rate = entries / seconds). Top-N operations are picked in Python.
 NODES_SQL = f"""
-SELECT service AS name, sum(spans) AS span_count, sum(errors) AS error_count,
+SELECT service, name, grouping(name) AS per_service, any(kind) AS kind,
+       sum(spans) AS span_count, sum(errors) AS error_count,
        sum(entries) AS request_count, sum(entry_errors) AS request_error_count,
        quantilesMerge({Q3})(q) AS all_q, quantilesMerge({Q3})(entry_q) AS entry_q
 FROM ({_OPS_PARTIALS})
-GROUP BY name
-ORDER BY name
-"""
-
-# Top operations per service, by span count, each with its own RED.
-OPERATIONS_SQL = f"""
-SELECT service, name, any(kind) AS kind, sum(spans) AS span_count, sum(errors) AS error_count,
-       quantilesMerge({Q3})(q) AS q
-FROM ({_OPS_PARTIALS})
-GROUP BY service, name
-ORDER BY service, span_count DESC, name
-LIMIT {{top:UInt32}} BY service
+GROUP BY GROUPING SETS ((service, name), (service))
+ORDER BY service, per_service DESC, span_count DESC, name
 """
 
 # How each service's data arrived (encoding x transport).

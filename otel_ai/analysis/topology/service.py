@@ -176,8 +176,7 @@ class TopologyService:
         edge_rows = self.storage.query_dicts(q.EDGES_SQL, params, settings=q.EDGE_SETTINGS)
         self._query_seconds.labels("edges").observe(time.perf_counter() - t0)
         t1 = time.perf_counter()
-        node_rows = self.storage.query_dicts(q.NODES_SQL, params)
-        op_rows = self.storage.query_dicts(q.OPERATIONS_SQL, params) if self.config.top_operations else []
+        node_rows, op_rows = self._nodes(params)
         ingest_rows = self.storage.query_dicts(q.INGEST_SQL, params)
         self._query_seconds.labels("nodes").observe(time.perf_counter() - t1)
         edges, per_target = build_edges(edge_rows, seconds)
@@ -188,13 +187,25 @@ class TopologyService:
         seconds = (end - start).total_seconds()
         params = self._params(start, end)
         t0 = time.perf_counter()
-        node_rows = self.storage.query_dicts(q.NODES_SQL, params)
-        op_rows = self.storage.query_dicts(q.OPERATIONS_SQL, params) if self.config.top_operations else []
+        node_rows, op_rows = self._nodes(params)
         ingest_rows = self.storage.query_dicts(q.INGEST_SQL, params)
         self._query_seconds.labels("services").observe(time.perf_counter() - t0)
         return ServicesResponse(
             window=_window(start, end), services=build_services(node_rows, op_rows, ingest_rows, seconds)
         )
+
+    def _nodes(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Per-service rows and the top ``top_operations`` operation rows of each service."""
+        nodes: list[dict[str, Any]] = []
+        ops: list[dict[str, Any]] = []
+        taken: dict[str, int] = {}
+        for r in self.storage.query_dicts(q.NODES_SQL, params):  # ordered: service, then ops by count
+            if r["per_service"]:
+                nodes.append({**r, "name": r["service"]})
+            elif taken.get(r["service"], 0) < self.config.top_operations:
+                taken[r["service"]] = taken.get(r["service"], 0) + 1
+                ops.append({**r, "q": r["all_q"]})
+        return nodes, ops
 
     def diff(self, a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> TopologyDiff:
         """What changed from window ``a`` to window ``b``: nodes, edges, latency and error rates."""
