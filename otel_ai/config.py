@@ -82,6 +82,9 @@ class PipelineConfig(Section):
     queue_items: int = Field(default=400_000, gt=0)
     batch_items: int = Field(default=50_000, gt=0)
     batch_timeout_ms: int = Field(default=200, ge=1)
+    # Flush early, before batch_timeout_ms, once this many items wait AND an insert worker is idle
+    # (group commit: high load forms big batches by itself, low load is not held back).
+    batch_min_items: int = Field(default=4096, ge=1)
     insert_workers: int = Field(default=2, ge=1)
     spool_dir: str = "./data/spool"
     spool_max_bytes: int = Field(default=4 * 1024**3, gt=0)

@@ -4,7 +4,9 @@
 (counted in items: spans, data points, log records) has room, otherwise it raises
 :class:`~otel_ai.errors.OverloadedError` at once (503 / UNAVAILABLE; memory never grows without
 bound). Admitted payloads are grouped per signal and flushed to the worker threads when a batch
-reaches ``batch_items`` or ``batch_timeout_ms`` after its first payload. A worker makes ONE
+reaches ``batch_items``, or ``batch_timeout_ms`` after its first payload, or — group commit —
+``batch_min_items`` while an insert worker is idle (so a loaded daemon forms big batches while
+the workers are busy, and a lightly loaded one does not hold requests for the whole timeout). A worker makes ONE
 ``writer.write`` call per batch. The awaiting request is acknowledged only after its payload is
 inserted or fsynced to the spool (at-least-once):
 
@@ -65,6 +67,7 @@ class Pipeline:
         self._buffer_items: dict[Signal, int] = dict.fromkeys(SIGNALS, 0)
         self._timers: dict[Signal, asyncio.TimerHandle | None] = dict.fromkeys(SIGNALS)
         self._queued_items = 0
+        self._inflight_batches = 0  # flushed to the workers and not yet settled (loop thread only)
         self._idle: asyncio.Event | None = None
         self._work: queue.Queue[list[_Entry] | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
@@ -144,15 +147,15 @@ class Pipeline:
             await asyncio.wait_for(self._idle.wait(), timeout=max(0.1, deadline - time.monotonic()))
         if self._queued_items:
             # Storage hangs: spool what no worker has picked up yet, so it survives the exit.
-            leftovers: list[_Entry] = []
+            leftovers: list[list[_Entry]] = []
             with contextlib.suppress(queue.Empty):
                 while True:
                     batch = self._work.get_nowait()
                     if batch:
-                        leftovers.extend(batch)
-            if leftovers:
-                errors = await asyncio.to_thread(self._spool_entries, leftovers)
-                self._settle(leftovers, errors)
+                        leftovers.append(batch)
+            for batch in leftovers:
+                errors = await asyncio.to_thread(self._spool_entries, batch)
+                self._settle(batch, errors)
             log.warning(
                 "pipeline: shutdown deadline passed with %d items still being inserted", self._queued_items
             )
@@ -182,7 +185,10 @@ class Pipeline:
         signal = payload.signal
         self._buffers[signal].append(_Entry(payload, future))
         self._buffer_items[signal] += n
-        if self._buffer_items[signal] >= self.config.batch_items:
+        if self._buffer_items[signal] >= self.config.batch_items or (
+            self._buffer_items[signal] >= self.config.batch_min_items
+            and self._inflight_batches < self.config.insert_workers
+        ):
             self._flush(signal)
         elif self._timers[signal] is None:
             self._timers[signal] = self._loop.call_later(
@@ -200,9 +206,11 @@ class Pipeline:
         if batch:
             self._buffers[signal] = []
             self._buffer_items[signal] = 0
+            self._inflight_batches += 1
             self._work.put(batch)
 
     def _settle(self, batch: list[_Entry], errors: Sequence[BaseException | None]) -> None:
+        self._inflight_batches -= 1
         for entry, err in zip(batch, errors, strict=True):
             self._queued_items -= entry.payload.items
             if entry.future.done():
@@ -215,6 +223,13 @@ class Pipeline:
         if self._queued_items <= 0 and self._idle is not None:
             self._queued_items = 0
             self._idle.set()
+        # A worker is free: hand it whatever has reached the minimum batch (group commit).
+        for signal in SIGNALS:
+            if (
+                self._buffer_items[signal] >= self.config.batch_min_items
+                and self._inflight_batches < self.config.insert_workers
+            ):
+                self._flush(signal)
 
     # -- workers (threads) ------------------------------------------------------------------------
     def _worker(self) -> None:

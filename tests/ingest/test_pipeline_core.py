@@ -204,3 +204,34 @@ async def test_non_retryable_storage_error_fails_only_that_payload_and_never_spo
         pl.status()["spool"]["pending_records"] == 0
         and pl.m_dropped.labels("storage_rejected")._value.get() == 10
     )
+
+
+async def test_group_commit_flushes_min_batch_when_a_worker_is_idle(tmp_path: Path) -> None:
+    w = RecordingWriter()
+    pl = Pipeline(
+        _cfg(tmp_path, batch_items=1000, batch_min_items=20, batch_timeout_ms=60_000),
+        w,
+        registry=CollectorRegistry(),
+    )
+    await pl.start()
+    # 20 items reach batch_min_items with idle workers: no 60 s wait for the timer.
+    await asyncio.wait_for(asyncio.gather(pl.submit(_p(b"g1")), pl.submit(_p(b"g2"))), timeout=10)
+    assert w.calls == [[b"g1", b"g2"]]
+    await pl.shutdown(5)
+
+
+async def test_shutdown_deadline_spools_batches_no_worker_took(tmp_path: Path) -> None:
+    w = RecordingWriter()
+    w.gate.clear()  # storage hangs
+    pl = Pipeline(_cfg(tmp_path, insert_workers=1, batch_items=10), w, registry=CollectorRegistry())
+    await pl.start()
+    stuck = asyncio.create_task(pl.submit(_p(b"stuck")))
+    await asyncio.sleep(0.1)  # the only worker is now blocked inside write()
+    queued = asyncio.create_task(pl.submit(_p(b"queued")))
+    await asyncio.sleep(0.05)
+    await pl.shutdown(0.5)
+    await asyncio.wait_for(queued, 5)  # acked: it is in the spool
+    assert not stuck.done()  # never acked: the sender retries it
+    assert pl.spool.pending_items == 10 and pl.status()["spooled_items"] == 10
+    w.gate.set()
+    stuck.cancel()
