@@ -80,6 +80,8 @@ class IngestConfig(Section):
 class PipelineConfig(Section):
     # Bound of the queue, in items (spans + data points + log records) not yet inserted.
     queue_items: int = Field(default=400_000, gt=0)
+    # Second bound of the same queue, in body bytes (a few items can carry huge attributes).
+    queue_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
     batch_items: int = Field(default=50_000, gt=0)
     batch_timeout_ms: int = Field(default=200, ge=1)
     # Flush early, before batch_timeout_ms, once this many items wait AND an insert worker is idle

@@ -1,7 +1,7 @@
 """Bounded queue → per-signal batches → insert workers, with the durable spool behind them.
 
 ``submit`` is called on the event loop by the receivers. It admits a payload only if the queue
-(counted in items: spans, data points, log records) has room, otherwise it raises
+(counted in items: spans, data points, log records; and in body bytes) has room, otherwise it raises
 :class:`~otel_ai.errors.OverloadedError` at once (503 / UNAVAILABLE; memory never grows without
 bound). Admitted payloads are grouped per signal and flushed to the worker threads when a batch
 reaches ``batch_items``, or ``batch_timeout_ms`` after its first payload, or — group commit —
@@ -67,6 +67,7 @@ class Pipeline:
         self._buffer_items: dict[Signal, int] = dict.fromkeys(SIGNALS, 0)
         self._timers: dict[Signal, asyncio.TimerHandle | None] = dict.fromkeys(SIGNALS)
         self._queued_items = 0
+        self._queued_bytes = 0
         self._inflight_batches = 0  # flushed to the workers and not yet settled (loop thread only)
         self._idle: asyncio.Event | None = None
         self._work: queue.Queue[list[_Entry] | None] = queue.Queue()
@@ -107,6 +108,11 @@ class Pipeline:
         Gauge(
             "otelai_pipeline_queue_items", "Items admitted and not yet inserted or spooled", registry=registry
         ).set_function(lambda: self._queued_items)
+        Gauge(
+            "otelai_pipeline_queue_bytes",
+            "Body bytes admitted and not yet inserted or spooled",
+            registry=registry,
+        ).set_function(lambda: self._queued_bytes)
         Gauge("otelai_pipeline_queue_capacity_items", "pipeline.queue_items", registry=registry).set_function(
             lambda: self.config.queue_items
         )
@@ -172,14 +178,17 @@ class Pipeline:
         """Resolve once ``payload`` is inserted or durably spooled; raise if it cannot be."""
         if self._closing or self._loop is None:
             raise OverloadedError("shutting down", retry_after=self.retry_after)
-        n = payload.items
+        n, size = payload.items, len(payload.body)
         cap = self.config.queue_items
         if self._queued_items and self._queued_items + n > cap:
-            raise OverloadedError(
-                f"pipeline queue full ({self._queued_items} of {cap} items)", retry_after=self.retry_after
-            )
+            msg = f"pipeline queue full ({self._queued_items} of {cap} items)"
+            raise OverloadedError(msg, retry_after=self.retry_after)
+        if self._queued_bytes and self._queued_bytes + size > self.config.queue_bytes:
+            msg = f"pipeline queue full ({self._queued_bytes} of {self.config.queue_bytes} bytes)"
+            raise OverloadedError(msg, retry_after=self.retry_after)
         future: asyncio.Future[None] = self._loop.create_future()
         self._queued_items += n
+        self._queued_bytes += size
         assert self._idle is not None
         self._idle.clear()
         signal = payload.signal
@@ -213,6 +222,7 @@ class Pipeline:
         self._inflight_batches -= 1
         for entry, err in zip(batch, errors, strict=True):
             self._queued_items -= entry.payload.items
+            self._queued_bytes -= len(entry.payload.body)
             if entry.future.done():
                 continue
             if err is None:
@@ -369,7 +379,7 @@ class Pipeline:
         with self._lock:
             totals = dict(self.totals)
         return {
-            "queue": {"items": self._queued_items, "capacity_items": self.config.queue_items, "batches_waiting": self._work.qsize()},
+            "queue": {"items": self._queued_items, "capacity_items": self.config.queue_items, "bytes": self._queued_bytes, "capacity_bytes": self.config.queue_bytes, "batches_waiting": self._work.qsize()},
             "batch": {"items": self.config.batch_items, "timeout_ms": self.config.batch_timeout_ms, "insert_workers": self.config.insert_workers},
             "spool": {
                 "dir": str(self.spool.dir), "bytes": self.spool.bytes, "max_bytes": self.spool.max_bytes,

@@ -235,3 +235,17 @@ async def test_shutdown_deadline_spools_batches_no_worker_took(tmp_path: Path) -
     assert pl.spool.pending_items == 10 and pl.status()["spooled_items"] == 10
     w.gate.set()
     stuck.cancel()
+
+
+async def test_queue_is_bounded_in_bytes_too(tmp_path: Path) -> None:
+    w = RecordingWriter()
+    w.gate.clear()
+    pl = Pipeline(_cfg(tmp_path, queue_bytes=1000, batch_items=10), w, registry=CollectorRegistry())
+    await pl.start()
+    first = asyncio.create_task(pl.submit(_p(b"x" * 800, items=1)))
+    await asyncio.sleep(0.05)
+    with pytest.raises(OverloadedError, match=r"queue full \(800 of 1000 bytes\)"):
+        await pl.submit(_p(b"y" * 300, items=1))
+    w.gate.set()
+    await first
+    await pl.shutdown(5)
