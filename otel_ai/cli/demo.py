@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -25,7 +26,7 @@ from otel_ai.demo import (
 from otel_ai.errors import ConfigError
 
 LIVE_RATE = 5.0  # requests/s: ~35 spans/s, a few % of one core
-BACKFILL_RATE = 0.5  # requests per simulated second: 7 days ≈ 300k requests ≈ 2M spans
+BACKFILL_RATE = 0.2  # requests per simulated second: 7 days ≈ 121k requests ≈ 0.8M spans
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -99,6 +100,7 @@ def _run(args: argparse.Namespace) -> int:
     gt = args.ground_truth or Path("data/demo") / f"ground-truth-{now:%Y%m%dT%H%M%SZ}.json"
     stop = threading.Event()
     _install_signals(stop)
+    _setup_logging()
     mode = f"backfill {args.backfill} ({start:%Y-%m-%d %H:%M} → {end:%H:%M} UTC)" if backfill else "live"
     endpoint = args.endpoint or (
         "http://127.0.0.1:4317" if args.protocol == "grpc" else "http://127.0.0.1:4318"
@@ -135,6 +137,37 @@ def _run(args: argparse.Namespace) -> int:
             f"({res.spans_per_cpu_second:,.0f} spans per CPU-second)"
         )
     return 0 if res.dropped_spans == 0 else 1
+
+
+class _Throttle(logging.Filter):
+    """Let one message per logger through every ``period`` seconds (the SDK logs every retry)."""
+
+    def __init__(self, period: float = 30.0) -> None:
+        super().__init__()
+        self.period = period
+        self.last: dict[str, float] = {}
+        self.suppressed: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now - self.last.get(record.name, -1e9) < self.period:
+            self.suppressed[record.name] = self.suppressed.get(record.name, 0) + 1
+            return False
+        self.last[record.name] = now
+        n = self.suppressed.pop(record.name, 0)
+        if n:
+            record.msg = f"{record.msg} ({n} similar messages suppressed)"
+        return True
+
+
+def _setup_logging() -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("otel-ai demo: %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_Throttle())
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
 
 
 def _install_signals(stop: threading.Event) -> None:

@@ -107,6 +107,7 @@ def generate(
     diurnal: bool = True,
     max_batch: int = 4096,
     max_queue: int = 65536,
+    export_timeout_s: float = 30.0,
     stop: threading.Event | None = None,
     on_step: Callable[[RunResult], None] | None = None,
 ) -> RunResult:
@@ -117,6 +118,11 @@ def generate(
     the wall clock. Pass ``span_exporter``/``log_exporter`` (e.g. the SDK's in-memory ones) to
     bypass the network; otherwise the official OTLP exporter for ``protocol`` sends to
     ``endpoint``. Metrics are emitted only in real time (the SDK metric API has no timestamps).
+    Batches of ``max_batch`` spans go out one request at a time; at most ``max_queue`` spans wait
+    in memory, then generation blocks until the daemon accepts more (nothing is dropped unless an
+    export still fails after two minutes of retries). ``export_timeout_s`` bounds one request: a
+    large batch on a busy daemon needs more than the SDK's 10 s default, and a timed-out batch is
+    sent again (a duplicate, which OTLP allows).
     """
     proto = export._check(protocol)
     endpoint = endpoint or export.default_endpoint(proto)
@@ -126,11 +132,11 @@ def generate(
         raise ValueError("generate(): end is required unless realtime=True")
     stop = stop or threading.Event()
     rng = random.Random(seed)
-    spans_out = span_exporter or export.span_exporter(proto, endpoint)
+    spans_out = span_exporter or export.span_exporter(proto, endpoint, export_timeout_s)
     sp = export.BlockingSpanProcessor(spans_out, max_batch=max_batch, max_queue=max_queue)
     lp = None
     if logs:
-        logs_out = log_exporter or export.log_exporter(proto, endpoint)
+        logs_out = log_exporter or export.log_exporter(proto, endpoint, export_timeout_s)
         lp = export.BlockingLogProcessor(logs_out, max_batch=max_batch, max_queue=max_queue)
     want_metrics = realtime if metrics is None else metrics
     tel = Telemetry(
@@ -138,7 +144,7 @@ def generate(
         log_processor=lp,
         id_generator=export.SeededIdGenerator(seed),
         seed=seed,
-        metric_exporter=(lambda: export.metric_exporter(proto, endpoint, timeout=5.0))
+        metric_exporter=(lambda: export.metric_exporter(proto, endpoint, timeout=10.0))
         if want_metrics
         else None,
         metric_interval_ms=int(metric_interval_s * 1000),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -174,17 +175,18 @@ class Telemetry:
         self.span_processor.force_flush(int(timeout_s * 1000))
         if self.log_processor is not None:
             self.log_processor.force_flush(int(timeout_s * 1000))
-        for mp in self._meter_providers:
-            mp.force_flush(int(timeout_s * 1000))
+        # Metrics are exported once more by shutdown(), under its own deadline.
 
-    def shutdown(self) -> None:
-        # Each MeterProvider exports once more on shutdown; do them side by side, bounded in time.
-        threads = [threading.Thread(target=mp.shutdown, kwargs={"timeout_millis": 5000}, daemon=True)
+    def shutdown(self, timeout_s: float = 10.0) -> None:
+        # Each MeterProvider exports once more on shutdown: do them side by side under one
+        # deadline, so a daemon that does not answer delays the exit by timeout_s, not 16 x.
+        threads = [threading.Thread(target=mp.shutdown, kwargs={"timeout_millis": int(timeout_s * 1000)}, daemon=True)
                    for mp in self._meter_providers]  # fmt: skip
         for th in threads:
             th.start()
+        deadline = time.monotonic() + timeout_s
         for th in threads:
-            th.join(6.0)
+            th.join(max(0.0, deadline - time.monotonic()))
         self.span_processor.shutdown()
         if self.log_processor is not None:
             self.log_processor.shutdown()
