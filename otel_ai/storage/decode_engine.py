@@ -130,10 +130,6 @@ class EngineDecoder:
                 self.fallbacks += 1
                 write_python(self.storage, group)
 
-    def insert_protobuf(self, payloads: Sequence[Payload]) -> None:
-        """Benchmark entry point: :meth:`insert` without the fallback."""
-        self.insert(payloads)
-
     def insert(self, payloads: Sequence[Payload]) -> None:
         """Files of the batch (one encoding), one ``INSERT … SELECT`` per target table.
 
