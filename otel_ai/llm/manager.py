@@ -17,16 +17,17 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from otel_ai.errors import LLMError
+from otel_ai.llm import semconv as sc
 from otel_ai.llm.accounting import CallRecord, MemoryUsageStore, UsageStore, summarize
 from otel_ai.llm.cache import ResponseCache, cache_key
 from otel_ai.llm.config import TASK_TYPES, LLMConfig
-from otel_ai.llm.conversations import Conversation, ConversationStore, MemoryConversationStore, trim_to_window
+from otel_ai.llm.conversations import Conversation, ConversationStore, MemoryConversationStore
 from otel_ai.llm.errors import (
     AllProvidersFailed,
     BadResponse,
@@ -36,7 +37,7 @@ from otel_ai.llm.errors import (
     counts_for_breaker,
     error_type,
 )
-from otel_ai.llm.redact import DATA_INSTRUCTION, quote_data, redact
+from otel_ai.llm.prompting import DEFAULT_SYSTEM, Prepared, build_messages, collect, provider_messages
 from otel_ai.llm.router import Deployment, Router, backoff_delay, build_deployments
 from otel_ai.llm.schemas import get_schema
 from otel_ai.llm.structured import check_schema, parse_structured, schema_instruction
@@ -54,20 +55,7 @@ from otel_ai.llm.types import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SYSTEM = "You are the assistant of otel-ai, an observability tool (traces, metrics, logs, service topology, anomalies). Be concise and factual."
 MAX_PENDING_RECORDS = 1000
-
-
-@dataclass
-class _Prepared:
-    request: GenerateRequest
-    messages: tuple[Message, ...]
-    schema: dict[str, Any] | None
-    max_tokens: int
-    chain: list[str]
-    key: str | None
-    conversation: Conversation | None = None
-    new_messages: list[Message] = field(default_factory=list)
 
 
 @dataclass
@@ -243,7 +231,7 @@ class LLMManager:
         max_tokens: int | None = None,
         cache: bool = True,
         conversation_id: str | None = None,
-    ) -> _Prepared:
+    ) -> Prepared:
         conv = None
         if conversation_id:
             conv = await self.get_conversation(conversation_id)
@@ -263,7 +251,7 @@ class LLMManager:
             raise InvalidRequest("temperature: must be between 0 and 2")
         if max_tokens is not None and max_tokens < 1:
             raise InvalidRequest("max_tokens: must be at least 1")
-        msgs = self._build_messages(prompt, messages, system, data, conv)
+        msgs = build_messages(prompt, messages, system, data, conv)
         total_chars = sum(len(m.content) for m in msgs)
         if total_chars > self.config.max_prompt_chars:
             raise InvalidRequest(
@@ -290,64 +278,10 @@ class LLMManager:
                 "/".join(chain), [m.as_dict() for m in msgs], params, schema, self.config.prompt_version
             )
         new = [msgs[-1]] if conv is not None else []
-        return _Prepared(req, msgs, schema, limit, chain, key, conv, new)
-
-    def _build_messages(
-        self, prompt: str | None, messages: Any, system: str | None, data: Any, conv: Conversation | None
-    ) -> tuple[Message, ...]:
-        out: list[Message] = []
-        if messages:
-            for i, m in enumerate(messages):
-                if isinstance(m, Message):
-                    out.append(m)
-                    continue
-                if (
-                    not isinstance(m, dict)
-                    or m.get("role") not in ("system", "user", "assistant")
-                    or not isinstance(m.get("content"), str)
-                ):
-                    raise InvalidRequest(f"messages[{i}]: need role system|user|assistant and string content")
-                out.append(Message(m["role"], m["content"]))
-        if prompt is not None:
-            if not isinstance(prompt, str) or not prompt.strip():
-                raise InvalidRequest("prompt: must be a non-empty string")
-            out.append(Message("user", prompt))
-        if not out or out[-1].role != "user":
-            raise InvalidRequest("prompt: give a prompt or messages ending with a user message")
-        if data is not None:
-            last = out[-1]
-            out[-1] = Message("user", f"{last.content}\n\n{quote_data(data)}")
-        sys_text = system or (conv.system if conv else None) or DEFAULT_SYSTEM
-        if data is not None:
-            sys_text += "\n\n" + DATA_INSTRUCTION
-        history = list(conv.messages) if conv else []
-        if not any(m.role == "system" for m in out):
-            out.insert(0, Message("system", sys_text))
-        elif data is not None:
-            out.insert(0, Message("system", DATA_INSTRUCTION))
-        system_msgs = [m for m in out if m.role == "system"]
-        return tuple(system_msgs + history + [m for m in out if m.role != "system"])
-
-    def _provider_messages(self, dep: Deployment, prep: _Prepared) -> tuple[tuple[Message, ...], int]:
-        msgs = list(prep.messages)
-        if prep.conversation is not None:
-            msgs = trim_to_window(msgs, dep.context_window - min(prep.max_tokens, dep.max_output_tokens))
-        if prep.schema is not None and not (
-            dep.provider.supports_json_schema and dep.provider.deployment.supports_json_schema
-        ):
-            msgs[0] = Message("system", msgs[0].content + "\n\n" + schema_instruction(prep.schema))
-        replaced = 0
-        if dep.redact:
-            clean = []
-            for m in msgs:
-                text, n = redact(m.content)
-                replaced += n
-                clean.append(Message(m.role, text))
-            msgs = clean
-        return tuple(msgs), replaced
+        return Prepared(req, msgs, schema, limit, chain, key, conv, new)
 
     # -- the retry loop -----------------------------------------------------------------------
-    async def _run(self, prep: _Prepared, *, stream: bool) -> AsyncIterator[Chunk | LLMResponse]:
+    async def _run(self, prep: Prepared, *, stream: bool) -> AsyncIterator[Chunk | LLMResponse]:
         req = prep.request
         t0 = time.monotonic()
         if prep.key is not None:
@@ -466,7 +400,7 @@ class LLMManager:
         )
 
     def _response(
-        self, dep: Deployment, prep: _Prepared, out: _Outcome, t0: float, attempts: int, passed: list[str]
+        self, dep: Deployment, prep: Prepared, out: _Outcome, t0: float, attempts: int, passed: list[str]
     ) -> LLMResponse:
         usage = out.usage or Usage()
         return LLMResponse(
@@ -487,11 +421,11 @@ class LLMManager:
         )
 
     async def _attempt(
-        self, dep: Deployment, prep: _Prepared, stream: bool, deadline: float, forward: bool, out: _Outcome
+        self, dep: Deployment, prep: Prepared, stream: bool, deadline: float, forward: bool, out: _Outcome
     ) -> AsyncIterator[Chunk]:
         """One deployment call (plus at most one schema-repair call); records health and usage."""
         req = prep.request
-        msgs, replaced = self._provider_messages(dep, prep)
+        msgs, replaced = provider_messages(dep, prep)
         if replaced:
             self.metrics.redactions.inc(replaced)
         timeout = dep.provider.deployment.timeout_s or self.config.timeouts.call_s
@@ -521,7 +455,7 @@ class LLMManager:
         err: LLMError | None = None
         try:
             text, usage, finish, model = "", None, None, None
-            async for piece in self._collect(dep, call, stream, deadline, ttfc):
+            async for piece in collect(dep, call, stream, deadline, ttfc):
                 if isinstance(piece, Chunk):
                     if forward:
                         yield piece
@@ -548,7 +482,7 @@ class LLMManager:
                             ),
                         ),
                     )
-                    async for piece in self._collect(dep, repair, False, deadline, []):
+                    async for piece in collect(dep, repair, False, deadline, []):
                         if not isinstance(piece, Chunk):
                             text, usage, finish, model = piece
                     u2 = usage or Usage(
@@ -590,7 +524,9 @@ class LLMManager:
             dep.kind, dep.model, latency, usage_total if err is None else None, etype
         )
         if ttfc:
-            self.metrics.ttfc.labels("chat", dep.kind, dep.model).observe(ttfc[0])
+            self.metrics.ttfc.labels(
+                sc.OPERATION_CHAT, sc.PROVIDER_NAMES.get(dep.kind, dep.kind), dep.model
+            ).observe(ttfc[0])
         self.tracer.finish(
             span,
             usage=usage_total if err is None else None,
@@ -621,43 +557,6 @@ class LLMManager:
         if err is not None:
             raise err
 
-    async def _collect(
-        self, dep: Deployment, call: ProviderCall, stream: bool, deadline: float, ttfc: list[float]
-    ) -> AsyncIterator[Chunk | tuple[str, Usage | None, str | None, str | None]]:
-        """Drive the provider with an idle timeout per chunk and the total deadline; yield text
-        chunks, then ``(text, usage, finish, model)``."""
-        agen = dep.provider.execute(call, stream=stream and dep.provider.can_stream)
-        t0 = time.monotonic()
-        parts: list[str] = []
-        usage = finish = model = None
-        try:
-            while True:
-                budget = min(call.timeout_s, deadline - time.monotonic())
-                if budget <= 0:
-                    raise Timeout(f"{dep.name}: deadline passed")
-                try:
-                    async with asyncio.timeout(budget):
-                        chunk = await anext(agen)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError as exc:
-                    raise Timeout(f"{dep.name}: no reply within {budget:.1f}s") from exc
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                finish = chunk.finish_reason or finish
-                model = chunk.response_model or model
-                if chunk.text:
-                    if not ttfc:
-                        ttfc.append(time.monotonic() - t0)
-                    parts.append(chunk.text)
-                    yield Chunk(text=chunk.text)
-        finally:
-            await agen.aclose()  # cancellation and early exits close the provider's HTTP stream
-        text = "".join(parts)
-        if not text.strip() and call.schema is None and finish != "length":
-            raise BadResponse(f"{dep.name}: empty reply")
-        yield (text, usage, finish, model)
-
     # -- bookkeeping --------------------------------------------------------------------------
     def _background(self, fn: Callable[..., Any], *args: Any) -> None:
         if len(self._pending) >= MAX_PENDING_RECORDS:
@@ -679,7 +578,7 @@ class LLMManager:
         else:
             self._background(self.usage_store.record, [rec])
 
-    async def _persist_turn(self, prep: _Prepared, resp: LLMResponse) -> None:
+    async def _persist_turn(self, prep: Prepared, resp: LLMResponse) -> None:
         conv = prep.conversation
         if conv is None:
             return

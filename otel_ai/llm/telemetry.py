@@ -73,7 +73,7 @@ class LLMMetrics:
     def record_operation(
         self, provider: str, model: str, duration_s: float, usage: Usage | None, error: str | None
     ) -> None:
-        base = (sc.OPERATION_CHAT, provider, model)
+        base = (sc.OPERATION_CHAT, sc.PROVIDER_NAMES.get(provider, provider), model)
         self.duration.labels(*base, error or "").observe(duration_s)
         if usage is not None and error is None:
             self.tokens.labels(*base, sc.TOKEN_INPUT).observe(usage.input_tokens)
