@@ -9,7 +9,10 @@ Why the join looks the way it does: the seed's ``t1 JOIN t2`` on full rows ran o
 3M spans. Here both sides are narrow projections keyed by ``cityHash64(TraceId, SpanId)`` (one
 UInt64 instead of two strings), the attribute map is read only for CLIENT/PRODUCER spans (they
 name virtual peers and the connection kind), and the span-link side reads ``Links.*`` only for
-CONSUMER spans. A 64-bit key over the spans of one window collides with probability ~n²/2⁶⁵
+CONSUMER spans. The served queries go one step further and read the insert-time span index
+(``otel_ai_topology_spans``: hashed keys, resolved peer names, ordered by time), about half the
+bytes and half the time of the same join over ``otel_traces`` (the ``*_RAW`` variants, kept for
+the benchmark). A 64-bit key over the spans of one window collides with probability ~n²/2⁶⁵
 (≈3·10⁻⁶ at 10M spans); a collision can add at most one call to one edge.
 
 A parent may start before the window while its child starts inside it (a long client span);
@@ -103,6 +106,41 @@ _CHILDREN = f"""
     PREWHERE {_VISIBLE} AND SpanKind = 'Consumer' AND notEmpty(Links.SpanId)
     WHERE NOT (l.1 = TraceId AND l.2 = ParentSpanId)"""
 
+# The span index (``otel_ai_topology_spans``, filled at insert time): per span only what pairing
+# needs, with the keys hashed and the peer attributes resolved once, ordered by time. The join
+# then reads a few fixed-width columns instead of two id strings and an attribute map.
+_DEST_ID = (
+    f"if(SpanAttributes['messaging.system'] != '',"
+    f" SpanAttributes['messaging.system'] || if({_DEST} != '', '/' || {_DEST}, ''), '')"
+)
+_CLIENT = "SpanKind IN ('Client', 'Producer')"
+SPAN_INDEX_SELECT = f"""
+    Timestamp, cityHash64(TraceId, SpanId) AS k,
+    if(ParentSpanId = '', 0, cityHash64(TraceId, ParentSpanId)) AS pk,
+    if(SpanKind = 'Consumer',
+       arrayFilter(h -> h != cityHash64(TraceId, ParentSpanId),
+                   arrayMap((t, s) -> cityHash64(t, s), Links.TraceId, Links.SpanId)),
+       []) AS lks,
+    ServiceName AS svc, SpanKind AS kind, Duration AS dur, StatusCode = 'Error' AS err,
+    if({_CLIENT}, {VIRTUAL_ID}, '') AS vid, if({_CLIENT}, {VIRTUAL_KIND}, '') AS vkind,
+    if({_CLIENT}, {CONN_KIND}, '') AS conn, if({_CLIENT}, {_DEST_ID}, '') AS dest"""
+
+_PARENTS_IDX = f"""
+    SELECT k, svc, kind, dur, err, {_COUNTED} AS counted, toStartOfMinute(Timestamp) AS pmin,
+           vid, vkind, conn, dest
+    FROM {{db:Identifier}}.otel_ai_topology_spans
+    PREWHERE {_PAIRABLE}"""
+_CHILDREN_IDX = f"""
+    SELECT pk, k AS csk, svc AS csvc, kind AS ckind, dur AS cdur, err AS cerr, 'parent' AS via,
+           toStartOfMinute(Timestamp) AS cmin, {_COUNTED} AS ccounted
+    FROM {{db:Identifier}}.otel_ai_topology_spans
+    PREWHERE {_VISIBLE} AND pk != 0
+    UNION ALL
+    SELECT lk, k, svc, kind, dur, err, 'link', toStartOfMinute(Timestamp), {_COUNTED}
+    FROM {{db:Identifier}}.otel_ai_topology_spans
+    ARRAY JOIN lks AS lk
+    PREWHERE {_VISIBLE} AND notEmpty(lks)"""
+
 # Unmatched LEFT JOIN rows carry key 0 (join_use_nulls = 0).
 EDGE_SETTINGS = {"join_use_nulls": 0, "join_algorithm": "parallel_hash,hash"}
 
@@ -122,36 +160,37 @@ _EDGE_FIGURES = f"""
     quantilesStateIf({Q3})(cdur, is_client) AS client_qs,
     countIf(by_link) AS via_links"""
 
+
 # One row per (parent span, child span) pair, or per client span calling a virtual peer. At-least-
 # once delivery may store a span twice (DESIGN.md decision 4); grouping by the two span keys keeps
 # k copies of a parent and k of its child from counting k² calls. Copies share their timestamp,
 # so they always meet in the same window and the same minute.
-_PAIRS = f"""
+def _pairs(parents: str, children: str) -> str:
+    return f"""
     SELECT {_EDGE_KEYS}, any(if(c.pk = 0, p.pmin, c.cmin)) AS minute, any(p.dest) AS dest,
            any(if(c.pk = 0, p.err, c.cerr)) AS err, any(if(c.pk = 0, p.dur, c.cdur)) AS sdur,
            any(p.kind IN ('Client', 'Producer')) AS is_client, any(p.dur) AS cdur,
            any(c.via = 'link') AS by_link
-    FROM ({_PARENTS}) AS p
-    LEFT JOIN ({_CHILDREN}) AS c ON p.k = c.pk
+    FROM ({parents}) AS p
+    LEFT JOIN ({children}) AS c ON p.k = c.pk
     WHERE (c.pk != 0 AND c.ccounted AND p.svc != c.csvc) OR (c.pk = 0 AND p.vid != '' AND p.counted)
     GROUP BY p.k, c.csk, source, target, target_kind, kind"""
 
-# Edge partials (aggregate states) of the counted spans, one row per edge.
-EDGES_LIVE = f"""
-SELECT source, target, target_kind, kind,{_EDGE_FIGURES}
-FROM ({_PAIRS})
-GROUP BY source, target, target_kind, kind"""
 
-# Edge partials per minute (the minute of the counted span) for the rollup table.
-EDGES_BY_MINUTE = f"""
+def _edge_queries(pairs: str) -> tuple[str, str, str]:
+    """(live partials, per-minute rollup insert, final figures) over one pairing source."""
+    live = f"""
+SELECT source, target, target_kind, kind,{_EDGE_FIGURES}
+FROM ({pairs})
+GROUP BY source, target, target_kind, kind"""
+    by_minute = f"""
 INSERT INTO {{db:Identifier}}.otel_ai_topology_edges_1m
 SELECT {{version:UInt64}} AS version, minute, source, target, target_kind, kind,{_EDGE_FIGURES}
-FROM ({_PAIRS})
+FROM ({pairs})
 GROUP BY minute, source, target, target_kind, kind"""
-
-# Final edge figures: rolled-up minutes (latest version of each) merged with the live part.
-# The second grouping set (kind = '') merges all calls into each target: a virtual node's RED.
-EDGES_SQL = f"""
+    # Rolled-up minutes (latest version of each) merged with the live part. The second grouping
+    # set (kind = '') merges all calls into each target: a virtual node's RED.
+    final = f"""
 SELECT source, target, target_kind, kind, any(destination) AS destination,
        sum(call_count) AS call_count, sum(error_count) AS error_count,
        quantilesMerge({Q3})(server_qs) AS server_q, sum(client_count) AS client_count,
@@ -165,11 +204,19 @@ FROM (
           SELECT minute, max(version) FROM {{db:Identifier}}.otel_ai_topology_rollup
           WHERE minute IN {{rolled:Array(DateTime)}} GROUP BY minute)
     UNION ALL
-    {EDGES_LIVE}
+    {live}
 )
 GROUP BY GROUPING SETS ((source, target, target_kind, kind), (target, target_kind))
 ORDER BY source, target, kind
 """
+    return live, by_minute, final
+
+
+# Served queries pair over the span index; the *_RAW variants pair over otel_traces directly
+# (same results; bench/topology.py times both).
+EDGES_LIVE, EDGES_BY_MINUTE, EDGES_SQL = _edge_queries(_pairs(_PARENTS_IDX, _CHILDREN_IDX))
+EDGES_LIVE_RAW, EDGES_BY_MINUTE_RAW, EDGES_SQL_RAW = _edge_queries(_pairs(_PARENTS, _CHILDREN))
+
 
 # Spans per minute (filled at insert time by a materialized view) and what each rollup saw.
 MINUTE_COUNTS_SQL = """
@@ -183,7 +230,10 @@ WHERE minute >= {lo:DateTime} AND minute < {hi:DateTime} GROUP BY minute
 
 # Per (service, operation) partials: whole minutes from the insert-time view (exact counts, any
 # batching), the partial first/last minute live. In the pure live form mv_lo = mv_hi = end.
-_LIVE_PART = _WINDOW + " AND (Timestamp < {mv_lo:DateTime64(9)} OR Timestamp >= {mv_hi:DateTime64(9)})"
+_LIVE_PART = (
+    "Timestamp >= {n_start:DateTime64(9)} AND Timestamp < {n_end:DateTime64(9)}"
+    " AND (Timestamp < {mv_lo:DateTime64(9)} OR Timestamp >= {mv_hi:DateTime64(9)})"
+)
 _OPS_PARTIALS = f"""
     SELECT service, name, kind, toUInt64(spans) AS spans, toUInt64(errors) AS errors,
            toUInt64(entries) AS entries, toUInt64(entry_errors) AS entry_errors, q, entry_q

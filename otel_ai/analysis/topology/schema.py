@@ -10,10 +10,13 @@
   recomputation writes a new ``version`` and a minute is read at its latest version only, so a
   window still filling is never frozen (the seed's ``NOT IN`` bug, seed_repo.md §3).
 - ``otel_ai_topology``: topology snapshots (JSON body) for comparing windows later.
+- ``otel_ai_topology_spans`` (migration 2): the span index the pairing join reads, one row per
+  span written by a view at insert time.
 """
 
 from __future__ import annotations
 
+from otel_ai.analysis.topology.queries import SPAN_INDEX_SELECT
 from otel_ai.storage.schema import Migration, TableSpec, ViewSpec
 
 _Q = "AggregateFunction(quantiles(0.5, 0.95, 0.99), UInt64)"
@@ -125,6 +128,38 @@ SNAPSHOTS = TableSpec(
     ttl="toDateTime(taken_at)",
 )
 
+# What pairing needs of each span, filled at insert time (one row per span, so any batching is
+# fine): hashed keys, resolved peer names, ordered by time so a window reads only its granules.
+SPAN_INDEX = TableSpec(
+    name="otel_ai_topology_spans",
+    columns="""
+    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    k UInt64 CODEC(ZSTD(1)),
+    pk UInt64 CODEC(ZSTD(1)),
+    lks Array(UInt64) CODEC(ZSTD(1)),
+    svc LowCardinality(String),
+    kind LowCardinality(String),
+    dur UInt64 CODEC(ZSTD(1)),
+    err Bool,
+    vid LowCardinality(String),
+    vkind LowCardinality(String),
+    conn LowCardinality(String),
+    dest LowCardinality(String)""",
+    order_by="Timestamp",
+    partition_by="toDate(Timestamp)",
+    ttl="toDateTime(Timestamp)",
+    sharding_key="cityHash64(k)",
+)
+SPAN_INDEX_MV = ViewSpec(
+    name="otel_ai_topology_spans_mv",
+    source="otel_traces",
+    target="otel_ai_topology_spans",
+    select=f"SELECT {SPAN_INDEX_SELECT} FROM {{source}}",
+)
+BACKFILL_SPAN_INDEX = (
+    f"INSERT INTO {{db}}.otel_ai_topology_spans SELECT {SPAN_INDEX_SELECT} FROM {{db}}.otel_traces"
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -141,4 +176,5 @@ MIGRATIONS: tuple[Migration, ...] = (
             SNAPSHOTS,
         ),
     ),
+    Migration(2, "topology: span index for pairing", (SPAN_INDEX, SPAN_INDEX_MV, BACKFILL_SPAN_INDEX)),
 )
