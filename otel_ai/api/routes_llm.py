@@ -148,8 +148,11 @@ async def models(request: Request) -> dict[str, Any]:
 
 
 @router.get("/health", summary="Per-deployment status, circuit-breaker state and last latency")
-async def health(request: Request) -> dict[str, Any]:
-    return _manager(request).providers_status()
+async def health(
+    request: Request, probe: bool = Query(False, description="make a 1-token call to every deployment first")
+) -> dict[str, Any]:
+    llm = _manager(request)
+    return await llm.probe() if probe else llm.providers_status()
 
 
 @router.get("/usage", summary="Tokens, cost (USD) and latency totals by provider, model and task")

@@ -22,6 +22,7 @@ class Conversation:
     model: str | None = None
     messages: list[Message] = field(default_factory=list)
     updated_at: float = 0.0
+    message_count: int | None = None  # set by list() when messages are not loaded
 
     def as_dict(self, with_messages: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -32,7 +33,7 @@ class Conversation:
             "model": self.model,
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at or self.created_at),
-            "message_count": len(self.messages),
+            "message_count": len(self.messages) if self.message_count is None else self.message_count,
         }
         if with_messages:
             out["messages"] = [m.as_dict() for m in self.messages]
@@ -47,7 +48,10 @@ class ConversationStore(Protocol):
     """Blocking store; the manager calls it off the event loop."""
 
     def create(self, conv: Conversation) -> None: ...
-    def append(self, conv_id: str, first_seq: int, messages: list[Message]) -> None: ...
+    def append(self, conv_id: str, first_seq: int, messages: list[Message]) -> None:
+        """Store one turn; ``first_seq`` is a time-ordered id (µs) so concurrent turns never collide."""
+        ...
+
     def get(self, conv_id: str) -> Conversation | None: ...
     def list(self, limit: int) -> list[Conversation]: ...
     def delete(self, conv_id: str) -> bool: ...

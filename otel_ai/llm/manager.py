@@ -159,6 +159,24 @@ class LLMManager:
             "cache": {"entries": len(self.cache), **self.cache.stats},
         }
 
+    async def probe(self) -> dict[str, Any]:
+        """Active health check: a 1-token call to every deployment whose breaker allows it,
+        concurrently, each bounded by ``timeouts.call_s``. Results feed the breakers and latency
+        like real traffic (and are accounted under task ``general``). Returns :meth:`providers_status`."""
+
+        async def one(dep: Deployment) -> None:
+            prep = await self._prepare("ping", model=dep.name, max_tokens=1, cache=False)
+            if not dep.breaker.allow():
+                return
+            with contextlib.suppress(LLMError):
+                async for _ in self._attempt(
+                    dep, prep, False, time.monotonic() + self.config.timeouts.call_s, False, _Outcome()
+                ):
+                    pass
+
+        await asyncio.gather(*(one(d) for d in self.deployments))
+        return self.providers_status()
+
     async def usage(self) -> dict[str, Any]:
         await self.flush()
         rows = await asyncio.to_thread(self.usage_store.rows)
@@ -583,4 +601,4 @@ class LLMManager:
         if conv is None:
             return
         turn = [*prep.new_messages, Message("assistant", resp.text)]
-        await asyncio.to_thread(self.conversations.append, conv.id, len(conv.messages), turn)
+        await asyncio.to_thread(self.conversations.append, conv.id, time.time_ns() // 1000, turn)

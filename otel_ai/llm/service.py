@@ -36,7 +36,7 @@ MESSAGES = TableSpec(
     name="otel_ai_llm_messages",
     columns="""
     ConversationId String,
-    Seq UInt32,
+    Seq UInt64,
     Role LowCardinality(String),
     Content String,
     CreatedAt DateTime64(3)""",
@@ -152,7 +152,7 @@ class ClickHouseConversationStore:
             )
             by_id = {r[0]: int(r[1]) for r in counts}
             for c in convs:
-                c.messages = [Message("user", "")] * by_id.get(c.id, 0)  # only the count is listed
+                c.message_count = by_id.get(c.id, 0)
         return convs
 
     def delete(self, conv_id: str) -> bool:

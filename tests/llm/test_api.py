@@ -83,6 +83,15 @@ def test_generate_json_models_health_usage(api: str, fake: FakeLLMServer) -> Non
     status = httpx.get(api.replace("/llm", "/status")).json()
     assert status["llm"]["status"] == "ok"
 
+    fake.plan("claude-haiku-4-5", "500")
+    probed = {
+        d["name"]: d
+        for d in httpx.get(f"{api}/health", params={"probe": "true"}, timeout=20).json()["deployments"]
+    }
+    assert (
+        probed["claude"]["last_error"].startswith("provider_unavailable") and probed["claude"]["calls"] == 1
+    )
+
 
 def test_schema_by_name_over_http_and_rules_fallback(api: str, fake: FakeLLMServer) -> None:
     fake.plan("gpt-4o-mini", "500")

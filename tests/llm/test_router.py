@@ -227,3 +227,18 @@ def test_backoff_delay(attempt: int, retry_after: float | None, low: float, high
     for _ in range(20):
         d = backoff_delay(attempt, RetryConfig(), retry_after, rng)
         assert low <= d <= high
+
+
+async def test_active_probe_updates_health(fake: FakeLLMServer) -> None:
+    fake.plan("gpt-4o", "401")
+    deps = [OPENAI, {"name": "bad", "group": "g2", "provider": "openai", "model": "gpt-4o"}]
+    llm = manager(make_config(fake, deps))
+    status = {d["name"]: d for d in (await llm.probe())["deployments"]}
+    assert (
+        status["oa"]["calls"] == 1
+        and status["oa"]["last_latency_ms"] is not None
+        and status["oa"]["last_error"] is None
+    )
+    assert status["bad"]["last_error"].startswith("auth_failed") and status["rules"]["calls"] == 1
+    assert fake.requests[0]["body"]["max_completion_tokens"] == 1
+    await llm.aclose()
