@@ -96,6 +96,8 @@ def _run(args: argparse.Namespace) -> int:
         start = now
         end = now + duration if duration else None
         rate = args.rate if args.rate is not None else LIVE_RATE
+    if not rate > 0:
+        raise ConfigError("--rate", f"must be > 0 requests per second, got {rate:g}")
     timeline = _timeline(args, backfill or duration)
     gt = args.ground_truth or Path("data/demo") / f"ground-truth-{now:%Y%m%dT%H%M%SZ}.json"
     stop = threading.Event()

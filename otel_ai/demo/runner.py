@@ -125,6 +125,8 @@ def generate(
     sent again (a duplicate, which OTLP allows).
     """
     proto = export._check(protocol)
+    if not rate > 0:
+        raise ValueError(f"generate(): rate must be > 0 requests per second, got {rate}")
     endpoint = endpoint or export.default_endpoint(proto)
     start_ns = _ns(start) if start is not None else time.time_ns()
     end_ns = _ns(end) if end is not None else None

@@ -71,7 +71,11 @@ def test_daemon_environment_is_accepted_by_the_config_loader(compose: dict[str, 
     env = {k: interpolate(v) for k, v in env_map(svc).items() if interpolate(v)}
     cfg = load_config(None, environ=env)
     assert cfg.storage.dsn == "http://otel:otel@clickhouse:8123/otel"
-    assert (cfg.server.otlp_grpc, cfg.server.otlp_http, cfg.server.api) == ("0.0.0.0:4317", "0.0.0.0:4318", "0.0.0.0:8700")
+    assert (cfg.server.otlp_grpc, cfg.server.otlp_http, cfg.server.api) == (
+        "0.0.0.0:4317",
+        "0.0.0.0:4318",
+        "0.0.0.0:8700",
+    )
     assert cfg.pipeline.spool_dir == "/data/spool"
     published = {interpolate(p).split(":")[-1] for p in svc["ports"]}
     assert published == {"4317", "4318", "8700"}
@@ -83,7 +87,11 @@ def test_daemon_environment_is_accepted_by_the_config_loader(compose: dict[str, 
 def test_clickhouse_service_matches_the_daemon_dsn(compose: dict[str, Any]) -> None:
     ch = compose["services"]["clickhouse"]
     env = {k: interpolate(v) for k, v in env_map(ch).items()}
-    assert (env["CLICKHOUSE_USER"], env["CLICKHOUSE_PASSWORD"], env["CLICKHOUSE_DB"]) == ("otel", "otel", "otel")
+    assert (env["CLICKHOUSE_USER"], env["CLICKHOUSE_PASSWORD"], env["CLICKHOUSE_DB"]) == (
+        "otel",
+        "otel",
+        "otel",
+    )
     mounts = {}
     for vol in ch["volumes"]:
         src, dst = vol.split(":")[:2]
@@ -132,12 +140,14 @@ def test_demo_env_points_at_our_files_and_pins_the_release() -> None:
     env = dict(
         line.split("=", 1) for line in (DEMO / "otel-demo.env").read_text().splitlines() if "=" in line and not line.startswith("#")
     )  # fmt: skip
-    assert (CHECKOUT / env["OTEL_COLLECTOR_CONFIG_EXTRAS"]).resolve() == (DEMO / "otel-collector/otelcol-config-extras.yml")
+    assert (CHECKOUT / env["OTEL_COLLECTOR_CONFIG_EXTRAS"]).resolve() == (
+        DEMO / "otel-collector/otelcol-config-extras.yml"
+    )
     assert re.fullmatch(r"\d+\.\d+\.\d+", env["DEMO_VERSION"]) and env["IMAGE_VERSION"] == env["DEMO_VERSION"]
     script = (DEMO / "otel-demo.sh").read_text()
     assert f"OTEL_DEMO_VERSION:-{env['DEMO_VERSION']}" in script
     for f in ("otel-demo.env", "otel-demo.override.yml", "otel-demo.json.yml"):
-        assert f'$HERE/{f}' in script
+        assert f"$HERE/{f}" in script
     subprocess.run(["sh", "-n", str(DEMO / "otel-demo.sh")], check=True)
 
 
