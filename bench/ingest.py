@@ -318,7 +318,7 @@ def main() -> None:
     ap.add_argument("--no-daemon", action="store_true", help="only (a) and (b)")
     ap.add_argument("--decoder", default="engine", choices=("engine", "python"), help="daemon decoder")
     args = ap.parse_args()
-    n, batch, seconds, conc = (24, 12, 8.0, 8) if args.quick else (200, 50, 30.0, 16)
+    n, batch, seconds, conc = (24, 12, 8.0, 32) if args.quick else (200, 50, 30.0, 64)
     print(f"otel-ai ingest benchmark ({'quick' if args.quick else 'full'}), {os.cpu_count()} CPUs visible")
     dec = bench_decoders(n, batch)
     if args.no_daemon:

@@ -39,6 +39,7 @@ PROTO = Path(__file__).resolve().parent.parent / "ingest" / "proto" / "otlp_clic
 
 _MESSAGES = {"traces": "TracesRequest", "logs": "LogsRequest", "metrics": "MetricsRequest"}
 _JSON_SETTINGS = {
+    "output_format_json_escape_forward_slashes": 0,
     "input_format_skip_unknown_fields": 1,
     "input_format_json_ignore_unknown_keys_in_named_tuple": 1,
     "input_format_json_defaults_for_missing_elements_in_named_tuple": 1,
@@ -48,6 +49,7 @@ _JSON_SETTINGS = {
     "input_format_json_try_infer_numbers_from_strings": 0,
 }
 _PB_SETTINGS = {
+    "output_format_json_escape_forward_slashes": 0,
     "input_format_protobuf_oneof_presence": 1,
     "input_format_defaults_for_omitted_fields": 1,
 }

@@ -151,32 +151,20 @@ def go_float(x: str) -> str:
     )
 
 
-# Characters Go's encoding/json escapes in ways the replace chain does not cover → python fallback.
-_EXOTIC = "[\\\\x00-\\\\x07\\\\x0b\\\\x0e-\\\\x1f\\\\x{2028}\\\\x{2029}]"
-_ESCAPES = (
-    ("\\\\", "\\\\\\\\"),
-    ('"', '\\\\"'),
-    ("\\n", "\\\\n"),
-    ("\\r", "\\\\r"),
-    ("\\t", "\\\\t"),
-    ("\\b", "\\\\b"),
-    ("\\f", "\\\\f"),
-    ("<", "\\\\u003c"),
-    (">", "\\\\u003e"),
-    ("&", "\\\\u0026"),
-)
+# toJSONString escapes like Go's encoding/json except: Go also escapes <, > and & (HTML-safe) and
+# writes \u00XX escapes in lowercase hex; strings with the control characters that differ go to
+# the python fallback (rare). Needs output_format_json_escape_forward_slashes=0.
+_UPPER_HEX_ESCAPES = "[\\\\x0b\\\\x0e\\\\x0f\\\\x1a-\\\\x1f]"
 
 
 def _json_str(s: str) -> str:
-    chain = s
-    for a, b in _ESCAPES:
-        chain = f"replaceAll({chain}, '{a}', '{b}')"
     # throwIf's condition is exact, so it is correct whether or not evaluation short-circuits
     # (a constant throwIf(1) would be folded and thrown at analysis time).
-    guard = (
-        f"substring(toString(throwIf(match({s}, '{_EXOTIC}'), '{FALLBACK_MARK}: control character')), 1, 0)"
-    )
-    return f"concat({guard}, '\"', {chain}, '\"')"
+    guard = f"substring(toString(throwIf(match({s}, '{_UPPER_HEX_ESCAPES}'), '{FALLBACK_MARK}: control character')), 1, 0)"
+    quoted = f"toJSONString({s})"
+    for a, b in (("<", "\\\\u003c"), (">", "\\\\u003e"), ("&", "\\\\u0026")):
+        quoted = f"replaceAll({quoted}, '{a}', '{b}')"
+    return f"concat({guard}, {quoted})"
 
 
 def _has(d: str, v: str, member: str, depth: int = 0) -> str:
@@ -216,11 +204,17 @@ def any_str(d: str, v: str, *, strict: bool = True) -> str:
     with ``strict`` that ambiguous case goes to the python fallback; without (log bodies, where
     an absent body is common) it is stored as ``""``.
     """
-    arr = f"concat('[', arrayStringConcat(arrayMap(x -> {_json1(d, 'x')}, {v}.array_value.values), ','), ']')"
-    kv = (
-        "concat('{', arrayStringConcat(arrayMap(kv -> concat("
-        f"{_json_str('kv.key')}, ':', {_json1(d, 'kv.value')}), "
-        f"arraySort(kv -> kv.key, {v}.kvlist_value.values)), ','), '}}')"
+    # Arrays and kvlists share one rendering lambda (the analyzer's cost grows with expression
+    # size and it is paid on every INSERT): elements become (key, value) pairs, keys sorted.
+    is_kv = _has(d, v, "kvlist_value")
+    pairs = (
+        f"arrayConcat(arrayMap(x -> ('', x), {v}.array_value.values), "
+        f"arraySort(p -> p.1, arrayMap(p -> (p.key, p.value), {v}.kvlist_value.values)))"
+    )
+    element = f"concat(if({is_kv}, concat({_json_str('p.1')}, ':'), ''), {_json1(d, 'p.2')})"
+    composite = (
+        f"concat(if({is_kv}, '{{', '['), arrayStringConcat(arrayMap(p -> {element}, {pairs}), ','), "
+        f"if({is_kv}, '}}', ']'))"
     )
     expr = (
         f"multiIf({_has(d, v, 'string_value')}, {v}.string_value, "
@@ -228,8 +222,7 @@ def any_str(d: str, v: str, *, strict: bool = True) -> str:
         f"{_has(d, v, 'bool_value')}, if({v}.bool_value, 'true', 'false'), "
         f"{_has(d, v, 'double_value')}, {go_float(f'{v}.double_value')}, "
         f"{_has(d, v, 'bytes_value')}, {_bytes(d, f'{v}.bytes_value')}, "
-        f"{_has(d, v, 'array_value')}, {arr}, "
-        f"{_has(d, v, 'kvlist_value')}, {kv}, {{default}})"
+        f"({_has(d, v, 'array_value')}) OR ({is_kv}), {composite}, {{default}})"
     )
     if d == "pb":
         return expr.replace("{default}", "''")

@@ -45,26 +45,29 @@ def test_mixed_batch_keeps_encoding_and_transport_per_row(storage: Storage, deco
 
 
 @pytest.mark.parametrize(
-    ("value", "stored"),
+    ("value", "stored", "fallbacks"),
     [
-        pytest.param([[1, 2], "x"], '[[1,2],"x"]', id="array-in-array"),
-        pytest.param({"k": {"deep": True}}, '{"k":{"deep":true}}', id="kvlist-in-kvlist"),
-        pytest.param([float("nan")], "", id="nan-in-array"),
-        pytest.param(["bell\x07"], '["bell\\u0007"]', id="control-char-in-array"),
-        pytest.param(["line\u2028sep"], '["line\\u2028sep"]', id="u2028-in-array"),
+        pytest.param([[1, 2], "x"], '[[1,2],"x"]', 1, id="array-in-array"),
+        pytest.param({"k": {"deep": True}}, '{"k":{"deep":true}}', 1, id="kvlist-in-kvlist"),
+        pytest.param([float("nan")], "", 1, id="nan-in-array"),
+        pytest.param(["esc\x1b"], '["esc\\u001b"]', 1, id="upper-hex-control-char"),
+        pytest.param(["bell\x07", "a/b", "<&>"], '["bell\\u0007","a/b","\\u003c\\u0026\\u003e"]', 0,
+                     id="escapes-in-sql"),
+        pytest.param(["line\u2028sep"], '["line\\u2028sep"]', 0, id="u2028-in-array"),
     ],
-)
+)  # fmt: skip
 def test_engine_falls_back_to_python_for_values_sql_cannot_render(
-    storage: Storage, value: object, stored: str
+    storage: Storage, value: object, stored: str, fallbacks: int
 ) -> None:
     req = s.traces_request()
     root = req.resource_spans[0].scope_spans[0].spans[0]
     s.add_attrs(root.attributes, {"tricky": value})
     writer = TelemetryWriter(storage, decoder="engine")
     writer.write([validate("traces", "protobuf", "grpc", req.SerializeToString())])
-    assert writer._engine.fallbacks == 1
+    assert writer._engine.fallbacks == fallbacks
     attrs = _stored_attrs(storage)
     assert attrs["tricky"] == stored
+    assert go_json(value) == stored
     assert {k: v for k, v in attrs.items() if k != "tricky"} == s.ATTRS_STORED
 
 
