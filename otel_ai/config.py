@@ -87,6 +87,8 @@ class PipelineConfig(Section):
     # Flush early, before batch_timeout_ms, once this many items wait AND an insert worker is idle
     # (group commit: high load forms big batches by itself, low load is not held back).
     batch_min_items: int = Field(default=4096, ge=1)
+    # ... and a smaller batch waits this long for more payloads while a worker is idle.
+    batch_linger_ms: int = Field(default=10, ge=0)
     insert_workers: int = Field(default=2, ge=1)
     spool_dir: str = "./data/spool"
     spool_max_bytes: int = Field(default=4 * 1024**3, gt=0)

@@ -5,8 +5,9 @@
 :class:`~otel_ai.errors.OverloadedError` at once (503 / UNAVAILABLE; memory never grows without
 bound). Admitted payloads are grouped per signal and flushed to the worker threads when a batch
 reaches ``batch_items``, or ``batch_timeout_ms`` after its first payload, or — group commit —
-``batch_min_items`` while an insert worker is idle (so a loaded daemon forms big batches while
-the workers are busy, and a lightly loaded one does not hold requests for the whole timeout). A worker makes ONE
+while an insert worker is idle: at once from ``batch_min_items``, else after ``batch_linger_ms``
+(a loaded daemon forms big batches while the workers are busy; a lightly loaded one does not
+hold requests for the whole timeout, nor insert each request on its own). A worker makes ONE
 ``writer.write`` call per batch. The awaiting request is acknowledged only after its payload is
 inserted or fsynced to the spool (at-least-once):
 
@@ -66,6 +67,7 @@ class Pipeline:
         self._buffers: dict[Signal, list[_Entry]] = {s: [] for s in SIGNALS}
         self._buffer_items: dict[Signal, int] = dict.fromkeys(SIGNALS, 0)
         self._timers: dict[Signal, asyncio.TimerHandle | None] = dict.fromkeys(SIGNALS)
+        self._lingers: dict[Signal, asyncio.TimerHandle | None] = dict.fromkeys(SIGNALS)
         self._queued_items = 0
         self._queued_bytes = 0
         self._inflight_batches = 0  # flushed to the workers and not yet settled (loop thread only)
@@ -194,23 +196,45 @@ class Pipeline:
         signal = payload.signal
         self._buffers[signal].append(_Entry(payload, future))
         self._buffer_items[signal] += n
-        if self._buffer_items[signal] >= self.config.batch_items or (
-            self._buffer_items[signal] >= self.config.batch_min_items
-            and self._inflight_batches < self.config.insert_workers
-        ):
+        if self._buffer_items[signal] >= self.config.batch_items:
             self._flush(signal)
-        elif self._timers[signal] is None:
-            self._timers[signal] = self._loop.call_later(
-                self.config.batch_timeout_ms / 1000, self._flush, signal
-            )
+        else:
+            if self._timers[signal] is None:
+                self._timers[signal] = self._loop.call_later(
+                    self.config.batch_timeout_ms / 1000, self._flush, signal
+                )
+            self._maybe_early(signal)
         # Shielded: a client that hangs up must not cancel the insert of what it already sent.
         await asyncio.shield(future)
 
+    def _maybe_early(self, signal: Signal) -> None:
+        """Group commit: while an insert worker is idle, do not hold a batch for the whole timeout.
+
+        At ``batch_min_items`` the batch goes at once; a smaller one lingers ``batch_linger_ms``
+        for more payloads to join (so a light load does not turn into one insert per request).
+        """
+        if not self._buffers[signal] or self._inflight_batches >= self.config.insert_workers:
+            return
+        if self._buffer_items[signal] >= self.config.batch_min_items:
+            self._flush(signal)
+        elif self._lingers[signal] is None:
+            assert self._loop is not None
+            self._lingers[signal] = self._loop.call_later(
+                self.config.batch_linger_ms / 1000, self._linger_done, signal
+            )
+
+    def _linger_done(self, signal: Signal) -> None:
+        self._lingers[signal] = None
+        if self._inflight_batches < self.config.insert_workers:
+            self._flush(signal)
+        # else: the worker that frees up next calls _maybe_early from _settle
+
     def _flush(self, signal: Signal) -> None:
-        timer = self._timers[signal]
-        if timer is not None:
-            timer.cancel()
-            self._timers[signal] = None
+        for timers in (self._timers, self._lingers):
+            timer = timers[signal]
+            if timer is not None:
+                timer.cancel()
+                timers[signal] = None
         batch = self._buffers[signal]
         if batch:
             self._buffers[signal] = []
@@ -233,13 +257,8 @@ class Pipeline:
         if self._queued_items <= 0 and self._idle is not None:
             self._queued_items = 0
             self._idle.set()
-        # A worker is free: hand it whatever has reached the minimum batch (group commit).
-        for signal in SIGNALS:
-            if (
-                self._buffer_items[signal] >= self.config.batch_min_items
-                and self._inflight_batches < self.config.insert_workers
-            ):
-                self._flush(signal)
+        for signal in SIGNALS:  # a worker is free
+            self._maybe_early(signal)
 
     # -- workers (threads) ------------------------------------------------------------------------
     def _worker(self) -> None:

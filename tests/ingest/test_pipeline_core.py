@@ -66,7 +66,11 @@ async def _until(cond: Any, timeout: float = 10.0) -> None:
 
 async def test_batches_by_size_and_time_one_write_per_batch(tmp_path: Path) -> None:
     w = RecordingWriter()
-    pl = Pipeline(_cfg(tmp_path, batch_items=30, batch_timeout_ms=50), w, registry=CollectorRegistry())
+    pl = Pipeline(
+        _cfg(tmp_path, batch_items=30, batch_timeout_ms=50, batch_linger_ms=60_000),
+        w,
+        registry=CollectorRegistry(),
+    )
     await pl.start()
     await asyncio.gather(*(pl.submit(_p(b"b%d" % i)) for i in range(7)))  # 70 items: 30 + 30 + 10 (timer)
     await pl.shutdown(5)
@@ -170,7 +174,11 @@ async def test_spool_full_during_outage_refuses(tmp_path: Path) -> None:
 
 async def test_shutdown_drains_everything_admitted(tmp_path: Path) -> None:
     w = RecordingWriter()
-    pl = Pipeline(_cfg(tmp_path, batch_items=10**6, batch_timeout_ms=60_000), w, registry=CollectorRegistry())
+    pl = Pipeline(
+        _cfg(tmp_path, batch_items=10**6, batch_timeout_ms=60_000, batch_linger_ms=60_000),
+        w,
+        registry=CollectorRegistry(),
+    )
     await pl.start()
     tasks = [asyncio.create_task(pl.submit(_p(b"d%d" % i))) for i in range(20)]
     await asyncio.sleep(0.05)
@@ -248,4 +256,20 @@ async def test_queue_is_bounded_in_bytes_too(tmp_path: Path) -> None:
         await pl.submit(_p(b"y" * 300, items=1))
     w.gate.set()
     await first
+    await pl.shutdown(5)
+
+
+async def test_linger_while_a_worker_is_idle_groups_a_light_load(tmp_path: Path) -> None:
+    w = RecordingWriter()
+    pl = Pipeline(
+        _cfg(tmp_path, batch_min_items=10**6, batch_timeout_ms=60_000, batch_linger_ms=100),
+        w,
+        registry=CollectorRegistry(),
+    )
+    await pl.start()
+    first = asyncio.create_task(pl.submit(_p(b"l1")))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(pl.submit(_p(b"l2")))  # joins the lingering batch
+    await asyncio.wait_for(asyncio.gather(first, second), timeout=10)  # not the 60 s timeout
+    assert w.calls == [[b"l1", b"l2"]]
     await pl.shutdown(5)
