@@ -22,6 +22,8 @@ class FakeLLMServer:
         self.script: dict[str, deque[str]] = defaultdict(deque)
         self.replies: dict[str, list[str]] = {}
         self.requests: list[dict[str, Any]] = []
+        self.stall_s = 3.0  # how long ``slowstream`` stays silent after its first chunk
+        self.disconnects = 0  # streams whose client went away before the server finished
         self.lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
@@ -156,10 +158,16 @@ class FakeLLMServer:
                         "model": model,
                         "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
                     }
-                    self._send(json.dumps(chunk))
-                    if behaviour == "slowstream" and i == 0:
-                        time.sleep(3)
+                    try:
+                        self._send(json.dumps(chunk))
+                    except (BrokenPipeError, ConnectionResetError):
+                        with fake.lock:
+                            fake.disconnects += 1
                         return
+                    if behaviour == "slowstream" and i == 0:
+                        time.sleep(fake.stall_s)
+                    elif behaviour == "slowstream":
+                        time.sleep(0.05)
                 done = {
                     "id": "chatcmpl-1",
                     "object": "chat.completion.chunk",

@@ -218,3 +218,23 @@ def test_cli_generate_stream_models_health_usage(
         assert expect in capsys.readouterr().out
     assert main(["llm", "generate", "x", "--task", "poetry", "--api-url", base]) == 1
     assert "400" in capsys.readouterr().err
+
+
+def test_client_disconnect_cancels_the_provider_stream(api: str, fake: FakeLLMServer) -> None:
+    import time
+
+    fake.stall_s = 0.5
+    fake.plan("gpt-4o-mini", "slowstream")
+    fake.reply("gpt-4o-mini", "x" * 400)  # 80 chunks the server would keep sending
+    with httpx.stream(
+        "POST", f"{api}/generate", json={"prompt": "long", "stream": True, "model": "oa"}, timeout=20
+    ) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                break  # first chunk arrived: hang up
+    deadline = time.monotonic() + 10
+    while fake.disconnects == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake.disconnects == 1  # the daemon closed its upstream connection too
+    health = {d["name"]: d for d in httpx.get(f"{api}/health").json()["deployments"]}
+    assert health["oa"]["breaker"]["state"] == "closed" and health["oa"]["failures"] == 0
