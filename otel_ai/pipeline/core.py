@@ -11,9 +11,10 @@ hold requests for the whole timeout, nor insert each request on its own). A work
 ``writer.write`` call per batch. The awaiting request is acknowledged only after its payload is
 inserted or fsynced to the spool (at-least-once):
 
-* ``StorageError`` → the batch is spooled and acked; while the spool holds records, new batches
-  go to the spool too (it doubles as the circuit breaker and keeps replay in order), and the
-  replay thread drains it oldest first once storage answers again;
+* retryable ``StorageError`` (an outage) → the batch is spooled and acked; until a replay
+  succeeds, new batches go to the spool too (a circuit breaker: a dead storage is not hammered);
+  the replay thread drains the spool oldest first once storage answers, while live batches go
+  straight to storage again;
 * ``DecodeError`` (the engine refused the content) → the batch is bisected to find the payloads
   it refuses; those fail with 400 / INVALID_ARGUMENT, the others are written; a non-retryable
   ``StorageError`` (storage refuses this content: not an outage) is bisected the same way and
@@ -78,6 +79,9 @@ class Pipeline:
         self._replay_wake = threading.Event()
         self._closing = False
         self._stopped = False
+        # Set on a retryable StorageError, cleared by the first successful replay: while set, new
+        # batches go straight to the spool (a circuit breaker in front of a dead storage).
+        self._storage_down = False
         self.totals = {
             "inserted_items": 0,
             "inserted_batches": 0,
@@ -276,7 +280,7 @@ class Pipeline:
                 self._loop.call_soon_threadsafe(self._settle, batch, errors)
 
     def _process(self, batch: list[_Entry]) -> list[BaseException | None]:
-        if self.spool.has_pending():  # storage was failing: keep order, replay drains the spool
+        if self._storage_down:  # circuit open: do not hammer a dead storage; replay will drain the spool
             return self._spool_entries(batch)
         payloads = [e.payload for e in batch]
         out: list[Any] = [None] * len(payloads)
@@ -301,6 +305,7 @@ class Pipeline:
             self.m_items.labels(payloads[0].signal, "inserted").inc(sum(p.items for p in payloads))
         except StorageError as exc:
             if exc.retryable:
+                self._storage_down = True
                 self._error(f"storage: {exc.message}")
                 out[offset : offset + len(payloads)] = [_SPOOL] * len(payloads)
             else:  # storage refused this content (not an outage): isolate it like an engine refusal
@@ -387,6 +392,7 @@ class Pipeline:
         # Records refused on their own (DecodeError, non-retryable StorageError) are dropped and
         # counted (otelai_pipeline_dropped_items_total): retrying them would block the spool forever.
         self.spool.commit(records)
+        self._storage_down = False  # storage answers again: live batches go straight to it
         items = sum(p.items for p, r in zip(payloads, out, strict=True) if r is None)
         with self._lock:
             self.totals["replayed_items"] += items
@@ -406,6 +412,7 @@ class Pipeline:
                 "pending_items": self.spool.pending_items, "torn_records_skipped": self.spool.torn_records,
             },
             **totals,
+            "storage_down": self._storage_down,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
         }  # fmt: skip

@@ -91,6 +91,7 @@ def test_outage_spool_replay_zero_loss(make_daemon: Any) -> None:
     assert switch.refused_calls >= 1
     assert st["spool"]["bytes"] > 0 and st["spool"]["pending_items"] == sum(expected.values())
     assert st["spooled_items"] == sum(expected.values()) and "Connection refused" in st["last_error"]
+    assert st["storage_down"] is True
     assert "otelai_spool_bytes 0.0" not in d.get("/metrics").text
     assert d.get(f"/api/v1/traces/{tid_json}").status_code == 404  # not inserted yet, only spooled
 
@@ -103,6 +104,7 @@ def test_outage_spool_replay_zero_loss(make_daemon: Any) -> None:
     assert len(d.get(f"/api/v1/traces/{before_tid}").json()["spans"]) == 3
     st = d.get("/api/v1/status").json()["pipeline"]
     assert st["replayed_items"] == sum(expected.values()) and st["spool"]["bytes"] == 0
+    assert st["storage_down"] is False
     # After replay, live inserts go straight to storage again.
     req, tid = trace_request(2)
     assert (
