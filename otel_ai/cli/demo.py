@@ -177,6 +177,11 @@ def _install_signals(stop: threading.Event) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
+        print(
+            "otel-ai demo: stopping; sending what is queued (Ctrl-C again to abort)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, handler)

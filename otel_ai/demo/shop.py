@@ -14,6 +14,7 @@ code serves real time and backfill.
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -241,8 +242,7 @@ class Shop:
     def request(self, t: int) -> None:
         """One load-generator request arriving at the frontend-proxy at ``t`` (ns)."""
         self.requests += 1
-        u = self.rng.random()
-        i = next(i for i, c in enumerate(self.cum) if u <= c or i == len(self.cum) - 1)
+        i = min(bisect.bisect_left(self.cum, self.rng.random()), len(self.cum) - 1)
         _, handler, method, route, upstream = self.flows[i]
         attrs: dict[str, AnyValue] = {"http.request.method": method, "http.route": route, "url.path": route, "url.scheme": "http",
                  "server.address": "frontend-proxy", "server.port": 8080, "user_agent.original": "python-requests/2.32",
