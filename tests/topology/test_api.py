@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -13,6 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceS
 
 from otel_ai.cli.main import main as cli_main
 from otel_ai.timeutil import rfc3339
+from tests.helpers import InProcessDaemon, daemon_config
 from tests.topology.scenario import EDGES, SERVICES, SPANS, VIRTUAL, base_time, otlp_json, otlp_request
 
 PB = {"Content-Type": "application/x-protobuf"}
@@ -29,6 +32,17 @@ def _wait_spans(d: Any, params: dict[str, str], total: int, timeout: float = 30.
             return
         time.sleep(0.2)
     raise AssertionError(f"only {got} of {total} spans arrived")
+
+
+@pytest.fixture(scope="module")
+def quiet(chdb_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessDaemon]:
+    """One daemon without scheduled jobs, shared by the read-only tests of this module."""
+    cfg, ep = daemon_config(
+        chdb_path, extra={"scheduler.enabled": False}, tmp=tmp_path_factory.mktemp("topo")
+    )
+    d = InProcessDaemon(cfg, ep).start()
+    yield d
+    d.stop()
 
 
 @pytest.fixture
@@ -119,9 +133,8 @@ def test_bad_parameters(
     assert needle in r.json()["error"]
 
 
-def test_openapi_describes_every_endpoint(make_daemon: Any) -> None:
-    d = make_daemon(extra={"scheduler.enabled": False})
-    spec = d.get("/openapi.json").json()
+def test_openapi_describes_every_endpoint(quiet: InProcessDaemon) -> None:
+    spec = quiet.get("/openapi.json").json()
     for path in ("/api/v1/topology", "/api/v1/topology/diff", "/api/v1/services", "/api/v1/services/{name}"):
         ok = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
         assert "$ref" in ok, path
