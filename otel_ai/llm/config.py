@@ -128,6 +128,9 @@ class LLMConfig(_Strict):
     embedded: EmbeddedConfig = Field(default_factory=EmbeddedConfig)
     redaction: RedactionConfig = Field(default_factory=RedactionConfig)
     prices: dict[str, PriceOverride] = Field(default_factory=dict)  # model → USD per token
+    auto_env_deployments: bool = (
+        False  # add gpt-4o-mini / claude-haiku-4-5 when OPENAI_API_KEY / ANTHROPIC_API_KEY are set
+    )
     prompt_version: str = "1"
     max_prompt_chars: int = Field(default=200_000, gt=0)
 
@@ -156,6 +159,11 @@ class LLMConfig(_Strict):
     def all_deployments(self) -> list[DeploymentConfig]:
         """Configured deployments plus the built-in ``embedded`` and ``rules`` ones."""
         out = list(self.deployments)
+        if self.auto_env_deployments:
+            kinds = {d.provider for d in out}
+            for kind, model in (("openai", "gpt-4o-mini"), ("anthropic", "claude-haiku-4-5")):
+                if kind not in kinds and os.environ.get(DEFAULT_KEY_ENV[kind]):
+                    out.append(DeploymentConfig(name=kind, group=kind, provider=kind, model=model))
         have = {d.group for d in out}
         if self.embedded.enabled and "embedded" not in have:
             out.append(

@@ -357,17 +357,19 @@ class LLMManager:
                 if not dep.breaker.allow():
                     exclude.add(dep.name)
                     continue
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if now >= deadline and dep.kind != "rules":  # rules is instant: it still answers
                     dep.breaker.release_probe()
                     errors.append(
                         (dep.name, Timeout(f"total deadline of {self.config.timeouts.total_s}s passed"))
                     )
-                    raise self._all_failed(req, errors, skipped_all)
+                    break
                 tries += 1
                 attempts += 1
                 outcome = _Outcome()
+                until = deadline if dep.kind != "rules" else max(deadline, now + 1.0)
                 try:
-                    async for chunk in self._attempt(dep, prep, stream, deadline, forward, outcome):
+                    async for chunk in self._attempt(dep, prep, stream, until, forward, outcome):
                         emitted = True
                         yield chunk
                 except LLMError as exc:
@@ -534,6 +536,7 @@ class LLMManager:
         etype = error_type(err) if err else None
         if err is None or counts_for_breaker(err):
             dep.breaker.record(err is None)
+            self.metrics.breaker_open.labels(dep.name).set(1 if dep.breaker.state == "open" else 0)
         else:
             dep.breaker.release_probe()
         dep.observe(err is None, latency, None if err is None else f"{etype}: {err.message}"[:300])

@@ -242,3 +242,26 @@ async def test_active_probe_updates_health(fake: FakeLLMServer) -> None:
     assert status["bad"]["last_error"].startswith("auth_failed") and status["rules"]["calls"] == 1
     assert fake.requests[0]["body"]["max_completion_tokens"] == 1
     await llm.aclose()
+
+
+async def test_total_deadline_still_ends_with_rules(fake: FakeLLMServer) -> None:
+    import time
+
+    fake.plan("gpt-4o-mini", "hang", "hang", "hang")
+    cfg = make_config(fake, [OPENAI], timeouts={"call_s": 5.0, "total_s": 0.4})
+    llm = manager(cfg)
+    t0 = time.monotonic()
+    resp = await llm.generate("hi", schema_name="report-summary")
+    assert resp.provider == "rules" and time.monotonic() - t0 < 2.0  # the total deadline cut the hang
+    assert llm.deployments[0].last_error.startswith("timeout")  # type: ignore[union-attr]
+    await llm.aclose()
+
+
+def test_auto_env_deployments_only_when_enabled_and_key_present(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env-000000000000000000")
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    assert LLMConfig().chain_for("analysis") == ["embedded", "rules"]  # offline by default
+    cfg = LLMConfig.model_validate({"auto_env_deployments": True})
+    assert cfg.chain_for("analysis") == ["openai", "embedded", "rules"]
+    (dep,) = [d for d in cfg.all_deployments() if d.provider == "openai"]
+    assert dep.resolved_key() == "sk-from-env-000000000000000000" and dep.api_key is None
