@@ -189,12 +189,13 @@ def _grpc_call(
     daemon: InProcessDaemon,
     body: bytes,
     method: str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    compression: Any = None,
 ) -> Any:
     with grpc.insecure_channel(
         daemon.ep.grpc, options=[("grpc.max_send_message_length", 64 * MAX_BODY)]
     ) as ch:
         call = ch.unary_unary(method, request_serializer=None, response_deserializer=None)
-        return call(body, timeout=30)
+        return call(body, timeout=30, compression=compression)
 
 
 @pytest.mark.parametrize(
@@ -213,6 +214,13 @@ def test_grpc_bad_input(
         _grpc_call(daemon, body)
     assert info.value.code() == code
     assert message in info.value.details()
+
+
+def test_grpc_gzip_bomb_is_cut_at_the_limit(daemon: InProcessDaemon) -> None:
+    # A few KB on the wire, 32 MiB once inflated: grpc enforces the limit on the inflated size.
+    with pytest.raises(grpc.RpcError) as info:
+        _grpc_call(daemon, b"\0" * (16 * MAX_BODY), compression=grpc.Compression.Gzip)
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 def test_grpc_unknown_method_is_unimplemented(daemon: InProcessDaemon) -> None:
