@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -160,9 +159,9 @@ async def test_hanging_provider_hits_the_call_deadline(fake: FakeLLMServer, slee
     fake.plan("gpt-4o-mini", "hang", "hang", "hang")
     cfg = make_config(fake, [OPENAI], timeouts={"call_s": 0.3, "total_s": 5.0}, retry={"max_attempts": 1})
     llm = manager(cfg, sleep=sleeper)
-    t0 = time.monotonic()
     resp = await llm.generate("hi")
-    assert resp.provider == "rules" and time.monotonic() - t0 < 2.5
+    # the hang ends in a 500 after 3 s: a `timeout` error proves the call deadline fired first
+    assert resp.provider == "rules"
     assert llm.providers_status()["deployments"][0]["last_error"].startswith("timeout")
     await llm.aclose()
 

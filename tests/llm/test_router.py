@@ -245,14 +245,11 @@ async def test_active_probe_updates_health(fake: FakeLLMServer) -> None:
 
 
 async def test_total_deadline_still_ends_with_rules(fake: FakeLLMServer) -> None:
-    import time
-
     fake.plan("gpt-4o-mini", "hang", "hang", "hang")
     cfg = make_config(fake, [OPENAI], timeouts={"call_s": 5.0, "total_s": 0.4})
     llm = manager(cfg)
-    t0 = time.monotonic()
     resp = await llm.generate("hi", schema_name="report-summary")
-    assert resp.provider == "rules" and time.monotonic() - t0 < 2.0  # the total deadline cut the hang
+    assert resp.provider == "rules"  # call_s (5 s) > the 3 s hang: only the total deadline yields `timeout`
     assert llm.deployments[0].last_error.startswith("timeout")  # type: ignore[union-attr]
     await llm.aclose()
 
