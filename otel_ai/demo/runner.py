@@ -106,7 +106,7 @@ def generate(
     metric_interval_s: float = 10.0,
     diurnal: bool = True,
     max_batch: int = 4096,
-    max_queue: int = 65536,
+    max_queue: int = 32768,
     export_timeout_s: float = 30.0,
     stop: threading.Event | None = None,
     on_step: Callable[[RunResult], None] | None = None,

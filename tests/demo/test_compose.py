@@ -57,6 +57,11 @@ def test_services_images_are_pinned(compose: dict[str, Any]) -> None:
         image = svc["image"]
         repo, _, tag = image.rpartition(":")
         assert repo and tag and tag != "latest" and re.search(r"\d", tag), f"{name}: unpinned image {image}"
+    for name in ("otel-ai", "demo-generator"):  # a local tag: built, never pulled
+        assert (
+            services[name]["pull_policy"] == "build"
+            and services[name]["build"]["dockerfile"] == "demo/daemon.Dockerfile"
+        )
     dockerfile = (ROOT / compose["services"]["otel-ai"]["build"]["dockerfile"]).read_text()
     base = re.search(r"^FROM (\S+)", dockerfile, re.M)
     assert base and re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base.group(1))

@@ -66,7 +66,7 @@ def backfill(
 @pytest.mark.parametrize("protocol", list(ENCODING))
 def test_each_protocol_stores_the_shop_with_its_encoding(make_daemon: Any, protocol: str) -> None:
     d = make_daemon()
-    res, _ = backfill(d, protocol, 1.5, 8.0, seed=2)
+    res, _ = backfill(d, protocol, 1.5, 8.0, seed=2, metrics=True, metric_interval_s=60)
     assert {r[0] for r in q(d, "SELECT DISTINCT ServiceName FROM {db:Identifier}.otel_traces")} == set(
         SERVICES
     )
@@ -86,9 +86,13 @@ def test_each_protocol_stores_the_shop_with_its_encoding(make_daemon: Any, proto
     assert wait_rows(d, "otel_logs", res.logs) == res.logs
     logs = q(d, "SELECT DISTINCT IngestEncoding FROM {db:Identifier}.otel_logs")
     assert logs == [(ENCODING[protocol][0],)]
-    counters = d.get("/api/v1/status").json()["receivers"]["counters"]["traces"]
+    counters = d.get("/api/v1/status").json()["receivers"]["counters"]
     enc_name, transport = ENCODING[protocol]
-    assert counters[transport][enc_name]["items_accepted"] == res.spans
+    assert counters["traces"][transport][enc_name]["items_accepted"] == res.spans
+    assert counters["logs"][transport][enc_name]["items_accepted"] == res.logs
+    # Metrics follow the switch too (one export per service at shutdown).
+    assert counters["metrics"][transport][enc_name]["items_accepted"] > 0
+    assert set(counters["metrics"]) == {transport} and set(counters["metrics"][transport]) == {enc_name}
 
 
 def test_flipping_the_switch_is_visible_per_service(make_daemon: Any) -> None:
