@@ -165,7 +165,9 @@ class EngineDecoder:
         try:
             self.storage.command(sql, settings=settings)
         except StorageError as exc:
-            if FALLBACK_MARK in exc.message:
+            # The mark right after "Exception: " is our throwIf firing; the mark elsewhere (the
+            # query text quoted in some other error) is not.
+            if f"Exception: {FALLBACK_MARK}" in exc.message:
                 raise EngineFallback(exc.message) from exc
             if exc.retryable:
                 raise

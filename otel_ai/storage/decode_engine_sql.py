@@ -272,12 +272,22 @@ _TEMPORALITY = [f"AGGREGATION_TEMPORALITY_{t}" for t in ("UNSPECIFIED", "DELTA",
 # -- flatten SELECTs (``{src}`` is the input table function; ``{db}`` the database) -------------
 
 
+def _maps(d: str, lists: str) -> str:
+    """Several attribute lists rendered by ONE ``attrs`` expression (``Array(Map)``).
+
+    The analyzer's cost grows with the expression and is paid on every INSERT, so every
+    attribute list of a row (span + its events + its links; resource + scope) shares one copy.
+    """
+    return f"arrayMap(a -> {attrs(d, 'a')}, {lists})"
+
+
 def _scope_level(d: str, top: str, scope: str, leaves: str) -> str:
-    svc = "arrayFirst(kv -> kv.key = 'service.name', rs.resource.attributes).value"
+    maps = _maps(d, "[rs.resource.attributes, ss.scope.attributes]")
     return (
-        f"SELECT {attrs(d, 'rs.resource.attributes')} AS r_attrs, {svc} AS svc, rs.schema_url AS r_url, "
+        f"SELECT {maps} AS rs_maps, rs_maps[1] AS r_attrs, rs_maps[2] AS s_attrs, "
+        "r_attrs['service.name'] AS svc, rs.schema_url AS r_url, "
         "ss.scope.name AS s_name, ss.scope.version AS s_version, "
-        f"{attrs(d, 'ss.scope.attributes')} AS s_attrs, ss.scope.dropped_attributes_count AS s_dropped, "
+        "ss.scope.dropped_attributes_count AS s_dropped, "
         "ss.schema_url AS s_url, otel_ai_encoding AS enc, otel_ai_transport AS tr, "
         f"ss.{leaves} AS leaves FROM {{src}} ARRAY JOIN {top} AS rs ARRAY JOIN rs.{scope} AS ss"
     )
@@ -287,17 +297,23 @@ def traces_sql(d: str) -> str:
     kind = _enum(d, "sp.kind", _KINDS)
     code = _enum(d, "sp.status.code", _CODES)
     kinds = "['Unspecified', 'Internal', 'Server', 'Client', 'Producer', 'Consumer']"
+    lists = (
+        "arrayConcat([sp.attributes], arrayMap(e -> e.attributes, sp.events), "
+        "arrayMap(l -> l.attributes, sp.links))"
+    )
     return f"""
+WITH {_maps(d, lists)} AS sp_maps
+SELECT
     {_ts("sp.start_time_unix_nano")}, {_hex(d, "sp.trace_id")}, {_hex(d, "sp.span_id")},
     {_hex(d, "sp.parent_span_id")}, sp.trace_state, sp.name,
     if({kind} BETWEEN 0 AND 5, {kinds}[{kind} + 1], 'Unspecified'),
-    {any_str(d, "svc", strict=False)}, r_attrs, s_name, s_version, {attrs(d, "sp.attributes")},
+    svc, r_attrs, s_name, s_version, sp_maps[1],
     if(sp.end_time_unix_nano > sp.start_time_unix_nano, sp.end_time_unix_nano - sp.start_time_unix_nano, 0),
     if({code} BETWEEN 0 AND 2, ['Unset', 'Ok', 'Error'][{code} + 1], 'Unset'), sp.status.message,
     arrayMap(e -> {_ts("e.time_unix_nano")}, sp.events), arrayMap(e -> e.name, sp.events),
-    arrayMap(e -> {attrs(d, "e.attributes")}, sp.events),
+    arraySlice(sp_maps, 2, length(sp.events)),
     arrayMap(l -> {_hex(d, "l.trace_id")}, sp.links), arrayMap(l -> {_hex(d, "l.span_id")}, sp.links),
-    arrayMap(l -> l.trace_state, sp.links), arrayMap(l -> {attrs(d, "l.attributes")}, sp.links),
+    arrayMap(l -> l.trace_state, sp.links), arraySlice(sp_maps, 2 + length(sp.events), length(sp.links)),
     sp.flags, sp.dropped_attributes_count, sp.dropped_events_count, sp.dropped_links_count, s_attrs,
     r_url, s_url, enc, tr
 FROM ({_scope_level(d, "resource_spans", "scope_spans", "spans")})
@@ -321,9 +337,10 @@ LOG_COLUMNS = """otel_logs (
 def logs_sql(d: str) -> str:
     sev = _enum(d, "lr.severity_number", _SEVERITIES)
     return f"""
+SELECT
     {_ts("if(lr.time_unix_nano = 0, lr.observed_time_unix_nano, lr.time_unix_nano)")},
     {_ts("lr.observed_time_unix_nano")}, {_hex(d, "lr.trace_id")}, {_hex(d, "lr.span_id")},
-    bitAnd(lr.flags, 255), lr.severity_text, bitAnd({sev}, 255), {any_str(d, "svc", strict=False)},
+    bitAnd(lr.flags, 255), lr.severity_text, bitAnd({sev}, 255), svc,
     {any_str(d, "lr.body", strict=False)}, r_url, r_attrs, s_url, s_name, s_version, s_attrs, {attrs(d, "lr.attributes")},
     lr.event_name, lr.dropped_attributes_count, enc, tr
 FROM ({_scope_level(d, "resource_logs", "scope_logs", "log_records")})
@@ -350,7 +367,7 @@ def _number(d: str, x: str) -> str:
 
 def _metric_point(d: str, kind: str) -> tuple[str, str]:
     ex = (
-        f"arrayMap(x -> {attrs(d, 'x.filtered_attributes')}, dp.exemplars), "
+        "arraySlice(dp_maps, 2), "
         f"arrayMap(x -> {_ts('x.time_unix_nano')}, dp.exemplars), "
         f"arrayMap(x -> {_number(d, 'x')}, dp.exemplars), "
         f"arrayMap(x -> {_hex(d, 'x.span_id')}, dp.exemplars), arrayMap(x -> {_hex(d, 'x.trace_id')}, dp.exemplars)"
@@ -390,12 +407,19 @@ def _metric_point(d: str, kind: str) -> tuple[str, str]:
 def metric_sql(d: str, kind: str) -> tuple[str, str]:
     cols, values = _metric_point(d, kind)
     head = (
-        f"r_attrs, r_url, s_name, s_version, s_attrs, s_dropped, s_url, {any_str(d, 'svc', strict=False)}, "
-        f"m.name, m.description, m.unit, {attrs(d, 'dp.attributes')}, "
+        "r_attrs, r_url, s_name, s_version, s_attrs, s_dropped, s_url, svc, "
+        "m.name, m.description, m.unit, dp_maps[1], "
         f"{_ts('dp.start_time_unix_nano')}, {_ts('dp.time_unix_nano')}"
     )
     target = f"otel_metrics_{kind} ({_M_HEAD_COLS}, {cols}, IngestEncoding, IngestTransport)"
+    lists = (
+        "[dp.attributes]"
+        if kind == "summary"  # summary points have no exemplars
+        else "arrayConcat([dp.attributes], arrayMap(x -> x.filtered_attributes, dp.exemplars))"
+    )
     select = f"""
+WITH {_maps(d, lists)} AS dp_maps
+SELECT
     {head}, {values}, enc, tr
 FROM ({_scope_level(d, "resource_metrics", "scope_metrics", "metrics")})
 ARRAY JOIN leaves AS m
@@ -415,7 +439,7 @@ def statements(d: str, signal: str) -> list[str]:
     for target, select in pairs:
         if d == "json":
             select = _camel_select(select)
-        out.append(f"INSERT INTO {{db}}.{target}\nSELECT{select}")
+        out.append(f"INSERT INTO {{db}}.{target}{select}")
     return out
 
 
