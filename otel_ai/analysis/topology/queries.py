@@ -218,10 +218,12 @@ EDGES_LIVE, EDGES_BY_MINUTE, EDGES_SQL = _edge_queries(_pairs(_PARENTS_IDX, _CHI
 EDGES_LIVE_RAW, EDGES_BY_MINUTE_RAW, EDGES_SQL_RAW = _edge_queries(_pairs(_PARENTS, _CHILDREN))
 
 
-# Spans per minute (filled at insert time by a materialized view) and what each rollup saw.
+# Spans per minute as the pairing join sees them, and what each rollup saw. Counted from the span
+# index itself, not from another view: views of one insert commit one after the other, so a
+# count from elsewhere could run ahead of the index and mark a minute clean that is not.
 MINUTE_COUNTS_SQL = """
-SELECT minute, sum(spans) FROM {db:Identifier}.otel_ai_topology_minute_spans
-WHERE minute >= {lo:DateTime} AND minute < {hi:DateTime} GROUP BY minute
+SELECT toStartOfMinute(Timestamp) AS minute, count() FROM {db:Identifier}.otel_ai_topology_spans
+WHERE Timestamp >= {lo:DateTime64(9)} AND Timestamp < {hi:DateTime64(9)} GROUP BY minute
 """
 ROLLUP_SEEN_SQL = """
 SELECT minute, argMax(seen, version), max(version) FROM {db:Identifier}.otel_ai_topology_rollup

@@ -1,13 +1,14 @@
 """Tables of the topology component (``storage.apply_migrations("topology", MIGRATIONS)``).
 
 - ``otel_ai_topology_minute_spans``: spans per minute x service x encoding x transport, filled at
-  insert time by a materialized view. Sums are exact whatever the insert batches look like; the rollup compares them with
-  what it saw to know which minutes changed since (late spans, backfill, replays).
+  insert time by a materialized view (sums are exact whatever the insert batches look like).
 - ``otel_ai_topology_ops_1m``: RED partials per minute x service x operation (view at insert time;
   node figures never need the join, so they are exact per minute whatever the batching).
 - ``otel_ai_topology_edges_1m`` + ``otel_ai_topology_rollup``: edge partials per minute
   (aggregate states), computed by the rollup job with the same join as live queries; each
-  recomputation writes a new ``version`` and a minute is read at its latest version only, so a
+  recomputation writes a new ``version`` and a minute is read at its latest version only. Each
+  rollup records how many index spans it saw around the minute; a minute whose count changed
+  since (late spans, backfill, replays) is computed live until the next run recomputes it, so a
   window still filling is never frozen (the seed's ``NOT IN`` bug, seed_repo.md §3).
 - ``otel_ai_topology``: topology snapshots (JSON body) for comparing windows later.
 - ``otel_ai_topology_spans`` (migration 2): the span index the pairing join reads, one row per
