@@ -73,6 +73,7 @@ class Spool:
         self.segment_bytes = segment_bytes
         self._lock = threading.Lock()
         self._segments: dict[int, int] = {}  # segment number → size in bytes
+        self._bytes = 0
         self._cursor = (0, 0)
         self._active_fd: int | None = None
         self.torn_records = 0
@@ -110,6 +111,7 @@ class Spool:
                     os.fsync(fh.fileno())
                 size = good_end
             self._segments[n] = size
+            self._bytes += size
             self.pending_records += records
             self.pending_items += items
 
@@ -134,7 +136,7 @@ class Spool:
     # -- append -------------------------------------------------------------------------------
     @property
     def bytes(self) -> int:
-        return sum(self._segments.values())
+        return self._bytes  # a counter, so metric scrapes never iterate a dict being changed
 
     @property
     def segments(self) -> int:
@@ -159,6 +161,7 @@ class Spool:
                 raise StorageError(f"spool write failed: {exc}", retryable=True) from exc
             last = max(self._segments)
             self._segments[last] += len(data)
+            self._bytes += len(data)
             self.pending_records += len(payloads)
             self.pending_items += sum(p.items for p in payloads)
 
@@ -173,7 +176,10 @@ class Spool:
         n = max(max(self._segments, default=0), self._cursor[0]) + 1
         path = self.dir / _segment_name(n)
         self._active_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._segments.setdefault(n, os.fstat(self._active_fd).st_size)
+        if n not in self._segments:
+            size = os.fstat(self._active_fd).st_size
+            self._segments[n] = size
+            self._bytes += size
         dfd = os.open(self.dir, os.O_RDONLY)
         try:
             os.fsync(dfd)
@@ -198,6 +204,7 @@ class Spool:
                         rec = _parse(fh.read(HEADER_SIZE), fh)
                         if rec is None:  # appeared torn while running: count and skip the rest
                             self.torn_records += 1
+                            self._bytes -= self._segments[n] - offset
                             self._segments[n] = offset
                             break
                         if out and (rec.signal != out[0].payload.signal or total + rec.items > max_items):
@@ -232,7 +239,7 @@ class Spool:
         if n == max(self._segments) and self._active_fd is not None:
             os.close(self._active_fd)
             self._active_fd = None
-        self._segments.pop(n, None)
+        self._bytes -= self._segments.pop(n, 0)
         (self.dir / _segment_name(n)).unlink(missing_ok=True)
         if not self._segments:
             self.pending_records = self.pending_items = 0

@@ -31,11 +31,13 @@ def test_append_then_replay_in_order_across_reopen(tmp_path: Path) -> None:
     for i in range(0, 25, 5):
         sp.append(payloads[i : i + 5])
     assert sp.segments > 1 and sp.pending_items == sum(p.items for p in payloads)
+    assert sp.bytes == sum(f.stat().st_size for f in tmp_path.glob("seg-*.spool"))
     sp.close()
 
     reopened = Spool(tmp_path, 10**9, segment_bytes=1000)
     reopened.open()
     assert reopened.pending_records == 25
+    assert reopened.bytes == sum(f.stat().st_size for f in tmp_path.glob("seg-*.spool"))
     assert _drain(reopened) == payloads
     assert reopened.bytes == 0 and reopened.segments == 0 and not list(tmp_path.glob("seg-*"))
 
