@@ -4,7 +4,7 @@ formats (JSON and SSE), scripted per model name, so the official SDKs are exerci
 Behaviours (consumed in order per model; when the script is empty, ``ok``): ``ok``, ``429``
 (``retry-after-ms: 50``), ``429-long`` (``Retry-After: 120``), ``500``, ``401``, ``400ctx``
 (context-length error), ``hang`` (sleeps 3 s), ``malformed`` (HTTP 200 with broken JSON),
-``slowstream`` (one chunk, then silence), ``length`` (finish_reason "length").
+``slowstream`` (one chunk, then silence), ``length`` (finish_reason "length"), ``overloaded`` (Anthropic mid-stream ``error`` event).
 """
 
 from __future__ import annotations
@@ -249,6 +249,17 @@ class FakeLLMServer:
                         "delta": {"type": "text_delta", "text": text[i : i + 5]},
                     }
                     self._send(json.dumps(delta), "content_block_delta")
+                    if behaviour == "overloaded":  # an `error` event in the middle of the stream
+                        self._send(
+                            json.dumps(
+                                {
+                                    "type": "error",
+                                    "error": {"type": "overloaded_error", "message": "Overloaded"},
+                                }
+                            ),
+                            "error",
+                        )
+                        return
                     if behaviour == "slowstream":
                         time.sleep(3)
                         return

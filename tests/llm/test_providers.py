@@ -217,3 +217,16 @@ async def test_anthropic_429_retry_after_then_success(fake: FakeLLMServer, sleep
     resp = await llm.generate("hi")
     assert resp.provider == "anthropic" and resp.attempts == 2 and sleeper.delays[0] >= 0.05 - 1e-9
     await llm.aclose()
+
+
+async def test_anthropic_mid_stream_error_event_is_typed(fake: FakeLLMServer) -> None:
+    fake.plan("claude-haiku-4-5", "overloaded")
+    fake.reply("claude-haiku-4-5", "partial answer")
+    llm = manager(make_config(fake, [ANTHROPIC]))
+    got = []
+    with pytest.raises(ProviderUnavailable, match="verloaded"):
+        async for item in llm.stream("hi"):
+            got.append(item)
+    assert [c.text for c in got] == ["parti"]  # type: ignore[union-attr]
+    assert llm.deployments[0].last_error.startswith("provider_unavailable")  # type: ignore[union-attr]
+    await llm.aclose()
