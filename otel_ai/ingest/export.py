@@ -234,7 +234,8 @@ class Exporter:
     def status(self) -> dict[str, Any]:
         """Counters by signal, transport and encoding, for ``/api/v1/status``."""
         out: dict[str, Any] = {}
-        for (signal, transport, encoding), c in sorted(self.counts.items()):
+        # copy(): atomic under the GIL; this runs in API threads while the loop adds keys.
+        for (signal, transport, encoding), c in sorted(self.counts.copy().items()):
             out.setdefault(signal, {}).setdefault(transport, {})[encoding] = {
                 "requests": c.requests, "items_received": c.items_received, "items_accepted": c.items_accepted,
                 "items_refused": c.items_refused, "items_rejected": c.items_rejected, "outcomes": dict(c.outcomes),
