@@ -136,3 +136,30 @@ def test_outage_with_full_spool_answers_503(make_daemon: Any) -> None:
             assert r.headers["retry-after"] == "2" and b"spool full" in r.content
     assert statuses[0] == 200 and 503 in statuses  # accepted while the spool had room, then refused
     assert d.get("/api/v1/status").json()["pipeline"]["spool"]["bytes"] <= 4096
+
+
+def test_spool_written_during_outage_is_replayed_by_the_next_daemon(make_daemon: Any, tmp_path: Any) -> None:
+    spool_dir = str(tmp_path / "shared-spool")
+    d = make_daemon(extra={"pipeline.batch_timeout_ms": 10, "pipeline.spool_dir": spool_dir})
+    switch = FaultSwitchWriter(d.daemon.pipeline.writer)
+    d.daemon.pipeline.writer = switch
+    switch.down = True
+    sent = {}
+    for i in range(5):
+        req, tid = trace_request(3 + i, service="restart")
+        r = httpx.post(
+            d.ep.http_url + "/v1/traces",
+            content=req.SerializeToString(),
+            headers={"content-type": "application/x-protobuf"},
+        )
+        assert r.status_code == 200
+        sent[tid] = 3 + i
+    database = d.config.storage.database
+    d.stop()  # storage still "down": the data lives only in the spool files now
+
+    again = make_daemon(
+        extra={"pipeline.spool_dir": spool_dir, "pipeline.spool_replay_interval_s": 0.2}, database=database
+    )
+    _wait(lambda: again.get("/api/v1/status").json()["pipeline"]["spool"]["pending_records"] == 0)
+    for tid, n in sent.items():
+        assert len(again.get(f"/api/v1/traces/{tid}").json()["spans"]) == n
