@@ -76,7 +76,8 @@ class ContinueBody(_Options):
 def _manager(request: Request) -> LLMManager:
     llm = request.app.state.ctx.llm
     if llm is None:
-        raise OtelAiError("the LLM manager is disabled (llm.enabled: false)")
+        # 503: the component is not running on this instance (config), not a server bug
+        raise OtelAiError("the LLM manager is disabled (llm.enabled: false)", retryable=True)
     return llm  # type: ignore[no-any-return]
 
 

@@ -238,3 +238,10 @@ def test_client_disconnect_cancels_the_provider_stream(api: str, fake: FakeLLMSe
     assert fake.disconnects == 1  # the daemon closed its upstream connection too
     health = {d["name"]: d for d in httpx.get(f"{api}/health").json()["deployments"]}
     assert health["oa"]["breaker"]["state"] == "closed" and health["oa"]["failures"] == 0
+
+
+def test_disabled_manager_answers_503(make_daemon: Any) -> None:
+    d = make_daemon(extra={"llm.enabled": False})
+    r = httpx.post(d.api_url + "/api/v1/llm/generate", json={"prompt": "hi"})
+    assert r.status_code == 503 and "disabled" in r.json()["error"]
+    assert "llm" not in httpx.get(d.api_url + "/api/v1/status").json()
