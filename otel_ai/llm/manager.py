@@ -396,7 +396,7 @@ class LLMManager:
                     await self._sleep(delay)
                     continue
                 resp = self._response(dep, prep, outcome, t0, attempts, passed)
-                if prep.key is not None:
+                if prep.key is not None and not passed:  # a degraded (fallback) answer is not cached
                     size = len(resp.text.encode()) + 256
                     self.cache.put(prep.key, replace(resp, conversation_id=None), size)
                 await self._persist_turn(prep, resp)

@@ -89,3 +89,13 @@ def test_cache_key_is_canonical() -> None:
     assert cache_key("g", m, {"a": 1, "b": 2}, None, "1") == cache_key("g", m, {"b": 2, "a": 1}, None, "1")
     assert cache_key("g", m, {}, None, "1") != cache_key("g", m, {}, None, "2")
     assert cache_key("g", m, {}, None, "1") != cache_key("h", m, {}, None, "1")
+
+
+async def test_degraded_fallback_answers_are_not_cached(fake: FakeLLMServer, sleeper: SleepRecorder) -> None:
+    fake.plan("gpt-4o-mini", "401")
+    llm = manager(make_config(fake, [OPENAI]), sleep=sleeper)
+    first = await llm.generate("hi")
+    assert first.provider == "rules" and first.fallbacks == ["smart"]
+    second = await llm.generate("hi")  # the primary has recovered: no stale template from the cache
+    assert second.provider == "openai" and not second.cached
+    await llm.aclose()
