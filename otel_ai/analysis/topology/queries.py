@@ -151,30 +151,29 @@ _EDGE_KEYS = """
     if(c.pk = 0, p.vkind, 'service') AS target_kind,
     multiIf(c.pk = 0, p.conn, c.via = 'link' OR c.ckind = 'Consumer', 'messaging',
             p.conn != '', p.conn, 'call') AS kind"""
+# Counts are of distinct (parent span, child span) pairs: at-least-once delivery may store a span
+# twice (DESIGN.md decision 4), and k copies of a parent joined to k of its child would otherwise
+# count k² calls. Copies share their timestamp, so they always meet in the same window and minute.
 _EDGE_FIGURES = f"""
     any(dest) AS destination,
-    count() AS call_count,
-    countIf(err) AS error_count,
+    uniqExact(pair) AS call_count,
+    uniqExactIf(pair, err) AS error_count,
     quantilesState({Q3})(sdur) AS server_qs,
-    countIf(is_client) AS client_count,
+    uniqExactIf(pair, is_client) AS client_count,
     quantilesStateIf({Q3})(cdur, is_client) AS client_qs,
-    countIf(by_link) AS via_links"""
+    uniqExactIf(pair, by_link) AS via_links"""
 
 
-# One row per (parent span, child span) pair, or per client span calling a virtual peer. At-least-
-# once delivery may store a span twice (DESIGN.md decision 4); grouping by the two span keys keeps
-# k copies of a parent and k of its child from counting k² calls. Copies share their timestamp,
-# so they always meet in the same window and the same minute.
+# One row per joined (parent span, child span), or per client span calling a virtual peer.
 def _pairs(parents: str, children: str) -> str:
     return f"""
-    SELECT {_EDGE_KEYS}, any(if(c.pk = 0, p.pmin, c.cmin)) AS minute, any(p.dest) AS dest,
-           any(if(c.pk = 0, p.err, c.cerr)) AS err, any(if(c.pk = 0, p.dur, c.cdur)) AS sdur,
-           any(p.kind IN ('Client', 'Producer')) AS is_client, any(p.dur) AS cdur,
-           any(c.via = 'link') AS by_link
+    SELECT {_EDGE_KEYS}, if(c.pk = 0, p.pmin, c.cmin) AS minute, p.dest AS dest,
+           if(c.pk = 0, p.err, c.cerr) AS err, if(c.pk = 0, p.dur, c.cdur) AS sdur,
+           p.kind IN ('Client', 'Producer') AS is_client, p.dur AS cdur,
+           c.via = 'link' AS by_link, cityHash64(p.k, c.csk) AS pair
     FROM ({parents}) AS p
     LEFT JOIN ({children}) AS c ON p.k = c.pk
-    WHERE (c.pk != 0 AND c.ccounted AND p.svc != c.csvc) OR (c.pk = 0 AND p.vid != '' AND p.counted)
-    GROUP BY p.k, c.csk, source, target, target_kind, kind"""
+    WHERE (c.pk != 0 AND c.ccounted AND p.svc != c.csvc) OR (c.pk = 0 AND p.vid != '' AND p.counted)"""
 
 
 def _edge_queries(pairs: str) -> tuple[str, str, str]:
