@@ -199,7 +199,7 @@ def demo_world(args: argparse.Namespace, train_days: float, test_days: float, w:
             timeline.append(TimelineEvent(off, dur, sc, lvl))
     t = time.perf_counter()
     res = generate(t0, end, endpoint=f"http://{ep.grpc}", protocol="grpc", rate=args.rate, seed=args.seed,
-                   timeline=timeline, logs=False, metrics=False)  # fmt: skip
+                   timeline=timeline, logs=False, metrics=False, on_step=_progress(t0))  # fmt: skip
     st = d.daemon.storage
     last, stable = -1, 0
     while stable < 3:  # wait for the pipeline to store everything it accepted
@@ -214,6 +214,18 @@ def demo_world(args: argparse.Namespace, train_days: float, test_days: float, w:
               "start": _ts(e["start"]), "end": _ts(e["end"]), "benign": e["benign"]}
              for e in res.ground_truth["events"]]  # fmt: skip
     return d, st, t0, test_start, end, truth
+
+
+def _progress(t0: datetime) -> object:
+    last = [0]
+
+    def step(res: object) -> None:
+        hours = int((res.end_ns / 1e9 - t0.timestamp()) // 3600)  # type: ignore[attr-defined]
+        if hours >= last[0] + 6:
+            last[0] = hours
+            print(f"  backfill: {hours} h simulated, {res.spans:,} spans", flush=True)  # type: ignore[attr-defined]
+
+    return step
 
 
 def synthetic_world(args: argparse.Namespace, train_days: float, test_days: float) -> tuple:
@@ -242,8 +254,8 @@ def main() -> int:
     args = ap.parse_args()
     demo = args.source == "demo"
     if demo:
-        train_days, test_days = (1.0, 1.0) if args.quick else (2.0, 1.0)
-        args.rate = args.rate or (1.5 if args.quick else 2.0)
+        train_days, test_days = (1.0, 0.5) if args.quick else (2.0, 1.0)
+        args.rate = args.rate or (1.0 if args.quick else 2.0)
         w = 300
         d, st, t0, test_start, end, truth = demo_world(args, train_days, test_days, w)
         cfg = AnomalyConfig(window_s=w, min_count=5)

@@ -71,7 +71,7 @@ def test_flash_crowd_does_not_page(world: dict[str, Any]) -> None:
     assert all(a["severity"] == "info" and a["root_causes"] == [] for a in during), [
         (a["severity"], a["evidence"]["abnormal"]) for a in during
     ]
-    assert len(during) <= 1
+    assert len(during) <= 1, [(a["opened_at"], a["closed_at"], a["evidence"]["abnormal"]) for a in during]
 
 
 def test_model_persists_and_live_cycle_runs(world: dict[str, Any]) -> None:

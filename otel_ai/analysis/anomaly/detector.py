@@ -81,8 +81,7 @@ class WindowDetector:
             raise DetectorError(f"need at least {MIN_SAMPLES} windows to fit, got {n}")
         if not 0 < self.false_alarm_rate < 0.5:
             raise DetectorError(f"false_alarm_rate must be in (0, 0.5), got {self.false_alarm_rate}")
-        n_cal = max(round(n * self.calibration_fraction), 5)
-        train, cal = X[: n - n_cal], X[n - n_cal :]
+        train, cal = self._split(X)
         feats = train[:, :d]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -136,6 +135,17 @@ class WindowDetector:
         return np.where(self.decision_function(X) < 0, -1, 1)
 
     # -- helpers ------------------------------------------------------------------------------
+    def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Held-out calibration windows: interleaved blocks (every k-th of ~48 blocks), so the
+        calibration sees every time of day instead of only the tail of the range."""
+        n = len(X)
+        k = max(2, round(1 / self.calibration_fraction))
+        block = max(1, n // 48)
+        held = (np.arange(n) // block) % k == k - 1
+        if held.sum() < 5 or (~held).sum() < 5:
+            held = np.arange(n) >= n - max(5, round(n * self.calibration_fraction))
+        return X[~held], X[held]
+
     def _min_feature_threshold(self) -> float:
         return 1e-6
 

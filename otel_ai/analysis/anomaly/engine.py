@@ -113,10 +113,7 @@ class Tracker:
         for s, v in scored.S.items():
             self.streaks[s] = self.streaks.get(s, 0) + 1 if v[i] > thr else 0
         abnormal = {s for s, n in self.streaks.items() if n >= cfg.open_after}
-        adj: dict[str, set[str]] = {}
-        for a, b in scored.frame.edges:
-            adj.setdefault(a, set()).add(b)
-            adj.setdefault(b, set()).add(a)
+        adj = _two_hop(scored.frame.edges)
         events: list[tuple[str, Track]] = []
         matched: set[int] = set()
         for comp in _components(abnormal, adj):
@@ -133,6 +130,9 @@ class Tracker:
                         track.services |= other.services
                         track.first = min(track.first, other.first)
                         other.closed, other.close_reason = True, "merged"
+                        if other.opened:  # already stored: close it, pointing at the survivor
+                            other.close_reason = f"merged into {track.anomaly_id or 'a wider anomaly'}"
+                            events.append(("close", other))
                 track.services |= comp
                 if track.last == win - w or track.opened:
                     track.streak += track.last != win
@@ -166,6 +166,16 @@ class Tracker:
                 events.append(("close", t))
         self.tracks = [t for t in self.tracks if not t.closed]
         return events
+
+
+def _two_hop(edges: list[tuple[str, str]]) -> dict[str, set[str]]:
+    """Undirected adjacency within two hops: services sharing a caller or callee are related even
+    when the service between them is not (yet) abnormal (Dynatrace-style topology merging)."""
+    adj: dict[str, set[str]] = {}
+    for a, b in edges:
+        adj.setdefault(a, set()).add(b)
+        adj.setdefault(b, set()).add(a)
+    return {n: (nb | {m for x in nb for m in adj.get(x, ())}) - {n} for n, nb in adj.items()}
 
 
 def _components(nodes: set[str], adj: dict[str, set[str]]) -> list[set[str]]:
