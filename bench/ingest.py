@@ -230,6 +230,18 @@ def _load_worker(url: str, bodies: list[bytes], content_type: str, seconds: floa
     q.put({"acked": acked, "refused": refused, "elapsed": time.perf_counter() - started, "lat": latencies})
 
 
+def _insert_stats(api_url: str) -> tuple[int, float]:
+    """(batches inserted, seconds spent in writer.write) from the daemon's status and /metrics."""
+    import httpx
+
+    pipe = httpx.get(f"{api_url}/api/v1/status", timeout=10).json().get("pipeline") or {}
+    seconds = 0.0
+    for line in httpx.get(f"{api_url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("otelai_insert_latency_seconds_sum"):
+            seconds += float(line.rsplit(" ", 1)[1])
+    return int(pipe.get("inserted_batches", 0)), seconds
+
+
 def _stored(api_url: str) -> int:
     import httpx
 
@@ -243,13 +255,15 @@ def _stored(api_url: str) -> int:
     return -1
 
 
-def bench_daemon(seconds: float, conc: int, n_bodies: int, decoder: str) -> dict[str, dict[str, float]]:
+def bench_daemon(
+    seconds: float, conc: int, n_bodies: int, decoder: str, env: dict[str, str] | None = None
+) -> dict[str, dict[str, float]]:
     import psutil
 
     from tests.helpers import SubprocessDaemon
 
     data = Path(tempfile.mkdtemp(prefix="otel-ai-bench-daemon-"))
-    daemon = SubprocessDaemon(data, extra_env={"OTEL_AI_PIPELINE__DECODER": decoder}).start()
+    daemon = SubprocessDaemon(data, extra_env={"OTEL_AI_PIPELINE__DECODER": decoder, **(env or {})}).start()
     proc = psutil.Process(daemon.proc.pid)  # type: ignore[union-attr]
     peak = [0]
     stop = threading.Event()
@@ -269,6 +283,7 @@ def bench_daemon(seconds: float, conc: int, n_bodies: int, decoder: str) -> dict
         for encoding, ctype in (("protobuf", "application/x-protobuf"), ("json", "application/json")):
             bodies = [p.body for p in payloads(n_bodies, encoding)]
             before = _stored(daemon.api_url)
+            batches0, insert_s0 = _insert_stats(daemon.api_url)
             q: Any = mp.get_context("spawn").Queue()
             url = f"{daemon.ep.http_url}/v1/traces"
             worker = mp.get_context("spawn").Process(
@@ -297,11 +312,21 @@ def bench_daemon(seconds: float, conc: int, n_bodies: int, decoder: str) -> dict
                 "acked": acked_spans,
                 "stored": stored,
             }
+            batches1, insert_s1 = _insert_stats(daemon.api_url)
+            nb = max(1, batches1 - batches0)
+            out[encoding]["avg_batch"] = stored / nb
+            out[encoding]["avg_insert_s"] = (insert_s1 - insert_s0) / nb
+            out[encoding]["insert_busy"] = (insert_s1 - insert_s0) / (res["elapsed"] + drain)
             r = out[encoding]
             print(
                 f"  daemon {encoding:<8} acked {r['acked_per_s']:>9,.0f} spans/s  stored "
                 f"{r['stored_per_s']:>9,.0f} spans/s  p99 {r['p99_ms']:7.1f} ms  "
                 f"refused(503) {int(r['refused'])}  ({int(r['acked']):,} acked, {int(r['stored']):,} stored)",
+                flush=True,
+            )
+            print(
+                f"           batches: {r['avg_batch']:,.0f} spans avg, {r['avg_insert_s']:.2f} s per writer.write, "
+                f"writer busy {r['insert_busy']:.2f} worker-seconds per second",
                 flush=True,
             )
     finally:
@@ -317,6 +342,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small run, < 1 minute")
     ap.add_argument("--no-daemon", action="store_true", help="only (a) and (b)")
     ap.add_argument("--decoder", default="engine", choices=("engine", "python"), help="daemon decoder")
+    ap.add_argument(
+        "--daemon-env", action="append", default=[], metavar="KEY=VALUE",
+        help="extra environment for the daemon, e.g. OTEL_AI_PIPELINE__BATCH_MIN_ITEMS=20000",
+    )  # fmt: skip
     args = ap.parse_args()
     n, batch, seconds, conc = (24, 12, 8.0, 32) if args.quick else (200, 50, 30.0, 64)
     print(f"otel-ai ingest benchmark ({'quick' if args.quick else 'full'}), {os.cpu_count()} CPUs visible")
@@ -325,7 +354,8 @@ def main() -> None:
         print(f"ratio (a)/(b) protobuf: {dec['(a) engine protobuf'] / dec['(b) python protobuf']:.2f}x")
         return
     print(f"(c) daemon end to end over OTLP/HTTP, decoder={args.decoder}, {conc} concurrent senders:")
-    d = bench_daemon(seconds, conc, 16 if args.quick else 64, args.decoder)
+    env = dict(kv.split("=", 1) for kv in args.daemon_env)
+    d = bench_daemon(seconds, conc, 16 if args.quick else 64, args.decoder, env)
     a, b = dec["(a) engine protobuf"], dec["(b) python protobuf"]
     pb = d["protobuf"]["stored_per_s"]
     print("\nsummary (spans/s)                    measured      target")
