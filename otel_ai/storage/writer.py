@@ -46,7 +46,7 @@ class TelemetryWriter:
             from otel_ai.storage.decode_engine import EngineDecoder
 
             self._engine = EngineDecoder(storage)
-        self._latency = _latency_metric(registry)
+        self._latency, self._fallbacks = _metrics(registry)
 
     def write(self, payloads: Sequence[Payload]) -> None:
         """Insert one batch (all the same signal; encodings/transports may be mixed)."""
@@ -58,7 +58,10 @@ class TelemetryWriter:
             raise ValueError("a batch must hold payloads of one signal")
         started = time.perf_counter()
         if self._engine is not None:
+            before = self._engine.fallbacks
             self._engine.write(payloads)
+            if self._fallbacks is not None and self._engine.fallbacks > before:
+                self._fallbacks.labels(signal=signal).inc(self._engine.fallbacks - before)
         else:
             write_python(self.storage, payloads)
         if self._latency is not None:
@@ -80,18 +83,26 @@ def write_python(storage: Any, payloads: Sequence[Payload]) -> None:
             raise DecodeError(f"cannot encode rows for {table}: {exc}") from exc
 
 
-def _latency_metric(registry: Any) -> Any:
+def _metrics(registry: Any) -> tuple[Any, Any]:
+    """Insert latency histogram and engine→python fallback counter (None without a registry)."""
     if registry is None:
-        return None
-    from prometheus_client import Histogram
+        return None, None
+    from prometheus_client import Counter, Histogram
 
     try:
-        return Histogram(
+        latency = Histogram(
             "otel_ai_writer_insert_seconds",
             "Time to decode and insert one batch, by signal and decoder",
             ["signal", "decoder"],
             registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        fallbacks = Counter(
+            "otel_ai_writer_engine_fallbacks",
+            "Batches the engine decoder handed to the python decoder (values SQL cannot render exactly)",
+            ["signal"],
+            registry=registry,
+        )
     except ValueError:  # already registered on this registry (several writers)
-        return None
+        return None, None
+    return latency, fallbacks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from otel_ai.errors import DecodeError, StorageError
 from otel_ai.ingest.validate import validate
@@ -62,9 +63,12 @@ def test_engine_falls_back_to_python_for_values_sql_cannot_render(
     req = s.traces_request()
     root = req.resource_spans[0].scope_spans[0].spans[0]
     s.add_attrs(root.attributes, {"tricky": value})
-    writer = TelemetryWriter(storage, decoder="engine")
+    registry = CollectorRegistry()
+    writer = TelemetryWriter(storage, decoder="engine", registry=registry)
     writer.write([validate("traces", "protobuf", "grpc", req.SerializeToString())])
     assert writer._engine.fallbacks == fallbacks
+    counted = registry.get_sample_value("otel_ai_writer_engine_fallbacks_total", {"signal": "traces"})
+    assert (counted or 0) == fallbacks  # visible in /metrics
     attrs = _stored_attrs(storage)
     assert attrs["tricky"] == stored
     assert go_json(value) == stored
