@@ -81,6 +81,23 @@ def _bad_span_ids(span: Any) -> str | None:
     return None
 
 
+def _pb_span_ok(span: Any) -> bool:
+    """The common case, inlined: valid ids and no links (links take the detailed check)."""
+    tid, sid = span.trace_id, span.span_id
+    return (
+        len(tid) == 16
+        and len(sid) == 8
+        and tid != _ZERO16
+        and sid != _ZERO8
+        and len(span.parent_span_id) in (0, 8)
+        and not span.links
+    )
+
+
+def _pb_log_ok(rec: Any) -> bool:
+    return len(rec.trace_id) in (0, 16) and len(rec.span_id) in (0, 8)
+
+
 def _bad_log_ids(rec: Any) -> str | None:
     if len(rec.trace_id) not in (0, 16):
         return f"traceId: expected 0 or 16 bytes, got {len(rec.trace_id)}"
@@ -111,7 +128,10 @@ def _validate_protobuf(signal: str, body: bytes) -> tuple[bytes, int, int, str]:
         for si, ss in enumerate(getattr(rs, scope)):
             leaves = getattr(ss, leaf)
             bad: list[int] = []
+            fast = _pb_span_ok if signal == "traces" else _pb_log_ok
             for k, item in enumerate(leaves):
+                if fast(item):
+                    continue
                 why = check(item)
                 if why is not None:
                     bad.append(k)
