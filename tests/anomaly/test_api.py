@@ -83,3 +83,15 @@ def test_detect_replay_then_list_and_get(daemon: Any) -> None:
     closed = httpx.get(daemon.api_url + "/api/v1/anomalies", params={"since": body["since"], "until": body["until"],
                        "status": "open"}, timeout=10).json()["anomalies"]  # fmt: skip
     assert all(x["closed_at"] is None for x in closed)
+
+
+def test_cli_lists_and_reports_errors(daemon: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from otel_ai.cli.main import main
+
+    assert main(["anomalies", "--api-url", daemon.api_url, "--since", "2d", "--service", "payment"]) == 0
+    out = capsys.readouterr().out
+    assert "ROOT CAUSES" in out and "payment" in out  # the replay test stored a payment anomaly
+    assert main(["anomalies", "--api-url", daemon.api_url, "--status", "open", "--json"]) == 0
+    assert '"anomalies"' in capsys.readouterr().out
+    rc = main(["anomalies", "detect", "--api-url", daemon.api_url, "--since", "1h", "--until", "2h"])
+    assert rc == 1 and "400" in capsys.readouterr().err
