@@ -154,3 +154,41 @@ def test_cli_tables_and_json(shop: tuple[Any, dict[str, str]], capsys: pytest.Ca
     assert '"call_count"' in capsys.readouterr().out
     assert cli_main(["topology", "--api-url", d.api_url, "--since", "nonsense"]) == 1
     assert "since" in capsys.readouterr().err
+
+
+def test_scheduled_jobs_roll_up_and_snapshot(make_daemon: Any) -> None:
+    """The real scheduler runs the rollup and snapshot jobs; answers stay exact from the rollup."""
+    d = make_daemon(
+        extra={
+            "topology.snapshot_interval_s": 5,
+            "topology.rollup_interval_s": 5,
+            "topology.rollup_settle_s": 0,
+        }
+    )
+    t0 = base_time(20)
+    r = httpx.post(
+        d.ep.http_url + "/v1/traces", content=otlp_request(SPANS, t0).SerializeToString(), headers=PB
+    )
+    assert r.status_code == 200, r.text
+    params = {"since": rfc3339(t0), "until": rfc3339(t0 + timedelta(minutes=5))}
+    _wait_spans(d, params, len(SPANS))
+    storage = d.daemon.ctx.storage
+    deadline = time.monotonic() + 60
+    rolled = snap = 0
+    while time.monotonic() < deadline and not (rolled and snap):
+        rolled = storage.query(
+            "SELECT count() FROM {db:Identifier}.otel_ai_topology_rollup WHERE minute = {m:DateTime}",
+            {"db": storage.database, "m": t0.replace(tzinfo=None)},
+        )[0][0]
+        snap = storage.query(
+            "SELECT count() FROM {db:Identifier}.otel_ai_topology", {"db": storage.database}
+        )[0][0]
+        time.sleep(0.5)
+    assert rolled and snap, (rolled, snap)
+    body = d.get("/api/v1/topology", params=params).json()
+    got = {(e["source"], e["target"], e["kind"], e["target_kind"]): (e["call_count"], e["error_count"])
+           for e in body["edges"]}  # fmt: skip
+    assert got == EDGES
+    assert d.get("/api/v1/topology", params={"at": "now"}).json()["snapshot_at"] is not None
+    jobs = {j["id"] for j in d.get("/api/v1/status").json()["scheduler"]["jobs"]}
+    assert {"topology.snapshot", "topology.rollup"} <= jobs
