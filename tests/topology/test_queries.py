@@ -137,6 +137,8 @@ def test_rollup_matches_live_and_tracks_late_spans(storage: Storage, topo: Topol
     # A window that is not minute-aligned mixes rolled minutes with live head and tail.
     odd = (t0 + timedelta(seconds=30), end - timedelta(seconds=20))
     assert edge_map(topo.topology(*odd)) == edge_map(live.topology(*odd))
+    # A long window: rolled minutes are passed as a range, not one value per minute.
+    assert edge_map(topo.topology(t0 - timedelta(days=10), end)) == expected
 
 
 def test_snapshot_at_and_diff(storage: Storage, topo: TopologyService) -> None:

@@ -22,7 +22,7 @@ class TopologyConfig(BaseModel):
     rollup_interval_s: int = Field(default=60, ge=5)
     rollup_horizon_s: int = Field(default=86400, ge=300)
     rollup_settle_s: int = Field(default=120, ge=0)
-    rollup_batch_minutes: int = Field(default=60, ge=1, le=1440)
+    rollup_batch_minutes: int = Field(default=60, ge=1, le=240)
     # Diff thresholds: an edge "changed" when its p95 moved by this ratio or its error rate by
     # this many points (0.05 = 5 percentage points).
     diff_latency_ratio: float = Field(default=1.5, gt=1.0)

@@ -198,10 +198,11 @@ FROM (
     SELECT source, target, target_kind, kind, destination, call_count, error_count, server_qs,
            client_count, client_qs, via_links
     FROM {{db:Identifier}}.otel_ai_topology_edges_1m
-    WHERE minute IN {{rolled:Array(DateTime)}}
+    WHERE minute >= {{r_lo:DateTime}} AND minute < {{r_hi:DateTime}}
+      AND minute NOT IN {{minutes:Array(DateTime)}}
       AND (minute, version) IN (
           SELECT minute, max(version) FROM {{db:Identifier}}.otel_ai_topology_rollup
-          WHERE minute IN {{rolled:Array(DateTime)}} GROUP BY minute)
+          WHERE minute >= {{r_lo:DateTime}} AND minute < {{r_hi:DateTime}} GROUP BY minute)
     UNION ALL
     {live}
 )

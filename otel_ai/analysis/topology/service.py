@@ -25,6 +25,8 @@ from otel_ai.timeutil import rfc3339
 
 log = logging.getLogger(__name__)
 MINUTE = timedelta(minutes=1)
+# Minutes listed by value in one query at most (the rest of a window is given as ranges).
+MAX_LIVE_MINUTES = 300
 
 
 def floor_minute(t: datetime) -> datetime:
@@ -120,7 +122,8 @@ class TopologyService:
             "minutes": [],
             "pair_minutes": [],
             "child_minutes": [],
-            "rolled": [],
+            "r_lo": _naive(end),  # rolled-up minutes: [r_lo, r_hi) minus the listed ones
+            "r_hi": _naive(end),
             "mv_lo": _naive(first if whole else end),
             "mv_hi": _naive(last if whole else end),
             "top": self.config.top_operations,
@@ -147,15 +150,15 @@ class TopologyService:
         while m < last:
             if counts.get(m, 0):
                 (rolled if seen.get(m) == _expected(counts, m) else dirty).append(m)
+            elif m in seen:  # rolled once, its spans since expired: read nothing of it
+                dirty.append(m)
             m += MINUTE
-        if not rolled:
-            return params
+        if not rolled or len(dirty) > MAX_LIVE_MINUTES:
+            return params  # nothing rolled up, or so little that the whole window is cheaper live
         if not dirty and first == start and last == end:
             # Every minute is rolled up: the live part is empty, so give it an empty range.
             e = _naive(end)
-            params.update(
-                start=e, pair_start=e, child_end=e, head_child_end=e, rolled=[_naive(r) for r in rolled]
-            )
+            params.update(start=e, pair_start=e, child_end=e, head_child_end=e, r_lo=_naive(first), r_hi=e)
             return params
         margin = timedelta(seconds=self.config.pair_margin_s)
         params.update(
@@ -164,7 +167,8 @@ class TopologyService:
             tail_start=_naive(last),
             tail_pair_start=_naive(last - margin),
             **_minute_sets(dirty),
-            rolled=[_naive(r) for r in rolled],
+            r_lo=_naive(first),
+            r_hi=_naive(last),
         )
         return params
 
