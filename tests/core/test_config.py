@@ -55,3 +55,25 @@ def test_errors_name_the_key(tmp_path: Path, yaml_text: str, key: str) -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.yaml", environ={})
+
+
+def _leaves(tree: object, prefix: str = "") -> set[str]:
+    if isinstance(tree, dict):
+        out: set[str] = set()
+        for k, v in tree.items():
+            out |= _leaves(v, f"{prefix}{k}.")
+        return out
+    return {prefix.rstrip(".")}
+
+
+def test_shipped_config_documents_every_setting_with_its_default() -> None:
+    """config/otel-ai.yaml lists every setting, and its values are the defaults in code."""
+    import yaml
+
+    from otel_ai.config import Config
+
+    path = Path(__file__).resolve().parents[2] / "config" / "otel-ai.yaml"
+    shipped = yaml.safe_load(path.read_text())
+    defaults = Config().model_dump(mode="json")
+    assert _leaves(shipped) == _leaves(defaults)
+    assert load_config(path, environ={}).model_dump(mode="json") == defaults
