@@ -53,7 +53,9 @@ def test_unknown_id_is_404(daemon: Any) -> None:
     assert r.status_code == 404 and "deadbeef" in r.json()["error"]
 
 
-def test_detect_replay_then_list_and_get(daemon: Any) -> None:
+@pytest.fixture(scope="module")
+def replayed(daemon: Any) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """A payment error burst written and replayed through POST /detect once per module."""
     storage = daemon.daemon.storage
     t0 = (datetime.now(UTC) - timedelta(hours=8)).replace(minute=0, second=0, microsecond=0)
     T = int(t0.timestamp()) + 6 * 3600
@@ -63,7 +65,13 @@ def test_detect_replay_then_list_and_get(daemon: Any) -> None:
             "train_since": rfc3339(t0), "train_until": rfc3339(t0 + timedelta(hours=6))}  # fmt: skip
     r = httpx.post(daemon.api_url + "/api/v1/anomalies/detect", json=body, timeout=120)
     assert r.status_code == 200, r.text
-    found = r.json()["anomalies"]
+    return body, r.json()["anomalies"]
+
+
+def test_detect_replay_then_list_and_get(
+    daemon: Any, replayed: tuple[dict[str, str], list[dict[str, Any]]]
+) -> None:
+    body, found = replayed
     assert found, "the payment error burst was not found"
     a = next(x for x in found if x["root_causes"] and x["root_causes"][0]["service"] == "payment")
     assert set(a) >= {"id", "entity", "opened_at", "closed_at", "score", "severity", "features", "root_causes",
@@ -85,12 +93,12 @@ def test_detect_replay_then_list_and_get(daemon: Any) -> None:
     assert all(x["closed_at"] is None for x in closed)
 
 
-def test_cli_lists_and_reports_errors(daemon: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_lists_and_reports_errors(daemon: Any, replayed: Any, capsys: pytest.CaptureFixture[str]) -> None:
     from otel_ai.cli.main import main
 
     assert main(["anomalies", "--api-url", daemon.api_url, "--since", "2d", "--service", "payment"]) == 0
     out = capsys.readouterr().out
-    assert "ROOT CAUSES" in out and "payment" in out  # the replay test stored a payment anomaly
+    assert "ROOT CAUSES" in out and "payment" in out  # the replay fixture stored a payment anomaly
     assert main(["anomalies", "--api-url", daemon.api_url, "--status", "open", "--json"]) == 0
     assert '"anomalies"' in capsys.readouterr().out
     rc = main(["anomalies", "detect", "--api-url", daemon.api_url, "--since", "1h", "--until", "2h"])

@@ -66,6 +66,8 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
             cwd=ROOT, capture_output=True, text=True, timeout=90,
         )  # fmt: skip
         assert proc.returncode != 0
-        assert "address already in use" in (proc.stderr + proc.stdout).lower() or "cannot" in proc.stderr.lower()
+        assert (
+            "address already in use" in (proc.stderr + proc.stdout).lower() or "cannot" in proc.stderr.lower()
+        )
     finally:
         d.terminate()

@@ -12,7 +12,9 @@ import pytest
     [("all", True, True), ("ingest", True, False), ("analyzer", False, True)],
     ids=["all", "ingest", "analyzer"],
 )
-def test_role_decides_what_runs(make_daemon: Any, role: str, has_receivers: bool, has_scheduler: bool) -> None:
+def test_role_decides_what_runs(
+    make_daemon: Any, role: str, has_receivers: bool, has_scheduler: bool
+) -> None:
     d = make_daemon(extra={"server.role": role})
     status = d.get("/api/v1/status").json()
     assert status["role"] == role
