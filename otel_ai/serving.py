@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,17 +25,38 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket, bound here so a busy port is a plain ``OSError`` for the caller.
+
+    uvicorn answers a bind failure with ``sys.exit(3)`` inside its task, which would skip the
+    daemon's orderly shutdown of the components it already started.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.setblocking(False)
+    return sock
+
+
 async def start_server(
     app: Any, host: str, port: int, **kwargs: Any
 ) -> tuple[EmbeddedServer, asyncio.Task[None]]:
-    """Start ``app`` on ``host:port``; return once it listens (raises the bind error otherwise)."""
+    """Start ``app`` on ``host:port``; return once it listens (raises ``OSError`` if it cannot)."""
+    sock = _bind(host, port)
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", lifespan="off", access_log=False, **kwargs
     )
     server = EmbeddedServer(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
+            sock.close()
             task.result()
             raise OSError(f"cannot listen on {host}:{port}")
         await asyncio.sleep(0.02)
