@@ -37,8 +37,8 @@ import orjson  # noqa: E402
 from google.protobuf.json_format import MessageToDict  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 
-from otel_ai.ingest.validate import validate  # noqa: E402
 from otel_ai.model import Payload  # noqa: E402
+from otel_ai.otlp.validate import validate  # noqa: E402
 
 SPANS_PER_REQUEST = 512
 SERVICES = ["frontend", "checkout", "cart", "payment", "shipping", "currency", "email", "recommendation"]

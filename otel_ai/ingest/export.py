@@ -28,8 +28,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from otel_ai.errors import DecodeError, OverloadedError, PayloadTooLarge, StorageError, UnsupportedMediaType
 from otel_ai.ingest import status as st
-from otel_ai.ingest.validate import validate
 from otel_ai.model import Encoding, Payload, Signal, Transport
+from otel_ai.otlp.validate import validate
 
 log = logging.getLogger(__name__)
 

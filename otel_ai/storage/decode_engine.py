@@ -2,7 +2,7 @@
 
 DESIGN.md decision 3. The batch's protobuf request bodies are written length-delimited to
 temporary files and read with ``file(path, 'Protobuf', structure)`` using our OTLP schema
-(``otel_ai/ingest/proto/otlp_clickhouse.proto``) and ``input_format_protobuf_oneof_presence=1``
+(``otel_ai/otlp/proto/otlp_clickhouse.proto``) and ``input_format_protobuf_oneof_presence=1``
 (which ``AnyValue`` member is set), then ``INSERT INTO <contrib table> SELECT …`` flattens with
 ``ARRAY JOIN``, ``mapFromArrays`` and ``hex``. Each request gets two extra protobuf fields
 appended (9001 encoding, 9002 transport — appending fields to a serialized message is valid
@@ -33,7 +33,7 @@ from otel_ai.errors import DecodeError, StorageError
 from otel_ai.model import Payload
 from otel_ai.storage.decode_engine_sql import FALLBACK_MARK, STATEMENTS, STRUCTURES
 
-PROTO = Path(__file__).resolve().parent.parent / "ingest" / "proto" / "otlp_clickhouse.proto"
+PROTO = Path(__file__).resolve().parent.parent / "otlp" / "proto" / "otlp_clickhouse.proto"
 
 # -- the decoder ----------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 One set of templates serves both wire encodings ("dialects"):
 
-* ``pb`` — ClickHouse's ``Protobuf`` format with ``otel_ai/ingest/proto/otlp_clickhouse.proto``;
+* ``pb`` — ClickHouse's ``Protobuf`` format with ``otel_ai/otlp/proto/otlp_clickhouse.proto``;
   ``AnyValue`` presence comes from ``input_format_protobuf_oneof_presence`` (an Enum column
   named after the oneof); ids are bytes (``hex``); enums are ints.
 * ``json`` — typed ``JSONEachRow`` with nested named tuples over the OTLP/JSON body: keys are

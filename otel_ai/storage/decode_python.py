@@ -5,7 +5,7 @@ comparison baseline (b) of ``bench/ingest.py``. Values are encoded exactly like 
 exporter (see :mod:`otel_ai.storage.decode_values`): lowercase hex ids ('' when absent), span
 kind / status code names, nanosecond durations, ``AsString`` attribute maps.
 
-JSON payloads are first normalised to protobuf messages by :func:`otel_ai.ingest.jsonfix.json_to_request`
+JSON payloads are first normalised to protobuf messages by :func:`otel_ai.otlp.jsonfix.json_to_request`
 (hex ids converted with length checks; never ``json_format`` on hex ids).
 """
 
@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from otel_ai.ingest.jsonfix import json_to_request
-from otel_ai.ingest.validate import parse_protobuf
 from otel_ai.model import Payload
+from otel_ai.otlp.jsonfix import json_to_request
+from otel_ai.otlp.validate import parse_protobuf
 from otel_ai.storage.decode_values import as_string, attrs_map
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")

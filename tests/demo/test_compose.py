@@ -103,8 +103,8 @@ def test_clickhouse_service_matches_the_daemon_dsn(compose: dict[str, Any]) -> N
         mounts[dst] = src
         if src.startswith("./"):
             assert (ROOT / src).exists(), f"clickhouse mounts missing {src}"
-    assert mounts["/var/lib/clickhouse/format_schemas"] == "./otel_ai/ingest/proto"
-    assert (ROOT / "otel_ai/ingest/proto/otlp_clickhouse.proto").is_file()
+    assert mounts["/var/lib/clickhouse/format_schemas"] == "./otel_ai/otlp/proto"
+    assert (ROOT / "otel_ai/otlp/proto/otlp_clickhouse.proto").is_file()
     for conf in ("config.d/otel-ai.xml", "users.d/otel-ai.xml"):
         ET.parse(ROOT / "config/clickhouse" / conf)  # well-formed XML
     root = ET.parse(ROOT / "config/clickhouse/config.d/otel-ai.xml").getroot()

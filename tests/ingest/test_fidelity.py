@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from otel_ai.api.routes_core import TRACE_SQL, _span
-from otel_ai.ingest.validate import validate
+from otel_ai.otlp.validate import validate
 from otel_ai.storage import Storage
 from otel_ai.storage.writer import TelemetryWriter
 from otel_ai.timeutil import ns_to_rfc3339

@@ -10,8 +10,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_ai.errors import DecodeError
-from otel_ai.ingest.jsonfix import json_to_request
-from otel_ai.ingest.validate import validate
+from otel_ai.otlp.jsonfix import json_to_request
+from otel_ai.otlp.validate import validate
 from tests.ingest import otlp_samples as s
 
 TID = "5b8efff798038103d269b633813fc60c"

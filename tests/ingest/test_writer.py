@@ -6,8 +6,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from otel_ai.errors import DecodeError, StorageError
-from otel_ai.ingest.validate import validate
 from otel_ai.model import Payload
+from otel_ai.otlp.validate import validate
 from otel_ai.storage import Storage
 from otel_ai.storage.decode_values import go_float, go_json
 from otel_ai.storage.writer import TelemetryWriter

@@ -17,7 +17,7 @@ from typing import Any
 from google.protobuf.json_format import ParseDict, ParseError
 
 from otel_ai.errors import DecodeError
-from otel_ai.ingest.validate import REQUEST_TYPES, _list, _obj, check_hex, parse_json
+from otel_ai.otlp.validate import REQUEST_TYPES, _list, _obj, check_hex, parse_json
 
 _TOP = {"traces": "resourceSpans", "metrics": "resourceMetrics", "logs": "resourceLogs"}
 _SCOPE = {"traces": "scopeSpans", "metrics": "scopeMetrics", "logs": "scopeLogs"}
