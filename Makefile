@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench clean js-deps
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,13 +25,31 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy otel_ai
 
-unit: $(STAMP)
+unit: $(STAMP) js-deps
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+# Node modules for tests/ingest/test_js_sdk.py (the official OpenTelemetry JS SDK exporters), at the
+# exact versions of tests/js/package-lock.json. Optional: without node/npm, or when npm cannot
+# install, make warns and that test skips; nothing else depends on it.
+JS_DIR := tests/js
+JS_STAMP := $(JS_DIR)/node_modules/.installed-stamp
+
+js-deps:
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory -s $(JS_STAMP) || { rm -rf $(JS_DIR)/node_modules; \
+		echo "warning: npm ci in $(JS_DIR) failed: the JavaScript SDK test will be skipped" >&2; }; \
+	else \
+		echo "warning: node/npm not found: the JavaScript SDK test will be skipped" >&2; \
+	fi
+
+$(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
+	npm ci --prefix $(JS_DIR) --no-audit --no-fund
+	touch $(JS_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache $(JS_DIR)/node_modules
