@@ -174,7 +174,13 @@ class Exporter:
         )
 
     def fail(
-        self, signal: str, transport: str, encoding: Encoding, exc: Exception, *, counted: bool = False
+        self,
+        signal: str,
+        transport: str,
+        encoding: st.CountedEncoding,
+        exc: Exception,
+        *,
+        counted: bool = False,
     ) -> ExportResult:
         """The response for an error raised before or during export (classified here, once)."""
         if not counted:
@@ -192,7 +198,7 @@ class Exporter:
         return self._result(signal, transport, encoding, outcome, getattr(exc, "message", str(exc)))
 
     def rejected_request(
-        self, signal: str, transport: str, encoding: Encoding, outcome: str, message: str
+        self, signal: str, transport: str, encoding: st.CountedEncoding, outcome: str, message: str
     ) -> ExportResult:
         """Count and build a response for an HTTP-level refusal (404, 405)."""
         self._counts(signal, transport, encoding).requests += 1
@@ -202,7 +208,7 @@ class Exporter:
         self,
         signal: str,
         transport: str,
-        encoding: Encoding,
+        encoding: st.CountedEncoding,
         outcome: str,
         message: str,
         *,
@@ -215,7 +221,8 @@ class Exporter:
             return ExportResult(outcome, body, message)
         retry = self.retry_after_s if outcome == "overloaded" else None
         code = GRPC_CODE[outcome]
-        return ExportResult(outcome, st.error_body(encoding, code, message, retry), message, retry)
+        body_enc = st.reply_encoding(encoding)  # "unknown" (unsupported Content-Type) answers protobuf
+        return ExportResult(outcome, st.error_body(body_enc, code, message, retry), message, retry)
 
     def _finish(self, result: ExportResult, signal: str, transport: str, t0: float) -> ExportResult:
         self.m_latency.labels(signal, transport).observe(time.perf_counter() - t0)

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from otel_ai.errors import DecodeError, PayloadTooLarge, UnsupportedMediaType
+from otel_ai.ingest import status as st
 from otel_ai.ingest.export import Exporter, ExportResult
-from otel_ai.ingest.status import CONTENT_TYPES
 from otel_ai.model import Encoding, Signal
 
 Scope = MutableMapping[str, Any]
@@ -91,7 +91,7 @@ class OtlpHttpApp:
                         return
             return
         result, encoding = await self._handle(scope, receive)
-        headers = [(b"content-type", CONTENT_TYPES[encoding].encode())]
+        headers = [(b"content-type", st.CONTENT_TYPES[encoding].encode())]
         if result.outcome == "bad_method":
             headers.append((b"allow", b"POST"))
         if result.retry_after_s is not None:
@@ -105,14 +105,17 @@ class OtlpHttpApp:
         ctype = _header(scope, b"content-type")
         media = ctype.split(b";", 1)[0].strip().lower()
         encoding: Encoding | None = MEDIA_TYPES.get(media)
-        reply_enc: Encoding = encoding or "protobuf"  # errors for unknown media types: protobuf Status
+        # Refusals before the Content-Type is known to be OTLP are counted under "unknown", not
+        # under protobuf, and answered with a protobuf Status (st.reply_encoding).
+        counted: st.CountedEncoding = encoding or st.UNKNOWN
+        reply_enc = st.reply_encoding(counted)
         path = scope["path"]
         signal = PATHS.get(path.rstrip("/") if len(path) > 1 else path)
         if signal is None:
             return ex.rejected_request(
                 "",
                 "http",
-                reply_enc,
+                counted,
                 "not_found",
                 f"unknown path {path!r}: OTLP/HTTP accepts POST /v1/traces, /v1/metrics, /v1/logs",
             ), reply_enc
@@ -120,7 +123,7 @@ class OtlpHttpApp:
             return ex.rejected_request(
                 signal,
                 "http",
-                reply_enc,
+                counted,
                 "bad_method",
                 f"method {scope['method']} not allowed, supported: [POST]",
             ), reply_enc
@@ -129,7 +132,7 @@ class OtlpHttpApp:
             return ex.fail(
                 signal,
                 "http",
-                reply_enc,
+                counted,
                 UnsupportedMediaType(
                     f"unsupported content type {shown!r}: use application/x-protobuf or application/json"
                 ),

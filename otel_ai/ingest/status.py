@@ -8,7 +8,7 @@ the request's encoding; throttling adds ``google.rpc.RetryInfo`` to the status d
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
@@ -30,6 +30,19 @@ OK, INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, UNIMPLEMENTED, INTERNAL, UN
 )
 
 CONTENT_TYPES: dict[Encoding, str] = {"protobuf": "application/x-protobuf", "json": "application/json"}
+
+# The encoding label of the receiver counters (``/api/v1/status``, ``/metrics``). A request whose
+# Content-Type is neither OTLP encoding is refused before its body is read; it is counted as
+# ``unknown`` (never attributed to protobuf) and answered with a binary ``google.rpc.Status``,
+# the spec's default encoding for error bodies.
+CountedEncoding = Literal["protobuf", "json", "unknown"]
+UNKNOWN: CountedEncoding = "unknown"
+
+
+def reply_encoding(counted: CountedEncoding) -> Encoding:
+    """The encoding of the response body for a request counted under ``counted``."""
+    return "json" if counted == "json" else "protobuf"
+
 
 # Per signal: (response class, partial-success class, rejected field name in proto / JSON).
 _RESPONSES: dict[str, tuple[Any, Any, str, str]] = {
