@@ -1,8 +1,10 @@
 """End to end with the official OpenTelemetry JavaScript SDK exporters against a running daemon.
 
 ``tests/js/export.mjs`` (Node, exact package versions in ``tests/js/package-lock.json``; ``make
-test`` installs them) exports one trace over gRPC, HTTP/protobuf and HTTP/JSON, with and without
-gzip; every field is read back through ``GET /api/v1/traces/{id}`` and compared whole. The JS SDK
+test`` installs them) exports a SERVER span continuing a remote parent, its CLIENT child and a
+root span of another trace over gRPC, HTTP/protobuf and HTTP/JSON, plain, gzip, or configured by
+the standard ``OTEL_EXPORTER_OTLP_*`` variables alone; every span is read back through
+``GET /api/v1/traces/{id}`` and compared whole, every field. The JS SDK
 differs from the Python one where it matters to a receiver: the JSON exporter sends hex ids,
 int64 attributes as JSON numbers, timestamps as decimal strings and ``{}`` for a null array
 element; protobuf goes through protobufjs; gRPC through @grpc/grpc-js.
@@ -14,6 +16,7 @@ acknowledges only after the insert (or the spool), so nothing here waits or poll
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -37,14 +40,17 @@ pytestmark = [
     ),
 ]
 
-# (id, protocol, compression, expected encoding, expected transport)
+# (id, protocol, compression, expected encoding, expected transport). Compression "env": the
+# exporter is configured only by OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_EXPORTER_OTLP_COMPRESSION=gzip.
 CASES = [
     ("grpc", "grpc", "none", "protobuf", "grpc"),
     ("grpc-gzip", "grpc", "gzip", "protobuf", "grpc"),
+    ("grpc-env", "grpc", "env", "protobuf", "grpc"),
     ("http-protobuf", "http/protobuf", "none", "protobuf", "http"),
     ("http-protobuf-gzip", "http/protobuf", "gzip", "protobuf", "http"),
     ("http-json", "http/json", "none", "json", "http"),
     ("http-json-gzip", "http/json", "gzip", "json", "http"),
+    ("http-json-env", "http/json", "env", "json", "http"),
 ]
 
 # What export.mjs sends, as the API renders it (contrib encoding: every attribute value is a string;
@@ -76,7 +82,7 @@ SERVER_ATTRS = {
 CLIENT_ATTRS = {"db.system.name": "postgresql", "db.query.text": "SELECT * FROM orders WHERE id = $1"}
 SCOPE = {"scope_name": "otel-ai-js-e2e", "scope_version": "1.2.3", "scope_attributes": {}}
 # OTLP SpanFlags: W3C sampled (0x01) | CONTEXT_HAS_IS_REMOTE (0x100) | CONTEXT_IS_REMOTE (0x200).
-SERVER_FLAGS, CLIENT_FLAGS = 0x301, 0x101
+SERVER_FLAGS, CLIENT_FLAGS = 0x301, 0x101  # remote parent; local parent (or none)
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +96,17 @@ def daemon(chdb_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def run_export(endpoint: str, protocol: str, compression: str) -> subprocess.CompletedProcess[str]:
+    """Run export.mjs; the caller's OTEL_* variables are not passed on (they would change the trace)."""
     assert NODE is not None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    args = [endpoint, protocol, compression]
+    if compression == "env":
+        env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"}
+        args = ["env", protocol]
     return subprocess.run(
-        [NODE, str(JS_DIR / "export.mjs"), endpoint, protocol, compression],
+        [NODE, str(JS_DIR / "export.mjs"), *args],
         cwd=JS_DIR,
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -172,6 +185,34 @@ def expected_spans(out: dict[str, Any], encoding: str, transport: str) -> dict[s
     return {"GET /api/checkout": server, "SELECT orders": client}
 
 
+def expected_root(out: dict[str, Any], encoding: str, transport: str) -> dict[str, Any]:
+    """The root span export.mjs sends in a trace of its own."""
+    return {
+        "trace_id": out["root_trace_id"],
+        "span_id": out["root_span_id"],
+        "parent_span_id": "",
+        "name": "cache.warmup",
+        "kind": "Internal",
+        "service_name": "js-checkout",
+        "start_time": ns_to_rfc3339(int(out["root_start_ns"])),
+        "duration_ns": 500,
+        "status_code": "Unset",
+        "status_message": "",
+        "attributes": {"cache.entries": "0"},
+        "resource_attributes": RESOURCE,
+        "events": [],
+        "links": [],
+        "encoding": encoding,
+        "transport": transport,
+        "trace_state": "",
+        "flags": CLIENT_FLAGS,  # sampled, has-is-remote, not remote
+        "dropped_attributes_count": 0,
+        "dropped_events_count": 0,
+        "dropped_links_count": 0,
+        **SCOPE,
+    }
+
+
 @pytest.mark.parametrize(
     ("protocol", "compression", "encoding", "transport"),
     [c[1:] for c in CASES],
@@ -184,7 +225,7 @@ def test_js_sdk_trace_round_trip(
     proc = run_export(endpoint, protocol, compression)
     assert proc.returncode == 0, f"export.mjs failed:\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
     out = json.loads(proc.stdout)
-    assert out["exports"] == 2  # SimpleSpanProcessor: one export per ended span, both acknowledged
+    assert out["exports"] == 3  # SimpleSpanProcessor: one export per ended span, all acknowledged
 
     r = daemon.get(f"/api/v1/traces/{out['trace_id']}")
     assert r.status_code == 200, r.text
@@ -195,6 +236,10 @@ def test_js_sdk_trace_round_trip(
     assert sorted(got) == sorted(want)
     for name, span in want.items():
         assert got[name] == span, name
+
+    r = daemon.get(f"/api/v1/traces/{out['root_trace_id']}")
+    assert r.status_code == 200, r.text
+    assert r.json()["spans"] == [expected_root(out, encoding, transport)]
 
 
 def test_js_sdk_export_failure_is_reported() -> None:

@@ -2,8 +2,9 @@
 //
 //   node export.mjs ENDPOINT PROTOCOL [COMPRESSION]
 //     ENDPOINT     gRPC: http://127.0.0.1:4317   HTTP: http://127.0.0.1:4318 (/v1/traces is appended)
+//                  or "env": use OTEL_EXPORTER_OTLP_ENDPOINT / _COMPRESSION / ... instead
 //     PROTOCOL     grpc | http/protobuf | http/json
-//     COMPRESSION  none (default) | gzip
+//     COMPRESSION  none (default) | gzip   (ignored with "env")
 //
 // Prints {"trace_id", "remote_parent_id", "server_span_id", "client_span_id", "server_start_ns",
 // "client_start_ns"} as JSON on stdout; exits 1 when the daemon did not acknowledge every span.
@@ -25,15 +26,18 @@ if (!endpoint || !protocol) {
   process.exit(2);
 }
 
+// ENDPOINT "env": the exporter is built without options and configures itself from the standard
+// OTEL_EXPORTER_OTLP_* environment variables, as an application using them would.
 function makeExporter() {
-  const common = { compression, timeoutMillis: 10_000 };
+  const fromEnv = endpoint === 'env';
+  const opts = (url) => (fromEnv ? undefined : { compression, timeoutMillis: 10_000, url });
   switch (protocol) {
     case 'grpc':
-      return new GrpcExporter({ ...common, url: endpoint });
+      return new GrpcExporter(opts(endpoint));
     case 'http/protobuf':
-      return new ProtoExporter({ ...common, url: `${endpoint}/v1/traces` });
+      return new ProtoExporter(opts(`${endpoint}/v1/traces`));
     case 'http/json':
-      return new JsonExporter({ ...common, url: `${endpoint}/v1/traces` });
+      return new JsonExporter(opts(`${endpoint}/v1/traces`));
     default:
       process.stderr.write(`unknown protocol ${protocol}\n`);
       process.exit(2);
@@ -151,6 +155,16 @@ client.end(clientEnd);
 server.setStatus({ code: SpanStatusCode.ERROR, message: 'upstream failed' });
 server.end(serverEnd);
 
+// A root span of its own trace: no parent id, no trace state (JSON omits both fields).
+const rootStart = [baseSec, 300_000_000];
+const root = tracer.startSpan('cache.warmup', {
+  kind: SpanKind.INTERNAL,
+  root: true,
+  startTime: rootStart,
+  attributes: { 'cache.entries': 0 },
+});
+root.end([baseSec, 300_000_500]); // 500 ns
+
 try {
   await provider.forceFlush();
   await provider.shutdown();
@@ -176,6 +190,9 @@ process.stdout.write(
     server_end_ns: toNs(serverEnd),
     client_start_ns: toNs(clientStart),
     client_end_ns: toNs(clientEnd),
+    root_trace_id: root.spanContext().traceId,
+    root_span_id: root.spanContext().spanId,
+    root_start_ns: toNs(rootStart),
     exports: exporter.results.length,
   })}\n`,
 );
