@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -88,6 +89,7 @@ class Storage:
         replication_path: str = "/clickhouse/tables/{shard}/{database}/{table}",
         connect_timeout_s: float = 10.0,
         query_timeout_s: float = 60.0,
+        pool_size: int = 6,
     ) -> None:
         self.dsn = normalize_dsn(dsn)
         self.embedded = self.dsn.startswith("chdb:")
@@ -100,38 +102,74 @@ class Storage:
         )
         self._connect_timeout = connect_timeout_s
         self._query_timeout = query_timeout_s
-        self._client: Client | None = None
-        self._lock = threading.Lock()
+        # Embedded: a small pool of chDB connection handles. clickhouse-connect serialises every
+        # call on one handle with a lock, so one shared client would run the insert workers, the
+        # analyzers and the API one query at a time; chDB allows many handles on one engine.
+        # Remote: one HTTP client (thread-safe, pooled connections).
+        self._idle: list[Client] = []
+        self._all: list[Client] = []
+        self._pool_size = max(1, pool_size)
+        self._opening = 0
+        self._lock = threading.Condition()
 
     # -- lifecycle ------------------------------------------------------------------------------
     @property
     def redacted_dsn(self) -> str:
         return redact_dsn(self.dsn)
 
-    def _connect(self) -> Client:
-        client = self._client
-        if client is not None:
-            return client
+    def _open(self) -> Client:
+        try:
+            if self.embedded:
+                Path(self.dsn[len("chdb://") :]).mkdir(parents=True, exist_ok=True)
+                return clickhouse_connect.get_client(dsn=self.dsn)
+            parts = urlsplit(self.dsn)
+            base = urlunsplit((parts.scheme, parts.netloc, "", parts.query, ""))
+            return clickhouse_connect.get_client(
+                dsn=base,
+                connect_timeout=self._connect_timeout,
+                send_receive_timeout=self._query_timeout,
+                autogenerate_session_id=False,
+            )
+        except Exception as exc:
+            raise _translate(exc, f"connecting to {self.redacted_dsn}") from exc
+
+    @contextmanager
+    def _connect(self) -> Iterator[Client]:
+        """A client for one call: a pooled chDB handle (embedded) or the shared HTTP client."""
+        if not self.embedded:
+            yield self._shared()
+            return
+        client = self._checkout()
+        try:
+            yield client
+        finally:
+            with self._lock:
+                if client in self._all:  # not shut down meanwhile
+                    self._idle.append(client)
+                self._lock.notify()
+
+    def _shared(self) -> Client:
         with self._lock:
-            if self._client is not None:
-                return self._client
-            try:
-                if self.embedded:
-                    Path(self.dsn[len("chdb://") :]).mkdir(parents=True, exist_ok=True)
-                    client = clickhouse_connect.get_client(dsn=self.dsn)
-                else:
-                    parts = urlsplit(self.dsn)
-                    base = urlunsplit((parts.scheme, parts.netloc, "", parts.query, ""))
-                    client = clickhouse_connect.get_client(
-                        dsn=base,
-                        connect_timeout=self._connect_timeout,
-                        send_receive_timeout=self._query_timeout,
-                        autogenerate_session_id=False,
-                    )
-            except Exception as exc:
-                raise _translate(exc, f"connecting to {self.redacted_dsn}") from exc
-            self._client = client
-            return client
+            if not self._all:
+                self._all.append(self._open())
+            return self._all[0]
+
+    def _checkout(self) -> Client:
+        with self._lock:
+            while not self._idle and self._opening + len(self._all) >= self._pool_size:
+                self._lock.wait()
+            if self._idle:
+                return self._idle.pop()
+            self._opening += 1
+        try:
+            client = self._open()
+        finally:
+            with self._lock:
+                self._opening -= 1
+                self._lock.notify()
+        with self._lock:
+            self._all.append(client)
+        return client
 
     def start(self) -> None:
         """Connect, create the database and apply the core migrations (idempotent)."""
@@ -141,13 +179,15 @@ class Storage:
 
     def shutdown(self) -> None:
         with self._lock:
-            client, self._client = self._client, None
-        if client is not None and not self.embedded:
+            clients, self._all, self._idle = self._all, [], []
+            self._lock.notify_all()
+        if not self.embedded:
             # chDB's embedded server lives for the process; closing it would forbid reopening.
-            try:
-                client.close()
-            except Exception:  # pragma: no cover - best effort at shutdown
-                log.debug("closing the ClickHouse client failed", exc_info=True)
+            for client in clients:
+                try:
+                    client.close()
+                except Exception:  # pragma: no cover - best effort at shutdown
+                    log.debug("closing the ClickHouse client failed", exc_info=True)
 
     def ping(self) -> bool:
         try:
@@ -160,9 +200,9 @@ class Storage:
     def command(
         self, sql: str, parameters: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None
     ) -> Any:
-        client = self._connect()
         try:
-            return client.command(sql, parameters=dict(parameters or {}), settings=dict(settings or {}))
+            with self._connect() as client:
+                return client.command(sql, parameters=dict(parameters or {}), settings=dict(settings or {}))
         except Exception as exc:
             raise _translate(exc, "command") from exc
 
@@ -170,9 +210,9 @@ class Storage:
         self, sql: str, parameters: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None
     ) -> list[tuple[Any, ...]]:
         """Rows of a parameterised query."""
-        client = self._connect()
         try:
-            result = client.query(sql, parameters=dict(parameters or {}), settings=dict(settings or {}))
+            with self._connect() as client:
+                result = client.query(sql, parameters=dict(parameters or {}), settings=dict(settings or {}))
         except Exception as exc:
             raise _translate(exc, "query") from exc
         return [tuple(r) for r in result.result_rows]
@@ -181,9 +221,9 @@ class Storage:
         self, sql: str, parameters: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         """Rows of a parameterised query as dicts keyed by column name."""
-        client = self._connect()
         try:
-            result = client.query(sql, parameters=dict(parameters or {}), settings=dict(settings or {}))
+            with self._connect() as client:
+                result = client.query(sql, parameters=dict(parameters or {}), settings=dict(settings or {}))
         except Exception as exc:
             raise _translate(exc, "query") from exc
         names = result.column_names
@@ -198,16 +238,16 @@ class Storage:
         column_oriented: bool = False,
         settings: Mapping[str, Any] | None = None,
     ) -> None:
-        client = self._connect()
         try:
-            client.insert(
-                table,
-                data,
-                column_names=list(column_names),
-                database=self.database,
-                column_oriented=column_oriented,
-                settings=dict(settings or {}),
-            )
+            with self._connect() as client:
+                client.insert(
+                    table,
+                    data,
+                    column_names=list(column_names),
+                    database=self.database,
+                    column_oriented=column_oriented,
+                    settings=dict(settings or {}),
+                )
         except Exception as exc:
             raise _translate(exc, f"insert into {table}") from exc
 
@@ -221,15 +261,15 @@ class Storage:
         settings: Mapping[str, Any] | None = None,
     ) -> None:
         """Insert ``data`` already encoded in ClickHouse input format ``fmt``."""
-        client = self._connect()
         try:
-            client.raw_insert(
-                f"`{self.database}`.`{table}`",
-                column_names=list(column_names) if column_names else None,
-                insert_block=data,
-                settings=dict(settings or {}),
-                fmt=fmt,
-            )
+            with self._connect() as client:
+                client.raw_insert(
+                    f"`{self.database}`.`{table}`",
+                    column_names=list(column_names) if column_names else None,
+                    insert_block=data,
+                    settings=dict(settings or {}),
+                    fmt=fmt,
+                )
         except Exception as exc:
             raise _translate(exc, f"insert into {table}") from exc
 

@@ -88,6 +88,10 @@ def _quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _literal(value: Any) -> str:
+    return str(int(value)) if isinstance(value, bool | int) else _quote(str(value))
+
+
 def _write_pb(fh: Any, p: Payload) -> None:
     tag = _PB_TAGS[(p.encoding, p.transport)]
     fh.write(_varint(len(p.body) + len(tag)))
@@ -156,14 +160,18 @@ class EngineDecoder:
             else:
                 settings = dict(_JSON_SETTINGS)
             db = f"`{self.storage.database}`"
+            # Settings go into the statement: settings passed to the driver cost a snapshot
+            # query plus a SET and a restore per setting on every call (clickhouse-connect's
+            # chDB backend), a dozen extra queries per batch.
+            clause = " SETTINGS " + ", ".join(f"{k} = {_literal(v)}" for k, v in settings.items())
             for sql in STATEMENTS[(dialect, signal)]:
-                self._run(sql.replace("{db}", db).replace("{src}", src), settings)
+                self._run(sql.replace("{db}", db).replace("{src}", src) + clause)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _run(self, sql: str, settings: dict[str, Any]) -> None:
+    def _run(self, sql: str) -> None:
         try:
-            self.storage.command(sql, settings=settings)
+            self.storage.command(sql)
         except StorageError as exc:
             # The mark right after "Exception: " is our throwIf firing; the mark elsewhere (the
             # query text quoted in some other error) is not.
