@@ -23,6 +23,7 @@ import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,6 +78,7 @@ def schedule(test_start: int, days: float, seed: int) -> tuple[list[syn.Fault], 
 
 def run_detector(det: WindowDetector, train, test, cfg: AnomalyConfig, gate: bool) -> list[dict]:
     t = time.perf_counter()
+    det.pool_groups = [f.metric for f in train.features]
     det.fit(np.hstack([train.X, train.context]))
     fit_s = time.perf_counter() - t
     # The value gate belongs to the reconstruction methods (AE, linear AE, PCA); z-family
@@ -91,7 +93,14 @@ def run_detector(det: WindowDetector, train, test, cfg: AnomalyConfig, gate: boo
     return out, fit_s  # type: ignore[return-value]
 
 
-def evaluate(found: list[dict], truth: list[dict], days: float, n_services: int, margin: int = 300) -> dict:
+def evaluate(
+    found: list[dict],
+    truth: list[dict],
+    days: float,
+    n_services: int,
+    margin: int = 300,
+    verbose: bool = False,
+) -> dict:
     faults = [g for g in truth if not g.get("benign") and g["type"] != "flash_crowd"]
     benign = [g for g in truth if g.get("benign") or g["type"] == "flash_crowd"]
     allowed_deploy: set[int] = set()
@@ -121,6 +130,11 @@ def evaluate(found: list[dict], truth: list[dict], days: float, n_services: int,
                 hit = a
                 break
         rank = [r["service"] for r in hit["root_causes"]] if hit else []
+        if verbose:
+            print(
+                f"  {g['type']:28s} {g['level']:7s} -> "
+                + (f"{rank[:3]} {hit['evidence']['abnormal']}" if hit else "MISSED")
+            )
         alert = _ts(hit["evidence"]["alerted_at"]) if hit else 0.0
         delay = (alert - g["start"]) / margin if hit else None  # in windows
         per[(g["type"], g["level"])].append(
@@ -154,32 +168,14 @@ def summarize(rows: list, fa_day: float, days: float) -> dict:
 
 
 SCENARIOS = ("payment-failure", "cart-failure", "product-catalog-failure", "ad-failure", "payment-unreachable",
-             "shipping-slow", "recommendation-cache-failure", "ad-high-cpu", "email-memory-leak")  # fmt: skip
+             "shipping-slow", "recommendation-cache-failure", "ad-high-cpu", "email-memory-leak", "traffic-drop")  # fmt: skip
 
 
-def demo_world(args: argparse.Namespace, train_days: float, test_days: float, w: int) -> tuple:
-    """Backfill demo traffic through a real daemon; returns (daemon, storage, t0, test_start, end, truth)."""
-    from otel_ai.demo.runner import generate
+def demo_timeline(args: argparse.Namespace, train_days: float, test_days: float) -> list:
+    """Clean training days, then one fault every 75 minutes (every scenario x 3 magnitudes, shuffled),
+    a flash crowd a third of the way in and (full mode) a permanent deploy step near the end."""
     from otel_ai.demo.scenarios import TimelineEvent
-    from tests.helpers import InProcessDaemon, daemon_config
 
-    tmp = Path(tempfile.mkdtemp(prefix="anomaly-eval-"))
-    extra = {
-        "anomaly.window_s": w,
-        "anomaly.min_count": 5,
-        "anomaly.min_history_s": 0,
-        "scheduler.enabled": False,
-    }
-    cfg, ep = daemon_config(tmp / "ch", tmp=tmp, extra=extra)
-    d = InProcessDaemon(cfg, ep).start()
-    # Weekdays only (the generator dips weekends x0.7; weekly seasonality needs 2+ weeks of history).
-    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
-        days=train_days + test_days + 1
-    )
-    while any((day + timedelta(days=k)).weekday() >= 5 for k in range(int(train_days + test_days + 1))):
-        day -= timedelta(days=1)
-    t0, test_start = day, day + timedelta(days=train_days)
-    end = test_start + timedelta(days=test_days)
     rng = np.random.default_rng(args.seed)
     cases = [(sc, lvl) for sc in SCENARIOS for lvl in ("low", "medium", "severe")]
     rng.shuffle(cases)  # type: ignore[arg-type]
@@ -191,41 +187,98 @@ def demo_world(args: argparse.Namespace, train_days: float, test_days: float, w:
         dur = timedelta(minutes=int(rng.integers(15, 31)))
         if k == slots // 3:
             timeline.append(TimelineEvent(off, timedelta(minutes=20), "flash-crowd", "medium"))
-        elif k == 2 * slots // 3 and not args.quick:
+        elif k == slots - 1 and not args.quick:
             timeline.append(TimelineEvent(off, timedelta(minutes=30), "deploy-latency-step", "medium"))
-            break  # permanent: nothing after it would be comparable
         else:
             sc, lvl = cases[k % len(cases)]
             timeline.append(TimelineEvent(off, dur, sc, lvl))
+    return timeline
+
+
+def _generate_child(kw: dict, out: Any) -> None:
+    """Runs in a spawned process: the generator and the daemon each get a core."""
+    from otel_ai.demo.runner import generate
+
     t = time.perf_counter()
-    res = generate(t0, end, endpoint=f"http://{ep.grpc}", protocol="grpc", rate=args.rate, seed=args.seed,
-                   timeline=timeline, logs=False, metrics=False, on_step=_progress(t0))  # fmt: skip
+    res = generate(**kw)
+    out.put({"spans": res.spans, "dropped": res.dropped_spans, "cpu_s": res.cpu_seconds,
+             "wall_s": time.perf_counter() - t, "truth": res.ground_truth})  # fmt: skip
+
+
+def demo_world(args: argparse.Namespace, train_days: float, test_days: float, w: int) -> tuple:
+    """Backfill demo traffic through a real daemon; returns (daemon, storage, t0, test_start, end, truth).
+
+    With ``--data DIR`` the store and the ground truth are kept in DIR, and a later run with the
+    same DIR (and the same mode/seed/rate) reuses them instead of generating again.
+    """
+    import json
+    import multiprocessing
+
+    from tests.helpers import InProcessDaemon, daemon_config
+
+    data = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="anomaly-eval-"))
+    data.mkdir(parents=True, exist_ok=True)
+    meta_path = data / "world.json"
+    extra = {
+        "storage.database": "evaluation",
+        "anomaly.window_s": w,
+        "anomaly.min_count": 5,
+        "anomaly.min_history_s": 0,
+        "scheduler.enabled": False,
+    }
+    cfg, ep = daemon_config(data / "ch", tmp=data, extra=extra)
+    d = InProcessDaemon(cfg, ep).start()
     st = d.daemon.storage
-    last, stable = -1, 0
-    while stable < 3:  # wait for the pipeline to store everything it accepted
-        time.sleep(1.0)
-        n = st.query("SELECT count() FROM {db:Identifier}.otel_traces", {"db": st.database})[0][0]
-        stable = stable + 1 if n == last else 0
-        last = n
-    print(f"demo backfill: {res.spans:,} spans generated, {last:,} stored via OTLP gRPC in {time.perf_counter() - t:.0f}s "
-          f"({res.spans_per_cpu_second:,.0f} spans/CPU-s in the generator)")  # fmt: skip
+    key = {"seed": args.seed, "rate": args.rate, "train_days": train_days, "test_days": test_days,
+           "quick": bool(args.quick)}  # fmt: skip
+    if meta_path.exists() and json.loads(meta_path.read_text())["key"] == key:
+        meta = json.loads(meta_path.read_text())
+        print(f"demo backfill: reusing {data} ({meta['stored']:,} spans)")
+    else:
+        st.command("TRUNCATE TABLE IF EXISTS {db:Identifier}.otel_traces", {"db": st.database})
+        # Weekdays only (the generator dips weekends x0.7; weekly seasonality needs 2+ weeks).
+        day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
+            days=train_days + test_days + 1
+        )
+        while any((day + timedelta(days=k)).weekday() >= 5 for k in range(int(train_days + test_days + 1))):
+            day -= timedelta(days=1)
+        end = day + timedelta(days=train_days + test_days)
+        kw = {"start": day, "end": end, "endpoint": f"http://{ep.grpc}", "protocol": "grpc", "rate": args.rate,
+              "seed": args.seed, "timeline": demo_timeline(args, train_days, test_days), "logs": False,
+              "metrics": False, "encoder": "wire", "max_batch": 16384, "max_queue": 65536}  # fmt: skip
+        t = time.perf_counter()
+        ctx = multiprocessing.get_context("spawn")
+        q = ctx.Queue()
+        proc = ctx.Process(target=_generate_child, args=(kw, q))
+        proc.start()
+        res = q.get()
+        proc.join()
+        last, stable = -1, 0
+        while stable < 3:  # wait for the pipeline to store everything it accepted
+            time.sleep(0.5)
+            n = st.query("SELECT count() FROM {db:Identifier}.otel_traces", {"db": st.database})[0][0]
+            stable = stable + 1 if n == last else 0
+            last = n
+        wall = time.perf_counter() - t
+        print(f"demo backfill: {res['spans']:,} spans generated ({res['dropped']} dropped), {last:,} stored via "
+              f"OTLP gRPC in {wall:.0f}s = {last / wall:,.0f} spans/s end to end (generator: "
+              f"{res['spans'] / res['cpu_s']:,.0f} spans/CPU-s, its own process)")  # fmt: skip
+        meta = {
+            "key": key,
+            "stored": last,
+            "t0": day.isoformat(),
+            "end": end.isoformat(),
+            "truth": res["truth"],
+        }
+        meta_path.write_text(json.dumps(meta))
+    t0 = datetime.fromisoformat(meta["t0"])
+    end = datetime.fromisoformat(meta["end"])
+    test_start = t0 + timedelta(days=train_days)
     level = {"low": "mild", "medium": "medium", "severe": "severe"}
     truth = [{"type": e["scenario"], "service": e["root_cause"], "level": level.get(str(e["magnitude"]), "medium"),
               "start": _ts(e["start"]), "end": _ts(e["end"]), "benign": e["benign"]}
-             for e in res.ground_truth["events"]]  # fmt: skip
+             for e in meta["truth"]["events"]]  # fmt: skip
     return d, st, t0, test_start, end, truth
-
-
-def _progress(t0: datetime) -> object:
-    last = [0]
-
-    def step(res: object) -> None:
-        hours = int((res.end_ns / 1e9 - t0.timestamp()) // 3600)  # type: ignore[attr-defined]
-        if hours >= last[0] + 6:
-            last[0] = hours
-            print(f"  backfill: {hours} h simulated, {res.spans:,} spans", flush=True)  # type: ignore[attr-defined]
-
-    return step
 
 
 def synthetic_world(args: argparse.Namespace, train_days: float, test_days: float) -> tuple:
@@ -251,11 +304,14 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--verbose", action="store_true", help="list the autoencoder's false alarms")
     ap.add_argument("--rate", type=float, default=None, help="ingress requests/s (demo) or /min (synthetic)")
+    ap.add_argument(
+        "--data", default=None, help="demo: keep the backfilled store here and reuse it next time"
+    )
     args = ap.parse_args()
     demo = args.source == "demo"
     if demo:
         train_days, test_days = (1.0, 0.5) if args.quick else (2.0, 1.0)
-        args.rate = args.rate or (1.0 if args.quick else 2.0)
+        args.rate = args.rate or 1.5
         w = 300
         d, st, t0, test_start, end, truth = demo_world(args, train_days, test_days, w)
         cfg = AnomalyConfig(window_s=w, min_count=5)
@@ -283,7 +339,9 @@ def main() -> int:
         t = time.perf_counter()
         r = httpx.post(d.api_url + "/api/v1/anomalies/detect", json=body, timeout=900)
         r.raise_for_status()
-        results["autoencoder"] = evaluate(r.json()["anomalies"], truth, test_days, len(train.services), w)
+        results["autoencoder"] = evaluate(
+            r.json()["anomalies"], truth, test_days, len(train.services), w, verbose=args.verbose
+        )
         results["autoencoder"]["fit_s"] = time.perf_counter() - t
         if args.verbose:
             for k in results["autoencoder"]["fa_idx"]:

@@ -97,6 +97,10 @@ def _flash(e: Effects, k: float, _: float) -> None:
     e.rate_factor *= k
 
 
+def _drop(e: Effects, k: float, _: float) -> None:
+    e.rate_factor *= k
+
+
 def _deploy(e: Effects, k: float, _: float) -> None:
     _mult(e.latency_mult, "product-catalog", 1.0 + k)
     e.version["product-catalog"] = "2.1.4"
@@ -138,6 +142,10 @@ SCENARIOS: dict[str, Scenario] = {
                  "email latency ramps 0 → p ms over the event, memory grows, errors in the last 20%"),
         Scenario("kafka-queue-problems", "kafkaQueueProblems", "kafka", ("accounting", "fraud-detection"), "s",
                  (5.0, 30.0, 120.0), _kafka_lag, "consumer lag ramps to p seconds behind the producer"),
+        Scenario("traffic-drop", "loadGeneratorUsers", "frontend-proxy", ("frontend-proxy", "frontend"), "factor",
+                 (0.7, 0.5, 0.3), _drop,
+                 "ingress rate x p: users cannot reach the shop (an ingress fault; only the time of day tells it "
+                 "from the nightly trough)"),
         Scenario("flash-crowd", "loadGeneratorUsers", None, (), "factor", (2.0, 4.0, 8.0), _flash,
                  "ingress rate x p (benign)", benign=True),
         Scenario("deploy-latency-step", "(deploy)", "product-catalog", ("product-catalog",), "factor",

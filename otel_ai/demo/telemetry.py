@@ -88,6 +88,7 @@ class Telemetry:
     environment: str = "demo"
     metric_exporter: Callable[[], MetricExporter] | None = None
     metric_interval_ms: int = 10_000
+    wire: bool = False  # backfill: light spans (otel_ai.demo.wire) instead of SDK spans
     _tracers: dict[tuple[str, str], Tracer] = field(default_factory=dict)
     _loggers: dict[str, Logger] = field(default_factory=dict)
     _meters: dict[str, ServiceMetrics] = field(default_factory=dict)
@@ -115,6 +116,14 @@ class Telemetry:
     def tracer(self, service: str, version: str | None = None) -> Tracer:
         key = (service, version or SERVICES[service].version)
         tracer = self._tracers.get(key)
+        if tracer is None and self.wire:
+            from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+            from otel_ai.demo.wire import WireTracer
+
+            scope = InstrumentationScope("oteldemo", key[1])
+            tracer = WireTracer(self.span_processor, self.resource(service, key[1]), scope, self.id_generator)  # type: ignore[assignment]
+            self._tracers[key] = tracer  # type: ignore[assignment]
         if tracer is None:
             provider = TracerProvider(
                 resource=self.resource(service, key[1]),

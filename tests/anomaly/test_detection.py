@@ -101,3 +101,33 @@ def test_jobs_registered() -> None:
     jobs = {j.id: j for j in sched.get_jobs()}
     assert set(jobs) == {"anomaly-detect", "anomaly-retrain"}
     assert jobs["anomaly-detect"].trigger.interval.total_seconds() == 30
+
+
+def test_restart_resumes_open_anomaly_without_paging_again(world: dict[str, Any]) -> None:
+    """A restart in the middle of an incident: the stored open anomaly is resumed (same id, same
+    root cause as at the alert), not opened a second time, and it closes once the fault ends."""
+    st, cfg, T = world["storage"], world["cfg"], world["T"]
+    first = AnomalyService(st, cfg)
+    first.start()
+    first.tracker.tracks, first._last_window = [], None  # a clean live run for this test
+    opened = []
+    for minute in range(18, 27):
+        opened += [a for a in first.run_cycle(datetime.fromtimestamp(T + minute * 60 + 30, UTC))
+                   if a["closed_at"] is None]  # fmt: skip
+    assert opened, "the payment slowdown should page during minutes 18-27"
+    alert = opened[0]
+    assert alert["root_causes"][0]["service"] == "payment"
+    # "Restart": a new service over the same storage.
+    second = AnomalyService(st, cfg)
+    second.start()
+    assert alert["id"] in {t.anomaly_id for t in second.tracker.tracks}
+    later = []
+    for minute in range(27, 60):
+        later += second.run_cycle(datetime.fromtimestamp(T + minute * 60 + 30, UTC))
+    payment = [a for a in later if "payment" in a["evidence"]["services"]]
+    assert payment and {a["id"] for a in payment} == {alert["id"]}, [
+        (a["id"], a["opened_at"]) for a in payment
+    ]
+    final = second.get(alert["id"])
+    assert final is not None and final["closed_at"] is not None
+    assert final["root_causes"] == alert["root_causes"]  # described at the alert, not at close

@@ -81,6 +81,7 @@ CASES: list[tuple[str, str, Callable[[Sequence[ReadableSpan]], float], Callable[
     ("email-memory-leak", "medium", mean_ms("email"), lambda b, d: d > b + 300),
     ("kafka-queue-problems", "medium", consumer_lag_s, lambda b, d: b < 0.05 and d > 5),
     ("flash-crowd", "medium", count("frontend-proxy"), lambda b, d: 3 < d / b < 5),
+    ("traffic-drop", "medium", count("frontend-proxy"), lambda b, d: 0.3 < d / b < 0.7),
     ("deploy-latency-step", "severe", new_version_share, lambda b, d: b == 0 and d == 1),
 ]
 

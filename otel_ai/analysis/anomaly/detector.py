@@ -6,11 +6,20 @@ one calibration (``anomaly_anchors.md`` §4.4):
 
 1. a per-feature deviation ``e_j ≥ 0`` (the autoencoder: squared reconstruction residual over its
    median on training windows; baselines: squared z-scores and the like);
-2. per-feature calibration ``F_j = e_j / Q(e_j on held-out normal windows)`` so every feature
-   speaks the same "how unusual" language;
+2. per-feature calibration ``F_j = e_j / T_j`` so every feature speaks the same "how unusual"
+   language (1.0 = the feature's alarm level);
 3. window score ``s = max_j F_j`` (the worst feature, not the mean: the mean dilutes a single
-   broken figure by 1/d);
-4. ``threshold_`` = the ``1 - false_alarm_rate`` quantile of ``s`` on the held-out windows.
+   broken figure by 1/d), alarm when ``s > threshold_`` (= ``threshold_margin``).
+
+``T_j`` comes from held-out normal windows. A 0.999 quantile per feature cannot be estimated from
+a few hundred windows (it is just the maximum, and with d features some feature beats its own
+maximum in almost every new window), so the calibration is peaks-over-threshold (SPOT, Siffer et
+al. KDD 2017): each feature is first normalised by a quantile that *can* be estimated
+(``base_quantile``, 0.9), the normalised values of features of one kind (``pool_groups``: request
+rate, latency, errors, ...) are pooled, a generalized Pareto tail is fitted to the pooled top
+``1 - tail_quantile`` (probability-weighted moments, numpy only), and the alarm level is that tail's
+quantile for a per-feature probability of ``false_alarm_rate / d`` (Bonferroni over the d
+features), so the window false-alarm rate stays within the budget.
 
 ``score_samples`` is ``-s`` (lower = more abnormal), ``decision_function`` is
 ``score_samples - offset_`` (negative = abnormal) and ``predict`` returns ±1.
@@ -59,8 +68,14 @@ class WindowDetector:
         threshold_margin: float = 1.0,
         clip: float = 20.0,
         random_state: int | None = 0,
+        pool_groups: list[str] | None = None,
+        base_quantile: float = 0.9,
+        tail_quantile: float = 0.95,
     ) -> None:
         self.n_context = n_context
+        self.pool_groups = pool_groups
+        self.base_quantile = base_quantile
+        self.tail_quantile = tail_quantile
         self.calibration_fraction = calibration_fraction
         self.false_alarm_rate = false_alarm_rate
         self.feature_quantile = feature_quantile
@@ -99,13 +114,8 @@ class WindowDetector:
         self.marginal_threshold_ = np.where(np.isnan(mq), 1.0, np.maximum(mq, 1.0))
         dev = self._deviation(Zc, cal[:, d:])
         if self.calibrated:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                q = np.nanquantile(dev, self.feature_quantile, axis=0)
-            self.feature_threshold_ = np.where(np.isnan(q), 1.0, np.maximum(q, self._min_feature_threshold()))
-            s_cal = self._max(dev / self.feature_threshold_)
-            self.threshold_ = float(np.quantile(s_cal, 1 - self.false_alarm_rate)) * self.threshold_margin
-            self.threshold_ = max(self.threshold_, 1.0)
+            self.feature_threshold_ = self._calibrate(dev)
+            self.threshold_ = float(self.threshold_margin)
         else:
             self.feature_threshold_ = np.full(d, self.fixed_threshold)
             self.threshold_ = 1.0
@@ -133,6 +143,33 @@ class WindowDetector:
 
     def predict(self, X: Any) -> np.ndarray:
         return np.where(self.decision_function(X) < 0, -1, 1)
+
+    # -- calibration --------------------------------------------------------------------------
+    def _calibrate(self, dev: np.ndarray) -> np.ndarray:
+        """Per-feature alarm levels ``T_j`` from held-out deviations (see the module docstring)."""
+        d = dev.shape[1]
+        if self.pool_groups is not None and len(self.pool_groups) != d:
+            raise DetectorError(f"pool_groups has {len(self.pool_groups)} entries for {d} features")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            base = np.nanquantile(dev, self.base_quantile, axis=0)
+        base = np.where(np.isnan(base), 1.0, np.maximum(base, self._min_feature_threshold()))
+        N = dev / base
+        groups = np.asarray(self.pool_groups if self.pool_groups is not None else [""] * d, dtype=object)
+        live = self.usable_ & ~np.all(np.isnan(dev), axis=0)
+        p = self.false_alarm_rate / max(1, int(live.sum()))
+        level = np.ones(d)
+        self.tail_ = {}
+        for g in sorted(set(groups.tolist())):
+            cols = np.flatnonzero((groups == g) & live)
+            if not len(cols):
+                continue
+            vals = N[:, cols].ravel()
+            vals = vals[~np.isnan(vals)]
+            z, xi = pot_quantile(vals, p, self.tail_quantile)
+            level[groups == g] = z
+            self.tail_[str(g)] = (round(z, 4), round(xi, 4), len(vals))
+        return base * level
 
     # -- helpers ------------------------------------------------------------------------------
     def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -178,6 +215,33 @@ class WindowDetector:
         return {k: getattr(self, k) for k in names}
 
 
+def pot_quantile(values: np.ndarray, p: float, tail_quantile: float = 0.95) -> tuple[float, float]:
+    """The level exceeded with probability ``p``: a generalized Pareto tail fitted by
+    probability-weighted moments (Hosking & Wallis 1987) to the values above their
+    ``tail_quantile`` (SPOT's initial threshold). Returns ``(level, shape ξ)``; with fewer than
+    30 tail points it falls back to the largest value (ξ reported as NaN)."""
+    v = np.sort(np.asarray(values, dtype=float))
+    n = len(v)
+    if n == 0:
+        return 1.0, float("nan")
+    t = float(np.quantile(v, tail_quantile))
+    y = v[v > t] - t
+    if len(y) < 30 or p >= (len(y) / n):
+        return float(max(v[-1], t)), float("nan")
+    m = len(y)
+    a0 = float(y.mean())
+    pp = (np.arange(1, m + 1) - 0.35) / m
+    a1 = float(np.mean((1 - pp) * y))
+    if a0 <= 2 * a1 or a0 <= 0:
+        return float(v[-1]), float("nan")
+    k = a0 / (a0 - 2 * a1) - 2  # Hosking's k = -ξ
+    sigma = 2 * a0 * a1 / (a0 - 2 * a1)
+    xi = float(np.clip(-k, -0.5, 1.0))  # bounded: a wild shape from a few points must not explode
+    q = p * n / m  # tail probability conditional on exceeding t
+    z = t + (sigma / xi * (q ** (-xi) - 1) if abs(xi) > 1e-6 else -sigma * np.log(q))
+    return float(max(z, v[-1])), xi
+
+
 def _act(name: str, a: np.ndarray) -> np.ndarray:
     if name == "tanh":
         return np.tanh(a)
@@ -210,11 +274,15 @@ class AutoencoderDetector(WindowDetector):
         threshold_margin: float = 1.0,
         clip: float = 20.0,
         random_state: int | None = 0,
+        pool_groups: list[str] | None = None,
+        base_quantile: float = 0.9,
+        tail_quantile: float = 0.95,
     ) -> None:
         super().__init__(
             n_context=n_context, calibration_fraction=calibration_fraction, false_alarm_rate=false_alarm_rate,
             feature_quantile=feature_quantile, threshold_margin=threshold_margin, clip=clip,
-            random_state=random_state,
+            random_state=random_state, pool_groups=pool_groups, base_quantile=base_quantile,
+            tail_quantile=tail_quantile,
         )  # fmt: skip
         self.hidden = hidden
         self.bottleneck = bottleneck
@@ -223,7 +291,7 @@ class AutoencoderDetector(WindowDetector):
         self.max_iter = max_iter
 
     def _min_feature_threshold(self) -> float:
-        return 4.0  # twice the typical residual: stable features must move visibly to count
+        return 1.0  # the training median of the normalised residual: stable features must move to count
 
     def _fit_core(self, Z: np.ndarray, ctx: np.ndarray) -> None:
         from sklearn.exceptions import ConvergenceWarning

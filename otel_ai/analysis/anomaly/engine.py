@@ -94,6 +94,9 @@ class Track:
     saved_peak: float = 0.0
     saved_services: int = 0
     opened_window: int = 0
+    # What was said when the anomaly paged (root causes, kind, severity): later descriptions
+    # keep it, so the stored answer is the one a user was alerted with (see ``describe``).
+    alert_view: dict[str, Any] | None = None
 
 
 class Tracker:
@@ -103,6 +106,33 @@ class Tracker:
         self.cfg = config
         self.tracks: list[Track] = []
         self.streaks: dict[str, int] = {}
+
+    def restore(self, anomalies: list[dict[str, Any]]) -> int | None:
+        """Re-create the open tracks of stored (open, live) anomalies after a restart.
+
+        Their services keep a full streak, so an anomaly that is still going on continues (and
+        is not opened a second time); one that ended while the daemon was down closes after
+        ``close_after`` quiet windows as usual. Returns the last window the stored anomalies saw
+        (unix seconds), so the caller can replay the windows it missed.
+        """
+        last_seen: int | None = None
+        for a in anomalies:
+            ev = a.get("evidence") or {}
+            services = set(ev.get("services") or [a["entity"]["service"]])
+            first = int(_parse(ev.get("first_alert_window") or a["opened_at"]))
+            last = int(_parse(ev["last_window"])) if ev.get("last_window") else first
+            opened_window = int(_parse(ev["alerted_at"])) if ev.get("alerted_at") else last
+            t = Track(services=services, first=first, last=last, streak=self.cfg.open_after, opened=True,
+                      anomaly_id=str(a["id"]), peak=float(a.get("score") or 0.0),
+                      opened_window=opened_window - int(ev.get("window_s") or 0))  # fmt: skip
+            t.saved_peak, t.saved_services = t.peak, len(services)
+            t.alert_view = {"root_causes": a.get("root_causes", []), "kind": ev.get("kind"),
+                            "severity": a.get("severity")}  # fmt: skip
+            self.tracks.append(t)
+            for s in services:
+                self.streaks[s] = max(self.streaks.get(s, 0), self.cfg.open_after)
+            last_seen = max(last_seen or last, last)
+        return last_seen
 
     def step(self, scored: Scored, i: int) -> list[tuple[str, Track]]:
         """Advance by window ``i`` of ``scored``; returns ``[(event, track)]`` with event open|update|close."""
@@ -198,6 +228,10 @@ def _iso(ts: int) -> str:
     return rfc3339(datetime.fromtimestamp(ts, UTC))
 
 
+def _parse(text: str) -> float:
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+
+
 def describe(
     track: Track, scored: Scored, *, closed: bool, top_k: int = 5, open_after: int = 2
 ) -> dict[str, Any]:
@@ -207,7 +241,8 @@ def describe(
     i1 = scored.index_of(track.last)
     i1 = len(fr.windows) - 1 if i1 is None else i1
     svcs = sorted(track.services)
-    level = np.max([scored.S[s] for s in svcs if s in scored.S], axis=0)
+    known = [scored.S[s] for s in svcs if s in scored.S]
+    level = np.max(known, axis=0) if known else np.zeros(len(fr.windows))
     onset = i0
     while onset > 0 and level[onset - 1] > 0.5 * thr:
         onset -= 1  # "since when": walk back while the score stays above half the threshold
@@ -223,21 +258,34 @@ def describe(
     peak_by_svc = {s: float(v[span].max()) for s, v in scored.S.items()}
     k = max(1, min(open_after, i1 + 1 - onset))
     top_metrics: dict[str, list[tuple[str, float]]] = {}
+    dropped: dict[str, list[tuple[str, float]]] = {}  # caller → callees it reaches less often
     for j, f in enumerate(fr.features):
         if f.owner in track.services and _run(scored.F[span, j] > thr) >= k:
             at = onset + int(np.argmax(scored.F[span, j]))
-            top_metrics.setdefault(f.owner, []).append((f.metric, _signed(scored, at, j)))
+            signed = _signed(scored, at, j)
+            top_metrics.setdefault(f.owner, []).append((f.metric, signed))
+            if f.kind == "edge" and f.metric == "cpr" and signed < 0:
+                dropped.setdefault(f.service, []).append((f.target, signed))
     anomalous = set(top_metrics) or {s for s in track.services if peak_by_svc.get(s, 0.0) > thr}
     onset_by_svc = {s: onset + int(np.argmax(scored.S[s][span] > thr)) for s in anomalous}
     root = rank_root_causes(
         services=fr.services, edges=fr.edges, score=peak_by_svc, onset=onset_by_svc, anomalous=anomalous,
-        top_metrics=top_metrics, threshold=thr,
+        top_metrics=top_metrics, threshold=thr, dropped_calls=dropped,
     )  # fmt: skip
     all_metrics = {m for ms in top_metrics.values() for m, _ in ms}
     surge = bool(anomalous) and not root and all_metrics <= {"rate"}
     score = float(level[span].max() / thr)
     severity = "info" if surge else ("critical" if score >= 3 else "warning")
     kind = "traffic_surge" if surge else _kind(top_metrics.get(str(root[0]["service"]), []) if root else [])
+    latest = root
+    view = track.alert_view
+    if view is None or (view["severity"] == "info" and severity != "info"):
+        # First description (the alert), or a traffic note that turned into a real fault.
+        track.alert_view = {"root_causes": root, "kind": kind, "severity": severity}
+    else:  # the root cause is what paged; later windows only extend the evidence
+        root, kind = view["root_causes"], view["kind"]
+        if severity == "info" and view["severity"] != "info":
+            severity = "warning"
     return {
         "id": track.anomaly_id,
         "entity": {"kind": top.kind, "service": top.service, "operation": top.operation or None,
@@ -252,10 +300,14 @@ def describe(
             "window": {"start": _iso(int(fr.windows[onset])), "end": _iso(int(fr.windows[i1]) + w)},
             "first_alert_window": _iso(track.first),
             "alerted_at": _iso((track.opened_window or track.last) + w),
+            "last_window": _iso(track.last),
+            "window_s": w,
+            "root_causes_latest": latest,
             "peak_window": _iso(int(fr.windows[peak_i])),
             "kind": kind,
             "services": svcs,
             "abnormal": {s: sorted({m for m, _ in ms}) for s, ms in sorted(top_metrics.items())},
+            "dropped_calls": {c: [t for t, _ in sorted(v, key=lambda x: x[1])] for c, v in sorted(dropped.items())},
             "propagation": [[a, b] for a, b in fr.edges if a in anomalous and b in anomalous],
             "model_id": scored.model_id,
             "threshold": round(thr, 4),

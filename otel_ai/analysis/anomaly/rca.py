@@ -5,6 +5,10 @@ callees are anomalous, earliest onset first. Personalized PageRank over the anom
 (MicroRCA-style; numpy power iteration) orders the rest and breaks ties. A service whose only
 evidence is latency with a flat self-time is a symptom of its dependency and is demoted. A pure
 traffic surge has no root cause; a pure traffic drop points at the top-most service that dropped.
+
+An *unreachable dependency* leaves no spans of its own to be abnormal (TraceAnomaly's "missing
+call path"): its caller's calls per request to it fall while no callee of that caller shows
+errors or self-time of its own. That callee (the largest drop first) is then ranked first.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Iterable
 import numpy as np
 
 LATENCY = frozenset({"p50", "p95", "p99"})
+OWN = frozenset({"err", "self"})  # evidence that a service itself misbehaves
 
 
 def descendants(graph: dict[str, set[str]], node: str) -> set[str]:
@@ -65,11 +70,13 @@ def rank_root_causes(
     anomalous: set[str],
     top_metrics: dict[str, list[tuple[str, float]]],
     threshold: float,
+    dropped_calls: dict[str, list[tuple[str, float]]] | None = None,
 ) -> list[dict[str, float | str]]:
     """``[{"service", "score"}]`` best first.
 
     ``score``: each service's peak calibrated score; ``onset``: its first abnormal window;
-    ``top_metrics``: per service, (metric, signed deviation) of its abnormal features.
+    ``top_metrics``: per service, (metric, signed deviation) of its abnormal features;
+    ``dropped_calls``: per caller, (callee, signed deviation) of abnormal falls in calls per request.
     """
     edges = list(edges)
     graph: dict[str, set[str]] = {}
@@ -91,13 +98,23 @@ def rank_root_causes(
 
     def symptom_only(s: str) -> bool:
         ms = metrics.get(s, set())
-        return bool(ms) and ms <= LATENCY | {"rate", "cpr", "spans_per_trace"} and "self" not in ms
+        return (
+            bool(ms) and ms <= LATENCY | {"rate", "cpr", "spans_per_trace", "childless"} and "self" not in ms
+        )
 
-    deepest = [s for s in anomalous if not (descendants(graph, s) & anomalous)]
+    own = {s for s, ms in metrics.items() if ms & OWN}
+    unreachable: list[str] = []
+    for caller, drops in sorted((dropped_calls or {}).items()):
+        if caller in anomalous and not (graph.get(caller, set()) & own):
+            unreachable += [t for t, _ in sorted(drops, key=lambda d: d[1]) if t not in unreachable]
+    anomalous = anomalous | set(unreachable)
+    deepest = [s for s in anomalous if not (descendants(graph, s) & anomalous) and s not in unreachable]
     deepest.sort(key=lambda s: (symptom_only(s), onset.get(s, 1 << 62), -ppr.get(s, 0.0), s))
-    others = sorted(anomalous - set(deepest), key=lambda s: (symptom_only(s), -ppr.get(s, 0.0), s))
+    others = sorted(
+        anomalous - set(deepest) - set(unreachable), key=lambda s: (symptom_only(s), -ppr.get(s, 0.0), s)
+    )
     tail = sorted((s for s in services if s not in anomalous), key=lambda s: (-score.get(s, 0.0), s))
-    return _scored(deepest + others + tail[:5])
+    return _scored(unreachable + deepest + others + tail[:5])
 
 
 def _scored(order: list[str]) -> list[dict[str, float | str]]:

@@ -73,6 +73,12 @@ class AnomalyService:
                 log.info("anomaly: loaded model %s (%d features)", stored.model_id, len(feats))
             except DetectorError as exc:
                 log.warning("anomaly: stored model %s ignored: %s", stored.model_id, exc)
+        # Open anomalies survive a restart: their tracks (and streaks) come back from storage, and
+        # the first cycle replays the windows missed while the daemon was down (up to the look-back).
+        last = self.tracker.restore(self.store.open_ids())
+        if last is not None:
+            self._last_window = last
+            log.info("anomaly: resumed %d open anomalies", len(self.tracker.tracks))
 
     def shutdown(self) -> None:
         return None  # jobs belong to the daemon's scheduler, which it shuts down; nothing to release
@@ -95,9 +101,10 @@ class AnomalyService:
         return job
 
     # -- training -------------------------------------------------------------------------------
-    def _detector(self) -> AutoencoderDetector:
+    def _detector(self, features: list[Feature]) -> AutoencoderDetector:
         c = self.cfg
         return AutoencoderDetector(
+            pool_groups=[f.metric for f in features],
             hidden=c.hidden, bottleneck=c.bottleneck, alpha=c.alpha, max_iter=c.max_iter, n_context=2,
             calibration_fraction=c.calibration_fraction, false_alarm_rate=c.false_alarm_rate,
             threshold_margin=c.threshold_margin, random_state=c.random_state,
@@ -115,7 +122,7 @@ class AnomalyService:
         if not frame.features:
             raise DetectorError("no spans in the training range")
         train = frame.slice(keep)
-        det = self._detector()
+        det = self._detector(frame.features)
         det.fit(np.hstack([train.X, train.context]))
         mid = f"ae-{end.astimezone(UTC):%Y%m%dT%H%M%S}-{len(frame.features)}f"
         return Model(det, frame.features, mid, end)
@@ -140,11 +147,13 @@ class AnomalyService:
         )  # fmt: skip
         with self._lock:
             self.model = model
+            adopted_ids = {a["id"] for a in adopted}
             for a in adopted:  # a level shift that lasted: the new model treats it as normal
                 a["closed_at"] = a["closed_at"] or now.isoformat()
                 a["evidence"]["close_reason"] = "adopted as the new baseline by retraining"
                 self.store.save_anomaly(a, "live")
-            self.tracker = Tracker(self.cfg)
+            # Other open anomalies carry on under the new model (a retrain must not re-page them).
+            self.tracker.tracks = [t for t in self.tracker.tracks if t.anomaly_id not in adopted_ids]
         self.m_trained.set(now.timestamp())
         log.info("anomaly: trained %s", model.model_id)
         return True
