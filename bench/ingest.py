@@ -284,6 +284,7 @@ def bench_daemon(
             bodies = [p.body for p in payloads(n_bodies, encoding)]
             before = _stored(daemon.api_url)
             batches0, insert_s0 = _insert_stats(daemon.api_url)
+            cpu0 = sum(proc.cpu_times()[:2])
             q: Any = mp.get_context("spawn").Queue()
             url = f"{daemon.ep.http_url}/v1/traces"
             worker = mp.get_context("spawn").Process(
@@ -312,11 +313,15 @@ def bench_daemon(
                 "acked": acked_spans,
                 "stored": stored,
             }
+            cpu = sum(proc.cpu_times()[:2]) - cpu0
             batches1, insert_s1 = _insert_stats(daemon.api_url)
             nb = max(1, batches1 - batches0)
             out[encoding]["avg_batch"] = stored / nb
             out[encoding]["avg_insert_s"] = (insert_s1 - insert_s0) / nb
             out[encoding]["insert_busy"] = (insert_s1 - insert_s0) / (res["elapsed"] + drain)
+            # CPU per stored span is what the machine's other load disturbs least; 2 cores at
+            # 100% would store 2 / cpu_us_per_span spans per microsecond.
+            out[encoding]["cpu_us_per_span"] = cpu / max(1, stored) * 1e6
             r = out[encoding]
             print(
                 f"  daemon {encoding:<8} acked {r['acked_per_s']:>9,.0f} spans/s  stored "
@@ -326,7 +331,9 @@ def bench_daemon(
             )
             print(
                 f"           batches: {r['avg_batch']:,.0f} spans avg, {r['avg_insert_s']:.2f} s per writer.write, "
-                f"writer busy {r['insert_busy']:.2f} worker-seconds per second",
+                f"writer busy {r['insert_busy']:.2f} worker-seconds per second, daemon CPU "
+                f"{r['cpu_us_per_span']:.1f} us per stored span (= {2e6 / r['cpu_us_per_span']:,.0f} spans/s "
+                "if 2 cores were all its own)",
                 flush=True,
             )
     finally:
@@ -346,8 +353,10 @@ def main() -> None:
         "--daemon-env", action="append", default=[], metavar="KEY=VALUE",
         help="extra environment for the daemon, e.g. OTEL_AI_PIPELINE__BATCH_MIN_ITEMS=20000",
     )  # fmt: skip
+    ap.add_argument("--senders", type=int, default=0, help="concurrent senders (default 32 quick, 64 full)")
     args = ap.parse_args()
     n, batch, seconds, conc = (24, 12, 8.0, 32) if args.quick else (200, 50, 30.0, 64)
+    conc = args.senders or conc
     print(f"otel-ai ingest benchmark ({'quick' if args.quick else 'full'}), {os.cpu_count()} CPUs visible")
     dec = bench_decoders(n, batch)
     if args.no_daemon:

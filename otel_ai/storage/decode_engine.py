@@ -31,9 +31,21 @@ from typing import Any
 
 from otel_ai.errors import DecodeError, StorageError
 from otel_ai.model import Payload
-from otel_ai.storage.decode_engine_sql import FALLBACK_MARK, STATEMENTS, STRUCTURES
+from otel_ai.storage.decode_engine_sql import COMPOSITE_MARK, FALLBACK_MARK, STATEMENTS, STRUCTURES
 
 PROTO = Path(__file__).resolve().parent.parent / "otlp" / "proto" / "otlp_clickhouse.proto"
+# The same schema with top-level array/kvlist values as raw bytes, for the scalar dialect
+# ("pbs"); generated from PROTO by ``scalar_proto`` (a test keeps the two in step).
+PROTO_SCALAR = PROTO.with_name("otlp_clickhouse_scalar.proto")
+
+
+def scalar_proto(text: str) -> str:
+    """``PROTO``'s text turned into ``PROTO_SCALAR``'s: AnyValue's composites read as bytes."""
+    out = text.replace("package otel_ai.ch;", "package otel_ai.chs;")
+    out = out.replace("    ArrayValue1 array_value = 5;", "    bytes array_value = 5;")
+    out = out.replace("    KeyValueList1 kvlist_value = 6;", "    bytes kvlist_value = 6;")
+    header = "// GENERATED from otlp_clickhouse.proto by otel_ai.storage.decode_engine.scalar_proto.\n"
+    return header + out
 
 # -- the decoder ----------------------------------------------------------------------------
 
@@ -114,6 +126,16 @@ class EngineFallback(Exception):
     """The SQL met a value it cannot render exactly; the batch goes through the python decoder."""
 
 
+class _Composite(Exception):
+    """The scalar dialect met an array or kvlist value; run the statement in the full dialect."""
+
+
+# After a statement met an array/kvlist value, the next this-many batches of its signal skip the
+# scalar dialect (a sender that uses such attributes tends to use them in every batch; the
+# scalar attempt is tried again afterwards, as traffic changes).
+FULL_DIALECT_BATCHES = 64
+
+
 class EngineDecoder:
     """Inserts payloads by letting ClickHouse decode them (embedded chDB)."""
 
@@ -122,6 +144,9 @@ class EngineDecoder:
         self.streams = streams or max(1, min(4, os.cpu_count() or 1))
         self.tmp_dir = tmp_dir
         self.fallbacks = 0
+        # Statements that met an array/kvlist value run in the full dialect for a while.
+        self._full_left: dict[tuple[str, int], int] = {}
+        self.composite_retries = 0
 
     def write(self, payloads: Sequence[Payload]) -> None:
         from otel_ai.storage.writer import write_python
@@ -153,19 +178,36 @@ class EngineDecoder:
                     for p in payloads[k::streams]:
                         write_one(fh, p)
             fmt = "Protobuf" if dialect == "pb" else "JSONEachRow"
-            glob = os.path.join(workdir, "*.in")
-            src = f"file({_quote(glob)}, '{fmt}', {_quote(STRUCTURES[dialect][signal])})"
-            if dialect == "pb":
-                settings: dict[str, Any] = dict(_PB_SETTINGS, format_schema=f"{PROTO}:{_MESSAGES[signal]}")
-            else:
-                settings = dict(_JSON_SETTINGS)
+            glob = _quote(os.path.join(workdir, "*.in"))
             db = f"`{self.storage.database}`"
-            # Settings go into the statement: settings passed to the driver cost a snapshot
-            # query plus a SET and a restore per setting on every call (clickhouse-connect's
-            # chDB backend), a dozen extra queries per batch.
-            clause = " SETTINGS " + ", ".join(f"{k} = {_literal(v)}" for k, v in settings.items())
-            for sql in STATEMENTS[(dialect, signal)]:
-                self._run(sql.replace("{db}", db).replace("{src}", src) + clause)
+
+            def sql(d: str, i: int) -> str:
+                if d == "json":
+                    settings: dict[str, Any] = dict(_JSON_SETTINGS)
+                else:
+                    schema = PROTO_SCALAR if d == "pbs" else PROTO
+                    settings = dict(_PB_SETTINGS, format_schema=f"{schema}:{_MESSAGES[signal]}")
+                # Settings go into the statement: settings passed to the driver cost a snapshot
+                # query plus a SET and a restore per setting on every call (clickhouse-connect's
+                # chDB backend), a dozen extra queries per batch.
+                clause = " SETTINGS " + ", ".join(f"{k} = {_literal(v)}" for k, v in settings.items())
+                src = f"file({glob}, '{fmt}', {_quote(STRUCTURES[d][signal])})"
+                return STATEMENTS[(d, signal)][i].replace("{db}", db).replace("{src}", src) + clause
+
+            for i in range(len(STATEMENTS[(dialect, signal)])):
+                if dialect == "pb":
+                    key = (signal, i)
+                    left = self._full_left.get(key, 0)
+                    if left <= 0:
+                        try:
+                            self._run(sql("pbs", i))
+                            continue
+                        except _Composite:  # nothing was written: the SELECT threw
+                            self.composite_retries += 1
+                            self._full_left[key] = FULL_DIALECT_BATCHES
+                    else:
+                        self._full_left[key] = left - 1
+                self._run(sql(dialect, i))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -177,6 +219,8 @@ class EngineDecoder:
             # query text quoted in some other error) is not.
             if f"Exception: {FALLBACK_MARK}" in exc.message:
                 raise EngineFallback(exc.message) from exc
+            if f"Exception: {COMPOSITE_MARK}" in exc.message:
+                raise _Composite(exc.message) from exc
             if exc.retryable:
                 raise
             raise DecodeError(f"the engine decoder rejected the batch: {exc.message}") from exc

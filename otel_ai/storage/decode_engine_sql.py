@@ -1,10 +1,14 @@
 """SQL of the engine decoder: input structures and flatten SELECTs, for protobuf and OTLP/JSON.
 
-One set of templates serves both wire encodings ("dialects"):
+One set of templates serves both wire encodings, in three "dialects":
 
 * ``pb`` — ClickHouse's ``Protobuf`` format with ``otel_ai/otlp/proto/otlp_clickhouse.proto``;
   ``AnyValue`` presence comes from ``input_format_protobuf_oneof_presence`` (an Enum column
   named after the oneof); ids are bytes (``hex``); enums are ints.
+* ``pbs`` — the same protobuf read with attribute values that are arrays or kvlists kept as raw
+  bytes: the input type and the flatten expression shrink to a third, and so does the query
+  analysis every INSERT pays (measured 0.15 s → 0.05 s of CPU). A statement that meets such a
+  value raises ``COMPOSITE_MARK`` and is run again in ``pb`` (see ``decode_engine``).
 * ``json`` — typed ``JSONEachRow`` with nested named tuples over the OTLP/JSON body: keys are
   lowerCamelCase (the templates are written in snake_case and camelised), ``AnyValue`` members are
   ``Nullable`` (presence = not NULL), ids arrive as hex strings, enums as ints or names (read as
@@ -19,6 +23,9 @@ from __future__ import annotations
 import re
 
 FALLBACK_MARK = "otel_ai_engine_fallback"
+# Raised by the scalar protobuf dialect ("pbs") when a value is an array or kvlist: the statement
+# is run again in the full dialect ("pb").
+COMPOSITE_MARK = "otel_ai_engine_composite"
 
 # -- input structures ---------------------------------------------------------------------------
 
@@ -29,7 +36,7 @@ _PRESENCE = (
 
 
 def _structures(d: str) -> dict[str, str]:
-    pb = d == "pb"
+    pb = d != "json"
     if pb:
         scalars = "string_value String, bool_value Bool, int_value Int64, double_value Float64"
         av1 = f"Tuple(value {_PRESENCE}, {scalars}, array_value String, kvlist_value String, bytes_value String)"
@@ -54,6 +61,8 @@ def _structures(d: str) -> dict[str, str]:
         f"Tuple({av0_head}, array_value Tuple(values Array({av1})), "
         f"kvlist_value Tuple(values Array(Tuple(key String, value {av1}))), bytes_value {bytes_t})"
     )
+    if d == "pbs":  # arrays and kvlists stay raw bytes: a much smaller type and expression
+        av0 = av1
     attrs = f"Array(Tuple(key String, value {av0}))"
     resource = f"Tuple(attributes {attrs})"
     scope = f"Tuple(name String, version String, attributes {attrs}, dropped_attributes_count UInt32)"
@@ -168,7 +177,7 @@ def _json_str(s: str) -> str:
 
 
 def _has(d: str, v: str, member: str, depth: int = 0) -> str:
-    if d == "pb":
+    if d != "json":
         return f"{v}.value = '{member}'"
     if member in ("array_value", "kvlist_value") and depth == 0:
         return f"notEmpty({v}.{member}.values)"
@@ -176,7 +185,7 @@ def _has(d: str, v: str, member: str, depth: int = 0) -> str:
 
 
 def _bytes(d: str, x: str) -> str:
-    return f"base64Encode({x})" if d == "pb" else f"base64Encode(tryBase64Decode({x}))"
+    return f"base64Encode({x})" if d != "json" else f"base64Encode(tryBase64Decode({x}))"
 
 
 def _json1(d: str, v: str) -> str:
@@ -194,7 +203,7 @@ def _json1(d: str, v: str) -> str:
         f"{nested}, toString(throwIf({nested}, '{FALLBACK_MARK}: value nested deeper than one level')), "
         "'null')"
     )
-    return expr if d == "pb" else f"assumeNotNull({expr})"
+    return expr if d != "json" else f"assumeNotNull({expr})"
 
 
 def any_str(d: str, v: str, *, strict: bool = True) -> str:
@@ -204,6 +213,16 @@ def any_str(d: str, v: str, *, strict: bool = True) -> str:
     with ``strict`` that ambiguous case goes to the python fallback; without (log bodies, where
     an absent body is common) it is stored as ``""``.
     """
+    if d == "pbs":
+        composite = f"{v}.value IN ('array_value', 'kvlist_value')"
+        return (
+            f"multiIf({_has(d, v, 'string_value')}, {v}.string_value, "
+            f"{_has(d, v, 'int_value')}, toString({v}.int_value), "
+            f"{_has(d, v, 'bool_value')}, if({v}.bool_value, 'true', 'false'), "
+            f"{_has(d, v, 'double_value')}, {go_float(f'{v}.double_value')}, "
+            f"{_has(d, v, 'bytes_value')}, {_bytes(d, f'{v}.bytes_value')}, "
+            f"{composite}, toString(throwIf({composite}, '{COMPOSITE_MARK}')), '')"
+        )
     # Arrays and kvlists share one rendering lambda (the analyzer's cost grows with expression
     # size and it is paid on every INSERT): elements become (key, value) pairs, keys sorted.
     is_kv = _has(d, v, "kvlist_value")
@@ -224,7 +243,7 @@ def any_str(d: str, v: str, *, strict: bool = True) -> str:
         f"{_has(d, v, 'bytes_value')}, {_bytes(d, f'{v}.bytes_value')}, "
         f"({_has(d, v, 'array_value')}) OR ({is_kv}), {composite}, {{default}})"
     )
-    if d == "pb":
+    if d != "json":
         return expr.replace("{default}", "''")
     if not strict:
         return f"ifNull({expr.replace('{default}', chr(39) * 2)}, '')"
@@ -249,12 +268,12 @@ def _ts(x: str) -> str:
 
 
 def _hex(d: str, x: str) -> str:
-    return f"lower(hex({x}))" if d == "pb" else f"lower({x})"
+    return f"lower(hex({x}))" if d != "json" else f"lower({x})"
 
 
 def _enum(d: str, x: str, names: list[str]) -> str:
     """An enum field as its number: pb ints; JSON ints or names (spec says ints; be lenient)."""
-    if d == "pb":
+    if d != "json":
         return x
     listed = "[" + ", ".join(f"'{n}'" for n in names) + "]"
     return f"ifNull(toInt32OrNull({x}), toInt32(indexOf({listed}, {x})) - 1)"
@@ -360,7 +379,7 @@ METRIC_KINDS = ("gauge", "sum", "histogram", "exponential_histogram", "summary")
 
 
 def _number(d: str, x: str) -> str:
-    if d == "pb":
+    if d != "json":
         return f"if({x}.value = 'as_int', toFloat64({x}.as_int), {x}.as_double)"
     return f"if({x}.as_int IS NOT NULL, toFloat64(assumeNotNull({x}.as_int)), ifNull({x}.as_double, 0))"
 
@@ -443,5 +462,6 @@ def statements(d: str, signal: str) -> list[str]:
     return out
 
 
-STRUCTURES = {"pb": _structures("pb"), "json": _structures("json")}
-STATEMENTS = {(d, s): statements(d, s) for d in ("pb", "json") for s in ("traces", "logs", "metrics")}
+DIALECTS = ("pbs", "pb", "json")
+STRUCTURES = {d: _structures(d) for d in DIALECTS}
+STATEMENTS = {(d, s): statements(d, s) for d in DIALECTS for s in ("traces", "logs", "metrics")}

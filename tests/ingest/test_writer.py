@@ -138,3 +138,56 @@ def test_empty_and_mixed_signal_batches(storage: Storage) -> None:
     spans = validate("traces", "protobuf", "http", s.traces_request().SerializeToString())
     with pytest.raises(ValueError, match="one signal"):
         writer.write([logs, spans])
+
+
+def test_scalar_proto_is_generated_from_the_full_one() -> None:
+    from otel_ai.storage.decode_engine import PROTO, PROTO_SCALAR, scalar_proto
+
+    assert PROTO_SCALAR.read_text() == scalar_proto(PROTO.read_text()), (
+        "regenerate: PROTO_SCALAR.write_text(scalar_proto(PROTO.read_text()))"
+    )
+    assert "bytes array_value = 5;" in PROTO_SCALAR.read_text().split("message AnyValue {")[1]
+
+
+def test_engine_runs_scalar_batches_in_the_scalar_dialect_and_composites_in_the_full_one(
+    storage: Storage,
+) -> None:
+    """Arrays/kvlists make the scalar statement throw; it is re-run in full and nothing is lost."""
+    from otel_ai.storage.decode_engine import FULL_DIALECT_BATCHES
+
+    writer = TelemetryWriter(storage, decoder="engine")
+    engine = writer._engine
+    plain = s.traces_request()
+    composite = {"array", "kvlist", "empty.array"}
+    for rs in plain.resource_spans:
+        lists = [rs.resource.attributes]
+        for ss in rs.scope_spans:
+            lists.append(ss.scope.attributes)
+            for sp in ss.spans:
+                lists += [
+                    sp.attributes,
+                    *(e.attributes for e in sp.events),
+                    *(li.attributes for li in sp.links),
+                ]
+        for attrs_list in lists:
+            for k in reversed(range(len(attrs_list))):
+                if attrs_list[k].key in composite:
+                    del attrs_list[k]
+    writer.write([validate("traces", "protobuf", "grpc", plain.SerializeToString())])
+    assert engine.composite_retries == 0  # only scalar values: one statement in the scalar dialect
+    assert _stored_attrs(storage) == {k: v for k, v in s.ATTRS_STORED.items() if k not in composite}
+
+    storage.command("TRUNCATE TABLE {db:Identifier}.otel_traces", {"db": storage.database})
+    req = s.traces_request()  # every value type, arrays and kvlists included
+    writer.write([validate("traces", "protobuf", "grpc", req.SerializeToString())])
+    assert engine.composite_retries == 1
+    assert engine.fallbacks == 0
+    assert _stored_attrs(storage) == s.ATTRS_STORED
+    n_spans = storage.query("SELECT count() FROM {db:Identifier}.otel_traces", {"db": storage.database})[0][0]
+    assert n_spans == len(req.resource_spans[0].scope_spans[0].spans)  # no duplicate from the retry
+
+    # The following batches of this signal go straight to the full dialect (no second attempt).
+    for _ in range(3):
+        writer.write([validate("traces", "protobuf", "grpc", req.SerializeToString())])
+    assert engine.composite_retries == 1
+    assert engine._full_left[("traces", 0)] == FULL_DIALECT_BATCHES - 3
