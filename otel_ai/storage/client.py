@@ -110,6 +110,7 @@ class Storage:
         self._all: list[Client] = []
         self._pool_size = max(1, pool_size)
         self._opening = 0
+        self._open_lock = threading.Lock()
         self._lock = threading.Condition()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -162,7 +163,8 @@ class Storage:
                 return self._idle.pop()
             self._opening += 1
         try:
-            client = self._open()
+            with self._open_lock:  # chDB handles are opened one at a time
+                client = self._open()
         finally:
             with self._lock:
                 self._opening -= 1

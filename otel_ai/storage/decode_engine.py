@@ -31,7 +31,7 @@ from typing import Any
 
 from otel_ai.errors import DecodeError, StorageError
 from otel_ai.model import Payload
-from otel_ai.storage.decode_engine_sql import COMPOSITE_MARK, FALLBACK_MARK, STATEMENTS, STRUCTURES
+from otel_ai.storage.decode_engine_sql import COMPOSITE_MARK, FALLBACK_MARK, SCALAR, STATEMENTS, STRUCTURES
 
 PROTO = Path(__file__).resolve().parent.parent / "otlp" / "proto" / "otlp_clickhouse.proto"
 # The same schema with top-level array/kvlist values as raw bytes, for the scalar dialect
@@ -46,6 +46,7 @@ def scalar_proto(text: str) -> str:
     out = out.replace("    KeyValueList1 kvlist_value = 6;", "    bytes kvlist_value = 6;")
     header = "// GENERATED from otlp_clickhouse.proto by otel_ai.storage.decode_engine.scalar_proto.\n"
     return header + out
+
 
 # -- the decoder ----------------------------------------------------------------------------
 
@@ -145,7 +146,7 @@ class EngineDecoder:
         self.tmp_dir = tmp_dir
         self.fallbacks = 0
         # Statements that met an array/kvlist value run in the full dialect for a while.
-        self._full_left: dict[tuple[str, int], int] = {}
+        self._full_left: dict[tuple[str, str, int], int] = {}
         self.composite_retries = 0
 
     def write(self, payloads: Sequence[Payload]) -> None:
@@ -182,7 +183,7 @@ class EngineDecoder:
             db = f"`{self.storage.database}`"
 
             def sql(d: str, i: int) -> str:
-                if d == "json":
+                if d in ("json", "jsons"):
                     settings: dict[str, Any] = dict(_JSON_SETTINGS)
                 else:
                     schema = PROTO_SCALAR if d == "pbs" else PROTO
@@ -195,18 +196,17 @@ class EngineDecoder:
                 return STATEMENTS[(d, signal)][i].replace("{db}", db).replace("{src}", src) + clause
 
             for i in range(len(STATEMENTS[(dialect, signal)])):
-                if dialect == "pb":
-                    key = (signal, i)
-                    left = self._full_left.get(key, 0)
-                    if left <= 0:
-                        try:
-                            self._run(sql("pbs", i))
-                            continue
-                        except _Composite:  # nothing was written: the SELECT threw
-                            self.composite_retries += 1
-                            self._full_left[key] = FULL_DIALECT_BATCHES
-                    else:
-                        self._full_left[key] = left - 1
+                key = (dialect, signal, i)
+                left = self._full_left.get(key, 0)
+                if left <= 0:
+                    try:
+                        self._run(sql(SCALAR[dialect], i))
+                        continue
+                    except _Composite:  # nothing was written: the SELECT threw
+                        self.composite_retries += 1
+                        self._full_left[key] = FULL_DIALECT_BATCHES
+                else:
+                    self._full_left[key] = left - 1
                 self._run(sql(dialect, i))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

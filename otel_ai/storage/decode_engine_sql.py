@@ -26,6 +26,9 @@ FALLBACK_MARK = "otel_ai_engine_fallback"
 # Raised by the scalar protobuf dialect ("pbs") when a value is an array or kvlist: the statement
 # is run again in the full dialect ("pb").
 COMPOSITE_MARK = "otel_ai_engine_composite"
+_JSON = ("json", "jsons")
+# The scalar dialect of each full one.
+SCALAR = {"pb": "pbs", "json": "jsons"}
 
 # -- input structures ---------------------------------------------------------------------------
 
@@ -36,7 +39,7 @@ _PRESENCE = (
 
 
 def _structures(d: str) -> dict[str, str]:
-    pb = d != "json"
+    pb = d not in _JSON
     if pb:
         scalars = "string_value String, bool_value Bool, int_value Int64, double_value Float64"
         av1 = f"Tuple(value {_PRESENCE}, {scalars}, array_value String, kvlist_value String, bytes_value String)"
@@ -61,7 +64,7 @@ def _structures(d: str) -> dict[str, str]:
         f"Tuple({av0_head}, array_value Tuple(values Array({av1})), "
         f"kvlist_value Tuple(values Array(Tuple(key String, value {av1}))), bytes_value {bytes_t})"
     )
-    if d == "pbs":  # arrays and kvlists stay raw bytes: a much smaller type and expression
+    if d in SCALAR.values():  # arrays and kvlists stay raw (bytes / JSON text): a much smaller type
         av0 = av1
     attrs = f"Array(Tuple(key String, value {av0}))"
     resource = f"Tuple(attributes {attrs})"
@@ -177,7 +180,7 @@ def _json_str(s: str) -> str:
 
 
 def _has(d: str, v: str, member: str, depth: int = 0) -> str:
-    if d != "json":
+    if d not in _JSON:
         return f"{v}.value = '{member}'"
     if member in ("array_value", "kvlist_value") and depth == 0:
         return f"notEmpty({v}.{member}.values)"
@@ -185,7 +188,7 @@ def _has(d: str, v: str, member: str, depth: int = 0) -> str:
 
 
 def _bytes(d: str, x: str) -> str:
-    return f"base64Encode({x})" if d != "json" else f"base64Encode(tryBase64Decode({x}))"
+    return f"base64Encode({x})" if d not in _JSON else f"base64Encode(tryBase64Decode({x}))"
 
 
 def _json1(d: str, v: str) -> str:
@@ -203,7 +206,7 @@ def _json1(d: str, v: str) -> str:
         f"{nested}, toString(throwIf({nested}, '{FALLBACK_MARK}: value nested deeper than one level')), "
         "'null')"
     )
-    return expr if d != "json" else f"assumeNotNull({expr})"
+    return expr if d not in _JSON else f"assumeNotNull({expr})"
 
 
 def any_str(d: str, v: str, *, strict: bool = True) -> str:
@@ -213,16 +216,26 @@ def any_str(d: str, v: str, *, strict: bool = True) -> str:
     with ``strict`` that ambiguous case goes to the python fallback; without (log bodies, where
     an absent body is common) it is stored as ``""``.
     """
+    scalars = (
+        f"multiIf({_has(d, v, 'string_value')}, {v}.string_value, "
+        f"{_has(d, v, 'int_value')}, toString({v}.int_value), "
+        f"{_has(d, v, 'bool_value')}, if({v}.bool_value, 'true', 'false'), "
+        f"{_has(d, v, 'double_value')}, {go_float(f'{v}.double_value')}, "
+        f"{_has(d, v, 'bytes_value')}, {_bytes(d, f'{v}.bytes_value')}, "
+    )
     if d == "pbs":
         composite = f"{v}.value IN ('array_value', 'kvlist_value')"
-        return (
-            f"multiIf({_has(d, v, 'string_value')}, {v}.string_value, "
-            f"{_has(d, v, 'int_value')}, toString({v}.int_value), "
-            f"{_has(d, v, 'bool_value')}, if({v}.bool_value, 'true', 'false'), "
-            f"{_has(d, v, 'double_value')}, {go_float(f'{v}.double_value')}, "
-            f"{_has(d, v, 'bytes_value')}, {_bytes(d, f'{v}.bytes_value')}, "
-            f"{composite}, toString(throwIf({composite}, '{COMPOSITE_MARK}')), '')"
-        )
+        return f"{scalars}{composite}, toString(throwIf({composite}, '{COMPOSITE_MARK}')), '')"
+    if d == "jsons":
+        composite = f"({v}.array_value IS NOT NULL OR {v}.kvlist_value IS NOT NULL)"
+        expr = f"{scalars}{composite}, toString(throwIf({composite}, '{COMPOSITE_MARK}')), {{default}})"
+        if not strict:
+            return f"ifNull({expr.replace('{default}', chr(39) * 2)}, '')"
+        # Nothing set at all (no scalar, no composite): ambiguous in JSON, as in the full dialect.
+        none = " AND ".join(f"{v}.{m} IS NULL" for m in ("string_value", "int_value", "bool_value",
+                                                         "double_value", "bytes_value"))  # fmt: skip
+        guard = f"toString(throwIf({none}, '{FALLBACK_MARK}: empty value in JSON'))"
+        return f"ifNull({expr.replace('{default}', guard)}, '')"
     # Arrays and kvlists share one rendering lambda (the analyzer's cost grows with expression
     # size and it is paid on every INSERT): elements become (key, value) pairs, keys sorted.
     is_kv = _has(d, v, "kvlist_value")
@@ -235,15 +248,8 @@ def any_str(d: str, v: str, *, strict: bool = True) -> str:
         f"concat(if({is_kv}, '{{', '['), arrayStringConcat(arrayMap(p -> {element}, {pairs}), ','), "
         f"if({is_kv}, '}}', ']'))"
     )
-    expr = (
-        f"multiIf({_has(d, v, 'string_value')}, {v}.string_value, "
-        f"{_has(d, v, 'int_value')}, toString({v}.int_value), "
-        f"{_has(d, v, 'bool_value')}, if({v}.bool_value, 'true', 'false'), "
-        f"{_has(d, v, 'double_value')}, {go_float(f'{v}.double_value')}, "
-        f"{_has(d, v, 'bytes_value')}, {_bytes(d, f'{v}.bytes_value')}, "
-        f"({_has(d, v, 'array_value')}) OR ({is_kv}), {composite}, {{default}})"
-    )
-    if d != "json":
+    expr = f"{scalars}({_has(d, v, 'array_value')}) OR ({is_kv}), {composite}, {{default}})"
+    if d not in _JSON:
         return expr.replace("{default}", "''")
     if not strict:
         return f"ifNull({expr.replace('{default}', chr(39) * 2)}, '')"
@@ -268,12 +274,12 @@ def _ts(x: str) -> str:
 
 
 def _hex(d: str, x: str) -> str:
-    return f"lower(hex({x}))" if d != "json" else f"lower({x})"
+    return f"lower(hex({x}))" if d not in _JSON else f"lower({x})"
 
 
 def _enum(d: str, x: str, names: list[str]) -> str:
     """An enum field as its number: pb ints; JSON ints or names (spec says ints; be lenient)."""
-    if d != "json":
+    if d not in _JSON:
         return x
     listed = "[" + ", ".join(f"'{n}'" for n in names) + "]"
     return f"ifNull(toInt32OrNull({x}), toInt32(indexOf({listed}, {x})) - 1)"
@@ -379,7 +385,7 @@ METRIC_KINDS = ("gauge", "sum", "histogram", "exponential_histogram", "summary")
 
 
 def _number(d: str, x: str) -> str:
-    if d != "json":
+    if d not in _JSON:
         return f"if({x}.value = 'as_int', toFloat64({x}.as_int), {x}.as_double)"
     return f"if({x}.as_int IS NOT NULL, toFloat64(assumeNotNull({x}.as_int)), ifNull({x}.as_double, 0))"
 
@@ -456,12 +462,12 @@ def statements(d: str, signal: str) -> list[str]:
         pairs = [metric_sql(d, kind) for kind in METRIC_KINDS]
     out = []
     for target, select in pairs:
-        if d == "json":
+        if d in _JSON:
             select = _camel_select(select)
         out.append(f"INSERT INTO {{db}}.{target}{select}")
     return out
 
 
-DIALECTS = ("pbs", "pb", "json")
+DIALECTS = ("pbs", "pb", "jsons", "json")
 STRUCTURES = {d: _structures(d) for d in DIALECTS}
 STATEMENTS = {(d, s): statements(d, s) for d in DIALECTS for s in ("traces", "logs", "metrics")}
