@@ -198,6 +198,46 @@ def bench_decoders(n_requests: int, batch: int) -> dict[str, float]:
     return results
 
 
+def bench_breakdown(n_requests: int) -> None:
+    """CPU per span of each step of the engine path, in-process, one batch of ``n_requests``."""
+    from otel_ai.analysis.topology.schema import MIGRATIONS
+    from otel_ai.storage.client import Storage
+    from otel_ai.storage.decode_engine import EngineDecoder
+
+    pb = payloads(n_requests)
+    bodies = [p.body for p in pb]
+    spans = sum(p.items for p in pb)
+    tmp = tempfile.mkdtemp(prefix="otel-ai-bench-")
+    core = Storage(f"chdb://{tmp}/clickhouse", "core")
+    core.start()
+    core.command("CREATE TABLE core.null_traces AS core.otel_traces ENGINE = Null")
+    topo = Storage(core.dsn, "topo")
+    topo.start()
+    topo.apply_migrations("topology", MIGRATIONS)
+
+    def cpu_us(fn: Any) -> float:
+        best = float("inf")
+        for _ in range(3):
+            c0 = time.process_time()
+            fn()
+            best = min(best, time.process_time() - c0)
+        return best / spans * 1e6
+
+    to_null = EngineDecoder(core)
+    run = to_null._run
+    to_null._run = lambda sql: run(sql.replace("`core`.otel_traces", "`core`.null_traces"))  # type: ignore[method-assign]
+    print(f"CPU per span, in-process, one batch of {n_requests} requests ({spans:,} spans), best of 3:")
+    steps = [
+        ("validate() (upb parse + id checks)", lambda: [validate("traces", "protobuf", "http", b) for b in bodies]),
+        ("engine decode + flatten into a Null table", lambda: to_null.insert(pb)),
+        ("engine into otel_traces (+ trace-id view)", lambda: EngineDecoder(core).insert(pb)),
+        ("... plus the topology insert-time views", lambda: EngineDecoder(topo).insert(pb)),
+    ]  # fmt: skip
+    for name, fn in steps:
+        print(f"  {name:<44} {cpu_us(fn):6.1f} us")
+    core.shutdown()
+
+
 # -- (c) the daemon end to end ------------------------------------------------------------------
 
 
@@ -362,7 +402,13 @@ def main() -> None:
         help="extra environment for the daemon, e.g. OTEL_AI_PIPELINE__BATCH_MIN_ITEMS=20000",
     )  # fmt: skip
     ap.add_argument("--senders", type=int, default=0, help="concurrent senders (default 32 quick, 64 full)")
+    ap.add_argument(
+        "--breakdown", action="store_true", help="only the CPU-per-span breakdown of the engine path"
+    )
     args = ap.parse_args()
+    if args.breakdown:
+        bench_breakdown(50)
+        return
     n, batch, seconds, conc = (24, 12, 8.0, 32) if args.quick else (200, 50, 30.0, 64)
     conc = args.senders or conc
     print(f"otel-ai ingest benchmark ({'quick' if args.quick else 'full'}), {os.cpu_count()} CPUs visible")
