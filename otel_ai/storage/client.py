@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
@@ -73,6 +73,56 @@ def _translate(exc: Exception, what: str) -> StorageError:
     return StorageError(f"{what} failed: {text}", retryable=retryable)
 
 
+class _HandlePool:
+    """chDB connection handles for one data path, shared by every :class:`Storage` on it.
+
+    clickhouse-connect serialises every call on one client behind a lock, so a single shared
+    client would run the insert workers, the analyzers and the API one query at a time; chDB
+    allows many handles on one engine. Handles are opened one at a time, lazily, up to ``size``;
+    a caller past that waits for one to come back.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._idle: list[Client] = []
+        self._count = 0  # opened or being opened
+        self._cond = threading.Condition()
+        self._open_lock = threading.Lock()
+
+    def checkout(self, open_client: Any) -> Client:
+        with self._cond:
+            while not self._idle and self._count >= self.size:
+                self._cond.wait()
+            if self._idle:
+                return self._idle.pop()
+            self._count += 1
+        try:
+            with self._open_lock:
+                return cast(Client, open_client())
+        except BaseException:
+            with self._cond:
+                self._count -= 1
+                self._cond.notify()
+            raise
+
+    def checkin(self, client: Client) -> None:
+        with self._cond:
+            self._idle.append(client)
+            self._cond.notify()
+
+
+_POOLS: dict[str, _HandlePool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _embedded_pool(dsn: str, size: int) -> _HandlePool:
+    with _POOLS_LOCK:
+        pool = _POOLS.get(dsn)
+        if pool is None:
+            pool = _POOLS[dsn] = _HandlePool(size)
+        return pool
+
+
 class Storage:
     """A thread-safe handle on one ClickHouse database.
 
@@ -102,16 +152,11 @@ class Storage:
         )
         self._connect_timeout = connect_timeout_s
         self._query_timeout = query_timeout_s
-        # Embedded: a small pool of chDB connection handles. clickhouse-connect serialises every
-        # call on one handle with a lock, so one shared client would run the insert workers, the
-        # analyzers and the API one query at a time; chDB allows many handles on one engine.
-        # Remote: one HTTP client (thread-safe, pooled connections).
-        self._idle: list[Client] = []
-        self._all: list[Client] = []
-        self._pool_size = max(1, pool_size)
-        self._opening = 0
-        self._open_lock = threading.Lock()
-        self._lock = threading.Condition()
+        # Embedded: a pool of chDB connection handles shared by every Storage on this path in
+        # the process (see _HandlePool). Remote: one HTTP client (thread-safe, pooled sockets).
+        self._pool = _embedded_pool(self.dsn, pool_size) if self.embedded else None
+        self._remote: Client | None = None
+        self._lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------------
     @property
@@ -137,41 +182,18 @@ class Storage:
     @contextmanager
     def _connect(self) -> Iterator[Client]:
         """A client for one call: a pooled chDB handle (embedded) or the shared HTTP client."""
-        if not self.embedded:
-            yield self._shared()
+        if self._pool is None:
+            with self._lock:
+                if self._remote is None:
+                    self._remote = self._open()
+                client = self._remote
+            yield client
             return
-        client = self._checkout()
+        client = self._pool.checkout(self._open)
         try:
             yield client
         finally:
-            with self._lock:
-                if client in self._all:  # not shut down meanwhile
-                    self._idle.append(client)
-                self._lock.notify()
-
-    def _shared(self) -> Client:
-        with self._lock:
-            if not self._all:
-                self._all.append(self._open())
-            return self._all[0]
-
-    def _checkout(self) -> Client:
-        with self._lock:
-            while not self._idle and self._opening + len(self._all) >= self._pool_size:
-                self._lock.wait()
-            if self._idle:
-                return self._idle.pop()
-            self._opening += 1
-        try:
-            with self._open_lock:  # chDB handles are opened one at a time
-                client = self._open()
-        finally:
-            with self._lock:
-                self._opening -= 1
-                self._lock.notify()
-        with self._lock:
-            self._all.append(client)
-        return client
+            self._pool.checkin(client)
 
     def start(self) -> None:
         """Connect, create the database and apply the core migrations (idempotent)."""
@@ -180,16 +202,15 @@ class Storage:
         self.sync_ttl()
 
     def shutdown(self) -> None:
+        # chDB handles stay open in their process-wide pool: the embedded engine lives for the
+        # process, and closing its last handle would forbid reopening the path.
         with self._lock:
-            clients, self._all, self._idle = self._all, [], []
-            self._lock.notify_all()
-        if not self.embedded:
-            # chDB's embedded server lives for the process; closing it would forbid reopening.
-            for client in clients:
-                try:
-                    client.close()
-                except Exception:  # pragma: no cover - best effort at shutdown
-                    log.debug("closing the ClickHouse client failed", exc_info=True)
+            client, self._remote = self._remote, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # pragma: no cover - best effort at shutdown
+                log.debug("closing the ClickHouse client failed", exc_info=True)
 
     def ping(self) -> bool:
         try:
