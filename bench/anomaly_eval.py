@@ -45,6 +45,7 @@ FAULTS = [
     ("errors", "payment", (0.05, 0.15, 0.5)),
     ("errors", "cart", (0.05, 0.15, 0.5)),
     ("unreachable", "currency", (0.0, 0.0, 1.0)),
+    ("traffic-drop", "frontend", (0.7, 0.5, 0.3)),  # ingress x factor: contextual (time of day)
 ]
 LEVELS = ("mild", "medium", "severe")
 
@@ -69,6 +70,8 @@ def schedule(test_start: int, days: float, seed: int) -> tuple[list[syn.Fault], 
             f.latency_ms = m
         elif t == "errors":
             f.error_p = m
+        elif t == "traffic-drop":
+            f.rate_factor = m
         else:
             f.unreachable = True
         faults.append(f)
@@ -133,7 +136,12 @@ def evaluate(
         if verbose:
             print(
                 f"  {g['type']:28s} {g['level']:7s} -> "
-                + (f"{rank[:3]} {hit['evidence']['abnormal']}" if hit else "MISSED")
+                + (
+                    f"{rank[:3]} {hit['evidence']['abnormal']} drops={hit['evidence'].get('dropped_calls')} "
+                    f"at {hit['evidence']['alerted_at'][11:16]}"
+                    if hit
+                    else "MISSED"
+                )
             )
         alert = _ts(hit["evidence"]["alerted_at"]) if hit else 0.0
         delay = (alert - g["start"]) / margin if hit else None  # in windows
@@ -349,7 +357,8 @@ def main() -> int:
                 print("  false alarm", a["opened_at"], a["severity"], a["evidence"]["abnormal"])
     dets: dict[str, WindowDetector] = {}
     if d is None:
-        dets["autoencoder"] = AutoencoderDetector(n_context=2, random_state=0)
+        dets["autoencoder"] = AutoencoderDetector(n_context=2, random_state=0, seasonal_slots=cfg.seasonal_slots,
+                                                  value_term=cfg.value_term)  # fmt: skip
     dets.update(baseline_detectors(2, cfg.false_alarm_rate))
     for name, det in dets.items():
         found, fit_s = run_detector(det, train, test, cfg, gate=name in ("autoencoder", "linear-ae", "pca"))

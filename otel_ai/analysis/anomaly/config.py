@@ -39,6 +39,12 @@ class AnomalyConfig(BaseModel):
     alpha: float = Field(default=1e-3, ge=0)
     max_iter: int = Field(default=300, ge=10)
     random_state: int = 0
+    seasonal_slots: int = Field(
+        default=24, ge=0, le=288, description="time-of-day profile slots removed before the model (0 = off)"
+    )
+    value_term: bool = Field(
+        default=True, description="score a figure's own deviation too, not only its reconstruction error"
+    )
     # Hysteresis, merging and expiry.
     open_after: int = Field(default=2, ge=1)
     close_after: int = Field(default=5, ge=1)

@@ -36,6 +36,7 @@ import numpy as np
 from otel_ai.errors import DetectorError
 
 MIN_SAMPLES = 20
+VOLUME_GROUPS = frozenset({"rate"})  # pool groups whose own deviation the value term scores
 
 
 def check_array(X: Any, *, n_columns: int | None = None) -> np.ndarray:
@@ -71,8 +72,10 @@ class WindowDetector:
         pool_groups: list[str] | None = None,
         base_quantile: float = 0.9,
         tail_quantile: float = 0.95,
+        seasonal_slots: int = 0,
     ) -> None:
         self.n_context = n_context
+        self.seasonal_slots = seasonal_slots
         self.pool_groups = pool_groups
         self.base_quantile = base_quantile
         self.tail_quantile = tail_quantile
@@ -106,11 +109,12 @@ class WindowDetector:
         self.center_ = np.where(np.isnan(center), 0.0, center)
         self.scale_ = np.where(np.isnan(iqr), 1.0, np.maximum(iqr, 0.05))
         self.n_features_in_ = width
+        self.season_ = self._fit_season(train)
         self._fit_core(self._scaled(train), train[:, d:])
         Zc = self._scaled(cal)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            mq = np.nanquantile(np.square(Zc), self.feature_quantile, axis=0)
+            mq = np.nanquantile(np.square(self._seasonal(Zc, cal[:, d:])), self.feature_quantile, axis=0)
         self.marginal_threshold_ = np.where(np.isnan(mq), 1.0, np.maximum(mq, 1.0))
         dev = self._deviation(Zc, cal[:, d:])
         if self.calibrated:
@@ -132,7 +136,8 @@ class WindowDetector:
     def marginal_scores(self, X: Any) -> np.ndarray:
         """Per-feature squared robust z over its calibration quantile (the value alone, no model)."""
         X = self._check_fitted(X)
-        M = np.square(self._scaled(X)) / self.marginal_threshold_
+        d = X.shape[1] - self.n_context
+        M = np.square(self._seasonal(self._scaled(X), X[:, d:])) / self.marginal_threshold_
         return np.where(np.isnan(M), 0.0, M)
 
     def score_samples(self, X: Any) -> np.ndarray:
@@ -173,11 +178,13 @@ class WindowDetector:
 
     # -- helpers ------------------------------------------------------------------------------
     def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Held-out calibration windows: interleaved blocks (every k-th of ~48 blocks), so the
-        calibration sees every time of day instead of only the tail of the range."""
+        """Held-out calibration windows: interleaved blocks (every k-th of ~53 blocks), so the
+        calibration sees every time of day instead of only the tail of the range. 53 is prime:
+        with 48 blocks over whole days the held-out blocks fell on the same hours every day, so
+        the model never trained on those hours and calibrated on nothing else."""
         n = len(X)
         k = max(2, round(1 / self.calibration_fraction))
-        block = max(1, n // 48)
+        block = max(1, n // 53)
         held = (np.arange(n) // block) % k == k - 1
         if held.sum() < 5 or (~held).sum() < 5:
             held = np.arange(n) >= n - max(5, round(n * self.calibration_fraction))
@@ -196,11 +203,70 @@ class WindowDetector:
         return check_array(X, n_columns=self.n_features_in_)
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:
-        """Robust z (median/IQR), clipped; masked and unusable columns stay NaN."""
+        """Robust z (median/IQR), clipped, minus the time-of-day profile when ``seasonal_slots``;
+        masked and unusable columns stay NaN."""
         d = X.shape[1] - self.n_context
         Z = np.clip((X[:, :d] - self.center_) / self.scale_, -self.clip, self.clip)
         Z[:, ~self.usable_] = np.nan
         return Z
+
+    def _value_columns(self, d: int) -> np.ndarray:
+        """Volume features (request rates): the ones a time-of-day profile applies to."""
+        if self.pool_groups is None:
+            return np.ones(d, bool)
+        return np.array([g in VOLUME_GROUPS for g in self.pool_groups], bool)
+
+    def _seasonal(self, Z: np.ndarray, ctx: np.ndarray) -> np.ndarray:
+        """``Z`` with the daily profile removed from the volume columns (identity without one)."""
+        season = getattr(self, "season_", None)
+        if season is None or season.shape[0] <= 1:
+            return Z
+        cols = self._value_columns(Z.shape[1])
+        out = Z.copy()
+        out[:, cols] -= self._profile(season, ctx)[:, cols]
+        return out
+
+    @staticmethod
+    def _tod_slot(ctx: np.ndarray, slots: int) -> np.ndarray:
+        """Time-of-day slot from the sin/cos context columns."""
+        if ctx.shape[1] < 2:
+            return np.zeros(len(ctx), dtype=int)
+        phase = (np.arctan2(ctx[:, 0], ctx[:, 1]) % (2 * np.pi)) / (2 * np.pi)
+        return np.minimum((phase * slots).astype(int), slots - 1)
+
+    @staticmethod
+    def _profile(season: np.ndarray, ctx: np.ndarray) -> np.ndarray:
+        """The daily profile at each window: linear between slot centres (a step profile would
+        leave the within-slot slope of a steep diurnal curve as noise)."""
+        k = season.shape[0]
+        phase = (np.arctan2(ctx[:, 0], ctx[:, 1]) % (2 * np.pi)) / (2 * np.pi)
+        pos = phase * k - 0.5
+        lo = np.floor(pos)
+        w = (pos - lo)[:, None]
+        i0 = lo.astype(int) % k
+        return (1 - w) * season[i0] + w * season[(i0 + 1) % k]
+
+    def _fit_season(self, train: np.ndarray) -> np.ndarray:
+        """Per time-of-day slot, the median robust z of every feature (the daily profile).
+
+        Only with ``seasonal_slots`` > 0, time-of-day context, and at least 3 windows in every
+        slot (in practice a full day of history: ``anomaly_anchors.md`` §4.6); else no profile.
+        """
+        d = train.shape[1] - self.n_context
+        k = self.seasonal_slots
+        if k <= 1 or self.n_context < 2:
+            return np.zeros((1, d))
+        slot = self._tod_slot(train[:, d:], k)
+        counts = np.bincount(slot, minlength=k)
+        if counts.min() < 3:
+            return np.zeros((1, d))
+        Z = np.clip((train[:, :d] - self.center_) / self.scale_, -self.clip, self.clip)
+        season = np.zeros((k, d))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for i in range(k):
+                season[i] = np.nan_to_num(np.nanmedian(Z[slot == i], axis=0))
+        return season
 
     def _fit_core(self, Z: np.ndarray, ctx: np.ndarray) -> None:
         raise NotImplementedError
@@ -277,13 +343,16 @@ class AutoencoderDetector(WindowDetector):
         pool_groups: list[str] | None = None,
         base_quantile: float = 0.9,
         tail_quantile: float = 0.95,
+        seasonal_slots: int = 0,
+        value_term: bool = False,
     ) -> None:
         super().__init__(
             n_context=n_context, calibration_fraction=calibration_fraction, false_alarm_rate=false_alarm_rate,
             feature_quantile=feature_quantile, threshold_margin=threshold_margin, clip=clip,
             random_state=random_state, pool_groups=pool_groups, base_quantile=base_quantile,
-            tail_quantile=tail_quantile,
+            tail_quantile=tail_quantile, seasonal_slots=seasonal_slots,
         )  # fmt: skip
+        self.value_term = value_term
         self.hidden = hidden
         self.bottleneck = bottleneck
         self.activation = activation
@@ -317,6 +386,10 @@ class AutoencoderDetector(WindowDetector):
             warnings.simplefilter("ignore", RuntimeWarning)
             med = np.nanmedian(r2, axis=0)
         self.residual_scale_ = np.where(np.isnan(med), 1.0, np.maximum(med, 0.01))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            vmed = np.nanmedian(np.square(self._seasonal(Z, ctx)), axis=0)
+        self.value_scale_ = np.where(np.isnan(vmed), 1.0, np.maximum(vmed, 0.01))
 
     def _reconstruct(self, Zf: np.ndarray, ctx: np.ndarray) -> np.ndarray:
         a = np.hstack([Zf, ctx])
@@ -329,7 +402,17 @@ class AutoencoderDetector(WindowDetector):
 
     def _deviation(self, Z: np.ndarray, ctx: np.ndarray) -> np.ndarray:
         R = self._reconstruct(np.nan_to_num(Z, nan=0.0), ctx)
-        return np.square(R - Z) / self.residual_scale_
+        dev = np.square(R - Z) / self.residual_scale_
+        if self.value_term:
+            # An autoencoder follows a *coherent* shift along what it learned (all request rates
+            # down together look like night), so the reconstruction alone misses a traffic drop;
+            # for volume features the value's own deviation from the time-of-day profile counts
+            # too. Not for the others: latency that rises with load is exactly the relation the
+            # model is there to learn (a flash crowd must not page on its latency).
+            cols = self._value_columns(Z.shape[1])
+            V = self._seasonal(Z, ctx)
+            dev[:, cols] = np.fmax(dev[:, cols], np.square(V[:, cols]) / self.value_scale_[cols])
+        return dev
 
     def expected(self, X: Any) -> np.ndarray:
         """The reconstruction in the (transformed) feature units: the learned baseline."""
@@ -340,7 +423,16 @@ class AutoencoderDetector(WindowDetector):
         return self.center_ + self.scale_ * R
 
     # -- persistence --------------------------------------------------------------------------
-    _STATE = ("center_", "scale_", "usable_", "residual_scale_", "feature_threshold_", "marginal_threshold_")
+    _STATE = (
+        "center_",
+        "scale_",
+        "usable_",
+        "residual_scale_",
+        "feature_threshold_",
+        "marginal_threshold_",
+        "season_",
+        "value_scale_",
+    )
 
     def to_bytes(self) -> bytes:
         if not hasattr(self, "threshold_"):
@@ -366,6 +458,9 @@ class AutoencoderDetector(WindowDetector):
             raise DetectorError(f"stored model is unreadable: {exc}") from None
         params = {k: meta[k] for k in cls().get_params()}
         det = cls(**params)
+        missing = [k for k in cls._STATE if k not in data.files]
+        if missing:
+            raise DetectorError(f"stored model lacks {', '.join(missing)} (an older format)")
         for k in cls._STATE:
             setattr(det, k, np.asarray(data[k]))
         det.coefs_ = [np.asarray(data[f"W{i}"]) for i in range(meta["n_layers"])]

@@ -266,6 +266,17 @@ def describe(
             top_metrics.setdefault(f.owner, []).append((f.metric, signed))
             if f.kind == "edge" and f.metric == "cpr" and signed < 0:
                 dropped.setdefault(f.service, []).append((f.target, signed))
+    # A callee that refused calls (client errors with no server span) explains why the calls after
+    # it were skipped too: put it first among the dropped callees.
+    for (c, t), v in fr.unanswered.items():
+        # Refusals are evidence on their own (the calls-per-request fall may not be abnormal yet).
+        calls = float(fr.volume.get(c, np.zeros(len(fr.windows)))[span].sum())
+        known = {x for x, _ in dropped.get(c, [])}
+        if c in track.services and float(v[span].sum()) >= max(5.0, 0.05 * calls) and t not in known:
+            dropped.setdefault(c, []).append((t, 0.0))
+    for caller, drops in dropped.items():
+        refused = {t: float(v[span].sum()) for (c, t), v in fr.unanswered.items() if c == caller}
+        drops.sort(key=lambda d: (-refused.get(d[0], 0.0), d[1]))
     anomalous = set(top_metrics) or {s for s in track.services if peak_by_svc.get(s, 0.0) > thr}
     onset_by_svc = {s: onset + int(np.argmax(scored.S[s][span] > thr)) for s in anomalous}
     root = rank_root_causes(
@@ -274,6 +285,10 @@ def describe(
     )  # fmt: skip
     all_metrics = {m for ms in top_metrics.values() for m, _ in ms}
     surge = bool(anomalous) and not root and all_metrics <= {"rate"}
+    if not surge and _load_induced(top_metrics):
+        # More traffic everywhere, and the only other change is latency going up where traffic
+        # went up: the load explains the latency (a flash crowd), so no service is the cause.
+        surge, root = True, []
     score = float(level[span].max() / thr)
     severity = "info" if surge else ("critical" if score >= 3 else "warning")
     kind = "traffic_surge" if surge else _kind(top_metrics.get(str(root[0]["service"]), []) if root else [])
@@ -307,7 +322,7 @@ def describe(
             "kind": kind,
             "services": svcs,
             "abnormal": {s: sorted({m for m, _ in ms}) for s, ms in sorted(top_metrics.items())},
-            "dropped_calls": {c: [t for t, _ in sorted(v, key=lambda x: x[1])] for c, v in sorted(dropped.items())},
+            "dropped_calls": {c: [t for t, _ in v] for c, v in sorted(dropped.items())},
             "propagation": [[a, b] for a, b in fr.edges if a in anomalous and b in anomalous],
             "model_id": scored.model_id,
             "threshold": round(thr, 4),
@@ -315,6 +330,20 @@ def describe(
             "trace_ids": [],
         },
     }  # fmt: skip
+
+
+def _load_induced(top_metrics: dict[str, list[tuple[str, float]]]) -> bool:
+    busier = {s for s, ms in top_metrics.items() if any(m == "rate" and v > 0 for m, v in ms)}
+    if len(busier) < 2:
+        return False
+    for s, ms in top_metrics.items():
+        for m, v in ms:
+            if m == "rate" and v > 0:
+                continue
+            if m in {"p50", "p95", "p99", "self"} and v > 0 and s in busier:
+                continue
+            return False
+    return True
 
 
 def _run(mask: np.ndarray) -> int:

@@ -26,7 +26,7 @@ _ERR = "(StatusCode IN ('Error', 'STATUS_CODE_ERROR'))"
 FEATURES_SQL = f"""
 WITH spans AS (
     SELECT TraceId, SpanId, ParentSpanId, ServiceName, SpanName, Duration,
-           {_ENTRY} AS entry, {_ERR} AS err,
+           {_ENTRY} AS entry, {_ERR} AS err, SpanKind IN ('Client', 'SPAN_KIND_CLIENT') AS client,
            toUInt32(toUnixTimestamp(toStartOfInterval(Timestamp, toIntervalSecond({{w:UInt32}})))) AS win
     FROM {{db:Identifier}}.otel_traces
     WHERE Timestamp >= {{start:DateTime64(9)}} AND Timestamp < {{end:DateTime64(9)}}
@@ -43,6 +43,23 @@ SELECT 'svc' AS kind, win, ServiceName AS svc, '' AS op, '' AS dst,
 FROM spans LEFT JOIN kids ON spans.TraceId = kids.TraceId AND spans.SpanId = kids.pid
 GROUP BY win, svc
 UNION ALL
+-- failed client calls that no server span answered (refused / unreachable), by the peer they named
+SELECT 'miss', win, ServiceName, '', if(peer != '', peer, addr), count(), count(),
+       [0., 0., 0.], 0., 0, 0, 0
+FROM (
+    SELECT s.win AS win, s.ServiceName AS ServiceName, t.SpanAttributes['peer.service'] AS peer,
+           t.SpanAttributes['server.address'] AS addr
+    FROM spans AS s
+    LEFT JOIN kids ON s.TraceId = kids.TraceId AND s.SpanId = kids.pid
+    INNER JOIN (
+        SELECT TraceId, SpanId, SpanAttributes FROM {{db:Identifier}}.otel_traces
+        WHERE Timestamp >= {{start:DateTime64(9)}} AND Timestamp < {{end:DateTime64(9)}}
+          AND StatusCode IN ('Error', 'STATUS_CODE_ERROR') AND SpanKind IN ('Client', 'SPAN_KIND_CLIENT')
+    ) AS t ON s.TraceId = t.TraceId AND s.SpanId = t.SpanId
+    WHERE s.client AND s.err AND kids.nchild = 0
+)
+GROUP BY win, ServiceName, if(peer != '', peer, addr)
+UNION ALL
 SELECT 'op', win, ServiceName, SpanName, '', count(), countIf(err),
        quantilesTDigest(0.5, 0.95, 0.99)(Duration), 0., 0, 0, 0
 FROM spans WHERE entry GROUP BY win, ServiceName, SpanName
@@ -52,6 +69,20 @@ SELECT 'edge', c.win, p.ServiceName, '', c.ServiceName, count(), countIf(c.err),
 FROM spans AS c
 INNER JOIN (SELECT TraceId, SpanId, ServiceName FROM spans) AS p
     ON c.TraceId = p.TraceId AND c.ParentSpanId = p.SpanId
+WHERE p.ServiceName != c.ServiceName
+GROUP BY c.win, p.ServiceName, c.ServiceName
+UNION ALL
+SELECT 'edge', c.win, p.ServiceName, '', c.ServiceName, count(), countIf(c.err),
+       quantilesTDigest(0.5, 0.95, 0.99)(c.Duration), 0., 0, 0, 0
+FROM (
+    -- consumers that start a new trace and *link* to their producer (kafka → fraud-detection)
+    SELECT toUInt32(toUnixTimestamp(toStartOfInterval(Timestamp, toIntervalSecond({{w:UInt32}})))) AS win,
+           ServiceName, {_ERR} AS err, Duration, lt, ls
+    FROM {{db:Identifier}}.otel_traces
+    ARRAY JOIN `Links.TraceId` AS lt, `Links.SpanId` AS ls
+    WHERE Timestamp >= {{start:DateTime64(9)}} AND Timestamp < {{end:DateTime64(9)}} AND ParentSpanId = ''
+) AS c
+INNER JOIN (SELECT TraceId, SpanId, ServiceName FROM spans) AS p ON c.lt = p.TraceId AND c.ls = p.SpanId
 WHERE p.ServiceName != c.ServiceName
 GROUP BY c.win, p.ServiceName, c.ServiceName
 """
@@ -190,6 +221,8 @@ class FeatureFrame:
     services: list[str] = field(default_factory=list)
     edges: list[tuple[str, str]] = field(default_factory=list)
     volume: dict[str, np.ndarray] = field(default_factory=dict)  # service → entry spans per window
+    # (caller, peer) → failed client calls without a server span, per window (RCA evidence only)
+    unanswered: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -199,6 +232,7 @@ class FeatureFrame:
         return FeatureFrame(
             self.windows[mask], self.window_s, self.features, self.X[mask], self.raw[mask],
             self.context[mask], self.services, self.edges, {k: v[mask] for k, v in self.volume.items()},
+            {k: v[mask] for k, v in self.unanswered.items()},
         )  # fmt: skip
 
 
@@ -317,8 +351,11 @@ def pivot(rows: Rows, features: list[Feature], start: datetime, end: datetime, w
     for j, f in enumerate(features):
         X[:, j] = forward(f.metric, raw[:, j])
     edges = sorted({(f.service, f.target) for f in features if f.kind == "edge"})
+    unanswered: dict[tuple[str, str], np.ndarray] = {}
+    for i in np.flatnonzero((rows.kind == "miss") & valid):
+        unanswered.setdefault((str(rows.svc[i]), str(rows.dst[i])), np.zeros(nw))[wi[i]] += n[i]
     return FeatureFrame(windows, window_s, features, X, raw, time_context(windows, window_s), services, edges,
-                        volume)  # fmt: skip
+                        volume, unanswered)  # fmt: skip
 
 
 def extract(storage: Storage, start: datetime, end: datetime, window_s: int, *, min_count: int,

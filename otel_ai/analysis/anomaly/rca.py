@@ -90,9 +90,17 @@ def rank_root_causes(
         downs = sum(1 for s in anomalous for m, v in top_metrics.get(s, []) if m == "rate" and v < 0)
         if ups >= downs:
             return []  # a traffic surge (flash crowd) is not caused by a service
-        tops = [s for s in anomalous if not (callers.get(s, set()) & anomalous)]
-        order = sorted(tops, key=lambda s: (-score.get(s, 0.0), s))
-        rest = sorted(anomalous - set(tops), key=lambda s: -score.get(s, 0.0))
+        # A traffic drop enters at the edge: blame the entry point(s) upstream of what dropped
+        # ("volume down at the ingress"), even if the entry's own dip is below its threshold.
+        ups_of: set[str] = set()
+        for s in anomalous:
+            ups_of |= descendants(callers, s)
+        entries = sorted(
+            (s for s in ups_of | anomalous if not callers.get(s)), key=lambda s: (-score.get(s, 0.0), s)
+        )
+        tops = [s for s in anomalous if not (callers.get(s, set()) & anomalous) and s not in entries]
+        order = entries + sorted(tops, key=lambda s: (-score.get(s, 0.0), s))
+        rest = sorted(anomalous - set(order), key=lambda s: -score.get(s, 0.0))
         return _scored(order + rest)
     ppr = personalized_pagerank(services, edges, {s: score.get(s, 0.0) / threshold for s in services})
 
@@ -106,7 +114,7 @@ def rank_root_causes(
     unreachable: list[str] = []
     for caller, drops in sorted((dropped_calls or {}).items()):
         if caller in anomalous and not (graph.get(caller, set()) & own):
-            unreachable += [t for t, _ in sorted(drops, key=lambda d: d[1]) if t not in unreachable]
+            unreachable += [t for t, _ in drops if t not in unreachable]  # caller's order: most likely first
     anomalous = anomalous | set(unreachable)
     deepest = [s for s in anomalous if not (descendants(graph, s) & anomalous) and s not in unreachable]
     deepest.sort(key=lambda s: (symptom_only(s), onset.get(s, 1 << 62), -ppr.get(s, 0.0), s))

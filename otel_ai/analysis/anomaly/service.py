@@ -107,7 +107,8 @@ class AnomalyService:
             pool_groups=[f.metric for f in features],
             hidden=c.hidden, bottleneck=c.bottleneck, alpha=c.alpha, max_iter=c.max_iter, n_context=2,
             calibration_fraction=c.calibration_fraction, false_alarm_rate=c.false_alarm_rate,
-            threshold_margin=c.threshold_margin, random_state=c.random_state,
+            threshold_margin=c.threshold_margin, random_state=c.random_state, seasonal_slots=c.seasonal_slots,
+            value_term=c.value_term,
         )  # fmt: skip
 
     def train(self, start: datetime, end: datetime, *, exclude: list[tuple[int, int]] | None = None) -> Model:
