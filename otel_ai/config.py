@@ -90,6 +90,11 @@ class PipelineConfig(Section):
     # ... and a smaller batch waits this long for more payloads while a worker is idle.
     batch_linger_ms: int = Field(default=10, ge=0)
     insert_workers: int = Field(default=2, ge=1)
+    # When an export is acknowledged: "insert" — once its rows are in ClickHouse (read-after-ack);
+    # "spool" — once it is fsynced to a per-signal write-ahead log under spool_dir/wal, inserted
+    # from there in batches of up to batch_items (much bigger batches under load; rows become
+    # queryable a batch later).
+    ack: Literal["insert", "spool"] = "insert"
     spool_dir: str = "./data/spool"
     spool_max_bytes: int = Field(default=4 * 1024**3, gt=0)
     spool_replay_interval_s: float = Field(default=2.0, gt=0)

@@ -40,6 +40,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from otel_ai.errors import DecodeError, OtelAiError, OverloadedError, StorageError
 from otel_ai.model import SIGNALS, Payload, Signal
 from otel_ai.pipeline.spool import Spool
+from otel_ai.pipeline.wal import WriteAheadFront
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,10 @@ class Pipeline:
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         self._lock = threading.Lock()
+        # ack: spool — acknowledge after the fsynced write-ahead log, insert in big batches.
+        self.wal = (
+            WriteAheadFront(config, self._wal_write, self._wal_drained) if config.ack == "spool" else None
+        )
         self._metrics(registry or CollectorRegistry())
 
     def _metrics(self, registry: CollectorRegistry) -> None:
@@ -132,6 +137,11 @@ class Pipeline:
         Gauge(
             "otelai_spool_torn_records", "Torn spool records detected and skipped", registry=registry
         ).set_function(lambda: self.spool.torn_records)
+        Gauge(
+            "otelai_wal_pending_items",
+            "Items acknowledged through the write-ahead log and not yet inserted (ack: spool)",
+            registry=registry,
+        ).set_function(lambda: self.wal.pending_items if self.wal is not None else 0)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -139,7 +149,10 @@ class Pipeline:
         self._idle = asyncio.Event()
         self._idle.set()
         await asyncio.to_thread(self.spool.open)
-        for i in range(self.config.insert_workers):
+        if self.wal is not None:
+            await asyncio.to_thread(self.wal.open)
+            self.wal.start(self._loop)
+        for i in range(self.config.insert_workers if self.wal is None else 0):
             t = threading.Thread(target=self._worker, name=f"insert-{i}", daemon=True)
             t.start()
             self._threads.append(t)
@@ -153,6 +166,8 @@ class Pipeline:
             return
         self._stopped = self._closing = True
         deadline = time.monotonic() + timeout_s
+        if self.wal is not None:
+            await self._shutdown_wal(deadline)
         for signal in SIGNALS:
             self._flush(signal)
         assert self._idle is not None
@@ -181,6 +196,34 @@ class Pipeline:
         self.spool.close()
 
     # -- admission (event loop) -------------------------------------------------------------------
+    async def _shutdown_wal(self, deadline: float) -> None:
+        """Finish the appends, give the drainers until the deadline; the rest stays in the log."""
+        assert self.wal is not None and self._idle is not None
+        self.wal.stop_appending()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout=max(0.1, deadline - time.monotonic()))
+        while not self.wal.drained() and not self.wal.storage_down and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if not self.wal.drained():
+            log.warning("pipeline: %d acknowledged items left in the write-ahead log for the next start",
+                        self.wal.pending_items)  # fmt: skip
+        await asyncio.to_thread(self.wal.stop, max(0.1, deadline - time.monotonic()))
+
+    def _wal_write(self, payloads: Sequence[Payload]) -> list[Any]:
+        out: list[Any] = [None] * len(payloads)
+        self._write_isolating(payloads, out, 0)
+        return out
+
+    def _wal_drained(self) -> None:
+        self._storage_down = False
+
+    def _release(self, n: int, size: int) -> None:
+        self._queued_items -= n
+        self._queued_bytes -= size
+        if self._queued_items <= 0 and self._idle is not None:
+            self._queued_items = 0
+            self._idle.set()
+
     async def submit(self, payload: Payload) -> None:
         """Resolve once ``payload`` is inserted or durably spooled; raise if it cannot be."""
         if self._closing or self._loop is None:
@@ -198,6 +241,11 @@ class Pipeline:
         self._queued_bytes += size
         assert self._idle is not None
         self._idle.clear()
+        if self.wal is not None:  # ack once the write-ahead log has it on disk
+            future.add_done_callback(lambda _f: self._release(n, size))
+            self.wal.submit(payload, future)
+            await asyncio.shield(future)
+            return
         signal = payload.signal
         self._buffers[signal].append(_Entry(payload, future))
         self._buffer_items[signal] += n
@@ -419,6 +467,8 @@ class Pipeline:
         return {
             "queue": {"items": self._queued_items, "capacity_items": self.config.queue_items, "bytes": self._queued_bytes, "capacity_bytes": self.config.queue_bytes, "batches_waiting": self._work.qsize()},
             "batch": {"items": self.config.batch_items, "timeout_ms": self.config.batch_timeout_ms, "insert_workers": self.config.insert_workers},
+            "ack": self.config.ack,
+            "wal": None if self.wal is None else {"bytes": self.wal.bytes, "pending_items": self.wal.pending_items, "appended_items": self.wal.appended_items},
             "spool": {
                 "dir": str(self.spool.dir), "bytes": self.spool.bytes, "max_bytes": self.spool.max_bytes,
                 "segments": self.spool.segments, "pending_records": self.spool.pending_records,

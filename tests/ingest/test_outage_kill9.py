@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+import pytest
 
 from tests.helpers import SubprocessDaemon
 from tests.ingest.otlp_payloads import trace_request
@@ -83,8 +84,24 @@ def _assert_all_present(d: SubprocessDaemon, acked: dict[str, int]) -> None:
     assert not missing, f"{len(missing)} of {len(acked)} acked traces missing after restart"
 
 
-def test_kill9_under_load_then_restart_keeps_every_acked_span(tmp_path: Path) -> None:
-    env = {"OTEL_AI_PIPELINE__BATCH_TIMEOUT_MS": "20", "OTEL_AI_SCHEDULER__ENABLED": "false"}
+def _wal_drained(d: SubprocessDaemon) -> None:
+    """ack: spool — wait until the restarted daemon has inserted what its write-ahead log holds."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        wal = httpx.get(f"{d.api_url}/api/v1/status", timeout=10).json()["pipeline"]["wal"]
+        if wal["pending_items"] == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"write-ahead log not drained: {wal}")
+
+
+@pytest.mark.parametrize("ack", ["insert", "spool"])
+def test_kill9_under_load_then_restart_keeps_every_acked_span(tmp_path: Path, ack: str) -> None:
+    env = {
+        "OTEL_AI_PIPELINE__BATCH_TIMEOUT_MS": "20",
+        "OTEL_AI_SCHEDULER__ENABLED": "false",
+        "OTEL_AI_PIPELINE__ACK": ack,
+    }
     d = SubprocessDaemon(tmp_path / "data", extra_env=env).start()
     try:
         acked = _run_load_then(d, "kill")
@@ -92,6 +109,8 @@ def test_kill9_under_load_then_restart_keeps_every_acked_span(tmp_path: Path) ->
         d.kill()
     again = SubprocessDaemon(tmp_path / "data", ep=d.ep, extra_env=env).start()
     try:
+        if ack == "spool":
+            _wal_drained(again)
         _assert_all_present(again, acked)
     finally:
         again.kill()

@@ -1,0 +1,196 @@
+"""Write-ahead acknowledgement (``pipeline.ack: spool``): ack after fsync, insert in big batches.
+
+With ``ack: insert`` (the default) a request is acknowledged once its rows are in ClickHouse, so
+a batch can hold only what the senders have in flight (32 senders x 512 spans ≈ 16k spans), and
+every insert pays the engine's fixed cost (query analysis, one part per table and view, merges
+later). With ``ack: spool`` a request is acknowledged as soon as it is appended to a per-signal
+write-ahead log and fsynced (OTLP allows acking once data is durable; DESIGN.md decision 4), and
+one drainer per signal inserts from the log in batches of up to ``batch_items``: the batch size no
+longer depends on the senders, and while an insert runs the next batch accumulates on disk.
+
+* Durable before the ack: a crash loses nothing acknowledged; the drainers replay the log at
+  start (at-least-once — a crash between an insert and the cursor update inserts that batch twice).
+* Bounded: pending appends in memory are bounded by ``queue_items``/``queue_bytes``, the log by
+  ``spool_max_bytes`` per signal; past either the receivers answer 503 / UNAVAILABLE.
+* Storage outage: the drainer keeps the records and retries every ``spool_replay_interval_s``.
+* Content the engine refuses on its own (after ``validate`` accepted it: rare) cannot be reported
+  to a sender that was already acknowledged: it is dropped and counted
+  (``otelai_pipeline_dropped_items_total``), never retried forever.
+* The trade-off: rows become queryable a batch after the ack, not at the ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from otel_ai.errors import DecodeError, OverloadedError, StorageError
+from otel_ai.model import SIGNALS, Payload, Signal
+from otel_ai.pipeline.spool import Spool
+
+log = logging.getLogger(__name__)
+
+# One append round takes at most this many requests (one write + one fsync per signal).
+_GROUP = 512
+
+
+class WriteAheadFront:
+    """Appends admitted payloads to per-signal logs (group commit) and drains them to storage.
+
+    ``write_batch(payloads) -> results`` inserts one batch and returns one result per payload:
+    ``None`` (written), a ``DecodeError``/``StorageError`` refused on its own, or anything else
+    meaning "not written, keep it" (an outage).
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        write_batch: Callable[[Sequence[Payload]], list[Any]],
+        on_drained: Callable[[], None],
+    ) -> None:
+        self.config = config
+        self.write_batch = write_batch
+        self.on_drained = on_drained  # a batch was written: storage answers
+        root = Path(config.spool_dir) / "wal"
+        self.logs: dict[Signal, Spool] = {s: Spool(root / s, config.spool_max_bytes) for s in SIGNALS}
+        self._appends: queue.Queue[tuple[Payload, asyncio.Future[None]] | None] = queue.Queue()
+        self._wake = {s: threading.Event() for s in SIGNALS}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.storage_down = False
+        self.appended_items = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def open(self) -> None:
+        for spool in self.logs.values():
+            spool.open()
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        threads = [threading.Thread(target=self._appender, name="wal-append", daemon=True)]
+        threads += [
+            threading.Thread(target=self._drainer, args=(s,), name=f"wal-drain-{s}", daemon=True)
+            for s in SIGNALS
+        ]
+        for t in threads:
+            t.start()
+        self._threads = threads
+
+    def stop_appending(self) -> None:
+        self._appends.put(None)
+
+    def drained(self) -> bool:
+        return not any(spool.has_pending() for spool in self.logs.values())
+
+    def stop(self, timeout_s: float) -> None:
+        """Stop the threads (what is still in the logs is replayed by the next start)."""
+        self._stop.set()
+        for ev in self._wake.values():
+            ev.set()
+        deadline = time.monotonic() + timeout_s
+        for t in self._threads:
+            t.join(max(0.1, deadline - time.monotonic()))
+        for spool in self.logs.values():
+            spool.close()
+
+    @property
+    def pending_items(self) -> int:
+        return sum(s.pending_items for s in self.logs.values())
+
+    @property
+    def bytes(self) -> int:
+        return sum(s.bytes for s in self.logs.values())
+
+    # -- append (group commit) ----------------------------------------------------------------
+    def submit(self, payload: Payload, future: asyncio.Future[None]) -> None:
+        self._appends.put((payload, future))
+
+    def _appender(self) -> None:
+        while True:
+            first = self._appends.get()
+            if first is None:
+                return
+            group = [first]
+            with contextlib.suppress(queue.Empty):
+                while len(group) < _GROUP:
+                    nxt = self._appends.get_nowait()
+                    if nxt is None:
+                        self._appends.put(None)  # stop after this round
+                        break
+                    group.append(nxt)
+            results: list[BaseException | None] = [None] * len(group)
+            for signal in SIGNALS:
+                idx = [i for i, (p, _) in enumerate(group) if p.signal == signal]
+                if not idx:
+                    continue
+                try:
+                    self.logs[signal].append([group[i][0] for i in idx])
+                    self.appended_items += sum(group[i][0].items for i in idx)
+                    self._wake[signal].set()
+                except (OverloadedError, StorageError) as exc:
+                    err: BaseException = exc
+                    if not isinstance(exc, OverloadedError):
+                        err = OverloadedError(f"write-ahead log: {exc.message}", retry_after=1.0)
+                    for i in idx:
+                        results[i] = err
+            assert self._loop is not None
+            with contextlib.suppress(RuntimeError):  # loop closed at shutdown
+                self._loop.call_soon_threadsafe(_settle, group, results)
+
+    # -- drain ----------------------------------------------------------------------------------
+    def _drainer(self, signal: Signal) -> None:
+        spool, wake = self.logs[signal], self._wake[signal]
+        interval = self.config.spool_replay_interval_s
+        linger = self.config.batch_timeout_ms / 1000
+        while not self._stop.is_set():
+            if not spool.has_pending():
+                wake.wait(1.0)
+                wake.clear()
+                continue
+            if spool.pending_items < self.config.batch_min_items:
+                # A light load: let a few more requests join (group commit), then go.
+                self._stop.wait(linger)
+            try:
+                ok = self._drain_one(spool)
+            except Exception:
+                log.exception("write-ahead drain of %s failed", signal)
+                ok = False
+            if not ok:
+                self._stop.wait(interval)
+
+    def _drain_one(self, spool: Spool) -> bool:
+        records = spool.read_batch(self.config.batch_items)
+        if not records:
+            return True
+        payloads = [r.payload for r in records]
+        out = self.write_batch(payloads)
+        if any(r is not None and not isinstance(r, DecodeError | StorageError) for r in out):
+            self.storage_down = True
+            return False  # an outage: keep the records, retry after the interval
+        # Records refused on their own (DecodeError, non-retryable StorageError) were counted as
+        # dropped by the writer side; retrying them would block the log forever.
+        spool.commit(records)
+        self.storage_down = False
+        self.on_drained()
+        return True
+
+
+def _settle(
+    group: Sequence[tuple[Payload, asyncio.Future[None]]], results: Sequence[BaseException | None]
+) -> None:
+    for (_, future), err in zip(group, results, strict=True):
+        if future.done():
+            continue
+        if err is None:
+            future.set_result(None)
+        else:
+            future.set_exception(err)
+            future.exception()  # mark retrieved: a hung-up client never awaits it

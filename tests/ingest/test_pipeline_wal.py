@@ -1,0 +1,104 @@
+"""``pipeline.ack: spool``: ack after the fsynced write-ahead log, insert from it in big batches.
+
+Same recording writer as test_pipeline_core.py (the seam real outages and engine refusals cross);
+the daemon-level crash test (test_outage_kill9.py) runs this mode against real storage too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from otel_ai.errors import OverloadedError
+from otel_ai.pipeline import Pipeline
+from tests.ingest.test_pipeline_core import RecordingWriter, _cfg, _p, _until
+
+
+def _wal_cfg(tmp_path: Path, **kw: object) -> object:
+    return _cfg(tmp_path, ack="spool", **kw)
+
+
+async def test_acks_before_the_insert_and_drains_in_big_batches(tmp_path: Path) -> None:
+    w = RecordingWriter()
+    w.gate.clear()  # the storage is slow: the first insert blocks
+    registry = CollectorRegistry()
+    pl = Pipeline(_wal_cfg(tmp_path, batch_items=1000, batch_min_items=1), w, registry=registry)
+    await pl.start()
+    await pl.submit(_p(b"first"))  # acknowledged although nothing is inserted yet
+    await _until(lambda: pl.wal is not None and pl.wal.pending_items == 10)
+    # While the first insert hangs, 40 more requests are acked from the log...
+    await asyncio.gather(*(pl.submit(_p(b"r%02d" % i)) for i in range(40)))
+    assert w.stored == [] and pl.status()["wal"]["pending_items"] == 410
+    assert registry.get_sample_value("otelai_wal_pending_items") == 410
+    w.gate.set()
+    await _until(lambda: len(w.stored) == 41)
+    # ... and go in as ONE batch after the one that was in flight, in arrival order.
+    assert len(w.calls) == 2 and w.calls[0] == [b"first"] and len(w.calls[1]) == 40
+    assert w.stored == [b"first"] + [b"r%02d" % i for i in range(40)]
+    await pl.shutdown(5)
+    st = pl.status()
+    assert st["ack"] == "spool" and st["inserted_items"] == 410 and st["wal"]["bytes"] == 0
+
+
+async def test_outage_keeps_acking_and_inserts_when_storage_returns(tmp_path: Path) -> None:
+    w = RecordingWriter()
+    w.down = True
+    pl = Pipeline(_wal_cfg(tmp_path), w, registry=CollectorRegistry())
+    await pl.start()
+    for i in range(5):
+        await pl.submit(_p(b"o%d" % i))
+    await _until(lambda: pl.status()["storage_down"])
+    assert w.stored == [] and "connection refused" in (pl.status()["last_error"] or "")
+    w.down = False
+    await _until(lambda: len(w.stored) == 5)
+    assert w.stored == [b"o0", b"o1", b"o2", b"o3", b"o4"]
+    assert not pl.status()["storage_down"]
+    await pl.shutdown(5)
+
+
+async def test_the_log_survives_a_restart(tmp_path: Path) -> None:
+    w = RecordingWriter()
+    w.down = True
+    pl = Pipeline(_wal_cfg(tmp_path), w, registry=CollectorRegistry())
+    await pl.start()
+    await pl.submit(_p(b"kept", signal="logs"))
+    await pl.submit(_p(b"kept-too", signal="metrics"))
+    await pl.shutdown(1)  # storage still down: the acknowledged records stay in the log
+    w2 = RecordingWriter()
+    pl2 = Pipeline(_wal_cfg(tmp_path), w2, registry=CollectorRegistry())
+    await pl2.start()
+    await _until(lambda: sorted(w2.stored) == [b"kept", b"kept-too"])
+    await pl2.shutdown(5)
+    assert pl2.wal is not None and pl2.wal.drained()
+
+
+async def test_refused_content_is_dropped_and_counted_without_blocking_the_log(tmp_path: Path) -> None:
+    w = RecordingWriter()
+    w.gate.clear()
+    registry = CollectorRegistry()
+    pl = Pipeline(_wal_cfg(tmp_path, batch_min_items=1), w, registry=registry)
+    await pl.start()
+    await pl.submit(_p(b"a"))
+    await _until(lambda: len(w.calls) == 0 and pl.wal is not None and pl.wal.pending_items == 10)
+    await asyncio.gather(pl.submit(_p(b"BAD")), pl.submit(_p(b"b")))
+    w.gate.set()
+    await _until(lambda: w.stored == [b"a", b"b"])
+    await pl.submit(_p(b"c"))
+    await _until(lambda: w.stored == [b"a", b"b", b"c"])
+    assert registry.get_sample_value("otelai_pipeline_dropped_items_total", {"reason": "invalid"}) == 10
+    await pl.shutdown(5)
+
+
+async def test_a_full_log_refuses_with_503(tmp_path: Path) -> None:
+    w = RecordingWriter()
+    w.down = True
+    pl = Pipeline(_wal_cfg(tmp_path, spool_max_bytes=200), w, registry=CollectorRegistry())
+    await pl.start()
+    await pl.submit(_p(b"x" * 100))
+    with pytest.raises(OverloadedError, match="spool full"):
+        await pl.submit(_p(b"y" * 100))
+    assert pl.status()["queue"]["items"] == 0  # the refused request holds no memory
+    await pl.shutdown(1)
