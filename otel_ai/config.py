@@ -95,6 +95,10 @@ class PipelineConfig(Section):
     # from there in batches of up to batch_items (much bigger batches under load; rows become
     # queryable a batch later).
     ack: Literal["insert", "spool"] = "insert"
+    # ack: spool — a drained batch also stops at this many bytes of request bodies (the engine's
+    # memory grows with the batch: ~10 MiB of realistic spans is ~25k spans and keeps the daemon
+    # under 1 GiB while it drains a backlog).
+    wal_batch_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     spool_dir: str = "./data/spool"
     spool_max_bytes: int = Field(default=4 * 1024**3, gt=0)
     spool_replay_interval_s: float = Field(default=2.0, gt=0)

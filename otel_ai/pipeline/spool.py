@@ -188,11 +188,13 @@ class Spool:
         return self._active_fd
 
     # -- replay -------------------------------------------------------------------------------
-    def read_batch(self, max_items: int) -> list[SpoolRecord]:
-        """The oldest pending records, all of one signal, up to ``max_items`` (at least one)."""
+    def read_batch(self, max_items: int, max_bytes: int | None = None) -> list[SpoolRecord]:
+        """The oldest pending records, all of one signal, up to ``max_items`` and ``max_bytes`` of
+        bodies (at least one record)."""
         with self._lock:
             out: list[SpoolRecord] = []
-            total = 0
+            total = size_total = 0
+            byte_cap = max_bytes if max_bytes is not None else 1 << 62
             for n in sorted(self._segments):
                 start = self._cursor[1] if n == self._cursor[0] else 0
                 path = self.dir / _segment_name(n)
@@ -207,11 +209,16 @@ class Spool:
                             self._bytes -= self._segments[n] - offset
                             self._segments[n] = offset
                             break
-                        if out and (rec.signal != out[0].payload.signal or total + rec.items > max_items):
+                        if out and (
+                            rec.signal != out[0].payload.signal
+                            or total + rec.items > max_items
+                            or size_total + len(rec.body) > byte_cap
+                        ):
                             return out
                         offset += HEADER_SIZE + len(rec.body)
                         out.append(SpoolRecord(n, offset, rec))
                         total += rec.items
+                        size_total += len(rec.body)
                 if out:
                     return out  # one segment per batch keeps the cursor simple
                 self._drop_segment(n)

@@ -167,7 +167,7 @@ class WriteAheadFront:
                 self._stop.wait(interval)
 
     def _drain_one(self, spool: Spool) -> bool:
-        records = spool.read_batch(self.config.batch_items)
+        records = spool.read_batch(self.config.batch_items, self.config.wal_batch_bytes)
         if not records:
             return True
         payloads = [r.payload for r in records]

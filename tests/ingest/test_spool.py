@@ -54,6 +54,18 @@ def test_batches_hold_one_signal_and_respect_max_items(tmp_path: Path) -> None:
     assert batches == [["traces"], ["traces"], ["logs"], ["traces"]]  # 2 items each, max 3
 
 
+def test_batches_respect_max_bytes_but_always_hold_one_record(tmp_path: Path) -> None:
+    sp = Spool(tmp_path, 10**9)
+    sp.open()
+    sp.append([_p(0, size=100), _p(0, size=100), _p(0, size=100), _p(0, size=500)])
+    sizes: list[list[int]] = []
+    while sp.has_pending():
+        recs = sp.read_batch(10**9, max_bytes=250)
+        sizes.append([len(r.payload.body) for r in recs])
+        sp.commit(recs)
+    assert sizes == [[100, 100], [100], [500]]  # a record bigger than the cap still goes alone
+
+
 def test_partial_replay_resumes_from_cursor_after_restart(tmp_path: Path) -> None:
     sp = Spool(tmp_path, 10**9)
     sp.open()
