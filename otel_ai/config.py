@@ -81,8 +81,11 @@ class PipelineConfig(Section):
     # Bound of the queue, in items (spans + data points + log records) not yet inserted.
     queue_items: int = Field(default=400_000, gt=0)
     # Second bound of the same queue, in body bytes (a few items can carry huge attributes).
-    queue_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    queue_bytes: int = Field(default=128 * 1024 * 1024, gt=0)
     batch_items: int = Field(default=50_000, gt=0)
+    # A batch also stops at this many bytes of request bodies: the engine's memory grows with the
+    # batch (~10 MiB of realistic spans is ~25k spans), which keeps the daemon under 1 GiB.
+    batch_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     batch_timeout_ms: int = Field(default=200, ge=1)
     # Flush early, before batch_timeout_ms, once this many items wait AND an insert worker is idle
     # (group commit: high load forms big batches by itself, low load is not held back).
@@ -95,10 +98,7 @@ class PipelineConfig(Section):
     # from there in batches of up to batch_items (much bigger batches under load; rows become
     # queryable a batch later).
     ack: Literal["insert", "spool"] = "insert"
-    # ack: spool — a drained batch also stops at this many bytes of request bodies (the engine's
-    # memory grows with the batch: ~10 MiB of realistic spans is ~25k spans and keeps the daemon
-    # under 1 GiB while it drains a backlog).
-    wal_batch_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+
     spool_dir: str = "./data/spool"
     spool_max_bytes: int = Field(default=4 * 1024**3, gt=0)
     spool_replay_interval_s: float = Field(default=2.0, gt=0)

@@ -4,7 +4,7 @@
 (counted in items: spans, data points, log records; and in body bytes) has room, otherwise it raises
 :class:`~otel_ai.errors.OverloadedError` at once (503 / UNAVAILABLE; memory never grows without
 bound). Admitted payloads are grouped per signal and flushed to the worker threads when a batch
-reaches ``batch_items``, or ``batch_timeout_ms`` after its first payload if a worker is free
+reaches ``batch_items`` or ``batch_bytes``, or ``batch_timeout_ms`` after its first payload if a worker is free
 (while all are busy it keeps growing), or — group commit — while an insert worker is idle: at
 once from ``batch_min_items``, else after ``batch_linger_ms``
 (a loaded daemon forms big batches while the workers are busy; a lightly loaded one does not
@@ -69,6 +69,7 @@ class Pipeline:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._buffers: dict[Signal, list[_Entry]] = {s: [] for s in SIGNALS}
         self._buffer_items: dict[Signal, int] = dict.fromkeys(SIGNALS, 0)
+        self._buffer_bytes: dict[Signal, int] = dict.fromkeys(SIGNALS, 0)
         self._timers: dict[Signal, asyncio.TimerHandle | None] = dict.fromkeys(SIGNALS)
         self._lingers: dict[Signal, asyncio.TimerHandle | None] = dict.fromkeys(SIGNALS)
         self._queued_items = 0
@@ -249,7 +250,11 @@ class Pipeline:
         signal = payload.signal
         self._buffers[signal].append(_Entry(payload, future))
         self._buffer_items[signal] += n
-        if self._buffer_items[signal] >= self.config.batch_items:
+        self._buffer_bytes[signal] += size
+        if (
+            self._buffer_items[signal] >= self.config.batch_items
+            or self._buffer_bytes[signal] >= self.config.batch_bytes
+        ):
             self._flush(signal)
         else:
             if self._timers[signal] is None:
@@ -304,6 +309,7 @@ class Pipeline:
         if batch:
             self._buffers[signal] = []
             self._buffer_items[signal] = 0
+            self._buffer_bytes[signal] = 0
             self._inflight_batches += 1
             self._work.put(batch)
 

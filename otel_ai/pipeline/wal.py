@@ -5,7 +5,7 @@ a batch can hold only what the senders have in flight (32 senders x 512 spans â‰
 every insert pays the engine's fixed cost (query analysis, one part per table and view, merges
 later). With ``ack: spool`` a request is acknowledged as soon as it is appended to a per-signal
 write-ahead log and fsynced (OTLP allows acking once data is durable; DESIGN.md decision 4), and
-one drainer per signal inserts from the log in batches of up to ``batch_items``: the batch size no
+one drainer per signal inserts from the log in batches of up to ``batch_items``/``batch_bytes``: the batch size no
 longer depends on the senders, and while an insert runs the next batch accumulates on disk.
 
 * Durable before the ack: a crash loses nothing acknowledged; the drainers replay the log at
@@ -167,7 +167,7 @@ class WriteAheadFront:
                 self._stop.wait(interval)
 
     def _drain_one(self, spool: Spool) -> bool:
-        records = spool.read_batch(self.config.batch_items, self.config.wal_batch_bytes)
+        records = spool.read_batch(self.config.batch_items, self.config.batch_bytes)
         if not records:
             return True
         payloads = [r.payload for r in records]
