@@ -318,7 +318,7 @@ def main() -> int:
     args = ap.parse_args()
     demo = args.source == "demo"
     if demo:
-        train_days, test_days = (1.0, 0.5) if args.quick else (2.0, 1.0)
+        train_days, test_days = (1.0, 1.0) if args.quick else (2.0, 2.0)
         args.rate = args.rate or 1.5
         w = 300
         d, st, t0, test_start, end, truth = demo_world(args, train_days, test_days, w)

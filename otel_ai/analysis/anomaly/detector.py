@@ -172,6 +172,7 @@ class WindowDetector:
             vals = N[:, cols].ravel()
             vals = vals[~np.isnan(vals)]
             z, xi = pot_quantile(vals, p, self.tail_quantile)
+            z = max(z, 1.0)  # never below the features' own 0.9 quantile (and never 0)
             level[groups == g] = z
             self.tail_[str(g)] = (round(z, 4), round(xi, 4), len(vals))
         return base * level

@@ -271,8 +271,8 @@ def describe(
     for (c, t), v in fr.unanswered.items():
         # Refusals are evidence on their own (the calls-per-request fall may not be abnormal yet).
         calls = float(fr.volume.get(c, np.zeros(len(fr.windows)))[span].sum())
-        known = {x for x, _ in dropped.get(c, [])}
-        if c in track.services and float(v[span].sum()) >= max(5.0, 0.05 * calls) and t not in known:
+        seen = {x for x, _ in dropped.get(c, [])}
+        if c in track.services and float(v[span].sum()) >= max(5.0, 0.05 * calls) and t not in seen:
             dropped.setdefault(c, []).append((t, 0.0))
     for caller, drops in dropped.items():
         refused = {t: float(v[span].sum()) for (c, t), v in fr.unanswered.items() if c == caller}

@@ -43,7 +43,7 @@ def personalized_pagerank(nodes: list[str], edges: Iterable[tuple[str, str]], sc
     if k == 0:
         return {}
     W = np.zeros((k, k))
-    s = np.array([max(score.get(n, 0.0), 0.0) for n in nodes])
+    s = np.nan_to_num(np.array([max(score.get(n, 0.0), 0.0) for n in nodes]), nan=0.0, posinf=1e6)
     for a, b in edges:
         if a in idx and b in idx and a != b:
             W[idx[a], idx[b]] += s[idx[b]] + 1e-6
