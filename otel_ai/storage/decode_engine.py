@@ -22,6 +22,8 @@ directory, so with ``http://`` storage the writer uses the python decoder (see t
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import tempfile
@@ -34,18 +36,26 @@ from otel_ai.model import Payload
 from otel_ai.storage.decode_engine_sql import COMPOSITE_MARK, FALLBACK_MARK, SCALAR, STATEMENTS, STRUCTURES
 
 PROTO = Path(__file__).resolve().parent.parent / "otlp" / "proto" / "otlp_clickhouse.proto"
-# The same schema with top-level array/kvlist values as raw bytes, for the scalar dialect
-# ("pbs"); generated from PROTO by ``scalar_proto`` (a test keeps the two in step).
-PROTO_SCALAR = PROTO.with_name("otlp_clickhouse_scalar.proto")
 
 
 def scalar_proto(text: str) -> str:
-    """``PROTO``'s text turned into ``PROTO_SCALAR``'s: AnyValue's composites read as bytes."""
+    """``PROTO``'s text for the scalar dialect ("pbs"): top-level array/kvlist values as bytes."""
     out = text.replace("package otel_ai.ch;", "package otel_ai.chs;")
     out = out.replace("    ArrayValue1 array_value = 5;", "    bytes array_value = 5;")
     out = out.replace("    KeyValueList1 kvlist_value = 6;", "    bytes kvlist_value = 6;")
-    header = "// GENERATED from otlp_clickhouse.proto by otel_ai.storage.decode_engine.scalar_proto.\n"
-    return header + out
+    if out.count("bytes array_value = 5;") != 2 or out.count("bytes kvlist_value = 6;") != 2:
+        raise RuntimeError(f"{PROTO.name} changed shape: update scalar_proto")
+    return out
+
+
+@functools.cache
+def scalar_proto_path() -> Path:
+    """The scalar schema, written once per process into a private temporary directory."""
+    directory = tempfile.mkdtemp(prefix="otel-ai-proto-")
+    atexit.register(shutil.rmtree, directory, True)
+    path = Path(directory) / "otlp_clickhouse_scalar.proto"
+    path.write_text(scalar_proto(PROTO.read_text()))
+    return path
 
 
 # -- the decoder ----------------------------------------------------------------------------
@@ -186,7 +196,7 @@ class EngineDecoder:
                 if d in ("json", "jsons"):
                     settings: dict[str, Any] = dict(_JSON_SETTINGS)
                 else:
-                    schema = PROTO_SCALAR if d == "pbs" else PROTO
+                    schema = scalar_proto_path() if d == "pbs" else PROTO
                     settings = dict(_PB_SETTINGS, format_schema=f"{schema}:{_MESSAGES[signal]}")
                 # Settings go into the statement: settings passed to the driver cost a snapshot
                 # query plus a SET and a restore per setting on every call (clickhouse-connect's
