@@ -34,7 +34,7 @@ from otel_ai.analysis.anomaly.baselines import baseline_detectors
 from otel_ai.analysis.anomaly.config import AnomalyConfig
 from otel_ai.analysis.anomaly.detector import AutoencoderDetector, WindowDetector
 from otel_ai.analysis.anomaly.engine import MARGINAL_GATE, Tracker, describe, score_frame
-from otel_ai.analysis.anomaly.features import extract
+from otel_ai.analysis.anomaly.features import extract, pool_groups
 from otel_ai.storage import Storage
 
 # (type, service, magnitudes mild/medium/severe)
@@ -81,7 +81,7 @@ def schedule(test_start: int, days: float, seed: int) -> tuple[list[syn.Fault], 
 
 def run_detector(det: WindowDetector, train, test, cfg: AnomalyConfig, gate: bool) -> list[dict]:
     t = time.perf_counter()
-    det.pool_groups = [f.metric for f in train.features]
+    det.pool_groups = pool_groups(train)
     det.fit(np.hstack([train.X, train.context]))
     fit_s = time.perf_counter() - t
     # The value gate belongs to the reconstruction methods (AE, linear AE, PCA); z-family

@@ -215,7 +215,7 @@ class WindowDetector:
         """Volume features (request rates): the ones a time-of-day profile applies to."""
         if self.pool_groups is None:
             return np.ones(d, bool)
-        return np.array([g in VOLUME_GROUPS for g in self.pool_groups], bool)
+        return np.array([str(g).split(":")[0] in VOLUME_GROUPS for g in self.pool_groups], bool)
 
     def _seasonal(self, Z: np.ndarray, ctx: np.ndarray) -> np.ndarray:
         """``Z`` with the daily profile removed from the volume columns (identity without one)."""

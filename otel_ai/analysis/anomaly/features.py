@@ -368,3 +368,23 @@ def extract(storage: Storage, start: datetime, end: datetime, window_s: int, *, 
             rows, top_operations=top_operations, min_count=min_count, n_windows=n_windows
         )
     return pivot(rows, features, start, end, window_s, min_count=min_count, min_errors=min_errors)
+
+
+LOW_VOLUME = 50  # spans per window below which a figure is Poisson-noisy (its own calibration pool)
+
+
+def pool_groups(frame: FeatureFrame, split: frozenset[str] = frozenset({"rate"})) -> list[str]:
+    """Calibration pool of every feature: its metric, and for ``split`` metrics whether its
+    entity is busy or low-volume. Counts of ~15 per window have a much heavier tail after the log
+    than counts of hundreds (measured: GPD shape 0.47 pooled vs 0.05 busy-only), and one pool
+    would set the busy features' alarm level from the quiet ones' tail."""
+    out = []
+    with np.errstate(all="ignore"):
+        for j, f in enumerate(frame.features):
+            if f.metric not in split:
+                out.append(f.metric)
+                continue
+            col = frame.raw[:, j]
+            vol = float(np.nanmedian(col)) if np.isfinite(col).any() else 0.0
+            out.append(f"{f.metric}:{'low' if vol < LOW_VOLUME else 'busy'}")
+    return out

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from otel_ai.analysis.anomaly.config import AnomalyConfig
 from otel_ai.analysis.anomaly.detector import AutoencoderDetector
 from otel_ai.analysis.anomaly.engine import Scored, Track, Tracker, anomaly_id, describe, score_frame
-from otel_ai.analysis.anomaly.features import Feature, FeatureFrame, extract
+from otel_ai.analysis.anomaly.features import Feature, FeatureFrame, extract, pool_groups
 from otel_ai.analysis.anomaly.store import AnomalyStore, StoredModel
 from otel_ai.errors import DetectorError, InvalidParameter
 from otel_ai.storage import Storage
@@ -101,10 +101,10 @@ class AnomalyService:
         return job
 
     # -- training -------------------------------------------------------------------------------
-    def _detector(self, features: list[Feature]) -> AutoencoderDetector:
+    def _detector(self, frame: FeatureFrame) -> AutoencoderDetector:
         c = self.cfg
         return AutoencoderDetector(
-            pool_groups=[f.metric for f in features],
+            pool_groups=pool_groups(frame),
             hidden=c.hidden, bottleneck=c.bottleneck, alpha=c.alpha, max_iter=c.max_iter, n_context=2,
             calibration_fraction=c.calibration_fraction, false_alarm_rate=c.false_alarm_rate,
             threshold_margin=c.threshold_margin, random_state=c.random_state, seasonal_slots=c.seasonal_slots,
@@ -123,7 +123,7 @@ class AnomalyService:
         if not frame.features:
             raise DetectorError("no spans in the training range")
         train = frame.slice(keep)
-        det = self._detector(frame.features)
+        det = self._detector(train)
         det.fit(np.hstack([train.X, train.context]))
         mid = f"ae-{end.astimezone(UTC):%Y%m%dT%H%M%S}-{len(frame.features)}f"
         return Model(det, frame.features, mid, end)
