@@ -421,6 +421,12 @@ class AutoencoderDetector(WindowDetector):
         d = X.shape[1] - self.n_context
         Z = self._scaled(X)
         R = self._reconstruct(np.nan_to_num(Z, nan=0.0), X[:, d:])
+        season = getattr(self, "season_", None)
+        if self.value_term and season is not None and season.shape[0] > 1:
+            # A request rate is judged against its time-of-day profile (the reconstruction follows
+            # a coherent drop), so that is its baseline, and the sign of its deviation.
+            cols = self._value_columns(d)
+            R[:, cols] = self._profile(season, X[:, d:])[:, cols]
         return self.center_ + self.scale_ * R
 
     # -- persistence --------------------------------------------------------------------------

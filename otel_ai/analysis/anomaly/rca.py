@@ -86,8 +86,9 @@ def rank_root_causes(
         callers.setdefault(b, set()).add(a)
     metrics = {s: {m for m, _ in top_metrics.get(s, [])} for s in anomalous}
     if anomalous and all(ms <= {"rate"} for ms in metrics.values()):
-        ups = sum(1 for s in anomalous for m, v in top_metrics.get(s, []) if m == "rate" and v > 0)
-        downs = sum(1 for s in anomalous for m, v in top_metrics.get(s, []) if m == "rate" and v < 0)
+        # Which way did the traffic go? Weigh the moves, not the count of services that moved.
+        ups = sum(v for s in anomalous for m, v in top_metrics.get(s, []) if m == "rate" and v > 0)
+        downs = sum(-v for s in anomalous for m, v in top_metrics.get(s, []) if m == "rate" and v < 0)
         if ups >= downs:
             return []  # a traffic surge (flash crowd) is not caused by a service
         # A traffic drop enters at the edge: blame the entry point(s) upstream of what dropped
