@@ -266,22 +266,24 @@ def describe(
             top_metrics.setdefault(f.owner, []).append((f.metric, signed))
             if f.kind == "edge" and f.metric == "cpr" and signed < 0:
                 dropped.setdefault(f.service, []).append((f.target, signed))
-    # A callee that refused calls (client errors with no server span) explains why the calls after
-    # it were skipped too: put it first among the dropped callees.
+    # A callee that refused calls (client errors with no server span) is unreachable, and explains
+    # why the calls after it were skipped too. Only refusals make a callee a suspect: calls that
+    # were merely skipped (fewer calls per request, no refusals) follow from a failure elsewhere.
+    refused: dict[tuple[str, str], float] = {}
     for (c, t), v in fr.unanswered.items():
-        # Refusals are evidence on their own (the calls-per-request fall may not be abnormal yet).
         calls = float(fr.volume.get(c, np.zeros(len(fr.windows)))[span].sum())
-        seen = {x for x, _ in dropped.get(c, [])}
-        if c in track.services and float(v[span].sum()) >= max(5.0, 0.05 * calls) and t not in seen:
-            dropped.setdefault(c, []).append((t, 0.0))
+        if c in track.services and float(v[span].sum()) >= max(5.0, 0.05 * calls):
+            refused[(c, t)] = float(v[span].sum())
+            if t not in {x for x, _ in dropped.get(c, [])}:
+                dropped.setdefault(c, []).append((t, 0.0))
     for caller, drops in dropped.items():
-        refused = {t: float(v[span].sum()) for (c, t), v in fr.unanswered.items() if c == caller}
-        drops.sort(key=lambda d: (-refused.get(d[0], 0.0), d[1]))
+        drops.sort(key=lambda d: (-refused.get((caller, d[0]), 0.0), d[1]))
+    suspects = {c: [d for d in drops if (c, d[0]) in refused] for c, drops in dropped.items()}
     anomalous = set(top_metrics) or {s for s in track.services if peak_by_svc.get(s, 0.0) > thr}
     onset_by_svc = {s: onset + int(np.argmax(scored.S[s][span] > thr)) for s in anomalous}
     root = rank_root_causes(
         services=fr.services, edges=fr.edges, score=peak_by_svc, onset=onset_by_svc, anomalous=anomalous,
-        top_metrics=top_metrics, threshold=thr, dropped_calls=dropped,
+        top_metrics=top_metrics, threshold=thr, dropped_calls={c: d for c, d in suspects.items() if d},
     )  # fmt: skip
     all_metrics = {m for ms in top_metrics.values() for m, _ in ms}
     surge = bool(anomalous) and not root and all_metrics <= {"rate"}
