@@ -37,8 +37,10 @@ from otel_ai.pipeline.spool import Spool
 
 log = logging.getLogger(__name__)
 
-# One append round takes at most this many requests (one write + one fsync per signal).
+# One append round takes at most this many requests / body bytes (one write + one fsync per
+# signal); the bytes bound keeps the round's joined copy small.
 _GROUP = 512
+_GROUP_BYTES = 8 * 1024 * 1024
 
 
 class WriteAheadFront:
@@ -119,13 +121,15 @@ class WriteAheadFront:
             if first is None:
                 return
             group = [first]
+            size = len(first[0].body)
             with contextlib.suppress(queue.Empty):
-                while len(group) < _GROUP:
+                while len(group) < _GROUP and size < _GROUP_BYTES:
                     nxt = self._appends.get_nowait()
                     if nxt is None:
                         self._appends.put(None)  # stop after this round
                         break
                     group.append(nxt)
+                    size += len(nxt[0].body)
             results: list[BaseException | None] = [None] * len(group)
             for signal in SIGNALS:
                 idx = [i for i, (p, _) in enumerate(group) if p.signal == signal]
