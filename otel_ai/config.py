@@ -102,8 +102,10 @@ class PipelineConfig(Section):
     spool_dir: str = "./data/spool"
     spool_max_bytes: int = Field(default=4 * 1024**3, gt=0)
     spool_replay_interval_s: float = Field(default=2.0, gt=0)
-    # Decoder: "engine" lets ClickHouse decode OTLP (fast), "python" flattens in Python.
-    decoder: Literal["engine", "python"] = "engine"
+    # Decoder: "native" flattens protobuf spans in C into ClickHouse Native blocks (fastest; the
+    # rest goes to "engine" on chDB or "python" on a server), "engine" lets ClickHouse decode
+    # OTLP itself, "python" flattens in Python.
+    decoder: Literal["native", "engine", "python"] = "native"
 
 
 class ApiConfig(Section):

@@ -1,7 +1,10 @@
 """Batch writer of validated OTLP payloads into the contrib-compatible telemetry tables.
 
-Two decoders (DESIGN.md decision 3, ``pipeline.decoder``):
+Three decoders (DESIGN.md decision 3, ``pipeline.decoder``):
 
+* ``native`` (default) — protobuf spans flattened in C into one ClickHouse ``Native`` block per
+  batch (:mod:`otel_ai.storage.decode_native`); what it does not cover (logs, metrics, OTLP/JSON,
+  array/kvlist attribute values) goes to ``engine`` on chDB and to ``python`` on a server.
 * ``engine`` — ClickHouse decodes OTLP itself (``Protobuf`` input format with an OTLP schema, or
   typed ``JSONEachRow`` for OTLP/JSON) and flattens it in SQL; see :mod:`otel_ai.storage.decode_engine`.
 * ``python`` — upb parse + Python flatten + column-oriented insert; see
@@ -17,28 +20,43 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from otel_ai.errors import DecodeError, StorageError
 from otel_ai.model import Payload
-from otel_ai.storage import decode_python
+from otel_ai.storage import decode_native, decode_python
 
 log = logging.getLogger(__name__)
 
-DECODERS = ("engine", "python")
+DECODERS = ("native", "engine", "python")
 
 
 class TelemetryWriter:
     """Writes batches of payloads of one signal; thread-safe (the storage client is)."""
 
-    def __init__(self, storage: Any, *, decoder: str = "engine", registry: Any = None) -> None:
+    def __init__(self, storage: Any, *, decoder: str = "native", registry: Any = None) -> None:
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
         self.storage = storage
-        self.decoder = decoder
         self.registry = registry
         self._engine: Any = None
-        if decoder == "engine" and not getattr(storage, "embedded", True):
+        self._native: Any = None
+        if decoder == "native" and not decode_native.available():
+            log.warning("the native decoder was not built (no C compiler at install time); using engine")
+            decoder = "engine"
+        self.decoder = decoder
+        embedded = getattr(storage, "embedded", True)
+        if decoder == "native":
+            from otel_ai.storage.decode_native import NativeDecoder
+
+            if embedded:
+                from otel_ai.storage.decode_engine import EngineDecoder
+
+                self._engine = EngineDecoder(storage)
+            fallback = self._write_engine if embedded else partial(write_python, storage)
+            self._native = NativeDecoder(storage, fallback)
+        elif decoder == "engine" and not embedded:
             # A remote server would need our .proto in its format_schemas directory.
             log.warning("pipeline.decoder=engine needs embedded chDB storage; using the python decoder")
             self.decoder = decoder = "python"
@@ -46,7 +64,7 @@ class TelemetryWriter:
             from otel_ai.storage.decode_engine import EngineDecoder
 
             self._engine = EngineDecoder(storage)
-        self._latency, self._fallbacks = _metrics(registry)
+        self._latency, self._fallbacks, self._native_fallbacks = _metrics(registry)
 
     def write(self, payloads: Sequence[Payload]) -> None:
         """Insert one batch (all the same signal; encodings/transports may be mixed)."""
@@ -57,15 +75,23 @@ class TelemetryWriter:
         if any(p.signal != signal for p in payloads):
             raise ValueError("a batch must hold payloads of one signal")
         started = time.perf_counter()
-        if self._engine is not None:
-            before = self._engine.fallbacks
-            self._engine.write(payloads)
-            if self._fallbacks is not None and self._engine.fallbacks > before:
-                self._fallbacks.labels(signal=signal).inc(self._engine.fallbacks - before)
+        if self._native is not None:
+            before = self._native.fallbacks
+            self._native.write(payloads)
+            if self._native_fallbacks is not None and self._native.fallbacks > before:
+                self._native_fallbacks.labels(signal=signal).inc(self._native.fallbacks - before)
+        elif self._engine is not None:
+            self._write_engine(payloads)
         else:
             write_python(self.storage, payloads)
         if self._latency is not None:
             self._latency.labels(signal=signal, decoder=self.decoder).observe(time.perf_counter() - started)
+
+    def _write_engine(self, payloads: Sequence[Payload]) -> None:
+        before = self._engine.fallbacks
+        self._engine.write(payloads)
+        if self._fallbacks is not None and self._engine.fallbacks > before:
+            self._fallbacks.labels(signal=payloads[0].signal).inc(self._engine.fallbacks - before)
 
 
 def write_python(storage: Any, payloads: Sequence[Payload]) -> None:
@@ -83,10 +109,10 @@ def write_python(storage: Any, payloads: Sequence[Payload]) -> None:
             raise DecodeError(f"cannot encode rows for {table}: {exc}") from exc
 
 
-def _metrics(registry: Any) -> tuple[Any, Any]:
-    """Insert latency histogram and engine→python fallback counter (None without a registry)."""
+def _metrics(registry: Any) -> tuple[Any, Any, Any]:
+    """Insert latency histogram, engine→python and native→engine/python fallback counters."""
     if registry is None:
-        return None, None
+        return None, None, None
     from prometheus_client import Counter, Histogram
 
     try:
@@ -103,6 +129,12 @@ def _metrics(registry: Any) -> tuple[Any, Any]:
             ["signal"],
             registry=registry,
         )
+        native = Counter(
+            "otel_ai_writer_native_fallbacks",
+            "Span batches the native decoder handed to the engine/python decoder (array or kvlist values)",
+            ["signal"],
+            registry=registry,
+        )
     except ValueError:  # already registered on this registry (several writers)
-        return None, None
-    return latency, fallbacks
+        return None, None, None
+    return latency, fallbacks, native

@@ -1,0 +1,1116 @@
+/*
+ * otel_ai.storage._native — OTLP/protobuf trace requests → one ClickHouse ``Native`` block.
+ *
+ * The "native" decoder (DESIGN.md decision 3): the protobuf wire format is walked once, in C,
+ * and each span becomes one row of ``otel_traces`` written straight into column buffers, encoded
+ * exactly like the python decoder (``decode_python._spans``) and the contrib exporter: lowercase
+ * hex ids, span kind and status code names, ``Value.AsString`` attribute maps (last duplicate key
+ * wins, first position kept). ClickHouse then only has to copy columns into a part (no protobuf
+ * parsing, no flatten SQL, no per-insert query analysis).
+ *
+ * Array and kvlist values are rendered as Go's encoding/json writes pdata ``AsRaw()`` (keys
+ * sorted, HTML-safe escapes, "" when a NaN/Inf sits inside). What this file does not render —
+ * times past 2^63 ns, a known field with an unexpected wire type, a composite value merged from
+ * two occurrences, nesting past 64 levels — raises ``Unsupported``: the caller writes that batch
+ * through the engine or python decoder instead. Malformed protobuf raises ``ValueError``. Protobuf merge semantics hold:
+ * fields in any order, repeated singular messages merged, last scalar wins, unknown fields skipped.
+ *
+ * Native block layout (what clickhouse-connect writes for HTTP and INFILE inserts, revision 0):
+ * varint column count, varint row count, then per column its name, its type and its data.
+ * String = varint length + bytes per row; Map(K, V) = cumulative UInt64 offsets, all keys, all
+ * values; Array(T) = cumulative UInt64 offsets, then the nested column. Types are sent as plain
+ * String / Map(String, String); ClickHouse converts them to the table's LowCardinality types.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the Native encoder writes little-endian integers with memcpy"
+#endif
+
+enum { OK = 0, E_MALFORMED = -1, E_UNSUPPORTED = -2, E_NOMEM = -3 };
+
+static PyObject *Unsupported;
+
+/* -- growable byte buffers ---------------------------------------------------------------------- */
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} buf_t;
+
+static int buf_grow(buf_t *b, size_t extra) {
+    size_t need = b->n + extra;
+    if (need <= b->cap) return OK;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) return E_NOMEM;
+    b->p = p;
+    b->cap = cap;
+    return OK;
+}
+
+static inline int put(buf_t *b, const void *data, size_t len) {
+    if (b->n + len > b->cap && buf_grow(b, len)) return E_NOMEM;
+    if (len) memcpy(b->p + b->n, data, len);
+    b->n += len;
+    return OK;
+}
+
+static inline int put_varint(buf_t *b, uint64_t v) {
+    if (b->n + 10 > b->cap && buf_grow(b, 10)) return E_NOMEM;
+    while (v >= 0x80) {
+        b->p[b->n++] = (char)(v | 0x80);
+        v >>= 7;
+    }
+    b->p[b->n++] = (char)v;
+    return OK;
+}
+
+static inline int put_str(buf_t *b, const void *s, size_t len) {
+    if (put_varint(b, len)) return E_NOMEM;
+    return put(b, s, len);
+}
+
+static inline int put_u64(buf_t *b, uint64_t v) { return put(b, &v, 8); }
+static inline int put_u32(buf_t *b, uint32_t v) { return put(b, &v, 4); }
+
+static const char HEX[] = "0123456789abcdef";
+
+static int put_hex(buf_t *b, const uint8_t *s, size_t len) {
+    if (put_varint(b, 2 * len) || buf_grow(b, 2 * len)) return E_NOMEM;
+    char *o = b->p + b->n;
+    for (size_t i = 0; i < len; i++) {
+        o[2 * i] = HEX[s[i] >> 4];
+        o[2 * i + 1] = HEX[s[i] & 15];
+    }
+    b->n += 2 * len;
+    return OK;
+}
+
+/* -- protobuf wire reader ----------------------------------------------------------------------- */
+
+typedef struct {
+    const uint8_t *p, *end;
+} rd_t;
+
+static inline int rd_varint(rd_t *r, uint64_t *out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+        if (r->p >= r->end) return E_MALFORMED;
+        uint8_t c = *r->p++;
+        v |= (uint64_t)(c & 0x7F) << shift;
+        if (!(c & 0x80)) {
+            *out = v;
+            return OK;
+        }
+    }
+    return E_MALFORMED;
+}
+
+/* The next field: its number, wire type and, for length-delimited fields, a sub-reader;
+ * for varint and fixed fields, the value. */
+typedef struct {
+    uint32_t num;
+    int wt;
+    uint64_t v;
+    rd_t sub;
+} field_t;
+
+static int rd_field(rd_t *r, field_t *f) {
+    uint64_t tag, len;
+    if (rd_varint(r, &tag)) return E_MALFORMED;
+    f->num = (uint32_t)(tag >> 3);
+    f->wt = (int)(tag & 7);
+    if (f->num == 0 || tag >> 3 > 0x1FFFFFFF) return E_MALFORMED;
+    switch (f->wt) {
+    case 0:
+        return rd_varint(r, &f->v);
+    case 1:
+        if (r->end - r->p < 8) return E_MALFORMED;
+        memcpy(&f->v, r->p, 8);
+        r->p += 8;
+        return OK;
+    case 5: {
+        uint32_t v32;
+        if (r->end - r->p < 4) return E_MALFORMED;
+        memcpy(&v32, r->p, 4);
+        f->v = v32;
+        r->p += 4;
+        return OK;
+    }
+    case 2:
+        if (rd_varint(r, &len) || len > (uint64_t)(r->end - r->p)) return E_MALFORMED;
+        f->sub.p = r->p;
+        f->sub.end = r->p + len;
+        r->p += len;
+        return OK;
+    default: /* groups (3, 4) are not part of OTLP; 6 and 7 are invalid */
+        return E_MALFORMED;
+    }
+}
+
+/* A known field with an unexpected wire type is an unknown field to upb (kept, ignored); rather
+ * than guess, such a request goes to the exact decoders. */
+#define WANT(f, type) \
+    if ((f)->wt != (type)) return E_UNSUPPORTED
+
+/* -- AnyValue → Value.AsString ------------------------------------------------------------------ */
+
+/* The shortest decimal digits that read back as ``x`` (finite, non-zero), like Python's repr
+ * (David Gay's mode 0): ``digits`` gets p digits, the return value is the decimal exponent E of
+ * d.ddd x 10^E. For each length p the correctly rounded candidate is tried, then its two
+ * neighbours (at a power-of-two boundary the rounding interval is lopsided, and a neighbour can
+ * read back while the nearest does not); the closest that reads back wins. */
+static int shortest(double x, char *digits, int *p_out) {
+    char tmp[40];
+    for (int p = 1; p <= 17; p++) {
+        snprintf(tmp, sizeof tmp, "%.*e", p - 1, x);
+        char *e = strchr(tmp, 'e');
+        int exp10 = atoi(e + 1);
+        uint64_t d = 0;
+        for (char *c = tmp; c < e; c++)
+            if (*c >= '0' && *c <= '9') d = d * 10 + (uint64_t)(*c - '0');
+        if (strtod(tmp, NULL) == x) {
+            snprintf(digits, 20, "%llu", (unsigned long long)d);
+            *p_out = p;
+            return exp10;
+        }
+        if (p == 1) continue;
+        uint64_t lo = 1;
+        for (int i = 1; i < p; i++) lo *= 10;
+        uint64_t best = 0;
+        double best_dist = 0;
+        for (int s = -1; s <= 1; s += 2) {
+            uint64_t c = s < 0 ? d - 1 : d + 1;
+            if (c < lo || c >= lo * 10) continue;
+            snprintf(tmp, sizeof tmp, "%llue%d", (unsigned long long)c, exp10 - (p - 1));
+            double v = strtod(tmp, NULL);
+            if (v == x) {
+                double dist = fabs((double)c - (double)d);
+                if (!best || dist < best_dist) {
+                    best = c;
+                    best_dist = dist;
+                }
+            }
+        }
+        if (best) {
+            snprintf(digits, 20, "%llu", (unsigned long long)best);
+            *p_out = p;
+            return exp10;
+        }
+    }
+    snprintf(tmp, sizeof tmp, "%.16e", x); /* not reached: 17 digits always read back */
+    return 0;
+}
+
+/* pdata float64AsString (ES6 number format, Go's encoding/json): shortest round-trip digits,
+ * fixed notation unless |x| < 1e-6 or |x| >= 1e21, exponent without leading zeros (1e-7,
+ * 1e+21); NaN and the infinities as Go's marshal error text. See decode_values.go_float. */
+static int put_go_float(buf_t *b, double x) {
+    if (isnan(x)) return put(b, "json: unsupported value: NaN", 28);
+    if (isinf(x)) return x > 0 ? put(b, "json: unsupported value: +Inf", 29) : put(b, "json: unsupported value: -Inf", 29);
+    if (x == 0) return signbit(x) ? put(b, "-0", 2) : put(b, "0", 1);
+    char digits[24], out[400];
+    int p, n = 0;
+    int exp10 = shortest(fabs(x), digits, &p);
+    if (x < 0) out[n++] = '-';
+    if (exp10 < -6 || exp10 >= 21) {
+        out[n++] = digits[0];
+        if (p > 1) {
+            out[n++] = '.';
+            memcpy(out + n, digits + 1, (size_t)(p - 1));
+            n += p - 1;
+        }
+        n += snprintf(out + n, 16, "e%c%d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
+    } else {
+        int point = exp10 + 1; /* digits before the decimal point */
+        if (point >= p) {
+            memcpy(out + n, digits, (size_t)p);
+            n += p;
+            for (int i = p; i < point; i++) out[n++] = '0';
+        } else if (point > 0) {
+            memcpy(out + n, digits, (size_t)point);
+            n += point;
+            out[n++] = '.';
+            memcpy(out + n, digits + point, (size_t)(p - point));
+            n += p - point;
+        } else {
+            out[n++] = '0';
+            out[n++] = '.';
+            for (int i = 0; i < -point; i++) out[n++] = '0';
+            memcpy(out + n, digits, (size_t)p);
+            n += p;
+        }
+    }
+    return put(b, out, (size_t)n);
+}
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int put_base64(buf_t *b, const uint8_t *s, size_t len) {
+    size_t out = 4 * ((len + 2) / 3);
+    if (buf_grow(b, out)) return E_NOMEM;
+    char *o = b->p + b->n;
+    size_t i = 0, j = 0;
+    for (; i + 2 < len; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+        o[j++] = B64[v >> 18];
+        o[j++] = B64[(v >> 12) & 63];
+        o[j++] = B64[(v >> 6) & 63];
+        o[j++] = B64[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < len ? (uint32_t)s[i + 1] << 8 : 0);
+        o[j++] = B64[v >> 18];
+        o[j++] = B64[(v >> 12) & 63];
+        o[j++] = i + 1 < len ? B64[(v >> 6) & 63] : '=';
+        o[j++] = '=';
+    }
+    b->n += j;
+    return OK;
+}
+
+static int put_int(buf_t *b, int64_t v, char *tmp /* >= 21 bytes */) {
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    int n = 21;
+    do {
+        tmp[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) tmp[--n] = '-';
+    return put(b, tmp + n, (size_t)(21 - n));
+}
+
+/* One attributes map being built: entries point at keys in the request body and at values
+ * rendered into ``vals``; a repeated key replaces the value and keeps its first position. */
+typedef struct {
+    const uint8_t *k;
+    size_t klen, voff, vlen;
+} ent_t;
+
+typedef struct {
+    ent_t *e;
+    size_t n, cap;
+    buf_t vals;
+} amap_t;
+
+static void amap_reset(amap_t *m) {
+    m->n = 0;
+    m->vals.n = 0;
+}
+
+/* An AnyValue: the oneof member last set and its payload (messages merge, so later occurrences
+ * override only the members they set). */
+typedef struct {
+    int kind; /* 0 none, 1 string, 2 bool, 3 int, 4 double, 5 array, 6 kvlist, 7 bytes */
+    uint64_t num;
+    rd_t data;
+} anyv_t;
+
+static int anyv_merge(anyv_t *v, rd_t av) {
+    field_t g;
+    while (av.p < av.end) {
+        if (rd_field(&av, &g)) return E_MALFORMED;
+        switch (g.num) {
+        case 5: case 6:
+            /* the same composite twice would merge (concatenate): not worth rendering here */
+            if (v->kind == (int)g.num) return E_UNSUPPORTED;
+            /* fall through */
+        case 1: case 7:
+            WANT(&g, 2);
+            v->kind = (int)g.num;
+            v->data = g.sub;
+            break;
+        case 2: case 3:
+            WANT(&g, 0);
+            v->kind = (int)g.num;
+            v->num = g.v;
+            break;
+        case 4:
+            WANT(&g, 1);
+            v->kind = 4;
+            v->num = g.v;
+            break;
+        default:
+            break;
+        }
+    }
+    return OK;
+}
+
+#define E_NOT_JSON 1 /* NaN or an infinity inside an array/kvlist: Go's marshal fails → "" */
+#define MAX_DEPTH 64
+
+/* Go's encoding/json string: HTML-safe escapes, \u2028/\u2029, other controls as \u00xx. */
+static int put_json_string(buf_t *b, const uint8_t *s, size_t len) {
+    if (buf_grow(b, len + 2)) return E_NOMEM;
+    b->p[b->n++] = '"';
+    size_t run = 0; /* start of the bytes copied as they are */
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = s[i];
+        const char *esc = NULL;
+        char tmp[8];
+        size_t skip = 1;
+        if (c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&') {
+            switch (c) {
+            case '"': esc = "\\\""; break;
+            case '\\': esc = "\\\\"; break;
+            case '\n': esc = "\\n"; break;
+            case '\r': esc = "\\r"; break;
+            case '\t': esc = "\\t"; break;
+            case '\b': esc = "\\b"; break;
+            case '\f': esc = "\\f"; break;
+            default:
+                snprintf(tmp, sizeof tmp, "\\u%04x", c);
+                esc = tmp;
+            }
+        } else if (c == 0xE2 && i + 2 < len && s[i + 1] == 0x80 && (s[i + 2] == 0xA8 || s[i + 2] == 0xA9)) {
+            esc = s[i + 2] == 0xA8 ? "\\u2028" : "\\u2029";
+            skip = 3;
+        }
+        if (!esc) continue;
+        if (put(b, s + run, i - run) || put(b, esc, strlen(esc))) return E_NOMEM;
+        i += skip - 1;
+        run = i + 1;
+    }
+    if (put(b, s + run, len - run) || put(b, "\"", 1)) return E_NOMEM;
+    return OK;
+}
+
+typedef struct {
+    const uint8_t *k;
+    size_t klen, index;
+    rd_t value; /* the KeyValue's value occurrences are re-read from the whole KeyValue */
+} kvent_t;
+
+static int kvent_cmp(const void *a, const void *b) {
+    const kvent_t *x = a, *y = b;
+    size_t n = x->klen < y->klen ? x->klen : y->klen;
+    int c = memcmp(x->k, y->k, n);
+    if (c) return c;
+    if (x->klen != y->klen) return x->klen < y->klen ? -1 : 1;
+    return x->index < y->index ? -1 : (x->index > y->index);
+}
+
+static int put_json(buf_t *b, const anyv_t *v, int depth);
+
+/* A KeyValue's key and merged value. */
+static int kv_read(rd_t kv, const uint8_t **key, size_t *klen, anyv_t *v) {
+    field_t f;
+    int rc;
+    *key = (const uint8_t *)"";
+    *klen = 0;
+    memset(v, 0, sizeof *v);
+    while (kv.p < kv.end) {
+        if (rd_field(&kv, &f)) return E_MALFORMED;
+        if (f.num == 1) {
+            WANT(&f, 2);
+            *key = f.sub.p;
+            *klen = (size_t)(f.sub.end - f.sub.p);
+        } else if (f.num == 2) {
+            WANT(&f, 2);
+            if ((rc = anyv_merge(v, f.sub))) return rc;
+        }
+    }
+    return OK;
+}
+
+static int put_json_kvlist(buf_t *b, rd_t list, int depth) {
+    field_t f;
+    size_t n = 0, cap = 0;
+    kvent_t *ents = NULL;
+    int rc = OK;
+    rd_t r = list;
+    while (r.p < r.end) {
+        if (rd_field(&r, &f)) {
+            rc = E_MALFORMED;
+            goto out;
+        }
+        if (f.num != 1) continue;
+        if (f.wt != 2) {
+            rc = E_UNSUPPORTED;
+            goto out;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 8;
+            kvent_t *e = realloc(ents, cap * sizeof *e);
+            if (!e) {
+                rc = E_NOMEM;
+                goto out;
+            }
+            ents = e;
+        }
+        anyv_t ignored;
+        if ((rc = kv_read(f.sub, &ents[n].k, &ents[n].klen, &ignored))) goto out;
+        ents[n].index = n;
+        ents[n].value = f.sub;
+        n++;
+    }
+    /* Go marshals a map with its keys sorted (bytewise); a repeated key keeps its last value */
+    if (n > 1) qsort(ents, n, sizeof *ents, kvent_cmp);
+    if ((rc = put(b, "{", 1))) goto out;
+    int first = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (i + 1 < n && ents[i + 1].klen == ents[i].klen && memcmp(ents[i + 1].k, ents[i].k, ents[i].klen) == 0)
+            continue;
+        const uint8_t *k;
+        size_t klen;
+        anyv_t v;
+        if ((rc = kv_read(ents[i].value, &k, &klen, &v))) goto out;
+        if ((!first && (rc = put(b, ",", 1))) || (rc = put_json_string(b, k, klen)) || (rc = put(b, ":", 1)) ||
+            (rc = put_json(b, &v, depth + 1)))
+            goto out;
+        first = 0;
+    }
+    rc = put(b, "}", 1);
+out:
+    free(ents);
+    return rc;
+}
+
+/* Go's json.Marshal of pdata Value.AsRaw(). */
+static int put_json(buf_t *b, const anyv_t *v, int depth) {
+    char tmp[24];
+    int rc;
+    if (depth > MAX_DEPTH) return E_UNSUPPORTED;
+    switch (v->kind) {
+    case 1:
+        return put_json_string(b, v->data.p, (size_t)(v->data.end - v->data.p));
+    case 2:
+        return v->num ? put(b, "true", 4) : put(b, "false", 5);
+    case 3:
+        return put_int(b, (int64_t)v->num, tmp);
+    case 4: {
+        double d;
+        memcpy(&d, &v->num, 8);
+        if (isnan(d) || isinf(d)) return E_NOT_JSON;
+        return put_go_float(b, d);
+    }
+    case 7:
+        if ((rc = put(b, "\"", 1)) || (rc = put_base64(b, v->data.p, (size_t)(v->data.end - v->data.p))))
+            return rc;
+        return put(b, "\"", 1);
+    case 5: {
+        rd_t r = v->data;
+        field_t f;
+        int first = 1;
+        if ((rc = put(b, "[", 1))) return rc;
+        while (r.p < r.end) {
+            if (rd_field(&r, &f)) return E_MALFORMED;
+            if (f.num != 1) continue;
+            WANT(&f, 2);
+            anyv_t e = {0};
+            if ((rc = anyv_merge(&e, f.sub))) return rc;
+            if ((!first && (rc = put(b, ",", 1))) || (rc = put_json(b, &e, depth + 1))) return rc;
+            first = 0;
+        }
+        return put(b, "]", 1);
+    }
+    case 6:
+        return put_json_kvlist(b, v->data, depth);
+    default:
+        return put(b, "null", 4);
+    }
+}
+
+/* Parse one KeyValue and add it to the map, its value rendered like pdata Value.AsString. */
+static int amap_add(amap_t *m, rd_t kv) {
+    const uint8_t *key;
+    size_t klen;
+    anyv_t v;
+    int rc = kv_read(kv, &key, &klen, &v);
+    if (rc) return rc;
+    size_t voff = m->vals.n;
+    char digits[24];
+    switch (v.kind) {
+    case 1:
+        rc = put(&m->vals, v.data.p, (size_t)(v.data.end - v.data.p));
+        break;
+    case 2:
+        rc = v.num ? put(&m->vals, "true", 4) : put(&m->vals, "false", 5);
+        break;
+    case 3:
+        rc = put_int(&m->vals, (int64_t)v.num, digits);
+        break;
+    case 4: {
+        double d;
+        memcpy(&d, &v.num, 8);
+        rc = put_go_float(&m->vals, d);
+        break;
+    }
+    case 5: case 6:
+        rc = put_json(&m->vals, &v, 0);
+        if (rc == E_NOT_JSON) {
+            m->vals.n = voff;
+            rc = OK;
+        }
+        break;
+    case 7:
+        rc = put_base64(&m->vals, v.data.p, (size_t)(v.data.end - v.data.p));
+        break;
+    default: /* no value: "" */
+        break;
+    }
+    if (rc) return rc;
+    size_t vlen = m->vals.n - voff;
+    for (size_t i = 0; i < m->n; i++) {
+        if (m->e[i].klen == klen && memcmp(m->e[i].k, key, klen) == 0) {
+            m->e[i].voff = voff;
+            m->e[i].vlen = vlen;
+            return OK;
+        }
+    }
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? 2 * m->cap : 16;
+        ent_t *e = realloc(m->e, cap * sizeof *e);
+        if (!e) return E_NOMEM;
+        m->e = e;
+        m->cap = cap;
+    }
+    m->e[m->n++] = (ent_t){key, klen, voff, vlen};
+    return OK;
+}
+
+/* A Map(String, String) column: cumulative offsets, keys, values. */
+typedef struct {
+    buf_t off, keys, vals;
+    uint64_t total;
+} mapcol_t;
+
+static int mapcol_put(mapcol_t *c, const amap_t *m) {
+    for (size_t i = 0; i < m->n; i++) {
+        if (put_str(&c->keys, m->e[i].k, m->e[i].klen)) return E_NOMEM;
+        if (put_str(&c->vals, m->vals.p + m->e[i].voff, m->e[i].vlen)) return E_NOMEM;
+    }
+    c->total += m->n;
+    return put_u64(&c->off, c->total);
+}
+
+/* A map rendered once and repeated on every row (resource and scope attributes). */
+typedef struct {
+    buf_t keys, vals;
+    uint64_t n;
+} frozen_t;
+
+static int freeze(frozen_t *fz, const amap_t *m) {
+    fz->keys.n = fz->vals.n = 0;
+    fz->n = m->n;
+    for (size_t i = 0; i < m->n; i++) {
+        if (put_str(&fz->keys, m->e[i].k, m->e[i].klen)) return E_NOMEM;
+        if (put_str(&fz->vals, m->vals.p + m->e[i].voff, m->e[i].vlen)) return E_NOMEM;
+    }
+    return OK;
+}
+
+static int mapcol_put_frozen(mapcol_t *c, const frozen_t *fz) {
+    if (put(&c->keys, fz->keys.p, fz->keys.n) || put(&c->vals, fz->vals.p, fz->vals.n)) return E_NOMEM;
+    c->total += fz->n;
+    return put_u64(&c->off, c->total);
+}
+
+/* -- the otel_traces block ---------------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t rows;
+    buf_t ts, tid, sid, psid, tstate, name, kind, svc, scname, scver, dur, stcode, stmsg;
+    buf_t flags, dattr, dev, dln, rurl, surl, enc, tr;
+    mapcol_t rattr, sattr, scattr, evattr, lnattr;
+    buf_t ev_off, ev_ts, ev_name;
+    uint64_t ev_total;
+    buf_t ln_off, ln_tid, ln_sid, ln_tstate;
+    uint64_t ln_total;
+    /* scratch */
+    amap_t m_span, m_ev, m_res, m_scope;
+    frozen_t fz_res, fz_scope;
+    /* the current resource and scope */
+    const uint8_t *svc_p;
+    size_t svc_n;
+    rd_t res_url, scope_name, scope_ver, scope_url;
+    /* the current payload's tags */
+    const char *enc_s, *tr_s;
+    Py_ssize_t enc_n, tr_n;
+} block_t;
+
+static void buf_free(buf_t *b) {
+    free(b->p);
+    b->p = NULL;
+    b->n = b->cap = 0;
+}
+static void mapcol_free(mapcol_t *c) {
+    buf_free(&c->off);
+    buf_free(&c->keys);
+    buf_free(&c->vals);
+}
+static void amap_free(amap_t *m) {
+    free(m->e);
+    buf_free(&m->vals);
+}
+
+static void block_free(block_t *b) {
+    buf_t *bufs[] = {&b->ts, &b->tid, &b->sid, &b->psid, &b->tstate, &b->name, &b->kind, &b->svc,
+                     &b->scname, &b->scver, &b->dur, &b->stcode, &b->stmsg, &b->flags, &b->dattr,
+                     &b->dev, &b->dln, &b->rurl, &b->surl, &b->enc, &b->tr, &b->ev_off, &b->ev_ts,
+                     &b->ev_name, &b->ln_off, &b->ln_tid, &b->ln_sid, &b->ln_tstate,
+                     &b->fz_res.keys, &b->fz_res.vals, &b->fz_scope.keys, &b->fz_scope.vals};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) buf_free(bufs[i]);
+    mapcol_free(&b->rattr);
+    mapcol_free(&b->sattr);
+    mapcol_free(&b->scattr);
+    mapcol_free(&b->evattr);
+    mapcol_free(&b->lnattr);
+    amap_free(&b->m_span);
+    amap_free(&b->m_ev);
+    amap_free(&b->m_res);
+    amap_free(&b->m_scope);
+}
+
+/* Blocks keep their buffers between calls (a batch's columns are tens of MB: growing them anew
+ * each time costs a realloc copy and fresh page faults per batch). The free list is touched only
+ * with the GIL held. A buffer past KEEP_BYTES is freed instead of kept. */
+#define POOL_SIZE 4
+#define KEEP_BYTES (64u << 20)
+static block_t *pool[POOL_SIZE];
+static int pool_n;
+
+static void buf_recycle(buf_t *b) {
+    if (b->cap > KEEP_BYTES) buf_free(b);
+    b->n = 0;
+}
+
+static block_t *block_get(void) {
+    block_t *b = pool_n ? pool[--pool_n] : calloc(1, sizeof(block_t));
+    return b;
+}
+
+static void block_put(block_t *b) {
+    if (pool_n == POOL_SIZE) {
+        block_free(b);
+        free(b);
+        return;
+    }
+    buf_t *bufs[] = {&b->ts, &b->tid, &b->sid, &b->psid, &b->tstate, &b->name, &b->kind, &b->svc,
+                     &b->scname, &b->scver, &b->dur, &b->stcode, &b->stmsg, &b->flags, &b->dattr,
+                     &b->dev, &b->dln, &b->rurl, &b->surl, &b->enc, &b->tr, &b->ev_off, &b->ev_ts,
+                     &b->ev_name, &b->ln_off, &b->ln_tid, &b->ln_sid, &b->ln_tstate,
+                     &b->fz_res.keys, &b->fz_res.vals, &b->fz_scope.keys, &b->fz_scope.vals,
+                     &b->rattr.off, &b->rattr.keys, &b->rattr.vals, &b->sattr.off, &b->sattr.keys,
+                     &b->sattr.vals, &b->scattr.off, &b->scattr.keys, &b->scattr.vals,
+                     &b->evattr.off, &b->evattr.keys, &b->evattr.vals, &b->lnattr.off,
+                     &b->lnattr.keys, &b->lnattr.vals, &b->m_span.vals, &b->m_ev.vals,
+                     &b->m_res.vals, &b->m_scope.vals};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) buf_recycle(bufs[i]);
+    b->rows = b->ev_total = b->ln_total = 0;
+    b->rattr.total = b->sattr.total = b->scattr.total = b->evattr.total = b->lnattr.total = 0;
+    b->m_span.n = b->m_ev.n = b->m_res.n = b->m_scope.n = 0;
+    pool[pool_n++] = b;
+}
+
+static const char *SPAN_KINDS[] = {"Unspecified", "Internal", "Server", "Client", "Producer", "Consumer"};
+static const char *STATUS_CODES[] = {"Unset", "Ok", "Error"};
+
+static inline int put_rd_str(buf_t *b, rd_t s) { return put_str(b, s.p, (size_t)(s.end - s.p)); }
+static inline int put_cstr(buf_t *b, const char *s) { return put_str(b, s, strlen(s)); }
+
+static int pb_event(block_t *b, rd_t r) {
+    field_t f;
+    uint64_t time = 0;
+    rd_t name = {NULL, NULL};
+    amap_reset(&b->m_ev);
+    while (r.p < r.end) {
+        if (rd_field(&r, &f)) return E_MALFORMED;
+        if (f.num == 1) {
+            WANT(&f, 1);
+            time = f.v;
+        } else if (f.num == 2) {
+            WANT(&f, 2);
+            name = f.sub;
+        } else if (f.num == 3) {
+            WANT(&f, 2);
+            int rc = amap_add(&b->m_ev, f.sub);
+            if (rc) return rc;
+        }
+    }
+    if (time > INT64_MAX) return E_UNSUPPORTED;
+    b->ev_total++;
+    if (put_u64(&b->ev_ts, time) || put_rd_str(&b->ev_name, name)) return E_NOMEM;
+    return mapcol_put(&b->evattr, &b->m_ev);
+}
+
+static int pb_link(block_t *b, rd_t r) {
+    field_t f;
+    rd_t tid = {NULL, NULL}, sid = {NULL, NULL}, tstate = {NULL, NULL};
+    amap_reset(&b->m_ev);
+    while (r.p < r.end) {
+        if (rd_field(&r, &f)) return E_MALFORMED;
+        switch (f.num) {
+        case 1: WANT(&f, 2); tid = f.sub; break;
+        case 2: WANT(&f, 2); sid = f.sub; break;
+        case 3: WANT(&f, 2); tstate = f.sub; break;
+        case 4: {
+            WANT(&f, 2);
+            int rc = amap_add(&b->m_ev, f.sub);
+            if (rc) return rc;
+            break;
+        }
+        default: break;
+        }
+    }
+    b->ln_total++;
+    if (put_hex(&b->ln_tid, tid.p, (size_t)(tid.end - tid.p)) ||
+        put_hex(&b->ln_sid, sid.p, (size_t)(sid.end - sid.p)) || put_rd_str(&b->ln_tstate, tstate))
+        return E_NOMEM;
+    return mapcol_put(&b->lnattr, &b->m_ev);
+}
+
+static int pb_span(block_t *b, rd_t r) {
+    field_t f;
+    rd_t tid = {NULL, NULL}, sid = {NULL, NULL}, psid = {NULL, NULL}, tstate = {NULL, NULL};
+    rd_t name = {NULL, NULL}, stmsg = {NULL, NULL};
+    uint64_t start = 0, end = 0, dattr = 0, dev = 0, dln = 0, flags = 0;
+    int64_t kind = 0, code = 0;
+    int rc;
+    amap_reset(&b->m_span);
+    while (r.p < r.end) {
+        if (rd_field(&r, &f)) return E_MALFORMED;
+        switch (f.num) {
+        case 1: WANT(&f, 2); tid = f.sub; break;
+        case 2: WANT(&f, 2); sid = f.sub; break;
+        case 3: WANT(&f, 2); tstate = f.sub; break;
+        case 4: WANT(&f, 2); psid = f.sub; break;
+        case 5: WANT(&f, 2); name = f.sub; break;
+        case 6: WANT(&f, 0); kind = (int64_t)f.v; break;
+        case 7: WANT(&f, 1); start = f.v; break;
+        case 8: WANT(&f, 1); end = f.v; break;
+        case 9:
+            WANT(&f, 2);
+            if ((rc = amap_add(&b->m_span, f.sub))) return rc;
+            break;
+        case 10: WANT(&f, 0); dattr = f.v & 0xFFFFFFFFu; break;
+        case 11:
+            WANT(&f, 2);
+            if ((rc = pb_event(b, f.sub))) return rc;
+            break;
+        case 12: WANT(&f, 0); dev = f.v & 0xFFFFFFFFu; break;
+        case 13:
+            WANT(&f, 2);
+            if ((rc = pb_link(b, f.sub))) return rc;
+            break;
+        case 14: WANT(&f, 0); dln = f.v & 0xFFFFFFFFu; break;
+        case 15: {
+            WANT(&f, 2);
+            rd_t st = f.sub;
+            field_t g;
+            while (st.p < st.end) {
+                if (rd_field(&st, &g)) return E_MALFORMED;
+                if (g.num == 2) {
+                    WANT(&g, 2);
+                    stmsg = g.sub;
+                } else if (g.num == 3) {
+                    WANT(&g, 0);
+                    code = (int64_t)(int32_t)g.v;
+                }
+            }
+            break;
+        }
+        case 16: WANT(&f, 5); flags = f.v; break;
+        default: break;
+        }
+    }
+    if (start > INT64_MAX) return E_UNSUPPORTED;
+    /* int32 enums: a negative value arrives sign-extended to 64 bits */
+    kind = (int32_t)kind;
+    b->rows++;
+    if (put_u64(&b->ts, start) || put_hex(&b->tid, tid.p, (size_t)(tid.end - tid.p)) ||
+        put_hex(&b->sid, sid.p, (size_t)(sid.end - sid.p)) ||
+        put_hex(&b->psid, psid.p, (size_t)(psid.end - psid.p)) || put_rd_str(&b->tstate, tstate) ||
+        put_rd_str(&b->name, name) || put_cstr(&b->kind, kind >= 0 && kind < 6 ? SPAN_KINDS[kind] : "Unspecified") ||
+        put_str(&b->svc, b->svc_p, b->svc_n) || mapcol_put_frozen(&b->rattr, &b->fz_res) ||
+        put_rd_str(&b->scname, b->scope_name) || put_rd_str(&b->scver, b->scope_ver) ||
+        mapcol_put(&b->sattr, &b->m_span) || put_u64(&b->dur, end > start ? end - start : 0) ||
+        put_cstr(&b->stcode, code >= 0 && code < 3 ? STATUS_CODES[code] : "Unset") ||
+        put_rd_str(&b->stmsg, stmsg) || put_u64(&b->ev_off, b->ev_total) ||
+        put_u64(&b->ln_off, b->ln_total) || put_u32(&b->flags, (uint32_t)flags) ||
+        put_u32(&b->dattr, (uint32_t)dattr) || put_u32(&b->dev, (uint32_t)dev) ||
+        put_u32(&b->dln, (uint32_t)dln) || mapcol_put_frozen(&b->scattr, &b->fz_scope) ||
+        put_rd_str(&b->rurl, b->res_url) || put_rd_str(&b->surl, b->scope_url) ||
+        put_str(&b->enc, b->enc_s, (size_t)b->enc_n) || put_str(&b->tr, b->tr_s, (size_t)b->tr_n))
+        return E_NOMEM;
+    return OK;
+}
+
+static const rd_t EMPTY = {(const uint8_t *)"", (const uint8_t *)""};
+
+static int scope_spans(block_t *b, rd_t r) {
+    field_t f;
+    int rc;
+    /* pass 1: the scope and the schema URL, wherever they sit among the spans */
+    rd_t q = r;
+    b->scope_name = b->scope_ver = b->scope_url = EMPTY;
+    amap_reset(&b->m_scope);
+    while (q.p < q.end) {
+        if (rd_field(&q, &f)) return E_MALFORMED;
+        if (f.num == 1) {
+            WANT(&f, 2);
+            rd_t sc = f.sub;
+            field_t g;
+            while (sc.p < sc.end) {
+                if (rd_field(&sc, &g)) return E_MALFORMED;
+                if (g.num == 1) {
+                    WANT(&g, 2);
+                    b->scope_name = g.sub;
+                } else if (g.num == 2) {
+                    WANT(&g, 2);
+                    b->scope_ver = g.sub;
+                } else if (g.num == 3) {
+                    WANT(&g, 2);
+                    if ((rc = amap_add(&b->m_scope, g.sub))) return rc;
+                }
+            }
+        } else if (f.num == 3) {
+            WANT(&f, 2);
+            b->scope_url = f.sub;
+        }
+    }
+    if ((rc = freeze(&b->fz_scope, &b->m_scope))) return rc;
+    /* pass 2: the spans */
+    while (r.p < r.end) {
+        if (rd_field(&r, &f)) return E_MALFORMED;
+        if (f.num == 2) {
+            WANT(&f, 2);
+            if ((rc = pb_span(b, f.sub))) return rc;
+        }
+    }
+    return OK;
+}
+
+static int resource_spans(block_t *b, rd_t r) {
+    field_t f;
+    int rc;
+    rd_t q = r;
+    b->res_url = EMPTY;
+    amap_reset(&b->m_res);
+    while (q.p < q.end) {
+        if (rd_field(&q, &f)) return E_MALFORMED;
+        if (f.num == 1) {
+            WANT(&f, 2);
+            rd_t res = f.sub;
+            field_t g;
+            while (res.p < res.end) {
+                if (rd_field(&res, &g)) return E_MALFORMED;
+                if (g.num == 1) {
+                    WANT(&g, 2);
+                    if ((rc = amap_add(&b->m_res, g.sub))) return rc;
+                }
+            }
+        } else if (f.num == 3) {
+            WANT(&f, 2);
+            b->res_url = f.sub;
+        }
+    }
+    if ((rc = freeze(&b->fz_res, &b->m_res))) return rc;
+    b->svc_p = (const uint8_t *)"";
+    b->svc_n = 0;
+    for (size_t i = 0; i < b->m_res.n; i++) {
+        const ent_t *e = &b->m_res.e[i];
+        if (e->klen == 12 && memcmp(e->k, "service.name", 12) == 0) {
+            /* points into m_res.vals, which stays untouched until the next resource */
+            b->svc_p = (const uint8_t *)b->m_res.vals.p + e->voff;
+            b->svc_n = e->vlen;
+        }
+    }
+    while (r.p < r.end) {
+        if (rd_field(&r, &f)) return E_MALFORMED;
+        if (f.num == 2) {
+            WANT(&f, 2);
+            if ((rc = scope_spans(b, f.sub))) return rc;
+        }
+    }
+    return OK;
+}
+
+static int request(block_t *b, rd_t r) {
+    field_t f;
+    int rc;
+    while (r.p < r.end) {
+        if (rd_field(&r, &f)) return E_MALFORMED;
+        if (f.num == 1) {
+            WANT(&f, 2);
+            if ((rc = resource_spans(b, f.sub))) return rc;
+        }
+    }
+    return OK;
+}
+
+/* -- assembling the block ----------------------------------------------------------------------- */
+
+typedef struct {
+    const char *name, *type;
+    const buf_t *parts[4];
+} col_t;
+
+static PyObject *assemble(block_t *b) {
+    const col_t cols[] = {
+        {"Timestamp", "DateTime64(9)", {&b->ts}},
+        {"TraceId", "String", {&b->tid}},
+        {"SpanId", "String", {&b->sid}},
+        {"ParentSpanId", "String", {&b->psid}},
+        {"TraceState", "String", {&b->tstate}},
+        {"SpanName", "String", {&b->name}},
+        {"SpanKind", "String", {&b->kind}},
+        {"ServiceName", "String", {&b->svc}},
+        {"ResourceAttributes", "Map(String, String)", {&b->rattr.off, &b->rattr.keys, &b->rattr.vals}},
+        {"ScopeName", "String", {&b->scname}},
+        {"ScopeVersion", "String", {&b->scver}},
+        {"SpanAttributes", "Map(String, String)", {&b->sattr.off, &b->sattr.keys, &b->sattr.vals}},
+        {"Duration", "UInt64", {&b->dur}},
+        {"StatusCode", "String", {&b->stcode}},
+        {"StatusMessage", "String", {&b->stmsg}},
+        {"Events.Timestamp", "Array(DateTime64(9))", {&b->ev_off, &b->ev_ts}},
+        {"Events.Name", "Array(String)", {&b->ev_off, &b->ev_name}},
+        {"Events.Attributes", "Array(Map(String, String))",
+         {&b->ev_off, &b->evattr.off, &b->evattr.keys, &b->evattr.vals}},
+        {"Links.TraceId", "Array(String)", {&b->ln_off, &b->ln_tid}},
+        {"Links.SpanId", "Array(String)", {&b->ln_off, &b->ln_sid}},
+        {"Links.TraceState", "Array(String)", {&b->ln_off, &b->ln_tstate}},
+        {"Links.Attributes", "Array(Map(String, String))",
+         {&b->ln_off, &b->lnattr.off, &b->lnattr.keys, &b->lnattr.vals}},
+        {"TraceFlags", "UInt32", {&b->flags}},
+        {"DroppedAttributesCount", "UInt32", {&b->dattr}},
+        {"DroppedEventsCount", "UInt32", {&b->dev}},
+        {"DroppedLinksCount", "UInt32", {&b->dln}},
+        {"ScopeAttributes", "Map(String, String)", {&b->scattr.off, &b->scattr.keys, &b->scattr.vals}},
+        {"ResourceSchemaUrl", "String", {&b->rurl}},
+        {"ScopeSchemaUrl", "String", {&b->surl}},
+        {"IngestEncoding", "String", {&b->enc}},
+        {"IngestTransport", "String", {&b->tr}},
+    };
+    const size_t ncols = sizeof cols / sizeof cols[0];
+    buf_t head = {0};
+    size_t total = 0;
+    if (put_varint(&head, ncols) || put_varint(&head, b->rows)) goto nomem;
+    total = head.n;
+    for (size_t i = 0; i < ncols; i++) {
+        total += 20 + strlen(cols[i].name) + strlen(cols[i].type);
+        for (int k = 0; k < 4 && cols[i].parts[k]; k++) total += cols[i].parts[k]->n;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (!out) {
+        buf_free(&head);
+        return NULL;
+    }
+    buf_t o = {PyBytes_AS_STRING(out), 0, total};
+    Py_BEGIN_ALLOW_THREADS /* tens of MB of memcpy; `o` has room for all of it (never grows) */
+    put(&o, head.p, head.n);
+    for (size_t i = 0; i < ncols; i++) {
+        put_cstr(&o, cols[i].name);
+        put_cstr(&o, cols[i].type);
+        for (int k = 0; k < 4 && cols[i].parts[k]; k++) put(&o, cols[i].parts[k]->p, cols[i].parts[k]->n);
+    }
+    Py_END_ALLOW_THREADS
+    buf_free(&head);
+    if (_PyBytes_Resize(&out, (Py_ssize_t)o.n)) return NULL;
+    return out;
+nomem:
+    buf_free(&head);
+    return PyErr_NoMemory();
+}
+
+static PyObject *traces(PyObject *self, PyObject *arg) {
+    (void)self;
+    PyObject *seq = PySequence_Fast(arg, "traces() takes a sequence of (body, encoding, transport)");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    block_t *b = block_get();
+    if (!b) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    PyObject *result = NULL;
+    int rc = OK;
+    for (Py_ssize_t i = 0; i < n && rc == OK; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        Py_buffer body;
+        PyObject *enc, *tr;
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3) {
+            PyErr_SetString(PyExc_TypeError, "each item must be a (body, encoding, transport) tuple");
+            goto done;
+        }
+        enc = PyTuple_GET_ITEM(item, 1);
+        tr = PyTuple_GET_ITEM(item, 2);
+        b->enc_s = PyUnicode_AsUTF8AndSize(enc, &b->enc_n);
+        b->tr_s = b->enc_s ? PyUnicode_AsUTF8AndSize(tr, &b->tr_n) : NULL;
+        if (!b->tr_s) goto done;
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(item, 0), &body, PyBUF_SIMPLE)) goto done;
+        rd_t r = {(const uint8_t *)body.buf, (const uint8_t *)body.buf + body.len};
+        Py_BEGIN_ALLOW_THREADS
+        rc = request(b, r);
+        Py_END_ALLOW_THREADS
+        PyBuffer_Release(&body);
+        if (rc == E_MALFORMED) {
+            PyErr_Format(PyExc_ValueError, "payload %zd is not a valid ExportTraceServiceRequest", i);
+            goto done;
+        }
+    }
+    if (rc == E_UNSUPPORTED) {
+        PyErr_SetString(Unsupported, "a value the native decoder does not render (see otel_ai/storage/_native.c)");
+        goto done;
+    }
+    if (rc == E_NOMEM) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    {
+        PyObject *block = assemble(b);
+        if (block) {
+            result = Py_BuildValue("(NK)", block, (unsigned long long)b->rows);
+        }
+    }
+done:
+    block_put(b);
+    Py_DECREF(seq);
+    return result;
+}
+
+static PyObject *go_float(PyObject *self, PyObject *arg) {
+    (void)self;
+    double x = PyFloat_AsDouble(arg);
+    if (x == -1.0 && PyErr_Occurred()) return NULL;
+    buf_t b = {0};
+    int rc = put_go_float(&b, x);
+    if (rc) {
+        buf_free(&b);
+        return PyErr_NoMemory();
+    }
+    PyObject *s = PyUnicode_FromStringAndSize(b.p ? b.p : "", (Py_ssize_t)b.n);
+    buf_free(&b);
+    return s;
+}
+
+static PyMethodDef METHODS[] = {
+    {"traces", traces, METH_O,
+     "traces(payloads) -> (block, rows): ExportTraceServiceRequest bodies, each with its ingest\n"
+     "encoding and transport, as one ClickHouse Native block of otel_traces rows."},
+    {"go_float", go_float, METH_O, "go_float(x) -> str: pdata float64AsString (for tests)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_native", NULL, -1, METHODS, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    PyObject *m = PyModule_Create(&MODULE);
+    if (!m) return NULL;
+    Unsupported = PyErr_NewException("otel_ai.storage._native.Unsupported", PyExc_Exception, NULL);
+    if (!Unsupported || PyModule_AddObject(m, "Unsupported", Unsupported)) {
+        Py_XDECREF(Unsupported);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(Unsupported);
+    return m;
+}

@@ -1,0 +1,81 @@
+"""The "native" decoder: OTLP/protobuf spans flattened in C into one ClickHouse ``Native`` block.
+
+DESIGN.md decision 3, third option. ``otel_ai/storage/_native.c`` walks the protobuf wire format
+once and writes every span as a row of ``otel_traces`` straight into column buffers, with the
+exact encodings of the python decoder (:mod:`decode_python`, the contrib exporter's values). The
+block is inserted with ``INSERT … FORMAT Native``: ClickHouse only converts and writes columns —
+no protobuf parsing, no flatten SQL, no per-insert query analysis — and the same bytes suit an
+embedded chDB and a remote server (``http://``) alike.
+
+What it does not handle goes to the fallback decoder (engine on chDB, python on a server), whole
+batch at a time: logs and metrics, OTLP/JSON, and span batches holding an array or kvlist
+attribute value or a time past 2^63 ns (``Unsupported``; counted).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from otel_ai.errors import DecodeError
+from otel_ai.model import Payload
+from otel_ai.storage.decode_python import TRACE_COLUMNS
+
+log = logging.getLogger(__name__)
+
+try:
+    from otel_ai.storage import _native
+except ImportError:  # pragma: no cover - built by `pip install`; absent only without a C compiler
+    _native = None  # type: ignore[assignment]
+
+
+def available() -> bool:
+    """Whether the compiled module was built (``pip install`` compiles it with the system's cc)."""
+    return _native is not None
+
+
+def traces_block(payloads: Sequence[Payload]) -> tuple[bytes, int]:
+    """The Native block of ``otel_traces`` rows for protobuf trace payloads, and its row count.
+
+    Raises ``Unsupported`` (see :data:`UNSUPPORTED`) for values the C code does not render and
+    :class:`DecodeError` for a body that is not a valid request.
+    """
+    if _native is None:  # pragma: no cover
+        raise RuntimeError("the native decoder is not built")
+    try:
+        block, rows = _native.traces([(p.body, p.encoding, p.transport) for p in payloads])
+    except ValueError as exc:
+        raise DecodeError(str(exc)) from exc
+    return block, int(rows)
+
+
+UNSUPPORTED: type[Exception] = _native.Unsupported if _native is not None else RuntimeError
+
+
+class NativeDecoder:
+    """Writes protobuf span batches as Native blocks; hands everything else to ``fallback``."""
+
+    def __init__(self, storage: Any, fallback: Callable[[Sequence[Payload]], None]) -> None:
+        if _native is None:  # pragma: no cover
+            raise RuntimeError("the native decoder is not built (no C compiler at install time)")
+        self.storage = storage
+        self.fallback = fallback
+        self.fallbacks = 0  # span batches the C code handed over (arrays, kvlists)
+        self.native_batches = 0
+
+    def write(self, payloads: Sequence[Payload]) -> None:
+        native = [p for p in payloads if p.signal == "traces" and p.encoding == "protobuf"]
+        rest = [p for p in payloads if not (p.signal == "traces" and p.encoding == "protobuf")]
+        if native:
+            try:
+                block, rows = traces_block(native)
+            except UNSUPPORTED:
+                self.fallbacks += 1
+                rest = list(payloads)
+            else:
+                if rows:
+                    self.storage.raw_insert("otel_traces", block, "Native", column_names=TRACE_COLUMNS)
+                self.native_batches += 1
+        if rest:
+            self.fallback(rest)
