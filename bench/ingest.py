@@ -9,6 +9,8 @@ spans, events, the odd link), then measures:
 (a) ``engine``  — ClickHouse (embedded chDB) decoding + flattening + inserting the protobuf batches
     itself (``otel_ai.storage.decode_engine``), in this process, no receivers;
 (b) ``python``  — upb parse + Python flatten + column-oriented insert (``decode_python``);
+    and, beside them, ``native`` — the C flatten into one Native block per batch
+    (``decode_native``, the daemon's default decoder), in this process;
 (c) the daemon end to end — ``python -m otel_ai serve`` as a subprocess on free ports with its own
     data dir, loaded over OTLP/HTTP (protobuf, then JSON) by a separate light load process using
     concurrent httpx clients; spans/s acked and stored, p99 export latency, the daemon's peak RSS.
@@ -18,7 +20,8 @@ The daemon runs in both acknowledgement modes (``--ack both``, the default): ``p
 once fsynced to the write-ahead log; inserted from it in big batches). Prints ratios daemon/(a)
 and daemon/(b) and the daemon's CPU per stored span for each. Issue-2 targets: protobuf >= 200k
 spans/s stored on 2 cores, >= 0.7x (a), >= 2.5x (b); JSON >= 100k spans/s; RSS < 1 GiB under
-overload. ``--breakdown`` prints the CPU per span of each step of the engine path instead.
+overload. ``--breakdown`` prints the CPU per span of each step of the engine and native paths
+instead.
 """
 
 from __future__ import annotations
@@ -166,6 +169,7 @@ def payloads(n: int, encoding: str = "protobuf", arrays: bool = False) -> list[P
 def bench_decoders(n_requests: int, batch: int) -> dict[str, float]:
     from otel_ai.storage.client import Storage
     from otel_ai.storage.decode_engine import EngineDecoder
+    from otel_ai.storage.decode_native import NativeDecoder
     from otel_ai.storage.writer import write_python
 
     pb = payloads(n_requests, "protobuf")
@@ -174,6 +178,7 @@ def bench_decoders(n_requests: int, batch: int) -> dict[str, float]:
     storage = Storage(f"chdb://{tmp}/clickhouse", "bench")
     storage.start()
     engine = EngineDecoder(storage)
+    native = NativeDecoder(storage, engine.write)
     results: dict[str, float] = {}
 
     def run(name: str, items: list[Payload], fn: Any) -> None:
@@ -194,6 +199,8 @@ def bench_decoders(n_requests: int, batch: int) -> dict[str, float]:
     run("(a) engine protobuf", pb, engine.insert)
     run("(a) engine protobuf + arrays", payloads(n_requests, "protobuf", arrays=True), engine.insert)
     run("(b) python protobuf", pb, lambda b: write_python(storage, b))
+    run("native (C) protobuf", pb, native.write)
+    run("native (C) protobuf + arrays", payloads(n_requests, "protobuf", arrays=True), native.write)
     run("(a) engine json", js, engine.insert)
     run("(b) python json", js, lambda b: write_python(storage, b))
     total = storage.query("SELECT count() FROM bench.otel_traces")[0][0]
@@ -207,6 +214,7 @@ def bench_breakdown(n_requests: int) -> None:
     from otel_ai.analysis.topology.schema import MIGRATIONS
     from otel_ai.storage.client import Storage
     from otel_ai.storage.decode_engine import EngineDecoder
+    from otel_ai.storage.decode_native import NativeDecoder, traces_block
 
     pb = payloads(n_requests)
     bodies = [p.body for p in pb]
@@ -236,6 +244,10 @@ def bench_breakdown(n_requests: int) -> None:
         ("engine decode + flatten into a Null table", lambda: to_null.insert(pb)),
         ("engine into otel_traces (+ trace-id view)", lambda: EngineDecoder(core).insert(pb)),
         ("... plus the topology insert-time views", lambda: EngineDecoder(topo).insert(pb)),
+        ("native: C flatten into a Native block", lambda: traces_block(pb)),
+        ("native: block into a Null table", lambda: core.raw_insert("null_traces", traces_block(pb)[0], "Native")),
+        ("native: into otel_traces (+ trace-id view)", lambda: NativeDecoder(core, print).write(pb)),
+        ("native: ... plus the topology views", lambda: NativeDecoder(topo, print).write(pb)),
     ]  # fmt: skip
     for name, fn in steps:
         print(f"  {name:<44} {cpu_us(fn):6.1f} us")
@@ -400,7 +412,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small run, < 1 minute")
     ap.add_argument("--no-daemon", action="store_true", help="only (a) and (b)")
-    ap.add_argument("--decoder", default="engine", choices=("engine", "python"), help="daemon decoder")
+    ap.add_argument(
+        "--decoder", default="native", choices=("native", "engine", "python"), help="daemon decoder"
+    )
     ap.add_argument(
         "--daemon-env", action="append", default=[], metavar="KEY=VALUE",
         help="extra environment for the daemon, e.g. OTEL_AI_PIPELINE__BATCH_MIN_ITEMS=20000",
@@ -408,7 +422,9 @@ def main() -> None:
     ap.add_argument("--senders", type=int, default=0, help="concurrent senders (default 32 quick, 64 full)")
     ap.add_argument("--ack", default="both", choices=("insert", "spool", "both"), help="pipeline.ack mode(s)")
     ap.add_argument(
-        "--breakdown", action="store_true", help="only the CPU-per-span breakdown of the engine path"
+        "--breakdown",
+        action="store_true",
+        help="only the CPU-per-span breakdown of the engine and native paths",
     )
     args = ap.parse_args()
     if args.breakdown:

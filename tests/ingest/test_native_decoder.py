@@ -261,3 +261,29 @@ def test_writer_routes_json_logs_and_unsupported_batches_and_counts_them(storage
     assert got == [("json", "http", 2), ("protobuf", "grpc", 2), ("protobuf", "http", 2)]
     assert storage.query("SELECT count() FROM {db:Identifier}.otel_logs", {"db": storage.database})[0][0] > 0
     assert registry.get_sample_value("otel_ai_writer_native_fallbacks_total", {"signal": "traces"}) == 1.0
+
+
+def test_mutated_bodies_never_crash() -> None:
+    """Random byte flips, cuts and splices of a valid body: a block, Unsupported or DecodeError."""
+    rnd = random.Random(99)
+    good = s.traces_request().SerializeToString()
+    outcomes = {"ok": 0, "unsupported": 0, "decode": 0}
+    for _ in range(3000):
+        body = bytearray(good)
+        for _ in range(rnd.randint(1, 4)):
+            op = rnd.randrange(3)
+            i = rnd.randrange(len(body))
+            if op == 0:
+                body[i] = rnd.randrange(256)
+            elif op == 1:
+                del body[i : i + rnd.randint(1, 8)]
+            else:
+                body[i:i] = rnd.randbytes(rnd.randint(1, 8))
+        try:
+            decode_native.traces_block([_payload(bytes(body))])
+            outcomes["ok"] += 1
+        except decode_native.UNSUPPORTED:
+            outcomes["unsupported"] += 1
+        except DecodeError:
+            outcomes["decode"] += 1
+    assert all(outcomes.values()), outcomes
