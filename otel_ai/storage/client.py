@@ -140,6 +140,7 @@ class Storage:
         connect_timeout_s: float = 10.0,
         query_timeout_s: float = 60.0,
         pool_size: int = 6,
+        merge_selector_base: float = 0.0,
     ) -> None:
         self.dsn = normalize_dsn(dsn)
         self.embedded = self.dsn.startswith("chdb:")
@@ -150,6 +151,7 @@ class Storage:
         self.ctx = SchemaContext(
             database=database, cluster=cluster, ttl_days=ttl_days, replication_path=replication_path
         )
+        self.merge_selector_base = merge_selector_base
         self._connect_timeout = connect_timeout_s
         self._query_timeout = query_timeout_s
         # Embedded: a pool of chDB connection handles shared by every Storage on this path in
@@ -325,7 +327,35 @@ class Storage:
             )
             log.info("applied migration %s/%d: %s", component, mig.version, mig.name)
             applied.append(mig.version)
+        self.sync_merge_settings()
         return applied
+
+    def sync_merge_settings(self) -> None:
+        """Set ``merge_selector_base`` on every MergeTree table of the database (idempotent).
+
+        A higher base makes background merges wait for more parts of similar size, so each row is
+        re-read and re-compressed fewer times (the embedded engine spends as much CPU merging as
+        inserting); the price is a few more active parts per partition. A server too old to know
+        the setting gets a warning, not a failed start.
+        """
+        if not self.merge_selector_base:
+            return
+        value = f"{self.merge_selector_base:g}"
+        rows = self.query(
+            "SELECT name, engine_full FROM system.tables WHERE database = {db:String} AND engine LIKE '%MergeTree'",
+            {"db": self.database},
+        )
+        for name, engine in rows:
+            if f"merge_selector_base = {value}" in str(engine):
+                continue
+            try:
+                self.command(
+                    f"ALTER TABLE `{self.database}`.`{name}`{self.ctx.on_cluster} "
+                    f"MODIFY SETTING merge_selector_base = {value}"
+                )
+            except StorageError as exc:
+                log.warning("cannot set merge_selector_base on %s: %s", name, exc.message)
+                return
 
     def _repl_args(self) -> str:
         if not self.ctx.cluster:

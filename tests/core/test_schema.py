@@ -115,6 +115,25 @@ def test_ttl_follows_config_on_restart(storage: Storage) -> None:
     assert " TTL " not in engine()
 
 
+def test_merge_selector_base_is_set_on_every_mergetree_table(storage: Storage) -> None:
+    def engines() -> dict[str, str]:
+        rows = storage.query(
+            "SELECT name, engine_full FROM system.tables WHERE database = {db:String} AND engine LIKE '%MergeTree'",
+            {"db": storage.database},
+        )
+        return {str(n): str(e) for n, e in rows}
+
+    assert not any("merge_selector_base" in e for e in engines().values())  # the fixture's default: 0
+    tuned = Storage(storage.dsn, storage.database, merge_selector_base=20)
+    tuned.start()
+    tables = engines()
+    assert {"otel_traces", "otel_logs", "otel_metrics_sum", "otel_traces_trace_id_ts"} <= set(tables)
+    assert all("merge_selector_base = 20" in e for e in tables.values()), tables
+    Storage(storage.dsn, storage.database, merge_selector_base=20).start()  # idempotent
+    Storage(storage.dsn, storage.database, merge_selector_base=35.5).start()  # follows the config
+    assert all("merge_selector_base = 35.5" in e for e in engines().values())
+
+
 def test_cluster_mode_emits_replicated_local_and_distributed() -> None:
     ctx = SchemaContext(database="otel", cluster="prod", ttl_days=14)
     stmts = [s for m in CORE_MIGRATIONS for s in m.statements(ctx)]
