@@ -614,6 +614,11 @@ static int mapcol_put_frozen(mapcol_t *c, const frozen_t *fz) {
     return put_u64(&c->off, c->total);
 }
 
+/* scratch of the OTLP/JSON transcoder: the protobuf it writes, the current key, a value */
+typedef struct {
+    buf_t out, key, tmp;
+} jctx_t;
+
 /* -- the otel_traces block ---------------------------------------------------------------------- */
 
 typedef struct {
@@ -632,6 +637,7 @@ typedef struct {
     const uint8_t *svc_p;
     size_t svc_n;
     rd_t res_url, scope_name, scope_ver, scope_url;
+    jctx_t json;
     /* the current payload's tags */
     const char *enc_s, *tr_s;
     Py_ssize_t enc_n, tr_n;
@@ -657,7 +663,8 @@ static void block_free(block_t *b) {
                      &b->scname, &b->scver, &b->dur, &b->stcode, &b->stmsg, &b->flags, &b->dattr,
                      &b->dev, &b->dln, &b->rurl, &b->surl, &b->enc, &b->tr, &b->ev_off, &b->ev_ts,
                      &b->ev_name, &b->ln_off, &b->ln_tid, &b->ln_sid, &b->ln_tstate,
-                     &b->fz_res.keys, &b->fz_res.vals, &b->fz_scope.keys, &b->fz_scope.vals};
+                     &b->fz_res.keys, &b->fz_res.vals, &b->fz_scope.keys, &b->fz_scope.vals,
+                     &b->json.out, &b->json.key, &b->json.tmp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) buf_free(bufs[i]);
     mapcol_free(&b->rattr);
     mapcol_free(&b->sattr);
@@ -703,7 +710,7 @@ static void block_put(block_t *b) {
                      &b->sattr.vals, &b->scattr.off, &b->scattr.keys, &b->scattr.vals,
                      &b->evattr.off, &b->evattr.keys, &b->evattr.vals, &b->lnattr.off,
                      &b->lnattr.keys, &b->lnattr.vals, &b->m_span.vals, &b->m_ev.vals,
-                     &b->m_res.vals, &b->m_scope.vals};
+                     &b->m_res.vals, &b->m_scope.vals, &b->json.out, &b->json.key, &b->json.tmp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) buf_recycle(bufs[i]);
     b->rows = b->ev_total = b->ln_total = 0;
     b->rattr.total = b->sattr.total = b->scattr.total = b->evattr.total = b->lnattr.total = 0;
@@ -947,6 +954,641 @@ static int request(block_t *b, rd_t r) {
     return OK;
 }
 
+/* -- OTLP/JSON → protobuf -------------------------------------------------------------------------
+ *
+ * An OTLP/JSON trace request is transcoded into the protobuf wire format, then read by the code
+ * above, so one flatten path serves both encodings. Length prefixes are written as fixed 5-byte
+ * varints and patched afterwards (a non-minimal varint is valid protobuf; only this file reads
+ * it). The grammar is the one the python decoder accepts (protobuf's json_format after the hex
+ * id rewrite of otlp/jsonfix.py): lowerCamelCase keys, unknown keys skipped, null = absent, ids
+ * as hex, int64/uint64 as decimal strings or integral numbers, enums as ints or names, bytes as
+ * base64, doubles as numbers or "NaN"/"Infinity"/"-Infinity". Anything outside the common
+ * ground — a snake_case key, a duplicate key, a fraction in an integer, an unknown enum name, two
+ * members of one AnyValue, a lone surrogate — is Unsupported (the engine decoder takes it). */
+
+typedef struct {
+    const uint8_t *p, *end;
+} js_t;
+
+static inline void js_ws(js_t *j) {
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
+}
+
+static inline int js_peek(js_t *j) {
+    js_ws(j);
+    return j->p < j->end ? *j->p : -1;
+}
+
+static inline int js_eat(js_t *j, char c) {
+    if (js_peek(j) != c) return 0;
+    j->p++;
+    return 1;
+}
+
+static int js_literal(js_t *j, const char *lit) {
+    size_t n = strlen(lit);
+    if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n)) return E_MALFORMED;
+    j->p += n;
+    return OK;
+}
+
+static int hexval(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static int put_utf8(buf_t *b, uint32_t cp) {
+    char t[4];
+    size_t n;
+    if (cp < 0x80) {
+        t[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        t[0] = (char)(0xC0 | cp >> 6);
+        t[1] = (char)(0x80 | (cp & 63));
+        n = 2;
+    } else if (cp < 0x10000) {
+        t[0] = (char)(0xE0 | cp >> 12);
+        t[1] = (char)(0x80 | ((cp >> 6) & 63));
+        t[2] = (char)(0x80 | (cp & 63));
+        n = 3;
+    } else {
+        t[0] = (char)(0xF0 | cp >> 18);
+        t[1] = (char)(0x80 | ((cp >> 12) & 63));
+        t[2] = (char)(0x80 | ((cp >> 6) & 63));
+        t[3] = (char)(0x80 | (cp & 63));
+        n = 4;
+    }
+    return put(b, t, n);
+}
+
+/* A JSON string (the opening quote next), unescaped into ``out`` (appended). */
+static int js_string(js_t *j, buf_t *out) {
+    if (js_peek(j) < 0) return E_MALFORMED;
+    if (!js_eat(j, '"')) return E_UNSUPPORTED;
+    const uint8_t *run = j->p;
+    while (j->p < j->end) {
+        uint8_t c = *j->p;
+        if (c == '"') {
+            if (put(out, run, (size_t)(j->p - run))) return E_NOMEM;
+            j->p++;
+            return OK;
+        }
+        if (c < 0x20) return E_MALFORMED;
+        if (c != '\\') {
+            j->p++;
+            continue;
+        }
+        if (put(out, run, (size_t)(j->p - run))) return E_NOMEM;
+        if (j->end - j->p < 2) return E_MALFORMED;
+        char e = (char)j->p[1];
+        j->p += 2;
+        char lit = 0;
+        switch (e) {
+        case '"': lit = '"'; break;
+        case '\\': lit = '\\'; break;
+        case '/': lit = '/'; break;
+        case 'b': lit = '\b'; break;
+        case 'f': lit = '\f'; break;
+        case 'n': lit = '\n'; break;
+        case 'r': lit = '\r'; break;
+        case 't': lit = '\t'; break;
+        case 'u': {
+            uint32_t cp = 0;
+            if (j->end - j->p < 4) return E_MALFORMED;
+            for (int i = 0; i < 4; i++) {
+                int h = hexval(j->p[i]);
+                if (h < 0) return E_MALFORMED;
+                cp = cp << 4 | (uint32_t)h;
+            }
+            j->p += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                uint32_t lo = 0;
+                if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u') return E_UNSUPPORTED;
+                for (int i = 0; i < 4; i++) {
+                    int h = hexval(j->p[2 + i]);
+                    if (h < 0) return E_MALFORMED;
+                    lo = lo << 4 | (uint32_t)h;
+                }
+                if (lo < 0xDC00 || lo > 0xDFFF) return E_UNSUPPORTED;
+                j->p += 6;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                return E_UNSUPPORTED;
+            }
+            if (put_utf8(out, cp)) return E_NOMEM;
+            break;
+        }
+        default:
+            return E_MALFORMED;
+        }
+        if (lit && put(out, &lit, 1)) return E_NOMEM;
+        run = j->p;
+    }
+    return E_MALFORMED;
+}
+
+/* Skip any JSON value. */
+static int js_skip(js_t *j, int depth) {
+    int c = js_peek(j);
+    if (depth > MAX_DEPTH) return E_UNSUPPORTED;
+    if (c == '"') {
+        j->p++;
+        while (j->p < j->end && *j->p != '"') j->p += *j->p == '\\' ? 2 : 1;
+        if (j->p >= j->end) return E_MALFORMED;
+        j->p++;
+        return OK;
+    }
+    if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        j->p++;
+        if (js_eat(j, close)) return OK;
+        for (;;) {
+            int rc;
+            if (c == '{') {
+                if (js_peek(j) != '"' || (rc = js_skip(j, depth + 1))) return E_MALFORMED;
+                if (!js_eat(j, ':')) return E_MALFORMED;
+            }
+            if ((rc = js_skip(j, depth + 1))) return rc;
+            if (js_eat(j, ',')) continue;
+            if (js_eat(j, close)) return OK;
+            return E_MALFORMED;
+        }
+    }
+    if (c == 't') return js_literal(j, "true");
+    if (c == 'f') return js_literal(j, "false");
+    if (c == 'n') return js_literal(j, "null");
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        while (j->p < j->end && strchr("+-0123456789.eE", *j->p)) j->p++;
+        return OK;
+    }
+    return E_MALFORMED;
+}
+
+/* An integer: a JSON number without fraction/exponent, or a string of one. */
+static int js_int(js_t *j, int64_t lo, uint64_t hi, int64_t *neg_out, uint64_t *out) {
+    int c = js_peek(j);
+    int quoted = c == '"';
+    if (quoted) j->p++;
+    int neg = 0;
+    if (j->p < j->end && *j->p == '-') {
+        neg = 1;
+        j->p++;
+    }
+    const uint8_t *start = j->p;
+    uint64_t v = 0;
+    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
+        uint64_t d = (uint64_t)(*j->p - '0');
+        if (v > (UINT64_MAX - d) / 10) return E_UNSUPPORTED;
+        v = v * 10 + d;
+        j->p++;
+    }
+    if (j->p == start) return E_UNSUPPORTED;
+    if (j->p < j->end && (*j->p == '.' || *j->p == 'e' || *j->p == 'E')) return E_UNSUPPORTED;
+    if (quoted) {
+        if (j->p >= j->end || *j->p != '"') return E_UNSUPPORTED;
+        j->p++;
+    }
+    if (neg) {
+        if (v == 0 || lo >= 0 || v > (uint64_t)(-(lo + 1)) + 1) return E_UNSUPPORTED;
+        *neg_out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+        *out = 0;
+        return 1; /* negative */
+    }
+    if (v > hi) return E_UNSUPPORTED;
+    *out = v;
+    return OK;
+}
+
+/* protobuf writers with patched 5-byte lengths */
+static int pb_tag(buf_t *o, uint32_t num, int wt) { return put_varint(o, (uint64_t)num << 3 | (uint64_t)wt); }
+
+static int pb_open(buf_t *o, uint32_t num, size_t *mark) {
+    if (pb_tag(o, num, 2) || buf_grow(o, 5)) return E_NOMEM;
+    *mark = o->n;
+    o->n += 5;
+    return OK;
+}
+
+static void pb_close(buf_t *o, size_t mark) {
+    uint64_t len = o->n - mark - 5;
+    uint8_t *q = (uint8_t *)o->p + mark;
+    for (int i = 0; i < 5; i++) {
+        q[i] = (uint8_t)((len & 0x7F) | (i < 4 ? 0x80 : 0));
+        len >>= 7;
+    }
+}
+
+static int pb_fixed64(buf_t *o, uint32_t num, uint64_t v) {
+    if (pb_tag(o, num, 1)) return E_NOMEM;
+    return put_u64(o, v);
+}
+
+static int pb_varint_field(buf_t *o, uint32_t num, uint64_t v) {
+    if (pb_tag(o, num, 0)) return E_NOMEM;
+    return put_varint(o, v);
+}
+
+/* A JSON string field written as protobuf bytes field ``num`` (decoded straight into ``o``). */
+static int pb_string_field(js_t *j, buf_t *o, uint32_t num) {
+    size_t mark;
+    int rc;
+    if (js_peek(j) != '"') return E_UNSUPPORTED;
+    if (pb_open(o, num, &mark)) return E_NOMEM;
+    if ((rc = js_string(j, o))) return rc;
+    pb_close(o, mark);
+    return OK;
+}
+
+static int pb_hex_field(js_t *j, buf_t *o, buf_t *tmp, uint32_t num, size_t nbytes) {
+    int rc;
+    tmp->n = 0;
+    if ((rc = js_string(j, tmp))) return rc;
+    if (tmp->n == 0) return OK; /* "" = absent */
+    if (tmp->n != 2 * nbytes) return E_UNSUPPORTED;
+    uint8_t raw[16];
+    for (size_t i = 0; i < nbytes; i++) {
+        int hi = hexval((uint8_t)tmp->p[2 * i]), lo = hexval((uint8_t)tmp->p[2 * i + 1]);
+        if (hi < 0 || lo < 0) return E_UNSUPPORTED;
+        raw[i] = (uint8_t)(hi << 4 | lo);
+    }
+    if (pb_tag(o, num, 2) || put_varint(o, nbytes) || put(o, raw, nbytes)) return E_NOMEM;
+    return OK;
+}
+
+static int b64val(int c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+static int pb_base64_field(js_t *j, buf_t *o, buf_t *tmp, uint32_t num) {
+    int rc;
+    tmp->n = 0;
+    if ((rc = js_string(j, tmp))) return rc;
+    size_t n = tmp->n;
+    const uint8_t *s = (const uint8_t *)tmp->p;
+    if (n % 4) return E_UNSUPPORTED;
+    size_t pad = n && s[n - 1] == '=' ? (s[n - 2] == '=' ? 2 : 1) : 0;
+    size_t outlen = n / 4 * 3 - pad;
+    if (pb_tag(o, num, 2) || put_varint(o, outlen) || buf_grow(o, n / 4 * 3)) return E_NOMEM;
+    uint8_t *q = (uint8_t *)o->p + o->n;
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4];
+        for (int k = 0; k < 4; k++) {
+            v[k] = (i + (size_t)k >= n - pad) ? 0 : b64val(s[i + (size_t)k]);
+            if (v[k] < 0) return E_UNSUPPORTED;
+        }
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        *q++ = (uint8_t)(w >> 16);
+        *q++ = (uint8_t)(w >> 8);
+        *q++ = (uint8_t)w;
+    }
+    o->n += outlen;
+    return OK;
+}
+
+/* the JSON keys of a message and what each becomes */
+enum { K_STR, K_HEX16, K_HEX8, K_U64, K_U32, K_FIXED32, K_KIND, K_CODE, K_MSG, K_REPEATED };
+typedef struct fdesc fdesc_t;
+typedef struct {
+    const fdesc_t *fields;
+    int anyvalue; /* AnyValue: its own rules */
+} mdesc_t;
+struct fdesc {
+    const char *key;
+    uint32_t num;
+    int kind;
+    const mdesc_t *msg;
+};
+
+static const mdesc_t M_ANY = {NULL, 1};
+static const fdesc_t F_KV[] = {{"key", 1, K_STR, NULL}, {"value", 2, K_MSG, &M_ANY}, {NULL, 0, 0, NULL}};
+static const mdesc_t M_KV = {F_KV, 0};
+static const fdesc_t F_RESOURCE[] = {
+    {"attributes", 1, K_REPEATED, &M_KV}, {"droppedAttributesCount", 2, K_U32, NULL}, {NULL, 0, 0, NULL}};
+static const mdesc_t M_RESOURCE = {F_RESOURCE, 0};
+static const fdesc_t F_SCOPE[] = {{"name", 1, K_STR, NULL},
+                                  {"version", 2, K_STR, NULL},
+                                  {"attributes", 3, K_REPEATED, &M_KV},
+                                  {"droppedAttributesCount", 4, K_U32, NULL},
+                                  {NULL, 0, 0, NULL}};
+static const mdesc_t M_SCOPE = {F_SCOPE, 0};
+static const fdesc_t F_EVENT[] = {{"timeUnixNano", 1, K_U64, NULL},
+                                  {"name", 2, K_STR, NULL},
+                                  {"attributes", 3, K_REPEATED, &M_KV},
+                                  {"droppedAttributesCount", 4, K_U32, NULL},
+                                  {NULL, 0, 0, NULL}};
+static const mdesc_t M_EVENT = {F_EVENT, 0};
+static const fdesc_t F_LINK[] = {{"traceId", 1, K_HEX16, NULL},
+                                 {"spanId", 2, K_HEX8, NULL},
+                                 {"traceState", 3, K_STR, NULL},
+                                 {"attributes", 4, K_REPEATED, &M_KV},
+                                 {"droppedAttributesCount", 5, K_U32, NULL},
+                                 {"flags", 6, K_FIXED32, NULL},
+                                 {NULL, 0, 0, NULL}};
+static const mdesc_t M_LINK = {F_LINK, 0};
+static const fdesc_t F_STATUS[] = {{"message", 2, K_STR, NULL}, {"code", 3, K_CODE, NULL}, {NULL, 0, 0, NULL}};
+static const mdesc_t M_STATUS = {F_STATUS, 0};
+static const fdesc_t F_SPAN[] = {{"traceId", 1, K_HEX16, NULL},
+                                 {"spanId", 2, K_HEX8, NULL},
+                                 {"traceState", 3, K_STR, NULL},
+                                 {"parentSpanId", 4, K_HEX8, NULL},
+                                 {"flags", 16, K_FIXED32, NULL},
+                                 {"name", 5, K_STR, NULL},
+                                 {"kind", 6, K_KIND, NULL},
+                                 {"startTimeUnixNano", 7, K_U64, NULL},
+                                 {"endTimeUnixNano", 8, K_U64, NULL},
+                                 {"attributes", 9, K_REPEATED, &M_KV},
+                                 {"droppedAttributesCount", 10, K_U32, NULL},
+                                 {"events", 11, K_REPEATED, &M_EVENT},
+                                 {"droppedEventsCount", 12, K_U32, NULL},
+                                 {"links", 13, K_REPEATED, &M_LINK},
+                                 {"droppedLinksCount", 14, K_U32, NULL},
+                                 {"status", 15, K_MSG, &M_STATUS},
+                                 {NULL, 0, 0, NULL}};
+static const mdesc_t M_SPAN = {F_SPAN, 0};
+static const fdesc_t F_SCOPE_SPANS[] = {{"scope", 1, K_MSG, &M_SCOPE},
+                                        {"spans", 2, K_REPEATED, &M_SPAN},
+                                        {"schemaUrl", 3, K_STR, NULL},
+                                        {NULL, 0, 0, NULL}};
+static const mdesc_t M_SCOPE_SPANS = {F_SCOPE_SPANS, 0};
+static const fdesc_t F_RESOURCE_SPANS[] = {{"resource", 1, K_MSG, &M_RESOURCE},
+                                           {"scopeSpans", 2, K_REPEATED, &M_SCOPE_SPANS},
+                                           {"schemaUrl", 3, K_STR, NULL},
+                                           {NULL, 0, 0, NULL}};
+static const mdesc_t M_RESOURCE_SPANS = {F_RESOURCE_SPANS, 0};
+static const fdesc_t F_REQUEST[] = {{"resourceSpans", 1, K_REPEATED, &M_RESOURCE_SPANS}, {NULL, 0, 0, NULL}};
+static const mdesc_t M_REQUEST = {F_REQUEST, 0};
+
+static const char *KIND_NAMES[] = {"SPAN_KIND_UNSPECIFIED", "SPAN_KIND_INTERNAL", "SPAN_KIND_SERVER",
+                                   "SPAN_KIND_CLIENT", "SPAN_KIND_PRODUCER", "SPAN_KIND_CONSUMER", NULL};
+static const char *CODE_NAMES[] = {"STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR", NULL};
+
+static int js_message(jctx_t *c, js_t *j, const mdesc_t *m, int depth);
+
+static int js_enum(jctx_t *c, js_t *j, const char **names, uint64_t *out) {
+    int ch = js_peek(j);
+    if (ch == '"') {
+        int rc;
+        c->tmp.n = 0;
+        if ((rc = js_string(j, &c->tmp))) return rc;
+        for (int i = 0; names[i]; i++) {
+            if (strlen(names[i]) == c->tmp.n && memcmp(names[i], c->tmp.p, c->tmp.n) == 0) {
+                *out = (uint64_t)i;
+                return OK;
+            }
+        }
+        return E_UNSUPPORTED;
+    }
+    if (ch != '-' && (ch < '0' || ch > '9')) return E_UNSUPPORTED;
+    int64_t neg;
+    uint64_t v;
+    int rc = js_int(j, INT32_MIN, INT32_MAX, &neg, &v);
+    if (rc < 0) return rc;
+    *out = rc == 1 ? (uint64_t)neg : v;
+    return OK;
+}
+
+static int js_double(jctx_t *c, js_t *j, double *out) {
+    int ch = js_peek(j);
+    if (ch == '"') {
+        int rc;
+        c->tmp.n = 0;
+        if ((rc = js_string(j, &c->tmp))) return rc;
+        if (c->tmp.n == 3 && !memcmp(c->tmp.p, "NaN", 3)) *out = NAN;
+        else if (c->tmp.n == 8 && !memcmp(c->tmp.p, "Infinity", 8)) *out = INFINITY;
+        else if (c->tmp.n == 9 && !memcmp(c->tmp.p, "-Infinity", 9)) *out = -INFINITY;
+        else return E_UNSUPPORTED;
+        return OK;
+    }
+    /* the JSON number grammar, then strtod on a copy of the token */
+    const uint8_t *s = j->p;
+    const uint8_t *q = s;
+    if (q < j->end && *q == '-') q++;
+    if (q >= j->end || *q < '0' || *q > '9') return E_UNSUPPORTED;
+    if (*q == '0') q++;
+    else while (q < j->end && *q >= '0' && *q <= '9') q++;
+    if (q < j->end && *q == '.') {
+        q++;
+        if (q >= j->end || *q < '0' || *q > '9') return E_MALFORMED;
+        while (q < j->end && *q >= '0' && *q <= '9') q++;
+    }
+    if (q < j->end && (*q == 'e' || *q == 'E')) {
+        q++;
+        if (q < j->end && (*q == '+' || *q == '-')) q++;
+        if (q >= j->end || *q < '0' || *q > '9') return E_MALFORMED;
+        while (q < j->end && *q >= '0' && *q <= '9') q++;
+    }
+    size_t n = (size_t)(q - s);
+    char tok[400];
+    if (n >= sizeof tok) return E_UNSUPPORTED;
+    memcpy(tok, s, n);
+    tok[n] = 0;
+    *out = strtod(tok, NULL);
+    if (isinf(*out)) return E_UNSUPPORTED; /* an overflowing literal: let the exact path decide */
+    j->p = q;
+    return OK;
+}
+
+/* AnyValue: exactly one member, or none ({}). */
+static int js_anyvalue(jctx_t *c, js_t *j, int depth) {
+    int rc, members = 0;
+    if (depth > MAX_DEPTH) return E_UNSUPPORTED;
+    if (js_peek(j) < 0) return E_MALFORMED;
+    if (!js_eat(j, '{')) return E_UNSUPPORTED;
+    if (js_eat(j, '}')) return OK;
+    for (;;) {
+        c->key.n = 0;
+        if ((rc = js_string(j, &c->key))) return rc;
+        if (!js_eat(j, ':')) return E_MALFORMED;
+        const char *k = c->key.p;
+        size_t kn = c->key.n;
+#define KEY(lit) (kn == sizeof(lit) - 1 && memcmp(k, lit, kn) == 0)
+        if (js_peek(j) == 'n') { /* null member: as if absent */
+            if ((rc = js_literal(j, "null"))) return rc;
+        } else if (KEY("stringValue")) {
+            members++;
+            if ((rc = pb_string_field(j, &c->out, 1))) return rc;
+        } else if (KEY("boolValue")) {
+            members++;
+            int ch = js_peek(j);
+            if (ch == 't') rc = js_literal(j, "true");
+            else if (ch == 'f') rc = js_literal(j, "false");
+            else return E_UNSUPPORTED;
+            if (rc || pb_varint_field(&c->out, 2, ch == 't')) return rc ? rc : E_NOMEM;
+        } else if (KEY("intValue")) {
+            members++;
+            int64_t neg;
+            uint64_t v;
+            rc = js_int(j, INT64_MIN, INT64_MAX, &neg, &v);
+            if (rc < 0) return rc;
+            if (pb_varint_field(&c->out, 3, rc == 1 ? (uint64_t)neg : v)) return E_NOMEM;
+        } else if (KEY("doubleValue")) {
+            members++;
+            double d;
+            uint64_t bits;
+            if ((rc = js_double(c, j, &d))) return rc;
+            memcpy(&bits, &d, 8);
+            if (pb_fixed64(&c->out, 4, bits)) return E_NOMEM;
+        } else if (KEY("arrayValue") || KEY("kvlistValue")) {
+            members++;
+            int kv = KEY("kvlistValue");
+            size_t outer, inner;
+            if (pb_open(&c->out, kv ? 6 : 5, &outer)) return E_NOMEM;
+            if (!js_eat(j, '{')) return E_UNSUPPORTED;
+            int seen = 0;
+            if (!js_eat(j, '}')) {
+                for (;;) {
+                    c->key.n = 0;
+                    if ((rc = js_string(j, &c->key))) return rc;
+                    if (!js_eat(j, ':')) return E_MALFORMED;
+                    if (c->key.n == 6 && memcmp(c->key.p, "values", 6) == 0) {
+                        if (seen++) return E_UNSUPPORTED;
+                        if (js_peek(j) == 'n') {
+                            if ((rc = js_literal(j, "null"))) return rc;
+                        } else {
+                            if (!js_eat(j, '[')) return E_UNSUPPORTED;
+                            if (!js_eat(j, ']')) {
+                                for (;;) {
+                                    if (pb_open(&c->out, 1, &inner)) return E_NOMEM;
+                                    rc = kv ? js_message(c, j, &M_KV, depth + 1) : js_anyvalue(c, j, depth + 1);
+                                    if (rc) return rc;
+                                    pb_close(&c->out, inner);
+                                    if (js_eat(j, ',')) continue;
+                                    if (js_eat(j, ']')) break;
+                                    return E_MALFORMED;
+                                }
+                            }
+                        }
+                    } else if (memchr(c->key.p, '_', c->key.n)) {
+                        return E_UNSUPPORTED;
+                    } else if ((rc = js_skip(j, depth + 1))) {
+                        return rc;
+                    }
+                    if (js_eat(j, ',')) continue;
+                    if (js_eat(j, '}')) break;
+                    return E_MALFORMED;
+                }
+            }
+            pb_close(&c->out, outer);
+        } else if (KEY("bytesValue")) {
+            members++;
+            if ((rc = pb_base64_field(j, &c->out, &c->tmp, 7))) return rc;
+        } else if (memchr(k, '_', kn)) {
+            return E_UNSUPPORTED;
+        } else if ((rc = js_skip(j, depth + 1))) {
+            return rc;
+        }
+#undef KEY
+        if (members > 1) return E_UNSUPPORTED;
+        if (js_eat(j, ',')) continue;
+        if (js_eat(j, '}')) return OK;
+        return E_MALFORMED;
+    }
+}
+
+static int js_field(jctx_t *c, js_t *j, const fdesc_t *f, int depth) {
+    int rc;
+    int64_t neg;
+    uint64_t v;
+    size_t mark;
+    switch (f->kind) {
+    case K_STR:
+        return pb_string_field(j, &c->out, f->num);
+    case K_HEX16:
+    case K_HEX8:
+        if (js_peek(j) != '"') return E_UNSUPPORTED;
+        return pb_hex_field(j, &c->out, &c->tmp, f->num, f->kind == K_HEX16 ? 16 : 8);
+    case K_U64:
+    case K_U32:
+    case K_FIXED32:
+        rc = js_int(j, 0, f->kind == K_U64 ? UINT64_MAX : UINT32_MAX, &neg, &v);
+        if (rc) return rc < 0 ? rc : E_UNSUPPORTED;
+        if (f->kind == K_U64) return pb_fixed64(&c->out, f->num, v) ? E_NOMEM : OK;
+        if (f->kind == K_U32) return pb_varint_field(&c->out, f->num, v) ? E_NOMEM : OK;
+        if (pb_tag(&c->out, f->num, 5) || put_u32(&c->out, (uint32_t)v)) return E_NOMEM;
+        return OK;
+    case K_KIND:
+    case K_CODE:
+        if ((rc = js_enum(c, j, f->kind == K_KIND ? KIND_NAMES : CODE_NAMES, &v))) return rc;
+        return pb_varint_field(&c->out, f->num, v) ? E_NOMEM : OK;
+    case K_MSG:
+        if (pb_open(&c->out, f->num, &mark)) return E_NOMEM;
+        rc = f->msg->anyvalue ? js_anyvalue(c, j, depth + 1) : js_message(c, j, f->msg, depth + 1);
+        if (rc) return rc;
+        pb_close(&c->out, mark);
+        return OK;
+    case K_REPEATED:
+        if (!js_eat(j, '[')) return E_UNSUPPORTED;
+        if (js_eat(j, ']')) return OK;
+        for (;;) {
+            if (js_peek(j) == 'n') return E_UNSUPPORTED; /* null element: json_format rejects it */
+            if (pb_open(&c->out, f->num, &mark)) return E_NOMEM;
+            if ((rc = js_message(c, j, f->msg, depth + 1))) return rc;
+            pb_close(&c->out, mark);
+            if (js_eat(j, ',')) continue;
+            if (js_eat(j, ']')) return OK;
+            return E_MALFORMED;
+        }
+    default:
+        return E_UNSUPPORTED;
+    }
+}
+
+static int js_message(jctx_t *c, js_t *j, const mdesc_t *m, int depth) {
+    int rc;
+    uint32_t seen = 0;
+    if (depth > MAX_DEPTH) return E_UNSUPPORTED;
+    if (js_peek(j) < 0) return E_MALFORMED;
+    if (!js_eat(j, '{')) return E_UNSUPPORTED;
+    if (js_eat(j, '}')) return OK;
+    for (;;) {
+        c->key.n = 0;
+        if ((rc = js_string(j, &c->key))) return rc;
+        if (!js_eat(j, ':')) return E_MALFORMED;
+        const fdesc_t *f = NULL;
+        int idx = 0;
+        for (const fdesc_t *d = m->fields; d->key; d++, idx++) {
+            if (strlen(d->key) == c->key.n && memcmp(d->key, c->key.p, c->key.n) == 0) {
+                f = d;
+                break;
+            }
+        }
+        if (f) {
+            if (seen & (1u << idx)) return E_UNSUPPORTED; /* a duplicate key */
+            seen |= 1u << idx;
+            if (js_peek(j) == 'n') {
+                if ((rc = js_literal(j, "null"))) return rc;
+            } else if ((rc = js_field(c, j, f, depth))) {
+                return rc;
+            }
+        } else if (memchr(c->key.p, '_', c->key.n)) {
+            return E_UNSUPPORTED; /* json_format also reads proto (snake_case) names */
+        } else if ((rc = js_skip(j, depth + 1))) {
+            return rc;
+        }
+        if (js_eat(j, ',')) continue;
+        if (js_eat(j, '}')) return OK;
+        return E_MALFORMED;
+    }
+}
+
+/* An OTLP/JSON ExportTraceServiceRequest → protobuf in c->out. */
+static int json_request(jctx_t *c, const uint8_t *p, size_t n) {
+    js_t j = {p, p + n};
+    c->out.n = 0;
+    int rc = js_message(c, &j, &M_REQUEST, 0);
+    if (rc) return rc;
+    js_ws(&j);
+    return j.p == j.end ? OK : E_MALFORMED;
+}
+
 /* -- assembling the block ----------------------------------------------------------------------- */
 
 typedef struct {
@@ -1047,13 +1689,25 @@ static PyObject *traces(PyObject *self, PyObject *arg) {
         b->tr_s = b->enc_s ? PyUnicode_AsUTF8AndSize(tr, &b->tr_n) : NULL;
         if (!b->tr_s) goto done;
         if (PyObject_GetBuffer(PyTuple_GET_ITEM(item, 0), &body, PyBUF_SIMPLE)) goto done;
-        rd_t r = {(const uint8_t *)body.buf, (const uint8_t *)body.buf + body.len};
+        int is_json = b->enc_n == 4 && memcmp(b->enc_s, "json", 4) == 0;
         Py_BEGIN_ALLOW_THREADS
-        rc = request(b, r);
+        if (is_json) {
+            rc = json_request(&b->json, (const uint8_t *)body.buf, (size_t)body.len);
+            if (rc == OK) {
+                rd_t r = {(const uint8_t *)b->json.out.p, (const uint8_t *)b->json.out.p + b->json.out.n};
+                rc = request(b, r);
+                /* the rows point into the transcoded bytes until they are copied: they are
+                 * (every value is copied into the column buffers as each span completes) */
+            }
+        } else {
+            rd_t r = {(const uint8_t *)body.buf, (const uint8_t *)body.buf + body.len};
+            rc = request(b, r);
+        }
         Py_END_ALLOW_THREADS
         PyBuffer_Release(&body);
         if (rc == E_MALFORMED) {
-            PyErr_Format(PyExc_ValueError, "payload %zd is not a valid ExportTraceServiceRequest", i);
+            PyErr_Format(PyExc_ValueError, "payload %zd is not a valid ExportTraceServiceRequest%s", i,
+                         is_json ? " (OTLP/JSON)" : "");
             goto done;
         }
     }

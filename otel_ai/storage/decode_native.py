@@ -1,15 +1,17 @@
-"""The "native" decoder: OTLP/protobuf spans flattened in C into one ClickHouse ``Native`` block.
+"""The "native" decoder: OTLP spans flattened in C into one ClickHouse ``Native`` block.
 
 DESIGN.md decision 3, third option. ``otel_ai/storage/_native.c`` walks the protobuf wire format
-once and writes every span as a row of ``otel_traces`` straight into column buffers, with the
+once (OTLP/JSON bodies are first transcoded to protobuf, in C) and writes every span as a row of
+``otel_traces`` straight into column buffers, with the
 exact encodings of the python decoder (:mod:`decode_python`, the contrib exporter's values). The
 block is inserted with ``INSERT … FORMAT Native``: ClickHouse only converts and writes columns —
 no protobuf parsing, no flatten SQL, no per-insert query analysis — and the same bytes suit an
 embedded chDB and a remote server (``http://``) alike.
 
 What it does not handle goes to the fallback decoder (engine on chDB, python on a server), whole
-batch at a time: logs and metrics, OTLP/JSON, and span batches holding an array or kvlist
-attribute value or a time past 2^63 ns (``Unsupported``; counted).
+batch at a time: logs and metrics, and span batches the C code declines (``Unsupported``;
+counted) — a time past 2^63 ns, or JSON outside the common ground of the decoders (snake_case or
+duplicate keys, an unknown enum name, a fraction in an integer...; see ``_native.c``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def available() -> bool:
 
 
 def traces_block(payloads: Sequence[Payload]) -> tuple[bytes, int]:
-    """The Native block of ``otel_traces`` rows for protobuf trace payloads, and its row count.
+    """The Native block of ``otel_traces`` rows for trace payloads (either encoding), and its row count.
 
     Raises ``Unsupported`` (see :data:`UNSUPPORTED`) for values the C code does not render and
     :class:`DecodeError` for a body that is not a valid request.
@@ -65,17 +67,23 @@ class NativeDecoder:
         self.native_batches = 0
 
     def write(self, payloads: Sequence[Payload]) -> None:
-        native = [p for p in payloads if p.signal == "traces" and p.encoding == "protobuf"]
-        rest = [p for p in payloads if not (p.signal == "traces" and p.encoding == "protobuf")]
-        if native:
-            try:
-                block, rows = traces_block(native)
-            except UNSUPPORTED:
+        if payloads and payloads[0].signal != "traces":
+            self.fallback(payloads)
+            return
+        try:
+            block, rows = traces_block(payloads)
+        except UNSUPPORTED:
+            # Try each encoding on its own before handing over: a JSON oddity should not send
+            # the protobuf half of a mixed batch down the slow path.
+            groups = [[p for p in payloads if p.encoding == e] for e in ("protobuf", "json")]
+            groups = [g for g in groups if g]
+            if len(groups) == 1:
                 self.fallbacks += 1
-                rest = list(payloads)
-            else:
-                if rows:
-                    self.storage.raw_insert("otel_traces", block, "Native", column_names=TRACE_COLUMNS)
-                self.native_batches += 1
-        if rest:
-            self.fallback(rest)
+                self.fallback(payloads)
+                return
+            for group in groups:
+                self.write(group)
+            return
+        if rows:
+            self.storage.raw_insert("otel_traces", block, "Native", column_names=TRACE_COLUMNS)
+        self.native_batches += 1

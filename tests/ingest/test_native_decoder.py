@@ -34,9 +34,14 @@ def test_built() -> None:
 # -- helpers ----------------------------------------------------------------------------------------
 
 
-def _payload(req: ExportTraceServiceRequest | bytes, transport: str = "http") -> Payload:
-    body = req if isinstance(req, bytes) else req.SerializeToString()
-    return Payload("traces", "protobuf", transport, body, 1)  # type: ignore[arg-type]
+def _payload(
+    req: ExportTraceServiceRequest | bytes, transport: str = "http", encoding: str = "protobuf"
+) -> Payload:
+    if isinstance(req, bytes):
+        body = req
+    else:
+        body = req.SerializeToString() if encoding == "protobuf" else s.to_json(req)
+    return Payload("traces", encoding, transport, body, 1)  # type: ignore[arg-type]
 
 
 def _rows(storage: Storage) -> list[tuple[Any, ...]]:
@@ -80,8 +85,9 @@ def _varint(n: int) -> bytes:
 # -- the equivalence cases ---------------------------------------------------------------------------
 
 
-def test_fidelity_sample_every_value_type(storage: Storage) -> None:
-    rows = _same_rows(storage, [_payload(s.traces_request())])
+@pytest.mark.parametrize("encoding", ["protobuf", "json"])
+def test_fidelity_sample_every_value_type(storage: Storage, encoding: str) -> None:
+    rows = _same_rows(storage, [_payload(s.traces_request(), encoding=encoding)])
     root = next(r for r in rows if r[2] == s.ROOT_ID.hex())
     assert dict(root[11]) == s.ATTRS_STORED  # arrays and kvlists included, as Go marshals them
     assert dict(root[8]) == s.RESOURCE_STORED
@@ -158,7 +164,8 @@ def _random_value(rnd: random.Random, depth: int = 0) -> Any:
     return None
 
 
-def test_random_requests(storage: Storage) -> None:
+@pytest.mark.parametrize("encoding", ["protobuf", "json"])
+def test_random_requests(storage: Storage, encoding: str) -> None:
     rnd = random.Random(20261129)
     payloads = []
     for _ in range(12):
@@ -189,8 +196,77 @@ def test_random_requests(storage: Storage) -> None:
                     for _ in range(rnd.randint(0, 2)):
                         ln = sp.links.add(trace_id=rnd.randbytes(16), span_id=rnd.randbytes(8))
                         s.add_attrs(ln.attributes, {"v": _random_value(rnd)})
-        payloads.append(_payload(req, rnd.choice(["grpc", "http"])))
+        payloads.append(_payload(req, rnd.choice(["grpc", "http"]), encoding))
     _same_rows(storage, payloads)
+
+
+def test_json_leniency_matches_the_python_decoder(storage: Storage) -> None:
+    """What the OTLP/JSON spec and json_format allow: number/string int64, enum names, nulls..."""
+    req = s.traces_request()
+    bodies = [
+        s.to_json(req, int64_as_numbers=True, enum_names=True),
+        s.to_json(req).replace(s.TRACE_ID.hex().encode(), s.TRACE_ID.hex().upper().encode()),
+    ]
+    tid, sid = "ab" * 16, "cd" * 8
+    bodies.append(
+        (
+            '{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"j\\u00e9"}},'
+            '{"key":"nullv","value":null},{"key":"n","value":{"intValue":-9223372036854775808}}]},'
+            '"future":{"deep":[1,{"x":null}]},"scopeSpans":[{"scope":null,"spans":[{"traceId":"' + tid + '",'
+            '"spanId":"'
+            + sid
+            + '","parentSpanId":"","name":"a\\/b \\ud834\\udd1e","kind":"SPAN_KIND_CLIENT",'
+            '"startTimeUnixNano":"' + str(s.NOW) + '","endTimeUnixNano":' + str(s.NOW + 5) + ","
+            '"status":{"code":2,"message":null},"attributes":[{"key":"d","value":{"doubleValue":"-Infinity"}},'
+            '{"key":"e","value":{"doubleValue":1e-7}},{"key":"b","value":{"bytesValue":"AAH+/w=="}},'
+            '{"key":"k","value":{"kvlistValue":{"values":[{"key":"z","value":{"boolValue":false}},'
+            '{"key":"a","value":{"arrayValue":{"values":[{},{"doubleValue":"NaN"}]}}}]}}},'
+            '{"key":"empty","value":{}},{"key":"ea","value":{"arrayValue":{}}}],'
+            '"events":[{"timeUnixNano":"1","name":"x","attributes":null}],"links":[],"flags":257}]}]}]}'
+        ).encode()
+    )
+    _same_rows(storage, [_payload(b, encoding="json") for b in bodies])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b'{"resource_spans":[]}', id="snake-case-key"),
+        pytest.param(b'{"resourceSpans":[{"schemaUrl":"a","schemaUrl":"b"}]}', id="duplicate-key"),
+        pytest.param(
+            b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"2"}]}]}]}', id="enum-as-numeric-string"
+        ),
+        pytest.param(
+            b'{"resourceSpans":[{"resource":{"attributes":[{"key":"a","value":{"intValue":1.5}}]}}]}',
+            id="fraction-in-int",
+        ),
+        pytest.param(
+            b'{"resourceSpans":[{"resource":{"attributes":[{"key":"a","value":{"stringValue":"\\ud834"}}]}}]}',
+            id="lone-surrogate",
+        ),
+        pytest.param(
+            b'{"resourceSpans":[{"resource":{"attributes":[{"key":"a","value":{"stringValue":"x","intValue":1}}]}}]}',
+            id="two-anyvalue-members",
+        ),
+        pytest.param(b'{"resourceSpans":[null]}', id="null-element"),
+        pytest.param(
+            b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"abc"}]}]}]}', id="short-hex-id"
+        ),
+    ],
+)
+def test_json_outside_the_common_ground_is_unsupported(body: bytes) -> None:
+    with pytest.raises(decode_native.UNSUPPORTED):
+        decode_native.traces_block([_payload(body, encoding="json")])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"resourceSpans":[', b'{"resourceSpans":[]} x', b'{"resourceSpans":[{"schemaUrl":"a\\q"}]}'],
+    ids=["truncated", "trailing-garbage", "bad-escape"],
+)
+def test_malformed_json_is_a_decode_error(body: bytes) -> None:
+    with pytest.raises(DecodeError, match=r"OTLP/JSON"):
+        decode_native.traces_block([_payload(body, encoding="json")])
 
 
 # -- what goes elsewhere, and bad input ---------------------------------------------------------------
@@ -251,7 +327,7 @@ def test_writer_routes_json_logs_and_unsupported_batches_and_counts_them(storage
     js = validate("traces", "json", "http", s.to_json(s.traces_request()))
     odd = s.traces_request()
     odd.resource_spans[0].scope_spans[0].spans[1].start_time_unix_nano = 2**63 + 5
-    writer.write([pb, js])  # protobuf natively, JSON through the engine
+    writer.write([pb, js])  # both natively (JSON transcoded in C)
     writer.write([validate("traces", "protobuf", "http", odd.SerializeToString())])  # whole batch to engine
     writer.write([validate("logs", "protobuf", "http", s.logs_request().SerializeToString())])
     got = storage.query(
@@ -263,10 +339,11 @@ def test_writer_routes_json_logs_and_unsupported_batches_and_counts_them(storage
     assert registry.get_sample_value("otel_ai_writer_native_fallbacks_total", {"signal": "traces"}) == 1.0
 
 
-def test_mutated_bodies_never_crash() -> None:
+@pytest.mark.parametrize("encoding", ["protobuf", "json"])
+def test_mutated_bodies_never_crash(encoding: str) -> None:
     """Random byte flips, cuts and splices of a valid body: a block, Unsupported or DecodeError."""
     rnd = random.Random(99)
-    good = s.traces_request().SerializeToString()
+    good = s.traces_request().SerializeToString() if encoding == "protobuf" else s.to_json(s.traces_request())
     outcomes = {"ok": 0, "unsupported": 0, "decode": 0}
     for _ in range(3000):
         body = bytearray(good)
@@ -280,7 +357,7 @@ def test_mutated_bodies_never_crash() -> None:
             else:
                 body[i:i] = rnd.randbytes(rnd.randint(1, 8))
         try:
-            decode_native.traces_block([_payload(bytes(body))])
+            decode_native.traces_block([_payload(bytes(body), encoding=encoding)])
             outcomes["ok"] += 1
         except decode_native.UNSUPPORTED:
             outcomes["unsupported"] += 1
