@@ -188,15 +188,24 @@ class Spool:
         return self._active_fd
 
     # -- replay -------------------------------------------------------------------------------
-    def read_batch(self, max_items: int, max_bytes: int | None = None) -> list[SpoolRecord]:
+    def read_batch(
+        self, max_items: int, max_bytes: int | None = None, after: SpoolRecord | None = None
+    ) -> list[SpoolRecord]:
         """The oldest pending records, all of one signal, up to ``max_items`` and ``max_bytes`` of
-        bodies (at least one record)."""
+        bodies (at least one record).
+
+        ``after`` reads ahead: the records that follow that one (read but not yet committed), so a
+        second batch can be inserted while the first one is; commits still go in order.
+        """
         with self._lock:
             out: list[SpoolRecord] = []
             total = size_total = 0
             byte_cap = max_bytes if max_bytes is not None else 1 << 62
+            head = (after.segment, after.end_offset) if after is not None else self._cursor
             for n in sorted(self._segments):
-                start = self._cursor[1] if n == self._cursor[0] else 0
+                if n < head[0]:
+                    continue
+                start = head[1] if n == head[0] else 0
                 path = self.dir / _segment_name(n)
                 with open(path, "rb") as fh:
                     fh.seek(start)
@@ -221,7 +230,8 @@ class Spool:
                         size_total += len(rec.body)
                 if out:
                     return out  # one segment per batch keeps the cursor simple
-                self._drop_segment(n)
+                if after is None:
+                    self._drop_segment(n)
             return out
 
     def commit(self, records: Sequence[SpoolRecord]) -> None:

@@ -22,18 +22,20 @@ longer depends on the senders, and while an insert runs the next batch accumulat
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 from otel_ai.errors import DecodeError, OverloadedError, StorageError
 from otel_ai.model import SIGNALS, Payload, Signal
-from otel_ai.pipeline.spool import Spool
+from otel_ai.pipeline.spool import Spool, SpoolRecord
 
 log = logging.getLogger(__name__)
 
@@ -151,31 +153,75 @@ class WriteAheadFront:
 
     # -- drain ----------------------------------------------------------------------------------
     def _drainer(self, signal: Signal) -> None:
+        """Insert the log's records in order, up to ``insert_workers`` batches at a time.
+
+        When a full batch (``batch_items``) waits behind the one being inserted, it is read ahead
+        and inserted in parallel; commits advance the log's cursor
+        strictly in order, so a crash replays from the oldest batch not yet committed (at least
+        once, as for any record inserted but not yet committed).
+        """
         spool, wake = self.logs[signal], self._wake[signal]
         interval = self.config.spool_replay_interval_s
         linger = self.config.batch_timeout_ms / 1000
-        while not self._stop.is_set():
-            if not spool.has_pending():
-                wake.wait(1.0)
-                wake.clear()
-                continue
-            if spool.pending_items < self.config.batch_min_items:
-                # A light load: let a few more requests join (group commit), then go.
-                self._stop.wait(linger)
-            try:
-                ok = self._drain_one(spool)
-            except Exception:
-                log.exception("write-ahead drain of %s failed", signal)
-                ok = False
-            if not ok:
-                self._stop.wait(interval)
+        width = max(1, int(self.config.insert_workers))
+        pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"wal-insert-{signal}")
+        inflight: collections.deque[tuple[list[SpoolRecord], Future[list[Any]]]] = collections.deque()
+        try:
+            while not self._stop.is_set():
+                # keep the window full
+                while len(inflight) < width and not self._stop.is_set():
+                    after = inflight[-1][0][-1] if inflight else None
+                    if inflight:
+                        # read ahead only when a full batch waits: a small one would only add
+                        # another fixed-cost insert (and parts to merge) next to the one running
+                        queued = sum(r.payload.items for recs, _ in inflight for r in recs)
+                        if spool.pending_items - queued < self.config.batch_items:
+                            break
+                    else:
+                        if not spool.has_pending():
+                            wake.wait(1.0)
+                            wake.clear()
+                            break
+                        if spool.pending_items < self.config.batch_min_items:
+                            # A light load: let a few more requests join (group commit), then go.
+                            self._stop.wait(linger)
+                    records = spool.read_batch(self.config.batch_items, self.config.batch_bytes, after)
+                    if not records:
+                        break
+                    payloads = [r.payload for r in records]
+                    inflight.append((records, pool.submit(self.write_batch, payloads)))
+                if not inflight:
+                    continue
+                # wait for the oldest batch, looking now and then for a full batch to read ahead
+                if not wait([inflight[0][1]], timeout=0.05).done:
+                    continue
+                records, fut = inflight.popleft()
+                try:
+                    ok = self._settle_batch(spool, records, fut.result())
+                except Exception:
+                    log.exception("write-ahead drain of %s failed", signal)
+                    ok = False
+                if not ok:
+                    # an outage: wait for the rest, commit nothing more, retry from the cursor
+                    for _, later in inflight:
+                        with contextlib.suppress(Exception):
+                            later.result()
+                    inflight.clear()
+                    self._stop.wait(interval)
+        finally:
+            # stopping: finish what is in flight and commit it in order while it succeeds
+            committing = True
+            for recs, later in inflight:
+                try:
+                    out = later.result()
+                except Exception:
+                    committing = False
+                    continue
+                if committing:
+                    committing = self._settle_batch(spool, recs, out)
+            pool.shutdown(wait=True)
 
-    def _drain_one(self, spool: Spool) -> bool:
-        records = spool.read_batch(self.config.batch_items, self.config.batch_bytes)
-        if not records:
-            return True
-        payloads = [r.payload for r in records]
-        out = self.write_batch(payloads)
+    def _settle_batch(self, spool: Spool, records: list[SpoolRecord], out: list[Any]) -> bool:
         if any(r is not None and not isinstance(r, DecodeError | StorageError) for r in out):
             self.storage_down = True
             return False  # an outage: keep the records, retry after the interval

@@ -102,3 +102,46 @@ async def test_a_full_log_refuses_with_503(tmp_path: Path) -> None:
         await pl.submit(_p(b"y" * 100))
     assert pl.status()["queue"]["items"] == 0  # the refused request holds no memory
     await pl.shutdown(1)
+
+
+class _OrderedGates:
+    """A writer whose Nth call blocks until ``release(N)``; records entries and completions."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.entered: list[list[bytes]] = []
+        self.done: list[int] = []
+        self._gates = [threading.Event() for _ in range(10)]
+        self._lock = threading.Lock()
+
+    def release(self, n: int) -> None:
+        self._gates[n].set()
+
+    def write(self, payloads: object) -> None:
+        with self._lock:
+            n = len(self.entered)
+            self.entered.append([p.body for p in payloads])  # type: ignore[attr-defined]
+        self._gates[n].wait(30)
+        with self._lock:
+            self.done.append(n)
+
+
+async def test_full_batches_insert_in_parallel_and_commit_in_order(tmp_path: Path) -> None:
+    w = _OrderedGates()
+    pl = Pipeline(_wal_cfg(tmp_path, batch_items=100, batch_min_items=1, insert_workers=2), w)  # type: ignore[arg-type]
+    await pl.start()
+    await pl.submit(_p(b"a0"))
+    await _until(lambda: len(w.entered) == 1)  # batch 0 = [a0], blocked
+    await asyncio.gather(*(pl.submit(_p(b"b%02d" % i)) for i in range(25)))  # 250 items: full batches wait
+    await _until(lambda: len(w.entered) == 2)  # batch 1 read ahead and inserting beside batch 0
+    assert w.entered[1] == [b"b%02d" % i for i in range(10)]
+    w.release(1)  # batch 1 finishes first...
+    await _until(lambda: w.done == [1])
+    await asyncio.sleep(0.1)
+    assert pl.wal is not None and pl.wal.pending_items == 260  # ...but nothing is committed before batch 0
+    for n in range(10):
+        w.release(n)
+    await _until(lambda: pl.wal is not None and pl.wal.pending_items == 0)
+    assert [b for call in w.entered for b in call] == [b"a0"] + [b"b%02d" % i for i in range(25)]
+    await pl.shutdown(5)
