@@ -26,7 +26,10 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the Native encoder writes little-endian integers with memcpy"
@@ -648,47 +651,41 @@ static void buf_free(buf_t *b) {
     b->p = NULL;
     b->n = b->cap = 0;
 }
-static void mapcol_free(mapcol_t *c) {
-    buf_free(&c->off);
-    buf_free(&c->keys);
-    buf_free(&c->vals);
-}
-static void amap_free(amap_t *m) {
-    free(m->e);
-    buf_free(&m->vals);
+/* Every buffer of a block (columns, scratch maps, the JSON transcoder); returns how many. */
+#define BLOCK_NBUFS 54
+static size_t block_bufs(block_t *b, buf_t **out) {
+    buf_t *all[] = {&b->ts, &b->tid, &b->sid, &b->psid, &b->tstate, &b->name, &b->kind, &b->svc,
+                    &b->scname, &b->scver, &b->dur, &b->stcode, &b->stmsg, &b->flags, &b->dattr,
+                    &b->dev, &b->dln, &b->rurl, &b->surl, &b->enc, &b->tr, &b->ev_off, &b->ev_ts,
+                    &b->ev_name, &b->ln_off, &b->ln_tid, &b->ln_sid, &b->ln_tstate,
+                    &b->fz_res.keys, &b->fz_res.vals, &b->fz_scope.keys, &b->fz_scope.vals,
+                    &b->rattr.off, &b->rattr.keys, &b->rattr.vals, &b->sattr.off, &b->sattr.keys,
+                    &b->sattr.vals, &b->scattr.off, &b->scattr.keys, &b->scattr.vals,
+                    &b->evattr.off, &b->evattr.keys, &b->evattr.vals, &b->lnattr.off,
+                    &b->lnattr.keys, &b->lnattr.vals, &b->m_span.vals, &b->m_ev.vals,
+                    &b->m_res.vals, &b->m_scope.vals, &b->json.out, &b->json.key, &b->json.tmp};
+    _Static_assert(sizeof all / sizeof all[0] == BLOCK_NBUFS, "BLOCK_NBUFS");
+    memcpy(out, all, sizeof all);
+    return BLOCK_NBUFS;
 }
 
 static void block_free(block_t *b) {
-    buf_t *bufs[] = {&b->ts, &b->tid, &b->sid, &b->psid, &b->tstate, &b->name, &b->kind, &b->svc,
-                     &b->scname, &b->scver, &b->dur, &b->stcode, &b->stmsg, &b->flags, &b->dattr,
-                     &b->dev, &b->dln, &b->rurl, &b->surl, &b->enc, &b->tr, &b->ev_off, &b->ev_ts,
-                     &b->ev_name, &b->ln_off, &b->ln_tid, &b->ln_sid, &b->ln_tstate,
-                     &b->fz_res.keys, &b->fz_res.vals, &b->fz_scope.keys, &b->fz_scope.vals,
-                     &b->json.out, &b->json.key, &b->json.tmp};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) buf_free(bufs[i]);
-    mapcol_free(&b->rattr);
-    mapcol_free(&b->sattr);
-    mapcol_free(&b->scattr);
-    mapcol_free(&b->evattr);
-    mapcol_free(&b->lnattr);
-    amap_free(&b->m_span);
-    amap_free(&b->m_ev);
-    amap_free(&b->m_res);
-    amap_free(&b->m_scope);
+    buf_t *bufs[BLOCK_NBUFS];
+    size_t n = block_bufs(b, bufs);
+    for (size_t i = 0; i < n; i++) buf_free(bufs[i]);
+    free(b->m_span.e);
+    free(b->m_ev.e);
+    free(b->m_res.e);
+    free(b->m_scope.e);
 }
 
 /* Blocks keep their buffers between calls (a batch's columns are tens of MB: growing them anew
  * each time costs a realloc copy and fresh page faults per batch). The free list is touched only
  * with the GIL held. A buffer past KEEP_BYTES is freed instead of kept. */
-#define POOL_SIZE 4
-#define KEEP_BYTES (64u << 20)
+#define POOL_SIZE 2
+#define KEEP_BYTES (16u << 20) /* a block holding more than this is freed, not kept */
 static block_t *pool[POOL_SIZE];
 static int pool_n;
-
-static void buf_recycle(buf_t *b) {
-    if (b->cap > KEEP_BYTES) buf_free(b);
-    b->n = 0;
-}
 
 static block_t *block_get(void) {
     block_t *b = pool_n ? pool[--pool_n] : calloc(1, sizeof(block_t));
@@ -696,22 +693,15 @@ static block_t *block_get(void) {
 }
 
 static void block_put(block_t *b) {
-    if (pool_n == POOL_SIZE) {
+    buf_t *bufs[BLOCK_NBUFS];
+    size_t n = block_bufs(b, bufs), capacity = 0;
+    for (size_t i = 0; i < n; i++) capacity += bufs[i]->cap;
+    if (pool_n == POOL_SIZE || capacity > KEEP_BYTES) {
         block_free(b);
         free(b);
         return;
     }
-    buf_t *bufs[] = {&b->ts, &b->tid, &b->sid, &b->psid, &b->tstate, &b->name, &b->kind, &b->svc,
-                     &b->scname, &b->scver, &b->dur, &b->stcode, &b->stmsg, &b->flags, &b->dattr,
-                     &b->dev, &b->dln, &b->rurl, &b->surl, &b->enc, &b->tr, &b->ev_off, &b->ev_ts,
-                     &b->ev_name, &b->ln_off, &b->ln_tid, &b->ln_sid, &b->ln_tstate,
-                     &b->fz_res.keys, &b->fz_res.vals, &b->fz_scope.keys, &b->fz_scope.vals,
-                     &b->rattr.off, &b->rattr.keys, &b->rattr.vals, &b->sattr.off, &b->sattr.keys,
-                     &b->sattr.vals, &b->scattr.off, &b->scattr.keys, &b->scattr.vals,
-                     &b->evattr.off, &b->evattr.keys, &b->evattr.vals, &b->lnattr.off,
-                     &b->lnattr.keys, &b->lnattr.vals, &b->m_span.vals, &b->m_ev.vals,
-                     &b->m_res.vals, &b->m_scope.vals, &b->json.out, &b->json.key, &b->json.tmp};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) buf_recycle(bufs[i]);
+    for (size_t i = 0; i < n; i++) bufs[i]->n = 0;
     b->rows = b->ev_total = b->ln_total = 0;
     b->rattr.total = b->sattr.total = b->scattr.total = b->evattr.total = b->lnattr.total = 0;
     b->m_span.n = b->m_ev.n = b->m_res.n = b->m_scope.n = 0;
@@ -1596,7 +1586,7 @@ typedef struct {
     const buf_t *parts[4];
 } col_t;
 
-static PyObject *assemble(block_t *b) {
+static PyObject *assemble(block_t *b, int fd) {
     const col_t cols[] = {
         {"Timestamp", "DateTime64(9)", {&b->ts}},
         {"TraceId", "String", {&b->tid}},
@@ -1636,6 +1626,48 @@ static PyObject *assemble(block_t *b) {
     buf_t head = {0};
     size_t total = 0;
     if (put_varint(&head, ncols) || put_varint(&head, b->rows)) goto nomem;
+    if (fd >= 0) {
+        /* straight from the column buffers into the file: no block-sized copy in memory */
+        size_t heads[sizeof cols / sizeof cols[0] + 1];
+        heads[0] = head.n;
+        for (size_t i = 0; i < ncols; i++) {
+            if (put_cstr(&head, cols[i].name) || put_cstr(&head, cols[i].type)) goto nomem;
+            heads[i + 1] = head.n;
+        }
+        struct iovec iov[1 + 5 * (sizeof cols / sizeof cols[0])];
+        int n = 0;
+        iov[n++] = (struct iovec){head.p, heads[0]};
+        for (size_t i = 0; i < ncols; i++) {
+            iov[n++] = (struct iovec){head.p + heads[i], heads[i + 1] - heads[i]};
+            for (int k = 0; k < 4 && cols[i].parts[k]; k++)
+                if (cols[i].parts[k]->n) iov[n++] = (struct iovec){cols[i].parts[k]->p, cols[i].parts[k]->n};
+        }
+        int err = 0;
+        size_t written = 0;
+        Py_BEGIN_ALLOW_THREADS
+        int at = 0;
+        while (at < n) {
+            ssize_t w = writev(fd, iov + at, n - at > IOV_MAX ? IOV_MAX : n - at);
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                err = errno;
+                break;
+            }
+            written += (size_t)w;
+            while (at < n && (size_t)w >= iov[at].iov_len) w -= (ssize_t)iov[at++].iov_len;
+            if (at < n) {
+                iov[at].iov_base = (char *)iov[at].iov_base + w;
+                iov[at].iov_len -= (size_t)w;
+            }
+        }
+        Py_END_ALLOW_THREADS
+        buf_free(&head);
+        if (err) {
+            errno = err;
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        return PyLong_FromSize_t(written);
+    }
     total = head.n;
     for (size_t i = 0; i < ncols; i++) {
         total += 20 + strlen(cols[i].name) + strlen(cols[i].type);
@@ -1663,8 +1695,11 @@ nomem:
     return PyErr_NoMemory();
 }
 
-static PyObject *traces(PyObject *self, PyObject *arg) {
+static PyObject *traces(PyObject *self, PyObject *args) {
     (void)self;
+    PyObject *arg;
+    int fd = -1;
+    if (!PyArg_ParseTuple(args, "O|i", &arg, &fd)) return NULL;
     PyObject *seq = PySequence_Fast(arg, "traces() takes a sequence of (body, encoding, transport)");
     if (!seq) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -1720,7 +1755,7 @@ static PyObject *traces(PyObject *self, PyObject *arg) {
         goto done;
     }
     {
-        PyObject *block = assemble(b);
+        PyObject *block = assemble(b, fd);
         if (block) {
             result = Py_BuildValue("(NK)", block, (unsigned long long)b->rows);
         }
@@ -1747,9 +1782,10 @@ static PyObject *go_float(PyObject *self, PyObject *arg) {
 }
 
 static PyMethodDef METHODS[] = {
-    {"traces", traces, METH_O,
-     "traces(payloads) -> (block, rows): ExportTraceServiceRequest bodies, each with its ingest\n"
-     "encoding and transport, as one ClickHouse Native block of otel_traces rows."},
+    {"traces", traces, METH_VARARGS,
+     "traces(payloads, fd=-1) -> (block, rows): ExportTraceServiceRequest bodies (protobuf or\n"
+     "OTLP/JSON), each with its ingest encoding and transport, as one ClickHouse Native block of\n"
+     "otel_traces rows; with a file descriptor the block is written there and `block` is its size."},
     {"go_float", go_float, METH_O, "go_float(x) -> str: pdata float64AsString (for tests)."},
     {NULL, NULL, 0, NULL},
 };

@@ -17,11 +17,13 @@ duplicate keys, an unknown enum name, a fraction in an integer...; see ``_native
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from otel_ai.errors import DecodeError
 from otel_ai.model import Payload
+from otel_ai.storage.decode_engine import _quote
 from otel_ai.storage.decode_python import TRACE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,26 @@ def available() -> bool:
     return _native is not None
 
 
+def _items(payloads: Sequence[Payload]) -> list[tuple[bytes, str, str]]:
+    return [(p.body, p.encoding, p.transport) for p in payloads]
+
+
+def traces_file(payloads: Sequence[Payload], fh: Any) -> int:
+    """Write the Native block of ``payloads`` to the open binary file ``fh``; return its rows.
+
+    The block goes from the C column buffers to the file with ``writev`` (no block-sized copy in
+    memory). Raises like :func:`traces_block`.
+    """
+    if _native is None:  # pragma: no cover
+        raise RuntimeError("the native decoder is not built")
+    fh.flush()
+    try:
+        _size, rows = _native.traces(_items(payloads), fh.fileno())
+    except ValueError as exc:
+        raise DecodeError(str(exc)) from exc
+    return int(rows)
+
+
 def traces_block(payloads: Sequence[Payload]) -> tuple[bytes, int]:
     """The Native block of ``otel_traces`` rows for trace payloads (either encoding), and its row count.
 
@@ -46,9 +68,10 @@ def traces_block(payloads: Sequence[Payload]) -> tuple[bytes, int]:
     if _native is None:  # pragma: no cover
         raise RuntimeError("the native decoder is not built")
     try:
-        block, rows = _native.traces([(p.body, p.encoding, p.transport) for p in payloads])
+        block, rows = _native.traces(_items(payloads))
     except ValueError as exc:
         raise DecodeError(str(exc)) from exc
+    assert isinstance(block, bytes)
     return block, int(rows)
 
 
@@ -58,10 +81,13 @@ UNSUPPORTED: type[Exception] = _native.Unsupported if _native is not None else R
 class NativeDecoder:
     """Writes protobuf span batches as Native blocks; hands everything else to ``fallback``."""
 
-    def __init__(self, storage: Any, fallback: Callable[[Sequence[Payload]], None]) -> None:
+    def __init__(
+        self, storage: Any, fallback: Callable[[Sequence[Payload]], None], *, tmp_dir: str | None = None
+    ) -> None:
         if _native is None:  # pragma: no cover
             raise RuntimeError("the native decoder is not built (no C compiler at install time)")
         self.storage = storage
+        self.tmp_dir = tmp_dir
         self.fallback = fallback
         self.fallbacks = 0  # span batches the C code handed over (arrays, kvlists)
         self.native_batches = 0
@@ -71,7 +97,7 @@ class NativeDecoder:
             self.fallback(payloads)
             return
         try:
-            block, rows = traces_block(payloads)
+            rows = self._insert(payloads)
         except UNSUPPORTED:
             # Try each encoding on its own before handing over: a JSON oddity should not send
             # the protobuf half of a mixed batch down the slow path.
@@ -84,6 +110,24 @@ class NativeDecoder:
             for group in groups:
                 self.write(group)
             return
-        if rows:
-            self.storage.raw_insert("otel_traces", block, "Native", column_names=TRACE_COLUMNS)
-        self.native_batches += 1
+        self.native_batches += 1 if rows else 0
+
+    def _insert(self, payloads: Sequence[Payload]) -> int:
+        if not getattr(self.storage, "embedded", False):
+            block, rows = traces_block(payloads)
+            if rows:
+                self.storage.raw_insert("otel_traces", block, "Native", column_names=TRACE_COLUMNS)
+            return rows
+        # Embedded: the C code writes the block into a file the engine reads with FROM INFILE —
+        # no block-sized bytes object in this process (the driver's raw_insert would add one).
+        with tempfile.NamedTemporaryFile(prefix="otel-ai-native-", suffix=".native", dir=self.tmp_dir) as fh:
+            rows = traces_file(payloads, fh)
+            if rows:
+                self.storage.command(
+                    f"INSERT INTO `{self.storage.database}`.`otel_traces` ({_COLUMNS}) "
+                    f"FROM INFILE {_quote(fh.name)} FORMAT Native"
+                )
+            return rows
+
+
+_COLUMNS = ", ".join(f"`{c}`" for c in TRACE_COLUMNS)

@@ -58,8 +58,10 @@ def _same_rows(storage: Storage, payloads: list[Payload]) -> list[tuple[Any, ...
     twin = Storage(storage.dsn, storage.database + "_py")
     twin.start()
     try:
-        block, rows = decode_native.traces_block(payloads)
-        storage.raw_insert("otel_traces", block, "Native", column_names=TRACE_COLUMNS)
+        _block, rows = decode_native.traces_block(payloads)
+        decoder = decode_native.NativeDecoder(storage, _no_fallback)
+        decoder.write(payloads)  # the daemon's path: the block written to a file, FROM INFILE
+        assert decoder.fallbacks == 0
         write_python(twin, payloads)
         native, reference = _rows(storage), _rows(twin)
         assert reference and rows >= len(reference)  # (rows past the TTL are not kept)
@@ -67,6 +69,18 @@ def _same_rows(storage: Storage, payloads: list[Payload]) -> list[tuple[Any, ...
         return native
     finally:
         twin.command(f"DROP DATABASE IF EXISTS `{twin.database}`")
+
+
+def _no_fallback(payloads: Any) -> None:
+    raise AssertionError("the native decoder handed the batch over")
+
+
+def test_the_file_and_the_bytes_hold_the_same_block(tmp_path: Any) -> None:
+    payloads = [_payload(s.traces_request()), _payload(s.traces_request(), encoding="json")]
+    block, rows = decode_native.traces_block(payloads)
+    with open(tmp_path / "b.native", "wb") as fh:
+        assert decode_native.traces_file(payloads, fh) == rows == 4
+    assert (tmp_path / "b.native").read_bytes() == block
 
 
 def _field(number: int, data: bytes) -> bytes:
