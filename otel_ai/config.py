@@ -12,6 +12,7 @@ double underscore per level, e.g. ``OTEL_AI_PIPELINE__QUEUE_SIZE=20000``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -57,6 +58,13 @@ class ServerConfig(Section):
         return _check_hostport(value)
 
 
+_MERGE_TREE: dict[str, int | float | str] = {
+    "merge_selector_base": 20,
+    "min_bytes_for_wide_part": 64 * 1024 * 1024,
+    "max_compress_block_size": 256 * 1024,
+}
+
+
 class StorageConfig(Section):
     dsn: str = DEFAULT_STORAGE
     database: str = Field(default="otel", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -67,10 +75,21 @@ class StorageConfig(Section):
     replication_path: str = "/clickhouse/tables/{shard}/{database}/{table}"
     connect_timeout_s: float = Field(default=10.0, gt=0)
     query_timeout_s: float = Field(default=60.0, gt=0)
-    # MergeTree `merge_selector_base` set on every table of the database at start (0 = leave the
-    # server's default, 5). Higher = fewer background re-merges of each row for a few more parts:
-    # 20 cut ingest CPU per span incl. merges by ~1/3 (docs/ingest-storage.md).
-    merge_selector_base: float = Field(default=20.0, ge=0)
+    # MergeTree settings applied to every table of the database at start ({} = the server's).
+    # Measured on the embedded engine (docs/ingest-storage.md): merge_selector_base 20 (default 5)
+    # re-merges each row fewer times (~1/3 less CPU per span incl. merges); compact parts up to
+    # 64 MiB and 256 KiB compression blocks cut the memory each insert and merge holds.
+    merge_tree_settings: dict[str, int | float | str] = Field(default_factory=lambda: dict(_MERGE_TREE))
+
+    @field_validator("merge_tree_settings")
+    @classmethod
+    def _setting_names(cls, v: dict[str, int | float | str]) -> dict[str, int | float | str]:
+        for key, value in v.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", key):
+                raise ValueError(f"not a MergeTree setting name: {key!r}")
+            if isinstance(value, str) and not re.fullmatch(r"[A-Za-z0-9_.]*", value):
+                raise ValueError(f"{key}: only plain words and numbers, got {value!r}")
+        return v
 
 
 class IngestConfig(Section):

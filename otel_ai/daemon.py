@@ -48,7 +48,7 @@ class Daemon:
             replication_path=config.storage.replication_path,
             connect_timeout_s=config.storage.connect_timeout_s,
             query_timeout_s=config.storage.query_timeout_s,
-            merge_selector_base=config.storage.merge_selector_base,
+            merge_tree_settings=config.storage.merge_tree_settings,
         )
         self.ctx = AppContext(config=config, storage=self.storage, registry=self.registry)
         self.pipeline: Pipeline | None = None

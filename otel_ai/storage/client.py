@@ -140,7 +140,7 @@ class Storage:
         connect_timeout_s: float = 10.0,
         query_timeout_s: float = 60.0,
         pool_size: int = 6,
-        merge_selector_base: float = 0.0,
+        merge_tree_settings: Mapping[str, int | float | str] | None = None,
     ) -> None:
         self.dsn = normalize_dsn(dsn)
         self.embedded = self.dsn.startswith("chdb:")
@@ -151,7 +151,7 @@ class Storage:
         self.ctx = SchemaContext(
             database=database, cluster=cluster, ttl_days=ttl_days, replication_path=replication_path
         )
-        self.merge_selector_base = merge_selector_base
+        self.merge_tree_settings = dict(merge_tree_settings or {})
         self._connect_timeout = connect_timeout_s
         self._query_timeout = query_timeout_s
         # Embedded: a pool of chDB connection handles shared by every Storage on this path in
@@ -331,30 +331,32 @@ class Storage:
         return applied
 
     def sync_merge_settings(self) -> None:
-        """Set ``merge_selector_base`` on every MergeTree table of the database (idempotent).
+        """Apply ``merge_tree_settings`` to every MergeTree table of the database (idempotent).
 
-        A higher base makes background merges wait for more parts of similar size, so each row is
-        re-read and re-compressed fewer times (the embedded engine spends as much CPU merging as
-        inserting); the price is a few more active parts per partition. A server too old to know
-        the setting gets a warning, not a failed start.
+        The defaults (``storage.merge_tree_settings``) trade a few more active parts for less
+        background merging (``merge_selector_base``: each row is re-read and re-compressed fewer
+        times; the embedded engine spent as much CPU merging as inserting) and cap the memory an
+        insert or a merge holds (compact parts up to 64 MiB keep one write buffer instead of one
+        per column stream; smaller compression blocks). A server that does not know a setting
+        gets a warning, not a failed start. Names and values are validated by the config.
         """
-        if not self.merge_selector_base:
+        if not self.merge_tree_settings:
             return
-        value = f"{self.merge_selector_base:g}"
+        want = {k: _setting_literal(v) for k, v in self.merge_tree_settings.items()}
         rows = self.query(
             "SELECT name, engine_full FROM system.tables WHERE database = {db:String} AND engine LIKE '%MergeTree'",
             {"db": self.database},
         )
         for name, engine in rows:
-            if f"merge_selector_base = {value}" in str(engine):
+            missing = [f"{k} = {v}" for k, v in want.items() if f"{k} = {v}" not in str(engine)]
+            if not missing:
                 continue
             try:
                 self.command(
-                    f"ALTER TABLE `{self.database}`.`{name}`{self.ctx.on_cluster} "
-                    f"MODIFY SETTING merge_selector_base = {value}"
+                    f"ALTER TABLE `{self.database}`.`{name}`{self.ctx.on_cluster} MODIFY SETTING {', '.join(missing)}"
                 )
             except StorageError as exc:
-                log.warning("cannot set merge_selector_base on %s: %s", name, exc.message)
+                log.warning("cannot apply storage.merge_tree_settings to %s: %s", name, exc.message)
                 return
 
     def _repl_args(self) -> str:
@@ -382,6 +384,17 @@ class Storage:
                 )
             elif want is None and has_ttl:
                 self.command(f"ALTER TABLE `{self.database}`.`{name}`{self.ctx.on_cluster} REMOVE TTL")
+
+
+def _setting_literal(value: int | float | str) -> str:
+    """How ClickHouse shows a setting's value in ``engine_full`` (so a re-run finds it applied)."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int):
+        return str(value)
+    return f"'{value}'"
 
 
 def wait_until_ready(storage: Storage, timeout_s: float) -> bool:

@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from otel_ai.config import Config, load_config
+from otel_ai.errors import ConfigError
 from otel_ai.storage import Storage
 from otel_ai.storage.schema import (
     CORE_MIGRATIONS,
@@ -115,7 +117,7 @@ def test_ttl_follows_config_on_restart(storage: Storage) -> None:
     assert " TTL " not in engine()
 
 
-def test_merge_selector_base_is_set_on_every_mergetree_table(storage: Storage) -> None:
+def test_merge_tree_settings_are_applied_to_every_mergetree_table(storage: Storage) -> None:
     def engines() -> dict[str, str]:
         rows = storage.query(
             "SELECT name, engine_full FROM system.tables WHERE database = {db:String} AND engine LIKE '%MergeTree'",
@@ -123,15 +125,23 @@ def test_merge_selector_base_is_set_on_every_mergetree_table(storage: Storage) -
         )
         return {str(n): str(e) for n, e in rows}
 
-    assert not any("merge_selector_base" in e for e in engines().values())  # the fixture's default: 0
-    tuned = Storage(storage.dsn, storage.database, merge_selector_base=20)
+    assert not any("merge_selector_base" in e for e in engines().values())  # the fixture's default: {}
+    defaults = Config().storage.merge_tree_settings
+    tuned = Storage(storage.dsn, storage.database, merge_tree_settings=defaults)
     tuned.start()
     tables = engines()
     assert {"otel_traces", "otel_logs", "otel_metrics_sum", "otel_traces_trace_id_ts"} <= set(tables)
-    assert all("merge_selector_base = 20" in e for e in tables.values()), tables
-    Storage(storage.dsn, storage.database, merge_selector_base=20).start()  # idempotent
-    Storage(storage.dsn, storage.database, merge_selector_base=35.5).start()  # follows the config
-    assert all("merge_selector_base = 35.5" in e for e in engines().values())
+    for key, value in defaults.items():
+        assert all(f"{key} = {value}" in e for e in tables.values()), (key, tables)
+    Storage(storage.dsn, storage.database, merge_tree_settings=defaults).start()  # idempotent
+    Storage(storage.dsn, storage.database, merge_tree_settings={"merge_selector_base": 35.5}).start()
+    assert all("merge_selector_base = 35.5" in e for e in engines().values())  # follows the config
+
+
+@pytest.mark.parametrize("bad", [{"x; DROP TABLE t": 1}, {"merge_selector_base": "1; DROP"}])
+def test_merge_tree_settings_reject_anything_but_names_and_plain_values(bad: dict[str, object]) -> None:
+    with pytest.raises(ConfigError, match="merge_tree_settings"):
+        load_config(overrides={"storage.merge_tree_settings": bad}, environ={})
 
 
 def test_cluster_mode_emits_replicated_local_and_distributed() -> None:
