@@ -1766,6 +1766,33 @@ done:
     return result;
 }
 
+/* json_traces_to_protobuf(body) -> bytes: the transcoder alone (the receivers' fast validation). */
+static PyObject *json_traces_to_protobuf(PyObject *self, PyObject *arg) {
+    (void)self;
+    Py_buffer body;
+    if (PyObject_GetBuffer(arg, &body, PyBUF_SIMPLE)) return NULL;
+    jctx_t c;
+    memset(&c, 0, sizeof c);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = json_request(&c, (const uint8_t *)body.buf, (size_t)body.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&body);
+    PyObject *out = NULL;
+    if (rc == OK)
+        out = PyBytes_FromStringAndSize(c.out.p ? c.out.p : "", (Py_ssize_t)c.out.n);
+    else if (rc == E_MALFORMED)
+        PyErr_SetString(PyExc_ValueError, "not a valid OTLP/JSON ExportTraceServiceRequest");
+    else if (rc == E_UNSUPPORTED)
+        PyErr_SetString(Unsupported, "OTLP/JSON outside the native decoder's grammar");
+    else
+        PyErr_NoMemory();
+    buf_free(&c.out);
+    buf_free(&c.key);
+    buf_free(&c.tmp);
+    return out;
+}
+
 static PyObject *go_float(PyObject *self, PyObject *arg) {
     (void)self;
     double x = PyFloat_AsDouble(arg);
@@ -1786,6 +1813,8 @@ static PyMethodDef METHODS[] = {
      "traces(payloads, fd=-1) -> (block, rows): ExportTraceServiceRequest bodies (protobuf or\n"
      "OTLP/JSON), each with its ingest encoding and transport, as one ClickHouse Native block of\n"
      "otel_traces rows; with a file descriptor the block is written there and `block` is its size."},
+    {"json_traces_to_protobuf", json_traces_to_protobuf, METH_O,
+     "json_traces_to_protobuf(body) -> bytes: an OTLP/JSON trace request as protobuf wire bytes."},
     {"go_float", go_float, METH_O, "go_float(x) -> str: pdata float64AsString (for tests)."},
     {NULL, NULL, 0, NULL},
 };

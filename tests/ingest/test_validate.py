@@ -134,3 +134,28 @@ def test_json_ids_are_read_as_hex_not_base64() -> None:
     span = req.resource_spans[0].scope_spans[0].spans[0]
     assert (span.trace_id, span.span_id) == (s.TRACE_ID, s.ROOT_ID)
     assert span.links[0].trace_id == s.LINK_TRACE
+
+
+def test_json_traces_take_the_compiled_path_and_agree_with_the_python_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from otel_ai.otlp import validate as v
+
+    good = s.to_json(s.traces_request())
+    bad_id = s.traces_request()
+    bad_id.resource_spans[0].scope_spans[0].spans[1].span_id = b"\x00" * 8
+    odd = good.replace(b'"resourceSpans"', b'"resource_spans"')  # snake_case: the transcoder declines
+    bodies = [
+        good,
+        s.to_json(bad_id),
+        odd,
+        s.to_json(s.traces_request(), int64_as_numbers=True, enum_names=True),
+    ]
+    with_fast = [validate("traces", "json", "http", b) for b in bodies]
+    monkeypatch.setattr(v, "_validate_json_fast", lambda body: None)
+    python_only = [validate("traces", "json", "http", b) for b in bodies]
+    assert with_fast == python_only
+    assert with_fast[1].rejected == 1 and "all-zero" in with_fast[1].error_message
+    monkeypatch.undo()
+    monkeypatch.setattr(v, "parse_json", lambda body: (_ for _ in ()).throw(AssertionError("python path")))
+    assert validate("traces", "json", "http", good).items == 2  # no Python dicts built
