@@ -843,6 +843,20 @@ static int pb_span(block_t *b, rd_t r) {
 
 static const rd_t EMPTY = {(const uint8_t *)"", (const uint8_t *)""};
 
+/* Call ``fn`` on every occurrence of the message field ``num`` of the message in ``r``. */
+static int each(block_t *b, rd_t r, uint32_t num, int (*fn)(block_t *, rd_t)) {
+    field_t f;
+    int rc;
+    while (r.p < r.end) {
+        if (rd_field(&r, &f)) return E_MALFORMED;
+        if (f.num == num) {
+            WANT(&f, 2);
+            if ((rc = fn(b, f.sub))) return rc;
+        }
+    }
+    return OK;
+}
+
 static int scope_spans(block_t *b, rd_t r) {
     field_t f;
     int rc;
@@ -876,14 +890,7 @@ static int scope_spans(block_t *b, rd_t r) {
     }
     if ((rc = freeze(&b->fz_scope, &b->m_scope))) return rc;
     /* pass 2: the spans */
-    while (r.p < r.end) {
-        if (rd_field(&r, &f)) return E_MALFORMED;
-        if (f.num == 2) {
-            WANT(&f, 2);
-            if ((rc = pb_span(b, f.sub))) return rc;
-        }
-    }
-    return OK;
+    return each(b, r, 2, pb_span);
 }
 
 static int resource_spans(block_t *b, rd_t r) {
@@ -921,28 +928,10 @@ static int resource_spans(block_t *b, rd_t r) {
             b->svc_n = e->vlen;
         }
     }
-    while (r.p < r.end) {
-        if (rd_field(&r, &f)) return E_MALFORMED;
-        if (f.num == 2) {
-            WANT(&f, 2);
-            if ((rc = scope_spans(b, f.sub))) return rc;
-        }
-    }
-    return OK;
+    return each(b, r, 2, scope_spans);
 }
 
-static int request(block_t *b, rd_t r) {
-    field_t f;
-    int rc;
-    while (r.p < r.end) {
-        if (rd_field(&r, &f)) return E_MALFORMED;
-        if (f.num == 1) {
-            WANT(&f, 2);
-            if ((rc = resource_spans(b, f.sub))) return rc;
-        }
-    }
-    return OK;
-}
+static int request(block_t *b, rd_t r) { return each(b, r, 1, resource_spans); }
 
 /* -- OTLP/JSON → protobuf -------------------------------------------------------------------------
  *
