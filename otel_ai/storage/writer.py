@@ -131,7 +131,7 @@ def _metrics(registry: Any) -> tuple[Any, Any, Any]:
         )
         native = Counter(
             "otel_ai_writer_native_fallbacks",
-            "Span batches the native decoder handed to the engine/python decoder (array or kvlist values)",
+            "Span batches the native decoder handed to the engine/python decoder (content it does not render)",
             ["signal"],
             registry=registry,
         )
