@@ -27,7 +27,7 @@ import functools
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,8 +150,16 @@ FULL_DIALECT_BATCHES = 64
 class EngineDecoder:
     """Inserts payloads by letting ClickHouse decode them (embedded chDB)."""
 
-    def __init__(self, storage: Any, *, tmp_dir: str | None = None, streams: int | None = None) -> None:
+    def __init__(
+        self,
+        storage: Any,
+        *,
+        fallback: Callable[[Sequence[Payload]], None] | None = None,
+        tmp_dir: str | None = None,
+        streams: int | None = None,
+    ) -> None:
         self.storage = storage
+        self.fallback = fallback  # what the SQL cannot render exactly; default: the python decoder
         self.streams = streams or max(1, min(4, os.cpu_count() or 1))
         self.tmp_dir = tmp_dir
         self.fallbacks = 0
@@ -160,8 +168,12 @@ class EngineDecoder:
         self.composite_retries = 0
 
     def write(self, payloads: Sequence[Payload]) -> None:
-        from otel_ai.storage.writer import write_python
+        if self.fallback is None:
+            from functools import partial
 
+            from otel_ai.storage.writer import write_python
+
+            self.fallback = partial(write_python, self.storage)
         for encoding in ("protobuf", "json"):
             group = [p for p in payloads if p.encoding == encoding]
             if not group:
@@ -170,7 +182,7 @@ class EngineDecoder:
                 self.insert(group)
             except EngineFallback:
                 self.fallbacks += 1
-                write_python(self.storage, group)
+                self.fallback(group)
 
     def insert(self, payloads: Sequence[Payload]) -> None:
         """Files of the batch (one encoding), one ``INSERT … SELECT`` per target table.

@@ -16,7 +16,6 @@ duplicate keys, an unknown enum name, a fraction in an integer...; see ``_native
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,8 +24,6 @@ from otel_ai.errors import DecodeError
 from otel_ai.model import Payload
 from otel_ai.storage.decode_engine import _quote
 from otel_ai.storage.decode_python import TRACE_COLUMNS
-
-log = logging.getLogger(__name__)
 
 try:
     from otel_ai.storage import _native
@@ -39,8 +36,24 @@ def available() -> bool:
     return _native is not None
 
 
-def _items(payloads: Sequence[Payload]) -> list[tuple[bytes, str, str]]:
-    return [(p.body, p.encoding, p.transport) for p in payloads]
+def _flatten(payloads: Sequence[Payload], fd: int = -1) -> tuple[bytes | int, int]:
+    if _native is None:  # pragma: no cover
+        raise RuntimeError("the native decoder is not built (no C compiler at install time)")
+    try:
+        return _native.traces([(p.body, p.encoding, p.transport) for p in payloads], fd)
+    except ValueError as exc:
+        raise DecodeError(str(exc)) from exc
+
+
+def traces_block(payloads: Sequence[Payload]) -> tuple[bytes, int]:
+    """The Native block of ``otel_traces`` rows for trace payloads (either encoding), and its row count.
+
+    Raises ``Unsupported`` (see :data:`UNSUPPORTED`) for content the C code declines and
+    :class:`DecodeError` for a body that is not a valid request.
+    """
+    block, rows = _flatten(payloads)
+    assert isinstance(block, bytes)
+    return block, rows
 
 
 def traces_file(payloads: Sequence[Payload], fh: Any) -> int:
@@ -49,47 +62,23 @@ def traces_file(payloads: Sequence[Payload], fh: Any) -> int:
     The block goes from the C column buffers to the file with ``writev`` (no block-sized copy in
     memory). Raises like :func:`traces_block`.
     """
-    if _native is None:  # pragma: no cover
-        raise RuntimeError("the native decoder is not built")
     fh.flush()
-    try:
-        _size, rows = _native.traces(_items(payloads), fh.fileno())
-    except ValueError as exc:
-        raise DecodeError(str(exc)) from exc
-    return int(rows)
-
-
-def traces_block(payloads: Sequence[Payload]) -> tuple[bytes, int]:
-    """The Native block of ``otel_traces`` rows for trace payloads (either encoding), and its row count.
-
-    Raises ``Unsupported`` (see :data:`UNSUPPORTED`) for values the C code does not render and
-    :class:`DecodeError` for a body that is not a valid request.
-    """
-    if _native is None:  # pragma: no cover
-        raise RuntimeError("the native decoder is not built")
-    try:
-        block, rows = _native.traces(_items(payloads))
-    except ValueError as exc:
-        raise DecodeError(str(exc)) from exc
-    assert isinstance(block, bytes)
-    return block, int(rows)
+    return _flatten(payloads, fh.fileno())[1]
 
 
 UNSUPPORTED: type[Exception] = _native.Unsupported if _native is not None else RuntimeError
 
 
 class NativeDecoder:
-    """Writes protobuf span batches as Native blocks; hands everything else to ``fallback``."""
+    """Writes span batches as Native blocks; hands everything else to ``fallback``."""
 
     def __init__(
         self, storage: Any, fallback: Callable[[Sequence[Payload]], None], *, tmp_dir: str | None = None
     ) -> None:
-        if _native is None:  # pragma: no cover
-            raise RuntimeError("the native decoder is not built (no C compiler at install time)")
         self.storage = storage
         self.tmp_dir = tmp_dir
         self.fallback = fallback
-        self.fallbacks = 0  # span batches the C code handed over (arrays, kvlists)
+        self.fallbacks = 0  # batches (or one encoding's part of one) the C code declined
         self.native_batches = 0
 
     def write(self, payloads: Sequence[Payload]) -> None:

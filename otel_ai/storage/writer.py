@@ -2,9 +2,9 @@
 
 Three decoders (DESIGN.md decision 3, ``pipeline.decoder``):
 
-* ``native`` (default) — protobuf spans flattened in C into one ClickHouse ``Native`` block per
-  batch (:mod:`otel_ai.storage.decode_native`); what it does not cover (logs, metrics, OTLP/JSON,
-  array/kvlist attribute values) goes to ``engine`` on chDB and to ``python`` on a server.
+* ``native`` (default) — spans (protobuf, and OTLP/JSON transcoded in C) flattened in C into one
+  ClickHouse ``Native`` block per batch (:mod:`otel_ai.storage.decode_native`); what it does not
+  cover (logs, metrics, content it declines) goes to ``engine`` on chDB and to ``python`` on a server.
 * ``engine`` — ClickHouse decodes OTLP itself (``Protobuf`` input format with an OTLP schema, or
   typed ``JSONEachRow`` for OTLP/JSON) and flattens it in SQL; see :mod:`otel_ai.storage.decode_engine`.
 * ``python`` — upb parse + Python flatten + column-oriented insert; see
@@ -40,31 +40,30 @@ class TelemetryWriter:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
         self.storage = storage
         self.registry = registry
-        self._engine: Any = None
-        self._native: Any = None
+        embedded = getattr(storage, "embedded", True)
         if decoder == "native" and not decode_native.available():
             log.warning("the native decoder was not built (no C compiler at install time); using engine")
             decoder = "engine"
-        self.decoder = decoder
-        embedded = getattr(storage, "embedded", True)
-        if decoder == "native":
-            from otel_ai.storage.decode_native import NativeDecoder
-
-            if embedded:
-                from otel_ai.storage.decode_engine import EngineDecoder
-
-                self._engine = EngineDecoder(storage)
-            fallback = self._write_engine if embedded else partial(write_python, storage)
-            self._native = NativeDecoder(storage, fallback)
-        elif decoder == "engine" and not embedded:
+        if decoder == "engine" and not embedded:
             # A remote server would need our .proto in its format_schemas directory.
             log.warning("pipeline.decoder=engine needs embedded chDB storage; using the python decoder")
-            self.decoder = decoder = "python"
-        if decoder == "engine":
+            decoder = "python"
+        self.decoder = decoder
+        self._latency, engine_fallbacks, native_fallbacks = _metrics(registry)
+        # One chain of decoders, each handing what it declines to the next: native → engine
+        # (chDB only) → python. Each counts its hand-overs.
+        write: Any = partial(write_python, storage)
+        self._engine: Any = None
+        self._native: Any = None
+        if decoder != "python" and embedded:
             from otel_ai.storage.decode_engine import EngineDecoder
 
-            self._engine = EngineDecoder(storage)
-        self._latency, self._fallbacks, self._native_fallbacks = _metrics(registry)
+            self._engine = EngineDecoder(storage, fallback=write)
+            write = _Counted(self._engine, engine_fallbacks)
+        if decoder == "native":
+            self._native = decode_native.NativeDecoder(storage, write)
+            write = _Counted(self._native, native_fallbacks)
+        self._write = write
 
     def write(self, payloads: Sequence[Payload]) -> None:
         """Insert one batch (all the same signal; encodings/transports may be mixed)."""
@@ -75,23 +74,23 @@ class TelemetryWriter:
         if any(p.signal != signal for p in payloads):
             raise ValueError("a batch must hold payloads of one signal")
         started = time.perf_counter()
-        if self._native is not None:
-            before = self._native.fallbacks
-            self._native.write(payloads)
-            if self._native_fallbacks is not None and self._native.fallbacks > before:
-                self._native_fallbacks.labels(signal=signal).inc(self._native.fallbacks - before)
-        elif self._engine is not None:
-            self._write_engine(payloads)
-        else:
-            write_python(self.storage, payloads)
+        self._write(payloads)
         if self._latency is not None:
             self._latency.labels(signal=signal, decoder=self.decoder).observe(time.perf_counter() - started)
 
-    def _write_engine(self, payloads: Sequence[Payload]) -> None:
-        before = self._engine.fallbacks
-        self._engine.write(payloads)
-        if self._fallbacks is not None and self._engine.fallbacks > before:
-            self._fallbacks.labels(signal=payloads[0].signal).inc(self._engine.fallbacks - before)
+
+class _Counted:
+    """A decoder whose hand-overs to the next one (``decoder.fallbacks``) feed a counter."""
+
+    def __init__(self, decoder: Any, counter: Any) -> None:
+        self.decoder = decoder
+        self.counter = counter
+
+    def __call__(self, payloads: Sequence[Payload]) -> None:
+        before = self.decoder.fallbacks
+        self.decoder.write(payloads)
+        if self.counter is not None and self.decoder.fallbacks > before:
+            self.counter.labels(signal=payloads[0].signal).inc(self.decoder.fallbacks - before)
 
 
 def write_python(storage: Any, payloads: Sequence[Payload]) -> None:
