@@ -39,6 +39,9 @@ from otel_ai.pipeline.spool import Spool, SpoolRecord
 
 log = logging.getLogger(__name__)
 
+# A batch being inserted from the log: its records and the insert's per-payload results.
+_InFlight = tuple[list[SpoolRecord], Future[list[Any]]]
+
 # One append round takes at most this many requests / body bytes (one write + one fsync per
 # signal); the bytes bound keeps the round's joined copy small.
 _GROUP = 512
@@ -156,44 +159,20 @@ class WriteAheadFront:
         """Insert the log's records in order, up to ``insert_workers`` batches at a time.
 
         When a full batch (``batch_items``) waits behind the one being inserted, it is read ahead
-        and inserted in parallel; commits advance the log's cursor
-        strictly in order, so a crash replays from the oldest batch not yet committed (at least
-        once, as for any record inserted but not yet committed).
+        and inserted beside it; commits advance the log's cursor strictly in order, so a crash
+        replays from the oldest batch not yet committed (at least once, as for any record
+        inserted but not yet committed).
         """
-        spool, wake = self.logs[signal], self._wake[signal]
-        interval = self.config.spool_replay_interval_s
-        linger = self.config.batch_timeout_ms / 1000
+        spool = self.logs[signal]
         width = max(1, int(self.config.insert_workers))
         pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"wal-insert-{signal}")
-        inflight: collections.deque[tuple[list[SpoolRecord], Future[list[Any]]]] = collections.deque()
+        inflight: collections.deque[_InFlight] = collections.deque()
         try:
             while not self._stop.is_set():
-                # keep the window full
-                while len(inflight) < width and not self._stop.is_set():
-                    after = inflight[-1][0][-1] if inflight else None
-                    if inflight:
-                        # read ahead only when a full batch waits: a small one would only add
-                        # another fixed-cost insert (and parts to merge) next to the one running
-                        queued = sum(r.payload.items for recs, _ in inflight for r in recs)
-                        if spool.pending_items - queued < self.config.batch_items:
-                            break
-                    else:
-                        if not spool.has_pending():
-                            wake.wait(1.0)
-                            wake.clear()
-                            break
-                        if spool.pending_items < self.config.batch_min_items:
-                            # A light load: let a few more requests join (group commit), then go.
-                            self._stop.wait(linger)
-                    records = spool.read_batch(self.config.batch_items, self.config.batch_bytes, after)
-                    if not records:
-                        break
-                    payloads = [r.payload for r in records]
-                    inflight.append((records, pool.submit(self.write_batch, payloads)))
-                if not inflight:
-                    continue
+                while len(inflight) < width and (batch := self._next_batch(signal, inflight)):
+                    inflight.append((batch, pool.submit(self.write_batch, [r.payload for r in batch])))
                 # wait for the oldest batch, looking now and then for a full batch to read ahead
-                if not wait([inflight[0][1]], timeout=0.05).done:
+                if not inflight or not wait([inflight[0][1]], timeout=0.05).done:
                     continue
                 records, fut = inflight.popleft()
                 try:
@@ -201,25 +180,44 @@ class WriteAheadFront:
                 except Exception:
                     log.exception("write-ahead drain of %s failed", signal)
                     ok = False
-                if not ok:
-                    # an outage: wait for the rest, commit nothing more, retry from the cursor
+                if not ok:  # an outage: let the rest finish, commit none of it, retry from the cursor
                     for _, later in inflight:
                         with contextlib.suppress(Exception):
                             later.result()
                     inflight.clear()
-                    self._stop.wait(interval)
+                    self._stop.wait(self.config.spool_replay_interval_s)
         finally:
             # stopping: finish what is in flight and commit it in order while it succeeds
             committing = True
-            for recs, later in inflight:
+            for records, later in inflight:
                 try:
                     out = later.result()
                 except Exception:
                     committing = False
                     continue
-                if committing:
-                    committing = self._settle_batch(spool, recs, out)
+                committing = committing and self._settle_batch(spool, records, out)
             pool.shutdown(wait=True)
+
+    def _next_batch(self, signal: Signal, inflight: collections.deque[_InFlight]) -> list[SpoolRecord]:
+        """The next batch to insert, or [] when there is none worth starting now."""
+        spool, cfg = self.logs[signal], self.config
+        if self._stop.is_set():
+            return []
+        if inflight:
+            # read ahead only when a full batch waits: a small one would only add another
+            # fixed-cost insert (and parts to merge) beside the one running
+            queued = sum(r.payload.items for records, _ in inflight for r in records)
+            if spool.pending_items - queued < cfg.batch_items:
+                return []
+            return spool.read_batch(cfg.batch_items, cfg.batch_bytes, after=inflight[-1][0][-1])
+        if not spool.has_pending():
+            self._wake[signal].wait(1.0)
+            self._wake[signal].clear()
+            return []
+        if spool.pending_items < cfg.batch_min_items:
+            # A light load: let a few more requests join (group commit), then go.
+            self._stop.wait(cfg.batch_timeout_ms / 1000)
+        return spool.read_batch(cfg.batch_items, cfg.batch_bytes)
 
     def _settle_batch(self, spool: Spool, records: list[SpoolRecord], out: list[Any]) -> bool:
         if any(r is not None and not isinstance(r, DecodeError | StorageError) for r in out):
