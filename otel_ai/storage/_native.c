@@ -172,44 +172,29 @@ static int rd_field(rd_t *r, field_t *f) {
  * read back while the nearest does not); the closest that reads back wins. */
 static int shortest(double x, char *digits, int *p_out) {
     char tmp[40];
-    for (int p = 1; p <= 17; p++) {
+    for (int p = 1;; p++) {
         snprintf(tmp, sizeof tmp, "%.*e", p - 1, x);
         char *e = strchr(tmp, 'e');
         int exp10 = atoi(e + 1);
-        uint64_t d = 0;
+        uint64_t d = 0, lo = 1;
         for (char *c = tmp; c < e; c++)
             if (*c >= '0' && *c <= '9') d = d * 10 + (uint64_t)(*c - '0');
-        if (strtod(tmp, NULL) == x) {
-            snprintf(digits, 20, "%llu", (unsigned long long)d);
-            *p_out = p;
-            return exp10;
-        }
-        if (p == 1) continue;
-        uint64_t lo = 1;
         for (int i = 1; i < p; i++) lo *= 10;
-        uint64_t best = 0;
-        double best_dist = 0;
-        for (int s = -1; s <= 1; s += 2) {
+        /* 17 significant digits always read back; below that, the nearest candidate or (at a
+         * lopsided interval) one neighbour — both cannot read back when the nearest does not */
+        uint64_t found = (p == 17 || strtod(tmp, NULL) == x) ? d : 0;
+        for (int s = -1; !found && p > 1 && s <= 1; s += 2) {
             uint64_t c = s < 0 ? d - 1 : d + 1;
             if (c < lo || c >= lo * 10) continue;
             snprintf(tmp, sizeof tmp, "%llue%d", (unsigned long long)c, exp10 - (p - 1));
-            double v = strtod(tmp, NULL);
-            if (v == x) {
-                double dist = fabs((double)c - (double)d);
-                if (!best || dist < best_dist) {
-                    best = c;
-                    best_dist = dist;
-                }
-            }
+            if (strtod(tmp, NULL) == x) found = c;
         }
-        if (best) {
-            snprintf(digits, 20, "%llu", (unsigned long long)best);
+        if (found) {
+            snprintf(digits, 20, "%llu", (unsigned long long)found);
             *p_out = p;
             return exp10;
         }
     }
-    snprintf(tmp, sizeof tmp, "%.16e", x); /* not reached: 17 digits always read back */
-    return 0;
 }
 
 /* pdata float64AsString (ES6 number format, Go's encoding/json): shortest round-trip digits,
@@ -857,66 +842,62 @@ static int each(block_t *b, rd_t r, uint32_t num, int (*fn)(block_t *, rd_t)) {
     return OK;
 }
 
-static int scope_spans(block_t *b, rd_t r) {
-    field_t f;
+/* The InstrumentationScope: name, version, attributes. */
+static int pb_scope(block_t *b, rd_t sc) {
+    field_t g;
     int rc;
-    /* pass 1: the scope and the schema URL, wherever they sit among the spans */
-    rd_t q = r;
-    b->scope_name = b->scope_ver = b->scope_url = EMPTY;
-    amap_reset(&b->m_scope);
-    while (q.p < q.end) {
-        if (rd_field(&q, &f)) return E_MALFORMED;
-        if (f.num == 1) {
-            WANT(&f, 2);
-            rd_t sc = f.sub;
-            field_t g;
-            while (sc.p < sc.end) {
-                if (rd_field(&sc, &g)) return E_MALFORMED;
-                if (g.num == 1) {
-                    WANT(&g, 2);
-                    b->scope_name = g.sub;
-                } else if (g.num == 2) {
-                    WANT(&g, 2);
-                    b->scope_ver = g.sub;
-                } else if (g.num == 3) {
-                    WANT(&g, 2);
-                    if ((rc = amap_add(&b->m_scope, g.sub))) return rc;
-                }
-            }
-        } else if (f.num == 3) {
-            WANT(&f, 2);
-            b->scope_url = f.sub;
+    while (sc.p < sc.end) {
+        if (rd_field(&sc, &g)) return E_MALFORMED;
+        if (g.num == 1) {
+            WANT(&g, 2);
+            b->scope_name = g.sub;
+        } else if (g.num == 2) {
+            WANT(&g, 2);
+            b->scope_ver = g.sub;
+        } else if (g.num == 3) {
+            WANT(&g, 2);
+            if ((rc = amap_add(&b->m_scope, g.sub))) return rc;
         }
     }
+    return OK;
+}
+
+/* The Resource: its attributes (field 1). */
+static int resource_attr(block_t *b, rd_t kv) { return amap_add(&b->m_res, kv); }
+static int pb_resource(block_t *b, rd_t res) { return each(b, res, 1, resource_attr); }
+
+/* ResourceSpans and ScopeSpans share a shape: field 1 the resource/scope, 2 the children, 3 the
+ * schema URL. Pass 1 reads fields 1 and 3 wherever they sit among the children. */
+static int header_pass(block_t *b, rd_t r, int (*head)(block_t *, rd_t), rd_t *url) {
+    field_t f;
+    int rc;
+    while (r.p < r.end) {
+        if (rd_field(&r, &f)) return E_MALFORMED;
+        if (f.num == 1) {
+            WANT(&f, 2);
+            if ((rc = head(b, f.sub))) return rc;
+        } else if (f.num == 3) {
+            WANT(&f, 2);
+            *url = f.sub;
+        }
+    }
+    return OK;
+}
+
+static int scope_spans(block_t *b, rd_t r) {
+    int rc;
+    b->scope_name = b->scope_ver = b->scope_url = EMPTY;
+    amap_reset(&b->m_scope);
+    if ((rc = header_pass(b, r, pb_scope, &b->scope_url))) return rc;
     if ((rc = freeze(&b->fz_scope, &b->m_scope))) return rc;
-    /* pass 2: the spans */
     return each(b, r, 2, pb_span);
 }
 
 static int resource_spans(block_t *b, rd_t r) {
-    field_t f;
     int rc;
-    rd_t q = r;
     b->res_url = EMPTY;
     amap_reset(&b->m_res);
-    while (q.p < q.end) {
-        if (rd_field(&q, &f)) return E_MALFORMED;
-        if (f.num == 1) {
-            WANT(&f, 2);
-            rd_t res = f.sub;
-            field_t g;
-            while (res.p < res.end) {
-                if (rd_field(&res, &g)) return E_MALFORMED;
-                if (g.num == 1) {
-                    WANT(&g, 2);
-                    if ((rc = amap_add(&b->m_res, g.sub))) return rc;
-                }
-            }
-        } else if (f.num == 3) {
-            WANT(&f, 2);
-            b->res_url = f.sub;
-        }
-    }
+    if ((rc = header_pass(b, r, pb_resource, &b->res_url))) return rc;
     if ((rc = freeze(&b->fz_res, &b->m_res))) return rc;
     b->svc_p = (const uint8_t *)"";
     b->svc_n = 0;
@@ -1612,27 +1593,30 @@ static PyObject *assemble(block_t *b, int fd) {
         {"IngestTransport", "String", {&b->tr}},
     };
     const size_t ncols = sizeof cols / sizeof cols[0];
+    /* The block as a list of pieces: the header and every column's name/type (built here), then
+     * the column buffers themselves — written to ``fd`` with writev, or copied into one bytes. */
     buf_t head = {0};
-    size_t total = 0;
+    size_t heads[sizeof cols / sizeof cols[0] + 1];
     if (put_varint(&head, ncols) || put_varint(&head, b->rows)) goto nomem;
+    heads[0] = head.n;
+    for (size_t i = 0; i < ncols; i++) {
+        if (put_cstr(&head, cols[i].name) || put_cstr(&head, cols[i].type)) goto nomem;
+        heads[i + 1] = head.n;
+    }
+    struct iovec iov[1 + 5 * (sizeof cols / sizeof cols[0])];
+    int n = 0;
+    size_t total = 0;
+    iov[n++] = (struct iovec){head.p, heads[0]};
+    for (size_t i = 0; i < ncols; i++) {
+        iov[n++] = (struct iovec){head.p + heads[i], heads[i + 1] - heads[i]};
+        for (int k = 0; k < 4 && cols[i].parts[k]; k++)
+            if (cols[i].parts[k]->n) iov[n++] = (struct iovec){cols[i].parts[k]->p, cols[i].parts[k]->n};
+    }
+    for (int k = 0; k < n; k++) total += iov[k].iov_len;
+    PyObject *out = NULL;
     if (fd >= 0) {
         /* straight from the column buffers into the file: no block-sized copy in memory */
-        size_t heads[sizeof cols / sizeof cols[0] + 1];
-        heads[0] = head.n;
-        for (size_t i = 0; i < ncols; i++) {
-            if (put_cstr(&head, cols[i].name) || put_cstr(&head, cols[i].type)) goto nomem;
-            heads[i + 1] = head.n;
-        }
-        struct iovec iov[1 + 5 * (sizeof cols / sizeof cols[0])];
-        int n = 0;
-        iov[n++] = (struct iovec){head.p, heads[0]};
-        for (size_t i = 0; i < ncols; i++) {
-            iov[n++] = (struct iovec){head.p + heads[i], heads[i + 1] - heads[i]};
-            for (int k = 0; k < 4 && cols[i].parts[k]; k++)
-                if (cols[i].parts[k]->n) iov[n++] = (struct iovec){cols[i].parts[k]->p, cols[i].parts[k]->n};
-        }
         int err = 0;
-        size_t written = 0;
         Py_BEGIN_ALLOW_THREADS
         int at = 0;
         while (at < n) {
@@ -1642,7 +1626,6 @@ static PyObject *assemble(block_t *b, int fd) {
                 err = errno;
                 break;
             }
-            written += (size_t)w;
             while (at < n && (size_t)w >= iov[at].iov_len) w -= (ssize_t)iov[at++].iov_len;
             if (at < n) {
                 iov[at].iov_base = (char *)iov[at].iov_base + w;
@@ -1650,34 +1633,22 @@ static PyObject *assemble(block_t *b, int fd) {
             }
         }
         Py_END_ALLOW_THREADS
-        buf_free(&head);
         if (err) {
             errno = err;
-            return PyErr_SetFromErrno(PyExc_OSError);
+            PyErr_SetFromErrno(PyExc_OSError);
+        } else {
+            out = PyLong_FromSize_t(total);
         }
-        return PyLong_FromSize_t(written);
+    } else if ((out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total))) {
+        char *dst = PyBytes_AS_STRING(out);
+        Py_BEGIN_ALLOW_THREADS /* tens of MB of memcpy */
+        for (int k = 0; k < n; k++) {
+            memcpy(dst, iov[k].iov_base, iov[k].iov_len);
+            dst += iov[k].iov_len;
+        }
+        Py_END_ALLOW_THREADS
     }
-    total = head.n;
-    for (size_t i = 0; i < ncols; i++) {
-        total += 20 + strlen(cols[i].name) + strlen(cols[i].type);
-        for (int k = 0; k < 4 && cols[i].parts[k]; k++) total += cols[i].parts[k]->n;
-    }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
-    if (!out) {
-        buf_free(&head);
-        return NULL;
-    }
-    buf_t o = {PyBytes_AS_STRING(out), 0, total};
-    Py_BEGIN_ALLOW_THREADS /* tens of MB of memcpy; `o` has room for all of it (never grows) */
-    put(&o, head.p, head.n);
-    for (size_t i = 0; i < ncols; i++) {
-        put_cstr(&o, cols[i].name);
-        put_cstr(&o, cols[i].type);
-        for (int k = 0; k < 4 && cols[i].parts[k]; k++) put(&o, cols[i].parts[k]->p, cols[i].parts[k]->n);
-    }
-    Py_END_ALLOW_THREADS
     buf_free(&head);
-    if (_PyBytes_Resize(&out, (Py_ssize_t)o.n)) return NULL;
     return out;
 nomem:
     buf_free(&head);
