@@ -3,7 +3,9 @@
 Both transports call :func:`validate` before a payload is queued. It is deliberately cheap:
 
 * protobuf: one upb parse (``FromString``) and an id-length check per span / log record; the
-  attributes are never walked. Items with invalid ids are removed (the request is re-encoded
+  attributes are never walked. Trace requests are first walked in C (``check_traces``: the same
+  checks, no objects built, ~0.8 µs per span instead of ~1.9); only what it does not vouch for
+  is parsed with upb. Items with invalid ids are removed (the request is re-encoded
   without them — a rare path) and reported through ``rejected``/``error_message`` so the receiver
   answers with ``partial_success`` (OTLP spec §Partial Success).
 * JSON (spec §JSON Protobuf Encoding): one ``orjson`` parse and a shape walk down to the items.
@@ -14,6 +16,7 @@ Both transports call :func:`validate` before a payload is queued. It is delibera
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any
 
@@ -108,6 +111,12 @@ def _bad_log_ids(rec: Any) -> str | None:
 
 
 def _validate_protobuf(signal: str, body: bytes) -> tuple[bytes, int, int, str]:
+    native = _native() if signal == "traces" else None
+    if native is not None:
+        # The C walk accepts a subset of what upb does (well-formed, UTF-8 strings, every span's
+        # ids fine, only fields it knows); anything else is decided — and worded — by upb below.
+        with contextlib.suppress(native.Unsupported):
+            return body, native.check_traces(body), 0, ""
     req = parse_protobuf(signal, body)
     items = rejected = 0
     first_error = ""
@@ -210,17 +219,17 @@ def check_hex(value: Any, nbytes: int, path: str, *, optional: bool) -> str:
 
 
 @functools.cache
-def _transcoder() -> Any:
-    """The compiled OTLP/JSON → protobuf transcoder (``otel_ai/storage/_native.c``), or None.
+def _native() -> Any:
+    """The compiled module (``otel_ai/storage/_native.c``: the span check, the JSON transcoder), or None.
 
     Imported lazily: the module is built by ``pip install`` next to the storage code that uses
-    it most; without a C compiler every request takes the pure-Python path below.
+    it most; without a C compiler every request takes the upb / pure-Python paths.
     """
     try:
-        from otel_ai.storage import _native
+        from otel_ai.storage import _native as native
     except ImportError:  # pragma: no cover
         return None
-    return _native.json_traces_to_protobuf
+    return native
 
 
 def _validate_json_fast(body: bytes) -> tuple[bytes, int, int, str] | None:
@@ -230,15 +239,13 @@ def _validate_json_fast(body: bytes) -> tuple[bytes, int, int, str] | None:
     Python path words the error with its JSON path) and requests with a span to reject (it
     removes that span from the JSON). The body stays the client's JSON.
     """
-    transcode = _transcoder()
-    if transcode is None:
+    native = _native()
+    if native is None:
         return None
     try:
-        pb = transcode(body)
-        _, items, rejected, _ = _validate_protobuf("traces", pb)
+        return body, native.check_traces(native.json_traces_to_protobuf(body)), 0, ""
     except Exception:
         return None
-    return None if rejected else (body, items, 0, "")
 
 
 def _validate_json(signal: str, body: bytes) -> tuple[bytes, int, int, str]:

@@ -1726,6 +1726,173 @@ done:
     return result;
 }
 
+/* -- receive-side check of a protobuf trace request (instead of a upb parse) --------------------
+ *
+ * check_traces(body) walks the request as upb would parse it, without building anything: every
+ * message is well-formed, every string field is valid UTF-8 (proto3), and every span has the ids
+ * the receivers require. It only ever says "fine, N spans": anything else — malformed, a span
+ * to reject, a field it does not know, a known field with another wire type, deep nesting —
+ * raises, and the caller asks upb, which words the error (so the two can never disagree on what
+ * is accepted: this code accepts a subset of what upb does). */
+
+enum { C_STR, C_BYTES, C_VARINT, C_FIXED64, C_FIXED32, C_MSG };
+typedef struct cfield cfield_t;
+struct cfield {
+    uint32_t num;
+    int type;
+    const cfield_t *msg; /* C_MSG: the message's fields, {0} terminated */
+};
+
+static const cfield_t CK_ANY[8];
+static const cfield_t CK_KV[] = {{1, C_STR, NULL}, {2, C_MSG, CK_ANY}, {0, 0, NULL}};
+static const cfield_t CK_LIST[] = {{1, C_MSG, CK_ANY}, {0, 0, NULL}};   /* ArrayValue */
+static const cfield_t CK_KVLIST[] = {{1, C_MSG, CK_KV}, {0, 0, NULL}};  /* KeyValueList */
+static const cfield_t CK_ANY[8] = {{1, C_STR, NULL},    {2, C_VARINT, NULL},    {3, C_VARINT, NULL},
+                                  {4, C_FIXED64, NULL}, {5, C_MSG, CK_LIST},    {6, C_MSG, CK_KVLIST},
+                                  {7, C_BYTES, NULL},   {0, 0, NULL}};
+static const cfield_t CK_RESOURCE[] = {{1, C_MSG, CK_KV}, {2, C_VARINT, NULL}, {0, 0, NULL}};
+static const cfield_t CK_SCOPE[] = {
+    {1, C_STR, NULL}, {2, C_STR, NULL}, {3, C_MSG, CK_KV}, {4, C_VARINT, NULL}, {0, 0, NULL}};
+static const cfield_t CK_EVENT[] = {
+    {1, C_FIXED64, NULL}, {2, C_STR, NULL}, {3, C_MSG, CK_KV}, {4, C_VARINT, NULL}, {0, 0, NULL}};
+static const cfield_t CK_LINK[] = {{1, C_BYTES, NULL},  {2, C_BYTES, NULL},  {3, C_STR, NULL},
+                                   {4, C_MSG, CK_KV},    {5, C_VARINT, NULL}, {6, C_FIXED32, NULL},
+                                   {0, 0, NULL}};
+static const cfield_t CK_STATUS[] = {{2, C_STR, NULL}, {3, C_VARINT, NULL}, {0, 0, NULL}};
+static const cfield_t CK_SPAN[] = {{1, C_BYTES, NULL},     {2, C_BYTES, NULL},     {3, C_STR, NULL},
+                                   {4, C_BYTES, NULL},     {5, C_STR, NULL},       {6, C_VARINT, NULL},
+                                   {7, C_FIXED64, NULL},   {8, C_FIXED64, NULL},   {9, C_MSG, CK_KV},
+                                   {10, C_VARINT, NULL},   {11, C_MSG, CK_EVENT},  {12, C_VARINT, NULL},
+                                   {13, C_MSG, CK_LINK},   {14, C_VARINT, NULL},   {15, C_MSG, CK_STATUS},
+                                   {16, C_FIXED32, NULL},  {0, 0, NULL}};
+static const cfield_t CK_SCOPE_SPANS[] = {
+    {1, C_MSG, CK_SCOPE}, {2, C_MSG, CK_SPAN}, {3, C_STR, NULL}, {0, 0, NULL}};
+static const cfield_t CK_RESOURCE_SPANS[] = {
+    {1, C_MSG, CK_RESOURCE}, {2, C_MSG, CK_SCOPE_SPANS}, {3, C_STR, NULL}, {0, 0, NULL}};
+static const cfield_t CK_REQUEST[] = {{1, C_MSG, CK_RESOURCE_SPANS}, {0, 0, NULL}};
+
+#define CHECK_MAX_DEPTH 32 /* upb allows 100; deeper requests are rare and go to upb */
+
+/* Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF), as upb's utf8_range. */
+static int utf8_ok(const uint8_t *s, const uint8_t *end) {
+    while (s < end) {
+        uint8_t c = *s;
+        if (c < 0x80) {
+            uint64_t w;
+            while (end - s >= 8 && (memcpy(&w, s, 8), !(w & 0x8080808080808080ull))) s += 8;
+            if (s < end && *s < 0x80) s++;
+            continue;
+        }
+        size_t left = (size_t)(end - s);
+        if (c >= 0xC2 && c <= 0xDF) {
+            if (left < 2 || (s[1] & 0xC0) != 0x80) return 0;
+            s += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            if (left < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
+            if (c == 0xE0 && s[1] < 0xA0) return 0; /* overlong */
+            if (c == 0xED && s[1] > 0x9F) return 0; /* surrogate */
+            s += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            if (left < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return 0;
+            if (c == 0xF0 && s[1] < 0x90) return 0; /* overlong */
+            if (c == 0xF4 && s[1] > 0x8F) return 0; /* > U+10FFFF */
+            s += 4;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* rd_varint reads up to 10 bytes; a 10th byte above 1 overflows 64 bits (upb refuses it). */
+static inline int ck_varints_ok(const rd_t *before, const rd_t *after) {
+    return after->p - before->p < 10 || after->p[-1] <= 1;
+}
+
+typedef struct {
+    uint64_t spans;
+} ck_t;
+
+/* The id fields of a span or link (the last occurrence wins, as when upb merges). */
+typedef struct {
+    rd_t f1, f2, f4;
+} ck_ids_t;
+
+static int ck_nonzero(rd_t s) {
+    for (const uint8_t *p = s.p; p < s.end; p++)
+        if (*p) return 1;
+    return 0;
+}
+
+#define RD_LEN(s) ((size_t)((s).end - (s).p))
+
+static int ck_message(ck_t *c, rd_t r, const cfield_t *fields, int depth, ck_ids_t *ids) {
+    if (depth > CHECK_MAX_DEPTH) return E_UNSUPPORTED;
+    while (r.p < r.end) {
+        field_t f;
+        rd_t before = r;
+        if (rd_field(&r, &f)) return E_MALFORMED;
+        const cfield_t *d = fields;
+        while (d->num && d->num != f.num) d++;
+        if (!d->num) return E_UNSUPPORTED; /* an unknown field (or one this table lacks): upb decides */
+        switch (d->type) {
+        case C_VARINT:
+            if (f.wt != 0 || !ck_varints_ok(&before, &r)) return E_UNSUPPORTED;
+            break;
+        case C_FIXED64:
+            if (f.wt != 1) return E_UNSUPPORTED;
+            break;
+        case C_FIXED32:
+            if (f.wt != 5) return E_UNSUPPORTED;
+            break;
+        case C_STR:
+            if (f.wt != 2 || !utf8_ok(f.sub.p, f.sub.end)) return E_UNSUPPORTED;
+            break;
+        case C_BYTES:
+            if (f.wt != 2) return E_UNSUPPORTED;
+            if (ids) *(f.num == 1 ? &ids->f1 : f.num == 2 ? &ids->f2 : &ids->f4) = f.sub;
+            break;
+        default: {
+            if (f.wt != 2) return E_UNSUPPORTED;
+            ck_ids_t sub = {EMPTY, EMPTY, EMPTY};
+            int span = d->msg == CK_SPAN, link = d->msg == CK_LINK;
+            int rc = ck_message(c, f.sub, d->msg, depth + 1, span || link ? &sub : NULL);
+            if (rc) return rc;
+            if (span) { /* ids the receivers require; a span to reject goes to upb's path */
+                if (RD_LEN(sub.f1) != 16 || !ck_nonzero(sub.f1) || RD_LEN(sub.f2) != 8 || !ck_nonzero(sub.f2) ||
+                    (RD_LEN(sub.f4) != 0 && RD_LEN(sub.f4) != 8))
+                    return E_UNSUPPORTED;
+                c->spans++;
+            } else if (link) {
+                if ((RD_LEN(sub.f1) != 0 && RD_LEN(sub.f1) != 16) || (RD_LEN(sub.f2) != 0 && RD_LEN(sub.f2) != 8))
+                    return E_UNSUPPORTED;
+            }
+        }
+        }
+    }
+    return OK;
+}
+
+/* check_traces(body) -> int: the spans of a protobuf request upb would accept with every span
+ * kept; raises Unsupported for anything else (the caller then parses with upb). */
+static PyObject *check_traces(PyObject *self, PyObject *arg) {
+    (void)self;
+    Py_buffer body;
+    if (PyObject_GetBuffer(arg, &body, PyBUF_SIMPLE)) return NULL;
+    ck_t c = {0};
+    rd_t r = {(const uint8_t *)body.buf, (const uint8_t *)body.buf + body.len};
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ck_message(&c, r, CK_REQUEST, 0, NULL);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&body);
+    if (rc) {
+        PyErr_SetString(Unsupported, "not a request the fast check accepts; parse it with upb");
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong((unsigned long long)c.spans);
+}
+
 /* json_traces_to_protobuf(body) -> bytes: the transcoder alone (the receivers' fast validation). */
 static PyObject *json_traces_to_protobuf(PyObject *self, PyObject *arg) {
     (void)self;
@@ -1775,6 +1942,9 @@ static PyMethodDef METHODS[] = {
      "otel_traces rows; with a file descriptor the block is written there and `block` is its size."},
     {"json_traces_to_protobuf", json_traces_to_protobuf, METH_O,
      "json_traces_to_protobuf(body) -> bytes: an OTLP/JSON trace request as protobuf wire bytes."},
+    {"check_traces", check_traces, METH_O,
+     "check_traces(body) -> int: the spans of a protobuf ExportTraceServiceRequest upb would accept\n"
+     "with every span kept; raises Unsupported for anything else (then parse it with upb)."},
     {"go_float", go_float, METH_O, "go_float(x) -> str: pdata float64AsString (for tests)."},
     {NULL, NULL, 0, NULL},
 };

@@ -159,3 +159,108 @@ def test_json_traces_take_the_compiled_path_and_agree_with_the_python_one(
     monkeypatch.undo()
     monkeypatch.setattr(v, "parse_json", lambda body: (_ for _ in ()).throw(AssertionError("python path")))
     assert validate("traces", "json", "http", good).items == 2  # no Python dicts built
+
+
+# -- the compiled check of protobuf trace requests (check_traces) vs upb ------------------------
+
+
+def _upb(body: bytes) -> tuple[str, int]:
+    """What upb alone makes of a trace body: ("ok", spans), ("reject", kept) or ("error", 0)."""
+    try:
+        req = ExportTraceServiceRequest.FromString(body)
+    except Exception:
+        return "error", 0
+    spans = [sp for rs in req.resource_spans for ss in rs.scope_spans for sp in ss.spans]
+
+    def ok(sp: Any) -> bool:
+        return (
+            len(sp.trace_id) == 16 and any(sp.trace_id) and len(sp.span_id) == 8 and any(sp.span_id)
+            and len(sp.parent_span_id) in (0, 8)
+            and all(len(ln.trace_id) in (0, 16) and len(ln.span_id) in (0, 8) for ln in sp.links)
+        )  # fmt: skip
+
+    kept = sum(map(ok, spans))
+    return ("ok" if kept == len(spans) else "reject"), kept
+
+
+def test_the_compiled_check_vouches_only_for_what_upb_accepts_whole() -> None:
+    """Mutated bodies: whenever check_traces returns a count, upb parses the body, keeps every
+    span and counts the same; and it vouches for most intact requests (else it is useless)."""
+    import random
+
+    from otel_ai.storage import _native
+
+    rnd = random.Random(7)
+    good = s.traces_request().SerializeToString()
+    assert _native.check_traces(good) == _upb(good)[1] == 2
+    vouched = declined = 0
+    for _ in range(4000):
+        body = bytearray(good)
+        for _ in range(rnd.randint(1, 3)):
+            i = rnd.randrange(len(body))
+            op = rnd.randrange(3)
+            if op == 0:
+                body[i] = rnd.randrange(256)
+            elif op == 1:
+                del body[i : i + rnd.randint(1, 4)]
+            else:
+                body[i:i] = rnd.randbytes(rnd.randint(1, 4))
+        try:
+            n = _native.check_traces(bytes(body))
+        except _native.Unsupported:
+            declined += 1
+            continue
+        vouched += 1
+        assert _upb(bytes(body)) == ("ok", n), bytes(body).hex()
+    assert vouched > 100 and declined > 1000, (vouched, declined)
+
+
+@pytest.mark.parametrize(
+    "mutate, upb_says",
+    [
+        (lambda sp: setattr(sp, "name", "caf\u00e9"), "ok"),  # valid UTF-8 passes
+        (lambda sp: setattr(sp, "trace_id", b"\x01" * 15), "reject"),
+        (lambda sp: setattr(sp, "parent_span_id", b"\x01" * 3), "reject"),
+        (lambda sp: sp.links.add(trace_id=b"\x01" * 16, span_id=b"\x01" * 7), "reject"),
+    ],
+)
+def test_the_compiled_check_and_upb_agree_on_spans(mutate: Any, upb_says: str) -> None:
+    from otel_ai.storage import _native
+
+    req = s.traces_request()
+    mutate(req.resource_spans[0].scope_spans[0].spans[0])
+    body = req.SerializeToString()
+    assert _upb(body)[0] == upb_says
+    if upb_says == "ok":
+        assert _native.check_traces(body) == 2
+    else:
+        with pytest.raises(_native.Unsupported):
+            _native.check_traces(body)
+        assert validate("traces", "protobuf", "http", body).rejected == 1  # upb's path words it
+
+
+def test_invalid_utf8_unknown_fields_and_deep_nesting_are_left_to_upb() -> None:
+    from otel_ai.storage import _native
+
+    good = s.traces_request().SerializeToString()
+    name = b"GET /cart"
+    assert name in good
+    bad_utf8 = good.replace(name, b"GET /c\xc3(rt")  # same length, invalid sequence
+    with pytest.raises(_native.Unsupported):
+        _native.check_traces(bad_utf8)
+    # upb refuses proto3 strings that are not UTF-8
+    with pytest.raises(DecodeError, match="invalid protobuf"):
+        validate("traces", "protobuf", "http", bad_utf8)
+    unknown = good + bytes([0x98, 0x06, 0x01])  # field 99, varint: upb keeps it as an unknown field
+    with pytest.raises(_native.Unsupported):
+        _native.check_traces(unknown)
+    assert validate("traces", "protobuf", "http", unknown).items == 2
+    req = s.traces_request()
+    value = req.resource_spans[0].scope_spans[0].spans[0].attributes.add(key="deep").value
+    for _ in range(40):
+        value = value.array_value.values.add()
+    value.int_value = 1
+    deep = req.SerializeToString()
+    with pytest.raises(_native.Unsupported):
+        _native.check_traces(deep)
+    assert validate("traces", "protobuf", "http", deep).items == 2
