@@ -393,8 +393,10 @@ def bench_daemon(
                 f"refused(503) {int(r['refused'])}  ({int(r['acked']):,} acked, {int(r['stored']):,} stored)",
                 flush=True,
             )
+            r["peak_rss_mib"] = peak[0] / 2**20
             print(
-                f"           batches: {r['avg_batch']:,.0f} spans avg, {r['avg_insert_s']:.2f} s per writer.write, "
+                f"           peak RSS so far {r['peak_rss_mib']:,.0f} MiB; "
+                f"batches: {r['avg_batch']:,.0f} spans avg, {r['avg_insert_s']:.2f} s per writer.write, "
                 f"writer busy {r['insert_busy']:.2f} worker-seconds per second, daemon CPU "
                 f"{r['cpu_us_per_span']:.1f} us per stored span (= {2e6 / r['cpu_us_per_span']:,.0f} spans/s "
                 "if 2 cores were all its own)",
