@@ -1831,7 +1831,12 @@ static int ck_message(ck_t *c, rd_t r, const cfield_t *fields, int depth, ck_ids
     while (r.p < r.end) {
         field_t f;
         rd_t before = r;
+        /* every field here has a number below 16: a tag longer than 2 bytes, or a length longer
+         * than 5, is left to upb rather than assumed to read the same there */
+        size_t tag_n = (r.p[0] & 0x80) ? 2 : 1;
+        if (tag_n == 2 && (r.end - r.p < 2 || (r.p[1] & 0x80))) return E_UNSUPPORTED;
         if (rd_field(&r, &f)) return E_MALFORMED;
+        if (f.wt == 2 && (size_t)(f.sub.p - before.p) - tag_n > 5) return E_UNSUPPORTED;
         const cfield_t *d = fields;
         while (d->num && d->num != f.num) d++;
         if (!d->num) return E_UNSUPPORTED; /* an unknown field (or one this table lacks): upb decides */

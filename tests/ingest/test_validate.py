@@ -251,6 +251,10 @@ def test_invalid_utf8_unknown_fields_and_deep_nesting_are_left_to_upb() -> None:
     # upb refuses proto3 strings that are not UTF-8
     with pytest.raises(DecodeError, match="invalid protobuf"):
         validate("traces", "protobuf", "http", bad_utf8)
+    # overlong encodings (valid protobuf, unusual): a 3-byte tag, a 6-byte length
+    for odd in (bytes([0x8A, 0x80, 0x00, 0x00]), bytes([0x0A, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00])):
+        with pytest.raises(_native.Unsupported):
+            _native.check_traces(odd + good)
     unknown = good + bytes([0x98, 0x06, 0x01])  # field 99, varint: upb keeps it as an unknown field
     with pytest.raises(_native.Unsupported):
         _native.check_traces(unknown)
