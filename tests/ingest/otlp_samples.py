@@ -234,3 +234,18 @@ def _numbers(node: Any) -> None:
     elif isinstance(node, list):
         for v in node:
             _numbers(v)
+
+
+def mutate(rnd: Any, good: bytes, max_ops: int, max_len: int) -> bytes:
+    """``good`` after 1..max_ops random byte flips, cuts and splices of up to ``max_len`` bytes."""
+    body = bytearray(good)
+    for _ in range(rnd.randint(1, max_ops)):
+        i = rnd.randrange(len(body))
+        op = rnd.randrange(3)
+        if op == 0:
+            body[i] = rnd.randrange(256)
+        elif op == 1:
+            del body[i : i + rnd.randint(1, max_len)]
+        else:
+            body[i:i] = rnd.randbytes(rnd.randint(1, max_len))
+    return bytes(body)
