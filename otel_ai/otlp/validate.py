@@ -244,7 +244,7 @@ def _validate_json_fast(body: bytes) -> tuple[bytes, int, int, str] | None:
         return None
     try:
         return body, native.check_traces(native.json_traces_to_protobuf(body)), 0, ""
-    except Exception:
+    except (ValueError, native.Unsupported):  # malformed or unusual: the Python path words it
         return None
 
 

@@ -1213,8 +1213,10 @@ static int pb_base64_field(js_t *j, buf_t *o, buf_t *tmp, uint32_t num) {
     return OK;
 }
 
-/* the JSON keys of a message and what each becomes */
-enum { K_STR, K_HEX16, K_HEX8, K_U64, K_U32, K_FIXED32, K_KIND, K_CODE, K_MSG, K_REPEATED };
+/* The trace request's messages: each field's JSON key, number and kind — read by the JSON
+ * transcoder below and by the protobuf check (check_traces). The kinds after K_REPEATED occur only
+ * in AnyValue, ArrayValue and KeyValueList, which the transcoder reads with js_anyvalue. */
+enum { K_STR, K_HEX16, K_HEX8, K_U64, K_U32, K_FIXED32, K_KIND, K_CODE, K_MSG, K_REPEATED, K_BOOL, K_I64, K_DOUBLE, K_BYTES };
 typedef struct fdesc fdesc_t;
 typedef struct {
     const fdesc_t *fields;
@@ -1227,9 +1229,18 @@ struct fdesc {
     const mdesc_t *msg;
 };
 
-static const mdesc_t M_ANY = {NULL, 1};
+static const mdesc_t M_ANY;
 static const fdesc_t F_KV[] = {{"key", 1, K_STR, NULL}, {"value", 2, K_MSG, &M_ANY}, {NULL, 0, 0, NULL}};
 static const mdesc_t M_KV = {F_KV, 0};
+static const fdesc_t F_ARRAY[] = {{"values", 1, K_REPEATED, &M_ANY}, {NULL, 0, 0, NULL}};
+static const mdesc_t M_ARRAY = {F_ARRAY, 0};
+static const fdesc_t F_KVLIST[] = {{"values", 1, K_REPEATED, &M_KV}, {NULL, 0, 0, NULL}};
+static const mdesc_t M_KVLIST = {F_KVLIST, 0};
+static const fdesc_t F_ANY[] = {{"stringValue", 1, K_STR, NULL},   {"boolValue", 2, K_BOOL, NULL},
+                                {"intValue", 3, K_I64, NULL},      {"doubleValue", 4, K_DOUBLE, NULL},
+                                {"arrayValue", 5, K_MSG, &M_ARRAY}, {"kvlistValue", 6, K_MSG, &M_KVLIST},
+                                {"bytesValue", 7, K_BYTES, NULL},  {NULL, 0, 0, NULL}};
+static const mdesc_t M_ANY = {F_ANY, 1};
 static const fdesc_t F_RESOURCE[] = {
     {"attributes", 1, K_REPEATED, &M_KV}, {"droppedAttributesCount", 2, K_U32, NULL}, {NULL, 0, 0, NULL}};
 static const mdesc_t M_RESOURCE = {F_RESOURCE, 0};
@@ -1735,42 +1746,6 @@ done:
  * raises, and the caller asks upb, which words the error (so the two can never disagree on what
  * is accepted: this code accepts a subset of what upb does). */
 
-enum { C_STR, C_BYTES, C_VARINT, C_FIXED64, C_FIXED32, C_MSG };
-typedef struct cfield cfield_t;
-struct cfield {
-    uint32_t num;
-    int type;
-    const cfield_t *msg; /* C_MSG: the message's fields, {0} terminated */
-};
-
-static const cfield_t CK_ANY[8];
-static const cfield_t CK_KV[] = {{1, C_STR, NULL}, {2, C_MSG, CK_ANY}, {0, 0, NULL}};
-static const cfield_t CK_LIST[] = {{1, C_MSG, CK_ANY}, {0, 0, NULL}};   /* ArrayValue */
-static const cfield_t CK_KVLIST[] = {{1, C_MSG, CK_KV}, {0, 0, NULL}};  /* KeyValueList */
-static const cfield_t CK_ANY[8] = {{1, C_STR, NULL},    {2, C_VARINT, NULL},    {3, C_VARINT, NULL},
-                                  {4, C_FIXED64, NULL}, {5, C_MSG, CK_LIST},    {6, C_MSG, CK_KVLIST},
-                                  {7, C_BYTES, NULL},   {0, 0, NULL}};
-static const cfield_t CK_RESOURCE[] = {{1, C_MSG, CK_KV}, {2, C_VARINT, NULL}, {0, 0, NULL}};
-static const cfield_t CK_SCOPE[] = {
-    {1, C_STR, NULL}, {2, C_STR, NULL}, {3, C_MSG, CK_KV}, {4, C_VARINT, NULL}, {0, 0, NULL}};
-static const cfield_t CK_EVENT[] = {
-    {1, C_FIXED64, NULL}, {2, C_STR, NULL}, {3, C_MSG, CK_KV}, {4, C_VARINT, NULL}, {0, 0, NULL}};
-static const cfield_t CK_LINK[] = {{1, C_BYTES, NULL},  {2, C_BYTES, NULL},  {3, C_STR, NULL},
-                                   {4, C_MSG, CK_KV},    {5, C_VARINT, NULL}, {6, C_FIXED32, NULL},
-                                   {0, 0, NULL}};
-static const cfield_t CK_STATUS[] = {{2, C_STR, NULL}, {3, C_VARINT, NULL}, {0, 0, NULL}};
-static const cfield_t CK_SPAN[] = {{1, C_BYTES, NULL},     {2, C_BYTES, NULL},     {3, C_STR, NULL},
-                                   {4, C_BYTES, NULL},     {5, C_STR, NULL},       {6, C_VARINT, NULL},
-                                   {7, C_FIXED64, NULL},   {8, C_FIXED64, NULL},   {9, C_MSG, CK_KV},
-                                   {10, C_VARINT, NULL},   {11, C_MSG, CK_EVENT},  {12, C_VARINT, NULL},
-                                   {13, C_MSG, CK_LINK},   {14, C_VARINT, NULL},   {15, C_MSG, CK_STATUS},
-                                   {16, C_FIXED32, NULL},  {0, 0, NULL}};
-static const cfield_t CK_SCOPE_SPANS[] = {
-    {1, C_MSG, CK_SCOPE}, {2, C_MSG, CK_SPAN}, {3, C_STR, NULL}, {0, 0, NULL}};
-static const cfield_t CK_RESOURCE_SPANS[] = {
-    {1, C_MSG, CK_RESOURCE}, {2, C_MSG, CK_SCOPE_SPANS}, {3, C_STR, NULL}, {0, 0, NULL}};
-static const cfield_t CK_REQUEST[] = {{1, C_MSG, CK_RESOURCE_SPANS}, {0, 0, NULL}};
-
 #define CHECK_MAX_DEPTH 32 /* upb allows 100; deeper requests are rare and go to upb */
 
 /* Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF), as upb's utf8_range. */
@@ -1826,7 +1801,17 @@ static int ck_nonzero(rd_t s) {
 
 #define RD_LEN(s) ((size_t)((s).end - (s).p))
 
-static int ck_message(ck_t *c, rd_t r, const cfield_t *fields, int depth, ck_ids_t *ids) {
+/* The wire type a field of this kind has in protobuf. */
+static int ck_wire_type(int kind) {
+    switch (kind) {
+    case K_U64: case K_DOUBLE: return 1;
+    case K_FIXED32: return 5;
+    case K_U32: case K_KIND: case K_CODE: case K_BOOL: case K_I64: return 0;
+    default: return 2; /* strings, bytes, ids, messages */
+    }
+}
+
+static int ck_message(ck_t *c, rd_t r, const mdesc_t *m, int depth, ck_ids_t *ids) {
     if (depth > CHECK_MAX_DEPTH) return E_UNSUPPORTED;
     while (r.p < r.end) {
         field_t f;
@@ -1837,30 +1822,23 @@ static int ck_message(ck_t *c, rd_t r, const cfield_t *fields, int depth, ck_ids
         if (tag_n == 2 && (r.end - r.p < 2 || (r.p[1] & 0x80))) return E_UNSUPPORTED;
         if (rd_field(&r, &f)) return E_MALFORMED;
         if (f.wt == 2 && (size_t)(f.sub.p - before.p) - tag_n > 5) return E_UNSUPPORTED;
-        const cfield_t *d = fields;
-        while (d->num && d->num != f.num) d++;
-        if (!d->num) return E_UNSUPPORTED; /* an unknown field (or one this table lacks): upb decides */
-        switch (d->type) {
-        case C_VARINT:
-            if (f.wt != 0 || !ck_varints_ok(&before, &r)) return E_UNSUPPORTED;
+        const fdesc_t *d = m->fields;
+        while (d->key && d->num != f.num) d++;
+        if (!d->key) return E_UNSUPPORTED; /* an unknown field (or one the table lacks): upb decides */
+        if (f.wt != ck_wire_type(d->kind)) return E_UNSUPPORTED;
+        switch (d->kind) {
+        case K_U32: case K_KIND: case K_CODE: case K_BOOL: case K_I64:
+            if (!ck_varints_ok(&before, &r)) return E_UNSUPPORTED;
             break;
-        case C_FIXED64:
-            if (f.wt != 1) return E_UNSUPPORTED;
+        case K_STR:
+            if (!utf8_ok(f.sub.p, f.sub.end)) return E_UNSUPPORTED;
             break;
-        case C_FIXED32:
-            if (f.wt != 5) return E_UNSUPPORTED;
-            break;
-        case C_STR:
-            if (f.wt != 2 || !utf8_ok(f.sub.p, f.sub.end)) return E_UNSUPPORTED;
-            break;
-        case C_BYTES:
-            if (f.wt != 2) return E_UNSUPPORTED;
+        case K_HEX16: case K_HEX8:
             if (ids) *(f.num == 1 ? &ids->f1 : f.num == 2 ? &ids->f2 : &ids->f4) = f.sub;
             break;
-        default: {
-            if (f.wt != 2) return E_UNSUPPORTED;
+        case K_MSG: case K_REPEATED: {
             ck_ids_t sub = {EMPTY, EMPTY, EMPTY};
-            int span = d->msg == CK_SPAN, link = d->msg == CK_LINK;
+            int span = d->msg == &M_SPAN, link = d->msg == &M_LINK;
             int rc = ck_message(c, f.sub, d->msg, depth + 1, span || link ? &sub : NULL);
             if (rc) return rc;
             if (span) { /* ids the receivers require; a span to reject goes to upb's path */
@@ -1872,7 +1850,10 @@ static int ck_message(ck_t *c, rd_t r, const cfield_t *fields, int depth, ck_ids
                 if ((RD_LEN(sub.f1) != 0 && RD_LEN(sub.f1) != 16) || (RD_LEN(sub.f2) != 0 && RD_LEN(sub.f2) != 8))
                     return E_UNSUPPORTED;
             }
+            break;
         }
+        default: /* fixed-width values: nothing to check */
+            break;
         }
     }
     return OK;
@@ -1888,7 +1869,7 @@ static PyObject *check_traces(PyObject *self, PyObject *arg) {
     rd_t r = {(const uint8_t *)body.buf, (const uint8_t *)body.buf + body.len};
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = ck_message(&c, r, CK_REQUEST, 0, NULL);
+    rc = ck_message(&c, r, &M_REQUEST, 0, NULL);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&body);
     if (rc) {
