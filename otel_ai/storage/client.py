@@ -348,7 +348,8 @@ class Storage:
             {"db": self.database},
         )
         for name, engine in rows:
-            missing = [f"{k} = {v}" for k, v in want.items() if f"{k} = {v}" not in str(engine)]
+            have = _engine_settings(str(engine))
+            missing = [f"{k} = {v}" for k, v in want.items() if have.get(k) != v]
             if not missing:
                 continue
             try:
@@ -384,6 +385,13 @@ class Storage:
                 )
             elif want is None and has_ttl:
                 self.command(f"ALTER TABLE `{self.database}`.`{name}`{self.ctx.on_cluster} REMOVE TTL")
+
+
+def _engine_settings(engine_full: str) -> dict[str, str]:
+    """The ``SETTINGS a = 1, b = 'x'`` of a table's ``engine_full``, as name → literal."""
+    _, found, tail = engine_full.partition(" SETTINGS ")
+    pairs = (item.partition(" = ") for item in tail.split(", ")) if found else ()
+    return {k.strip(): v.strip() for k, sep, v in pairs if sep}
 
 
 def _setting_literal(value: int | float | str) -> str:
