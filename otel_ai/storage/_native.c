@@ -335,6 +335,19 @@ static int anyv_merge(anyv_t *v, rd_t av) {
 #define E_NOT_JSON 1 /* NaN or an infinity inside an array/kvlist: Go's marshal fails → "" */
 #define MAX_DEPTH 64
 
+/* JSON's two-character escapes, both ways: the character, then the letter after the backslash
+ * (reading also accepts \/, writing never produces it). */
+static const char SHORT_ESCAPES[][2] = {{'"', '"'}, {'\\', '\\'}, {'\n', 'n'}, {'\r', 'r'},
+                                        {'\t', 't'}, {'\b', 'b'}, {'\f', 'f'}};
+
+/* The other side of a pair: ``from`` 0 maps a character to its letter, 1 a letter to its character;
+ * 0 when there is none. */
+static char short_escape(char c, int from) {
+    for (size_t i = 0; i < sizeof SHORT_ESCAPES / sizeof SHORT_ESCAPES[0]; i++)
+        if (SHORT_ESCAPES[i][from] == c) return SHORT_ESCAPES[i][1 - from];
+    return 0;
+}
+
 /* Go's encoding/json string: HTML-safe escapes, \u2028/\u2029, other controls as \u00xx. */
 static int put_json_string(buf_t *b, const uint8_t *s, size_t len) {
     if (buf_grow(b, len + 2)) return E_NOMEM;
@@ -346,18 +359,12 @@ static int put_json_string(buf_t *b, const uint8_t *s, size_t len) {
         char tmp[8];
         size_t skip = 1;
         if (c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&') {
-            switch (c) {
-            case '"': esc = "\\\""; break;
-            case '\\': esc = "\\\\"; break;
-            case '\n': esc = "\\n"; break;
-            case '\r': esc = "\\r"; break;
-            case '\t': esc = "\\t"; break;
-            case '\b': esc = "\\b"; break;
-            case '\f': esc = "\\f"; break;
-            default:
+            char letter = short_escape((char)c, 0);
+            if (letter)
+                snprintf(tmp, sizeof tmp, "\\%c", letter);
+            else
                 snprintf(tmp, sizeof tmp, "\\u%04x", c);
-                esc = tmp;
-            }
+            esc = tmp;
         } else if (c == 0xE2 && i + 2 < len && s[i + 1] == 0x80 && (s[i + 2] == 0xA8 || s[i + 2] == 0xA9)) {
             esc = s[i + 2] == 0xA8 ? "\\u2028" : "\\u2029";
             skip = 3;
@@ -1007,14 +1014,6 @@ static int js_string(js_t *j, buf_t *out) {
         j->p += 2;
         char lit = 0;
         switch (e) {
-        case '"': lit = '"'; break;
-        case '\\': lit = '\\'; break;
-        case '/': lit = '/'; break;
-        case 'b': lit = '\b'; break;
-        case 'f': lit = '\f'; break;
-        case 'n': lit = '\n'; break;
-        case 'r': lit = '\r'; break;
-        case 't': lit = '\t'; break;
         case 'u': {
             uint32_t cp = 0;
             if (j->end - j->p < 4) return E_MALFORMED;
@@ -1042,7 +1041,8 @@ static int js_string(js_t *j, buf_t *out) {
             break;
         }
         default:
-            return E_MALFORMED;
+            lit = e == '/' ? '/' : short_escape(e, 1);
+            if (!lit) return E_MALFORMED;
         }
         if (lit && put(out, &lit, 1)) return E_NOMEM;
         run = j->p;
