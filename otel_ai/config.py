@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from otel_ai.analysis.anomaly.config import AnomalyConfig
 from otel_ai.analysis.topology.config import TopologyConfig
@@ -131,6 +131,25 @@ class PipelineConfig(Section):
     decoder: Literal["native", "engine", "python"] = "native"
 
 
+class MemoryConfig(Section):
+    # Resident-memory guard (otel_ai.pipeline.memory), after the Collector's memory_limiter.
+    # The RSS the daemon keeps under; exports are refused (503) above limit - spike. 0 = no limit.
+    limit_mib: int = Field(default=1024, ge=0)
+    spike_limit_mib: int = Field(default=256, ge=0)
+    # Embedded engine: above this RSS, hand its freed pages back to the OS (0 = never).
+    purge_above_mib: int = Field(default=768, ge=0)
+    check_interval_ms: int = Field(default=100, ge=10, le=10_000)
+    purge_interval_ms: int = Field(default=500, ge=0)
+
+    @model_validator(mode="after")
+    def _levels(self) -> MemoryConfig:
+        if self.limit_mib and self.spike_limit_mib >= self.limit_mib:
+            raise ValueError(
+                f"spike_limit_mib ({self.spike_limit_mib}) must be below limit_mib ({self.limit_mib})"
+            )
+        return self
+
+
 class ApiConfig(Section):
     # Optional bearer token required on /api/*. Never logged or returned.
     token: str | None = None
@@ -152,6 +171,7 @@ class Config(Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     topology: TopologyConfig = Field(default_factory=TopologyConfig)

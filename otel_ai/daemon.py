@@ -24,6 +24,7 @@ from otel_ai.config import Config
 from otel_ai.ingest import Receivers
 from otel_ai.llm.service import build_llm_manager
 from otel_ai.pipeline import Pipeline
+from otel_ai.pipeline.memory import MemoryGuard
 from otel_ai.serving import EmbeddedServer, start_server, stop_server
 from otel_ai.storage import Storage
 from otel_ai.storage.writer import TelemetryWriter
@@ -51,6 +52,8 @@ class Daemon:
             merge_tree_settings=config.storage.merge_tree_settings,
         )
         self.ctx = AppContext(config=config, storage=self.storage, registry=self.registry)
+        self.memory = MemoryGuard(config.memory, self.storage.release_memory, registry=self.registry)
+        self.ctx.memory = self.memory
         self.pipeline: Pipeline | None = None
         self.receivers: Receivers | None = None
         self.scheduler: BackgroundScheduler | None = None
@@ -66,10 +69,11 @@ class Daemon:
         runs_ingest = cfg.server.role in ("all", "ingest") and cfg.server.receivers_enabled
         runs_analyzers = cfg.server.role in ("all", "analyzer")
         await asyncio.to_thread(self.storage.start)
+        self.memory.start()
 
         if runs_ingest:
             writer = TelemetryWriter(self.storage, decoder=cfg.pipeline.decoder, registry=self.registry)
-            self.pipeline = Pipeline(cfg.pipeline, writer, registry=self.registry)
+            self.pipeline = Pipeline(cfg.pipeline, writer, registry=self.registry, memory=self.memory)
             await self.pipeline.start()
             self.receivers = Receivers(cfg.server, cfg.ingest, self.pipeline, registry=self.registry)
             await self.receivers.start()
@@ -154,5 +158,6 @@ class Daemon:
                 await self.ctx.llm.aclose()
         if self._api_server is not None and self._api_task is not None:
             await stop_server(self._api_server, self._api_task)
+        await asyncio.to_thread(self.memory.shutdown)
         await asyncio.to_thread(self.storage.shutdown)
         log.info("otel-ai stopped")

@@ -25,6 +25,7 @@ class AppContext:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     started_at: float = field(default_factory=time.time)
     pipeline: Any | None = None
+    memory: Any | None = None
     receivers: Any | None = None
     scheduler: Any | None = None
     llm: Any | None = None

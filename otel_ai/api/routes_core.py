@@ -66,6 +66,8 @@ def status(request: Request) -> dict[str, Any]:
         out["receivers"] = ctx.receivers.status()
     if ctx.pipeline is not None:
         out["pipeline"] = ctx.pipeline.status()
+    if ctx.memory is not None:
+        out["memory"] = ctx.memory.status()
     if ctx.scheduler is not None:
         out["scheduler"] = {
             "jobs": [

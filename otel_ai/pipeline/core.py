@@ -39,6 +39,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from otel_ai.errors import DecodeError, OtelAiError, OverloadedError, StorageError
 from otel_ai.model import SIGNALS, Payload, Signal
+from otel_ai.pipeline.memory import MemoryGuard
 from otel_ai.pipeline.spool import Spool
 from otel_ai.pipeline.wal import WriteAheadFront
 
@@ -61,9 +62,17 @@ _SPOOL = object()  # marker: this payload could not be written; spool it
 class Pipeline:
     """See the module docstring. ``start`` opens the spool and starts the threads."""
 
-    def __init__(self, config: Any, writer: Writer, *, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        config: Any,
+        writer: Writer,
+        *,
+        registry: CollectorRegistry | None = None,
+        memory: MemoryGuard | None = None,
+    ) -> None:
         self.config = config
         self.writer = writer
+        self.memory = memory
         self.spool = Spool(config.spool_dir, config.spool_max_bytes)
         self.retry_after = 1.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -97,7 +106,9 @@ class Pipeline:
         self._lock = threading.Lock()
         # ack: spool — acknowledge after the fsynced write-ahead log, insert in big batches.
         self.wal = (
-            WriteAheadFront(config, self._wal_write, self._wal_drained) if config.ack == "spool" else None
+            WriteAheadFront(config, self._wal_write, self._wal_drained, self._memory_pressure)
+            if config.ack == "spool"
+            else None
         )
         self._metrics(registry or CollectorRegistry())
 
@@ -218,6 +229,16 @@ class Pipeline:
     def _wal_drained(self) -> None:
         self._storage_down = False
 
+    def _memory_pressure(self) -> bool:
+        """Above the memory soft limit while ingest holds memory (something queued or in the log).
+
+        With nothing in flight refusing cannot bring the memory down (it is held elsewhere: a
+        model, a big query); the guard logs that, and exports are accepted.
+        """
+        if self.memory is None or not self.memory.over_soft_limit:
+            return False
+        return self._queued_items > 0 or (self.wal is not None and self.wal.pending_items > 0)
+
     def _release(self, n: int, size: int) -> None:
         self._queued_items -= n
         self._queued_bytes -= size
@@ -237,6 +258,8 @@ class Pipeline:
         if self._queued_bytes and self._queued_bytes + size > self.config.queue_bytes:
             msg = f"pipeline queue full ({self._queued_bytes} of {self.config.queue_bytes} bytes)"
             raise OverloadedError(msg, retry_after=self.retry_after)
+        if self._memory_pressure() and (why := self.memory and self.memory.refusal()):
+            raise OverloadedError(why, retry_after=self.retry_after)
         future: asyncio.Future[None] = self._loop.create_future()
         self._queued_items += n
         self._queued_bytes += size

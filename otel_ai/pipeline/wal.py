@@ -61,8 +61,10 @@ class WriteAheadFront:
         config: Any,
         write_batch: Callable[[Sequence[Payload]], list[Any]],
         on_drained: Callable[[], None],
+        under_memory_pressure: Callable[[], bool] = lambda: False,
     ) -> None:
         self.config = config
+        self.under_memory_pressure = under_memory_pressure
         self.write_batch = write_batch
         self.on_drained = on_drained  # a batch was written: storage answers
         root = Path(config.spool_dir) / "wal"
@@ -205,7 +207,10 @@ class WriteAheadFront:
             return []
         if inflight:
             # read ahead only when a full batch waits: a small one would only add another
-            # fixed-cost insert (and parts to merge) beside the one running
+            # fixed-cost insert (and parts to merge) beside the one running; and not while the
+            # process is above its memory soft limit (one insert at a time holds half the memory)
+            if self.under_memory_pressure():
+                return []
             queued = sum(r.payload.items for records, _ in inflight for r in records)
             if spool.pending_items - queued < cfg.batch_items:
                 return []

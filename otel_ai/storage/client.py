@@ -221,6 +221,16 @@ class Storage:
         except StorageError:
             return False
 
+    def release_memory(self) -> bool:
+        """Embedded: have the engine's allocator return the pages it freed to the OS.
+
+        False for a ClickHouse server, which manages its own memory (its MemoryWorker purges).
+        """
+        if not self.embedded:
+            return False
+        self.command("SYSTEM JEMALLOC PURGE")
+        return True
+
     # -- queries --------------------------------------------------------------------------------
     def command(
         self, sql: str, parameters: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None
