@@ -222,6 +222,8 @@ class WriteAheadFront:
         if spool.pending_items < cfg.batch_min_items:
             # A light load: let a few more requests join (group commit), then go.
             self._stop.wait(cfg.batch_timeout_ms / 1000)
+        if self.under_memory_pressure():  # an insert holds a few times its batch: halve it
+            return spool.read_batch(max(1, cfg.batch_items // 2), max(1, cfg.batch_bytes // 2))
         return spool.read_batch(cfg.batch_items, cfg.batch_bytes)
 
     def _settle_batch(self, spool: Spool, records: list[SpoolRecord], out: list[Any]) -> bool:

@@ -168,12 +168,15 @@ class _Gates:
             self.entered.append([p.body for p in payloads])
         self._gates[n].wait(30)
 
+    def release(self, n: int) -> None:
+        self._gates[n].set()
+
     def release_all(self) -> None:
         for g in self._gates:
             g.set()
 
 
-async def test_write_ahead_drain_does_not_read_ahead_under_memory_pressure(tmp_path: Path) -> None:
+async def test_write_ahead_drain_inserts_one_half_batch_at_a_time_under_memory_pressure(tmp_path: Path) -> None:
     w = _Gates()
     cfg = _cfg(tmp_path, ack="spool", batch_items=100, batch_min_items=1, insert_workers=2)
     pl = Pipeline(cfg, w)  # type: ignore[arg-type]
@@ -185,9 +188,13 @@ async def test_write_ahead_drain_does_not_read_ahead_under_memory_pressure(tmp_p
     await _until(lambda: len(w.entered) == 1)  # batch 0 inserting, blocked
     await asyncio.gather(*(pl.submit(_p(b"b%02d" % i)) for i in range(25)))  # full batches wait
     await asyncio.sleep(0.3)
-    assert len(w.entered) == 1  # under pressure: one insert at a time
+    assert len(w.entered) == 1  # under pressure: no second insert beside the first
+    w.release(0)
+    await _until(lambda: len(w.entered) == 2)
+    assert w.entered[1] == [b"b%02d" % i for i in range(5)]  # half a batch (50 of 100 items)
     pressure = False
-    await _until(lambda: len(w.entered) == 2)  # pressure gone: batch 1 is read ahead beside batch 0
+    await _until(lambda: len(w.entered) == 3)  # pressure gone: full batches, read ahead beside
+    assert w.entered[2] == [b"b%02d" % i for i in range(5, 15)]
     w.release_all()
     await _until(lambda: pl.wal is not None and pl.wal.pending_items == 0)
     assert [b for call in w.entered for b in call] == [b"a0"] + [b"b%02d" % i for i in range(25)]
