@@ -322,6 +322,7 @@ def _stored(api_url: str) -> int:
 def bench_daemon(
     seconds: float, conc: int, n_bodies: int, decoder: str, env: dict[str, str] | None = None
 ) -> dict[str, dict[str, float]]:
+    import httpx
     import psutil
 
     from tests.helpers import SubprocessDaemon
@@ -402,6 +403,14 @@ def bench_daemon(
                 "if 2 cores were all its own)",
                 flush=True,
             )
+            mem = httpx.get(f"{daemon.api_url}/api/v1/status", timeout=10).json().get("memory") or {}
+            if mem.get("enabled"):
+                print(
+                    f"           memory guard: {mem['refusal_periods']} periods above the soft limit "
+                    f"({mem['soft_limit_bytes'] / 2**20:,.0f} MiB), {mem['purges']} purges releasing "
+                    f"{mem['purged_bytes'] / 2**20:,.0f} MiB",
+                    flush=True,
+                )
     finally:
         stop.set()
         daemon.terminate()
