@@ -132,12 +132,13 @@ class PipelineConfig(Section):
 
 
 class MemoryConfig(Section):
-    # Resident-memory guard (otel_ai.pipeline.memory), after the Collector's memory_limiter.
+    # Resident-memory guard (otel_ai.pipeline.memory), after the Collector's memory_limiter; off
+    # by default (it trades throughput for memory once the RSS nears the limit; see the README).
     # The RSS the daemon keeps under; exports are refused (503) above limit - spike. 0 = no limit.
-    limit_mib: int = Field(default=1024, ge=0)
+    limit_mib: int = Field(default=0, ge=0)
     spike_limit_mib: int = Field(default=256, ge=0)
     # Embedded engine: above this RSS, hand its freed pages back to the OS (0 = never).
-    purge_above_mib: int = Field(default=768, ge=0)
+    purge_above_mib: int = Field(default=0, ge=0)
     check_interval_ms: int = Field(default=100, ge=10, le=10_000)
     purge_interval_ms: int = Field(default=500, ge=0)
 

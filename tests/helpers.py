@@ -145,9 +145,6 @@ def daemon_config(
         "server.otlp_http": ep.http,
         "server.api": ep.api,
         "pipeline.spool_dir": str(tmp / f"spool-{uuid.uuid4().hex[:8]}"),
-        # The test process holds many daemons' worth of engine state: no refusals by RSS unless
-        # a test asks (tests/ingest/test_memory_guard.py); subprocess daemons keep the defaults.
-        "memory.limit_mib": 0,
     }
     overrides.update(extra or {})
     return load_config(None, environ={}, overrides=overrides), ep

@@ -91,11 +91,11 @@ class MemoryGuard:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        if not self.enabled:
-            return
+        """Start the thread; with both levels off it only keeps the RSS figures up to date."""
         rss = self._read_rss()
         if rss is None:
-            log.warning("memory guard off: this platform does not expose the resident set size")
+            if self.enabled:
+                log.warning("memory guard off: this platform does not expose the resident set size")
             self.enabled = False
             return
         self.rss = self.peak_rss = rss

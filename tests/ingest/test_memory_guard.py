@@ -100,11 +100,17 @@ def test_a_server_dsn_does_not_purge() -> None:
     assert Storage("http://127.0.0.1:9/otel").release_memory() is False
 
 
-def test_disabled_guard_starts_no_thread() -> None:
-    guard = MemoryGuard(MemoryConfig(limit_mib=0, purge_above_mib=0), None)
+def test_default_guard_only_reports_the_rss() -> None:
+    cfg = load_config(None, environ={}).memory
+    guard = MemoryGuard(cfg, lambda: pytest.fail("purged"), registry=CollectorRegistry())
+    assert not guard.enabled and guard.soft_limit == 0 and guard.purge_above == 0
     guard.start()
-    assert not guard.enabled and guard._thread is None
-    guard.shutdown()
+    try:
+        assert guard._thread is not None and guard.rss > 10 * MIB
+        guard.check()
+        assert guard.refusal() is None and guard.purges == 0
+    finally:
+        guard.shutdown()
 
 
 @pytest.mark.parametrize(
