@@ -182,7 +182,9 @@ class _Gates:
             g.set()
 
 
-async def test_write_ahead_drain_inserts_one_half_batch_at_a_time_under_memory_pressure(tmp_path: Path) -> None:
+async def test_write_ahead_drain_inserts_one_half_batch_at_a_time_under_memory_pressure(
+    tmp_path: Path,
+) -> None:
     w = _Gates()
     cfg = _cfg(tmp_path, ack="spool", batch_items=100, batch_min_items=1, insert_workers=2)
     pl = Pipeline(cfg, w)  # type: ignore[arg-type]
