@@ -106,7 +106,9 @@ class Pipeline:
         self._lock = threading.Lock()
         # ack: spool — acknowledge after the fsynced write-ahead log, insert in big batches.
         self.wal = (
-            WriteAheadFront(config, self._wal_write, self._wal_drained, self._memory_pressure)
+            WriteAheadFront(
+                config, self._wal_write, self._wal_drained, lambda: self._memory_refusal() is not None
+            )
             if config.ack == "spool"
             else None
         )
@@ -229,15 +231,17 @@ class Pipeline:
     def _wal_drained(self) -> None:
         self._storage_down = False
 
-    def _memory_pressure(self) -> bool:
-        """Above the memory soft limit while ingest holds memory (something queued or in the log).
-
-        With nothing in flight refusing cannot bring the memory down (it is held elsewhere: a
-        model, a big query); the guard logs that, and exports are accepted.
+    def _memory_refusal(self) -> str | None:
+        """Why to refuse for memory now: above the soft limit while ingest holds data (something
+        queued or in the log); else None. With nothing in flight refusing cannot bring the memory
+        down (it is held elsewhere: a model, a big query), so exports are accepted.
         """
-        if self.memory is None or not self.memory.over_soft_limit:
-            return False
-        return self._queued_items > 0 or (self.wal is not None and self.wal.pending_items > 0)
+        memory = self.memory
+        if memory is None or not memory.over_soft_limit:
+            return None
+        if self._queued_items == 0 and (self.wal is None or self.wal.pending_items == 0):
+            return None
+        return memory.refusal_message()
 
     def _release(self, n: int, size: int) -> None:
         self._queued_items -= n
@@ -258,7 +262,7 @@ class Pipeline:
         if self._queued_bytes and self._queued_bytes + size > self.config.queue_bytes:
             msg = f"pipeline queue full ({self._queued_bytes} of {self.config.queue_bytes} bytes)"
             raise OverloadedError(msg, retry_after=self.retry_after)
-        if self._memory_pressure() and (why := self.memory and self.memory.refusal()):
+        if (why := self._memory_refusal()) is not None:
             raise OverloadedError(why, retry_after=self.retry_after)
         future: asyncio.Future[None] = self._loop.create_future()
         self._queued_items += n

@@ -8,15 +8,18 @@ one read, no allocation worth counting) and acts on two levels:
   freed pages for seconds (``dirty_decay_ms`` 5000, no purge thread), so after a burst of big
   inserts the RSS is well above what the engine uses (docs/ingest-storage.md, "Where the memory
   is"). Each purge is paid for when the pages are faulted in again: purging whenever the RSS was
-  above 640 MiB cost ~20 % more CPU per span under a 64-sender overload, from 768 MiB (the
-  default, near the soft limit) the cost was within the noise — so it runs only near the limit;
+  above 640 MiB cost ~20 % more CPU per span under a 64-sender overload, from 768 MiB (at the
+  soft limit of the README's 1-GiB settings) the cost was within the noise — so set it near the
+  limit. The purge takes a chDB handle from the shared pool like any query;
 * above the soft limit (``limit_mib - spike_limit_mib``) the pipeline refuses new exports with
   503 / UNAVAILABLE and a retry hint while ingest holds data, and the write-ahead drain stops
   reading a second batch ahead (``ack: spool``); what was accepted is still stored. The spike
   headroom is for what is already running when the limit is crossed: an insert holds ~3.5x its
   Native block (~75 MiB for 23k spans), a merge up to ~150 MiB.
 
-Where the RSS cannot be read (not Linux) the guard logs once and stays off.
+Both levels are 0 by default (the guard then only keeps the RSS figures for status and /metrics):
+near the limit it trades throughput for memory (README, "Memory guard"). Where the RSS cannot be
+read (not Linux) the guard logs once and stays off.
 """
 
 from __future__ import annotations
@@ -160,10 +163,8 @@ class MemoryGuard:
             log.info("memory: resident %d MiB, back under the soft limit: accepting exports", rss // MIB)
         self.over_soft_limit = over
 
-    def refusal(self) -> str | None:
-        """Why an export must be refused now, or None."""
-        if not self.over_soft_limit:
-            return None
+    def refusal_message(self) -> str:
+        """What a refused export is told (the caller decides when: ``over_soft_limit``)."""
         return (
             f"memory: resident {self.rss // MIB} MiB is above the soft limit {self.soft_limit // MIB} MiB "
             "(memory.limit_mib - memory.spike_limit_mib)"
@@ -176,7 +177,7 @@ class MemoryGuard:
             "peak_resident_bytes": self.peak_rss,
             "soft_limit_bytes": self.soft_limit,
             "purge_above_bytes": self.purge_above,
-            "refusing": self.over_soft_limit,
+            "above_soft_limit": self.over_soft_limit,
             "refusal_periods": self.refusal_periods,
             "purges": self.purges,
             "purged_bytes": self.purged_bytes,

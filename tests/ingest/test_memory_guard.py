@@ -58,7 +58,7 @@ def test_purges_only_above_the_threshold_and_at_most_once_per_interval(storage: 
     guard.check()  # within the interval: not again
     assert guard.purges == 1 and registry.get_sample_value("otelai_memory_purges_total") == 1
     assert registry.get_sample_value("otelai_memory_resident_bytes") == 600 * MIB
-    assert guard.refusal() is None  # 600 < the soft limit 1000 - 100
+    assert not guard.over_soft_limit  # 600 < the soft limit 1000 - 100
     guard._last_purge -= 61
     guard.check()
     assert guard.purges == 2
@@ -73,14 +73,14 @@ def test_soft_limit_sets_and_clears_the_refusal() -> None:
     assert not guard.over_soft_limit and guard.soft_limit == 900 * MIB
     level.mib = 901
     guard.check()
-    why = guard.refusal()
-    assert why is not None and "901 MiB" in why and "900 MiB" in why and "memory.limit_mib" in why
+    why = guard.refusal_message()
+    assert guard.over_soft_limit and "901 MiB" in why and "900 MiB" in why and "memory.limit_mib" in why
     level.mib = 899
     guard.check()
-    assert guard.refusal() is None
+    assert not guard.over_soft_limit
     status = guard.status()
     assert status["refusal_periods"] == 1 and status["peak_resident_bytes"] == 901 * MIB
-    assert not status["refusing"] and status["purges"] == 0
+    assert not status["above_soft_limit"] and status["purges"] == 0
 
 
 def test_a_store_that_cannot_purge_is_not_asked_again() -> None:
@@ -108,7 +108,7 @@ def test_default_guard_only_reports_the_rss() -> None:
     try:
         assert guard._thread is not None and guard.rss > 10 * MIB
         guard.check()
-        assert guard.refusal() is None and guard.purges == 0
+        assert not guard.over_soft_limit and guard.purges == 0
     finally:
         guard.shutdown()
 
@@ -248,7 +248,7 @@ def test_daemon_over_its_soft_limit_answers_503_and_keeps_what_it_stored(make_da
     assert refused.status_code == 503 and refused.headers["retry-after"] == "4"
     assert b"soft limit 64 MiB" in refused.content
     status = d.get("/api/v1/status").json()
-    assert status["memory"]["refusing"] and status["memory"]["soft_limit_bytes"] == 64 * MIB
+    assert status["memory"]["above_soft_limit"] and status["memory"]["soft_limit_bytes"] == 64 * MIB
     assert status["memory"]["resident_bytes"] > 64 * MIB
     metrics = d.get("/metrics").text
     assert (
