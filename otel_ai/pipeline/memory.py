@@ -13,9 +13,9 @@ one read, no allocation worth counting) and acts on two levels:
   limit. The purge takes a chDB handle from the shared pool like any query;
 * above the soft limit (``limit_mib - spike_limit_mib``) the pipeline refuses new exports with
   503 / UNAVAILABLE and a retry hint while ingest holds data, and the write-ahead drain stops
-  reading a second batch ahead (``ack: spool``); what was accepted is still stored. The spike
-  headroom is for what is already running when the limit is crossed: an insert holds ~3.5x its
-  Native block (~75 MiB for 23k spans), a merge up to ~150 MiB.
+  reading a second batch ahead and takes half batches (``ack: spool``); what was accepted is still
+  stored. The spike headroom is for what is already running when the limit is crossed: an insert
+  holds ~3.5x its Native block (~75 MiB for 23k spans), a merge up to ~150 MiB.
 
 Both levels are 0 by default (the guard then only keeps the RSS figures for status and /metrics):
 near the limit it trades throughput for memory (README, "Memory guard"). Where the RSS cannot be
