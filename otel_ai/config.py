@@ -80,6 +80,10 @@ class StorageConfig(Section):
     # re-merges each row fewer times (~1/3 less CPU per span incl. merges); compact parts up to
     # 64 MiB and 256 KiB compression blocks cut the memory each insert and merge holds.
     merge_tree_settings: dict[str, int | float | str] = Field(default_factory=lambda: dict(_MERGE_TREE))
+    # Build the attribute bloom-filter indexes of the telemetry tables in background merges
+    # instead of at INSERT (~2.5 µs of CPU per span on the embedded engine; a part not merged
+    # yet is read whole by attribute filters — same results). The trace-id index stays at insert.
+    defer_attribute_indexes: bool = True
 
     @field_validator("merge_tree_settings")
     @classmethod

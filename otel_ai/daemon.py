@@ -50,6 +50,7 @@ class Daemon:
             connect_timeout_s=config.storage.connect_timeout_s,
             query_timeout_s=config.storage.query_timeout_s,
             merge_tree_settings=config.storage.merge_tree_settings,
+            defer_attribute_indexes=config.storage.defer_attribute_indexes,
         )
         self.ctx = AppContext(config=config, storage=self.storage, registry=self.registry)
         self.memory = MemoryGuard(config.memory, self.storage.release_memory, registry=self.registry)

@@ -141,6 +141,7 @@ class Storage:
         query_timeout_s: float = 60.0,
         pool_size: int = 6,
         merge_tree_settings: Mapping[str, int | float | str] | None = None,
+        defer_attribute_indexes: bool = False,
     ) -> None:
         self.dsn = normalize_dsn(dsn)
         self.embedded = self.dsn.startswith("chdb:")
@@ -152,6 +153,9 @@ class Storage:
             database=database, cluster=cluster, ttl_days=ttl_days, replication_path=replication_path
         )
         self.merge_tree_settings = dict(merge_tree_settings or {})
+        self.defer_attribute_indexes = defer_attribute_indexes
+        # Settings every telemetry INSERT carries (see insert_settings); decided in start().
+        self.insert_settings: dict[str, str] = {}
         self._connect_timeout = connect_timeout_s
         self._query_timeout = query_timeout_s
         # Embedded: a pool of chDB connection handles shared by every Storage on this path in
@@ -202,6 +206,36 @@ class Storage:
         self.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`{self.ctx.on_cluster}")
         self.apply_migrations("core", CORE_MIGRATIONS)
         self.sync_ttl()
+        self.insert_settings = self._telemetry_insert_settings()
+
+    def _telemetry_insert_settings(self) -> dict[str, str]:
+        """``defer_attribute_indexes``: the attribute bloom filters are built by merges, not INSERTs.
+
+        The contrib schema's bloom-filter indexes over attribute keys and values (and the logs'
+        body token index) cost the embedded engine ~2.5 µs of CPU per span at insert, and every
+        background merge rebuilds them from the merged rows anyway. Left out of the INSERT they
+        exist once a part has been merged (seconds to minutes under load); a query over parts not
+        merged yet reads them whole — the index only ever skips granules, results are the same.
+        The trace-id and duration indexes are still built at insert (a just-exported trace is
+        looked up at once). A server without the setting (ClickHouse < 25.x) keeps building them.
+        """
+        if not self.defer_attribute_indexes:
+            return {}
+        rows = self.query(
+            "SELECT count() FROM system.settings WHERE name = {n:String}", {"n": _DEFER_SETTING}
+        )
+        if not rows or not rows[0][0]:
+            log.info("storage.defer_attribute_indexes: the server does not know %s; ignored", _DEFER_SETTING)
+            return {}
+        return {_DEFER_SETTING: ", ".join(DEFERRED_INDEXES)}
+
+    def insert_settings_clause(self) -> str:
+        """`` SETTINGS …`` for an INSERT into a telemetry table ('' when there is none)."""
+        if not self.insert_settings:
+            return ""
+        return " SETTINGS " + ", ".join(
+            f"{k} = {_setting_literal(v)}" for k, v in self.insert_settings.items()
+        )
 
     def shutdown(self) -> None:
         # chDB handles stay open in their process-wide pool: the embedded engine lives for the
@@ -395,6 +429,24 @@ class Storage:
                 )
             elif want is None and has_ttl:
                 self.command(f"ALTER TABLE `{self.database}`.`{name}`{self.ctx.on_cluster} REMOVE TTL")
+
+
+_DEFER_SETTING = "exclude_materialize_skip_indexes_on_insert"
+# The attribute indexes of the contrib schema (traces, logs, the five metrics tables); a name a
+# table does not have is ignored by ClickHouse.
+DEFERRED_INDEXES = (
+    "idx_res_attr_key",
+    "idx_res_attr_value",
+    "idx_scope_attr_key",
+    "idx_scope_attr_value",
+    "idx_span_attr_key",
+    "idx_span_attr_value",
+    "idx_log_attr_key",
+    "idx_log_attr_value",
+    "idx_attr_key",
+    "idx_attr_value",
+    "idx_lower_body",
+)
 
 
 def _engine_settings(engine_full: str) -> dict[str, str]:

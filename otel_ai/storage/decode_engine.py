@@ -213,6 +213,7 @@ class EngineDecoder:
                 # Settings go into the statement: settings passed to the driver cost a snapshot
                 # query plus a SET and a restore per setting on every call (clickhouse-connect's
                 # chDB backend), a dozen extra queries per batch.
+                settings.update(self.storage.insert_settings)
                 clause = " SETTINGS " + ", ".join(f"{k} = {_literal(v)}" for k, v in settings.items())
                 src = f"file({glob}, '{fmt}', {_quote(STRUCTURES[d][signal])})"
                 return STATEMENTS[(d, signal)][i].replace("{db}", db).replace("{src}", src) + clause

@@ -105,7 +105,13 @@ class NativeDecoder:
         if not getattr(self.storage, "embedded", False):
             block, rows = traces_block(payloads)
             if rows:
-                self.storage.raw_insert("otel_traces", block, "Native", column_names=TRACE_COLUMNS)
+                self.storage.raw_insert(
+                    "otel_traces",
+                    block,
+                    "Native",
+                    column_names=TRACE_COLUMNS,
+                    settings=self.storage.insert_settings,
+                )
             return rows
         # Embedded: the C code writes the block into a file the engine reads with FROM INFILE —
         # no block-sized bytes object in this process (the driver's raw_insert would add one).
@@ -114,7 +120,7 @@ class NativeDecoder:
             if rows:
                 self.storage.command(
                     f"INSERT INTO `{self.storage.database}`.`otel_traces` ({_COLUMNS}) "
-                    f"FROM INFILE {_quote(fh.name)} FORMAT Native"
+                    f"FROM INFILE {_quote(fh.name)}{self.storage.insert_settings_clause()} FORMAT Native"
                 )
             return rows
 

@@ -101,7 +101,12 @@ def write_python(storage: Any, payloads: Sequence[Payload]) -> None:
             continue
         columns = [list(col) for col in zip(*rows, strict=True)]
         try:
-            storage.insert(table, columns, decode_python.columns_of(table), column_oriented=True)
+            # Over HTTP the INSERT's settings are URL parameters; chDB's driver would pay a SET and
+            # a restore per setting, so this (fallback) path builds every index there.
+            settings = None if storage.embedded else storage.insert_settings
+            storage.insert(
+                table, columns, decode_python.columns_of(table), column_oriented=True, settings=settings
+            )
         except StorageError:
             raise
         except (TypeError, ValueError, OverflowError) as exc:  # a value the driver cannot encode

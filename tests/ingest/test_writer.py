@@ -210,3 +210,76 @@ def test_engine_runs_scalar_batches_in_the_scalar_dialect_and_composites_in_the_
     assert engine.composite_retries == 1
     dialect = "pb" if encoding == "protobuf" else "json"
     assert engine._full_left[(dialect, "traces", 0)] == FULL_DIALECT_BATCHES - 3
+
+
+def _skipped_by(storage: Storage, table: str, where: str, index: str) -> tuple[int, int]:
+    """(granules left, granules before) that ``index`` gives for ``where`` — EXPLAIN's view."""
+    lines = [
+        str(r[0]).strip()
+        for r in storage.query(
+            f"EXPLAIN indexes = 1 SELECT count() FROM `{storage.database}`.{table} WHERE {where}"
+        )
+    ]
+    at = lines.index(f"Name: {index}")
+    left, total = next(x for x in lines[at:] if x.startswith("Granules:")).split()[1].split("/")
+    return int(left), int(total)
+
+
+@pytest.mark.parametrize("decoder", ["native", "engine"])
+def test_deferred_attribute_indexes_are_built_by_merges(chdb_path: Any, decoder: str) -> None:
+    from tests.helpers import unique_db
+
+    storage = Storage(f"chdb://{chdb_path}", unique_db(), defer_attribute_indexes=True)
+    storage.start()
+    try:
+        assert "idx_span_attr_key" in storage.insert_settings_clause()
+        writer = TelemetryWriter(storage, decoder=decoder)
+        writer.write([validate("traces", "protobuf", "http", s.traces_request().SerializeToString())])
+        logs = s.logs_request()
+        for res in logs.resource_logs:  # scalar attributes only: the engine writes it all itself
+            del res.resource.attributes[:]
+            for scope in res.scope_logs:
+                del scope.scope.attributes[:]
+                for rec in scope.log_records:
+                    del rec.attributes[:]
+                    rec.attributes.add(key="http.route", value={"string_value": "/pay"})
+                    rec.body.string_value = "payment failed"
+        writer.write([validate("logs", "protobuf", "http", logs.SerializeToString())])
+        no_key = "SpanAttributes['no.such.key'] = 'x'"
+        count = f"SELECT count() FROM `{storage.database}`.otel_traces WHERE SpanAttributes['int'] = '-42'"
+        before = storage.query(count)[0][0]
+        # Not built by the INSERT: the index keeps the granule; the trace-id index was built.
+        assert _skipped_by(storage, "otel_traces", no_key, "idx_span_attr_key") == (1, 1)
+        assert _skipped_by(storage, "otel_logs", "LogAttributes['no.such'] = 'x'", "idx_log_attr_key") == (
+            1,
+            1,
+        )
+        assert _skipped_by(storage, "otel_traces", "TraceId = 'ff'", "idx_trace_id") == (0, 1)
+        for table in ("otel_traces", "otel_logs"):
+            storage.command(f"OPTIMIZE TABLE `{storage.database}`.{table} FINAL")
+        # ... the merge built them; the rows read back the same.
+        assert _skipped_by(storage, "otel_traces", no_key, "idx_span_attr_key") == (0, 1)
+        assert _skipped_by(storage, "otel_logs", "LogAttributes['no.such'] = 'x'", "idx_log_attr_key") == (
+            0,
+            1,
+        )
+        assert storage.query(count)[0][0] == before > 0
+    finally:
+        storage.command(f"DROP DATABASE IF EXISTS `{storage.database}`")
+
+
+def test_attribute_indexes_built_at_insert_unless_deferred(storage: Storage) -> None:
+    assert storage.insert_settings_clause() == ""  # Storage's default; the daemon's config defers
+    TelemetryWriter(storage, decoder="native").write(
+        [validate("traces", "protobuf", "http", s.traces_request().SerializeToString())]
+    )
+    assert _skipped_by(
+        storage, "otel_traces", "SpanAttributes['no.such.key'] = 'x'", "idx_span_attr_key"
+    ) == (0, 1)
+
+
+def test_daemon_defers_by_default_and_config_turns_it_off(make_daemon: Any) -> None:
+    on = make_daemon()
+    assert "idx_span_attr_key" in on.daemon.storage.insert_settings_clause()
+    off = make_daemon(extra={"storage.defer_attribute_indexes": False})
+    assert off.daemon.storage.insert_settings_clause() == ""
