@@ -20,7 +20,9 @@ class Payload:
 
     ``body`` is the decompressed request body (an ``Export*ServiceRequest`` in protobuf or OTLP
     JSON). ``items`` counts spans, data points or log records accepted; ``rejected`` counts the
-    ones validation removed (reported back as ``partial_success``).
+    ones validation removed (reported back as ``partial_success``). ``encoding`` is what the
+    client sent (and what ``IngestEncoding`` records); ``wire`` is set when the body is in another
+    encoding — an OTLP/JSON trace request that validation already transcoded to protobuf.
     """
 
     signal: Signal
@@ -30,3 +32,9 @@ class Payload:
     items: int
     rejected: int = 0
     error_message: str = ""
+    wire: Encoding | None = None
+
+    @property
+    def body_encoding(self) -> Encoding:
+        """The encoding ``body`` is in (decoders read this; rows record ``encoding``)."""
+        return self.wire or self.encoding

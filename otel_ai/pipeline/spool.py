@@ -6,6 +6,9 @@ Layout: ``<spool_dir>/seg-<n>.spool`` append-only segment files, replayed oldest
     magic b"OS" | version u8 | signal u8 | encoding u8 | transport u8 | items u32 | body_len u32
     | crc32 u32 (over the 14 header bytes before it and the body) | body
 
+``encoding`` is the client's (0 protobuf, 1 json) plus 0x80 when the body was transcoded to
+protobuf at validation (``Payload.wire``; OTLP/JSON trace requests).
+
 A record whose checksum does not match, or that is cut short (a crash while appending), is a torn
 record: it is counted and skipped, and a torn tail of the newest segment is truncated away at
 start so later appends stay readable. Replay is at-least-once: a crash between an insert and the
@@ -37,6 +40,7 @@ SEGMENT_BYTES = 64 * 1024 * 1024
 _SIG = {s: i for i, s in enumerate(SIGNALS)}
 _ENC = {s: i for i, s in enumerate(ENCODINGS)}
 _TRA = {s: i for i, s in enumerate(TRANSPORTS)}
+_TRANSCODED = 0x80  # encoding flag: the body is protobuf whatever the client sent
 
 
 class SpoolFull(OverloadedError):
@@ -45,7 +49,13 @@ class SpoolFull(OverloadedError):
 
 def encode_record(p: Payload) -> bytes:
     head = _HEAD.pack(
-        MAGIC, VERSION, _SIG[p.signal], _ENC[p.encoding], _TRA[p.transport], p.items, len(p.body)
+        MAGIC,
+        VERSION,
+        _SIG[p.signal],
+        _ENC[p.encoding] | (_TRANSCODED if p.wire == "protobuf" and p.encoding != "protobuf" else 0),
+        _TRA[p.transport],
+        p.items,
+        len(p.body),
     )
     crc = zlib.crc32(p.body, zlib.crc32(head))
     return b"".join((head, _CRC.pack(crc), p.body))
@@ -273,6 +283,7 @@ def _parse(head: bytes, fh: object) -> Payload | None:
     if len(head) < HEADER_SIZE:
         return None
     magic, version, sig, enc, tra, items, body_len = _HEAD.unpack_from(head)
+    transcoded, enc = enc & _TRANSCODED, enc & ~_TRANSCODED
     if (
         magic != MAGIC
         or version != VERSION
@@ -287,4 +298,6 @@ def _parse(head: bytes, fh: object) -> Payload | None:
     (crc,) = _CRC.unpack_from(head, _HEAD.size)
     if zlib.crc32(body, zlib.crc32(head[: _HEAD.size])) != crc:
         return None
-    return Payload(SIGNALS[sig], ENCODINGS[enc], TRANSPORTS[tra], body, items)
+    return Payload(
+        SIGNALS[sig], ENCODINGS[enc], TRANSPORTS[tra], body, items, wire="protobuf" if transcoded else None
+    )

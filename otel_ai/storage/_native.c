@@ -1685,8 +1685,9 @@ static PyObject *traces(PyObject *self, PyObject *args) {
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
         Py_buffer body;
         PyObject *enc, *tr;
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3) {
-            PyErr_SetString(PyExc_TypeError, "each item must be a (body, encoding, transport) tuple");
+        if (!PyTuple_Check(item) || (PyTuple_GET_SIZE(item) != 3 && PyTuple_GET_SIZE(item) != 4)) {
+            PyErr_SetString(PyExc_TypeError,
+                            "each item must be a (body, encoding, transport[, body encoding]) tuple");
             goto done;
         }
         enc = PyTuple_GET_ITEM(item, 1);
@@ -1694,8 +1695,14 @@ static PyObject *traces(PyObject *self, PyObject *args) {
         b->enc_s = PyUnicode_AsUTF8AndSize(enc, &b->enc_n);
         b->tr_s = b->enc_s ? PyUnicode_AsUTF8AndSize(tr, &b->tr_n) : NULL;
         if (!b->tr_s) goto done;
+        /* The body's own encoding when it differs from the one recorded (an OTLP/JSON request
+         * validation already transcoded to protobuf). */
+        const char *wire_s = b->enc_s;
+        Py_ssize_t wire_n = b->enc_n;
+        if (PyTuple_GET_SIZE(item) == 4 && !(wire_s = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 3), &wire_n)))
+            goto done;
         if (PyObject_GetBuffer(PyTuple_GET_ITEM(item, 0), &body, PyBUF_SIMPLE)) goto done;
-        int is_json = b->enc_n == 4 && memcmp(b->enc_s, "json", 4) == 0;
+        int is_json = wire_n == 4 && memcmp(wire_s, "json", 4) == 0;
         Py_BEGIN_ALLOW_THREADS
         if (is_json) {
             rc = json_request(&b->json, (const uint8_t *)body.buf, (size_t)body.len);

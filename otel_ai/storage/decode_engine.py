@@ -175,7 +175,7 @@ class EngineDecoder:
 
             self.fallback = partial(write_python, self.storage)
         for encoding in ("protobuf", "json"):
-            group = [p for p in payloads if p.encoding == encoding]
+            group = [p for p in payloads if p.body_encoding == encoding]
             if not group:
                 continue
             try:
@@ -190,7 +190,7 @@ class EngineDecoder:
         The batch is split over ``streams`` files read through one glob, so ClickHouse parses
         and flattens them on several threads (an input format parses one file on one thread).
         """
-        signal, encoding = payloads[0].signal, payloads[0].encoding
+        signal, encoding = payloads[0].signal, payloads[0].body_encoding
         dialect = "pb" if encoding == "protobuf" else "json"
         write_one = _write_pb if dialect == "pb" else _write_json
         workdir = tempfile.mkdtemp(prefix="otel-ai-batch-", dir=self.tmp_dir)

@@ -40,7 +40,7 @@ def _flatten(payloads: Sequence[Payload], fd: int = -1) -> tuple[bytes | int, in
     if _native is None:  # pragma: no cover
         raise RuntimeError("the native decoder is not built (no C compiler at install time)")
     try:
-        return _native.traces([(p.body, p.encoding, p.transport) for p in payloads], fd)
+        return _native.traces([(p.body, p.encoding, p.transport, p.body_encoding) for p in payloads], fd)
     except ValueError as exc:
         raise DecodeError(str(exc)) from exc
 
@@ -90,7 +90,7 @@ class NativeDecoder:
         except UNSUPPORTED:
             # Try each encoding on its own before handing over: a JSON oddity should not send
             # the protobuf half of a mixed batch down the slow path.
-            groups = [[p for p in payloads if p.encoding == e] for e in ("protobuf", "json")]
+            groups = [[p for p in payloads if p.body_encoding == e] for e in ("protobuf", "json")]
             groups = [g for g in groups if g]
             if len(groups) == 1:
                 self.fallbacks += 1

@@ -67,7 +67,7 @@ Rows = list[list[Any]]
 
 def request_of(payload: Payload) -> Any:
     """The protobuf request message of a validated payload (either encoding)."""
-    if payload.encoding == "json":
+    if payload.body_encoding == "json":
         return json_to_request(payload.signal, payload.body)
     return parse_protobuf(payload.signal, payload.body)
 

@@ -6,6 +6,7 @@ Each case writes the same request through one decoder (engine, python) in one en
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from otel_ai.storage.writer import TelemetryWriter
 from otel_ai.timeutil import ns_to_rfc3339
 from tests.ingest import otlp_samples as s
 
+KEEP_JSON = "keep_json"
 CASES = [
     pytest.param("engine", "protobuf", "grpc", {}, id="engine-protobuf"),
     pytest.param("python", "protobuf", "http", {}, id="python-protobuf"),
@@ -24,23 +26,39 @@ CASES = [
     pytest.param(
         "python", "json", "http", {"int64_as_numbers": True, "enum_names": True}, id="python-json-lenient"
     ),
+    # The decoders' own JSON paths: trace requests the C transcoder declines stay JSON to the end.
+    pytest.param("engine", "json", "http", {KEEP_JSON: True}, id="engine-json-kept"),
+    pytest.param("python", "json", "grpc", {KEEP_JSON: True, "enum_names": True}, id="python-json-kept"),
 ]
 
 
 def _body(req: Any, encoding: str, json_opts: dict[str, Any]) -> bytes:
-    return req.SerializeToString() if encoding == "protobuf" else s.to_json(req, **json_opts)
+    opts = {k: v for k, v in json_opts.items() if k != KEEP_JSON}
+    return req.SerializeToString() if encoding == "protobuf" else s.to_json(req, **opts)
 
 
-def _write(storage: Storage, decoder: str, signal: str, encoding: str, transport: str, body: bytes) -> None:
+def _write(
+    storage: Storage,
+    decoder: str,
+    signal: str,
+    encoding: str,
+    transport: str,
+    body: bytes,
+    opts: dict[str, Any],
+) -> None:
     payload = validate(signal, encoding, transport, body)  # type: ignore[arg-type]
     assert payload.rejected == 0
+    # Validation hands OTLP/JSON trace requests on as protobuf (transcoded in C) ...
+    assert payload.wire == ("protobuf" if signal == "traces" and encoding == "json" else None)
+    if opts.get(KEEP_JSON):  # ... unless the transcoder declines: then the decoders read the JSON
+        payload = dataclasses.replace(payload, body=body, wire=None)
     writer = TelemetryWriter(storage, decoder=decoder)
     writer.write([payload])
     if decoder == "engine":
         # The engine renders every value itself except, in OTLP/JSON, an empty AnyValue (the
         # "empty" attribute), which cannot be told from an empty array there and goes to the
         # python decoder. See test_json_engine_without_ambiguous_values for the engine alone.
-        handed_over = encoding == "json" and signal != "metrics"
+        handed_over = payload.body_encoding == "json" and signal != "metrics"
         assert writer._engine.fallbacks == (1 if handed_over else 0)
 
 
@@ -48,7 +66,15 @@ def _write(storage: Storage, decoder: str, signal: str, encoding: str, transport
 def test_traces_fidelity(
     storage: Storage, decoder: str, encoding: str, transport: str, json_opts: dict[str, Any]
 ) -> None:
-    _write(storage, decoder, "traces", encoding, transport, _body(s.traces_request(), encoding, json_opts))
+    _write(
+        storage,
+        decoder,
+        "traces",
+        encoding,
+        transport,
+        _body(s.traces_request(), encoding, json_opts),
+        json_opts,
+    )
     rows = storage.query(TRACE_SQL, {"db": storage.database, "id": s.TRACE_ID.hex()})
     spans = {sp.span_id: sp for sp in (_span(r) for r in rows)}
     assert set(spans) == {s.ROOT_ID.hex(), s.CHILD_ID.hex()}
@@ -108,7 +134,9 @@ def test_traces_fidelity(
 def test_logs_fidelity(
     storage: Storage, decoder: str, encoding: str, transport: str, json_opts: dict[str, Any]
 ) -> None:
-    _write(storage, decoder, "logs", encoding, transport, _body(s.logs_request(), encoding, json_opts))
+    _write(
+        storage, decoder, "logs", encoding, transport, _body(s.logs_request(), encoding, json_opts), json_opts
+    )
     rows = storage.query_dicts(
         "SELECT toUnixTimestamp64Nano(Timestamp) AS ts, toUnixTimestamp64Nano(ObservedTimestamp) AS obs, * "
         "FROM {db:Identifier}.otel_logs ORDER BY ObservedTimestamp",
@@ -137,7 +165,15 @@ def test_logs_fidelity(
 def test_metrics_fidelity(
     storage: Storage, decoder: str, encoding: str, transport: str, json_opts: dict[str, Any]
 ) -> None:
-    _write(storage, decoder, "metrics", encoding, transport, _body(s.metrics_request(), encoding, json_opts))
+    _write(
+        storage,
+        decoder,
+        "metrics",
+        encoding,
+        transport,
+        _body(s.metrics_request(), encoding, json_opts),
+        json_opts,
+    )
 
     def one(table: str) -> dict[str, Any]:
         rows = storage.query_dicts(
@@ -208,7 +244,9 @@ def test_json_engine_without_ambiguous_values(storage: Storage) -> None:
     del attrs[:]
     attrs.extend(keep)
     writer = TelemetryWriter(storage, decoder="engine")
-    writer.write([validate("traces", "json", "http", s.to_json(req, int64_as_numbers=True, enum_names=True))])
+    body = s.to_json(req, int64_as_numbers=True, enum_names=True)
+    # The client's JSON itself (validation would hand it on transcoded to protobuf).
+    writer.write([dataclasses.replace(validate("traces", "json", "http", body), body=body, wire=None)])
     assert writer._engine.fallbacks == 0
     rows = storage.query(TRACE_SQL, {"db": storage.database, "id": s.TRACE_ID.hex()})
     root = next(sp for sp in (_span(r) for r in rows) if sp.span_id == s.ROOT_ID.hex())

@@ -42,6 +42,26 @@ def test_append_then_replay_in_order_across_reopen(tmp_path: Path) -> None:
     assert reopened.bytes == 0 and reopened.segments == 0 and not list(tmp_path.glob("seg-*"))
 
 
+def test_every_label_and_a_transcoded_body_survive_the_disk(tmp_path: Path) -> None:
+    from itertools import product
+
+    payloads = [
+        Payload(sig, enc, tr, f"{sig}/{enc}/{tr}".encode(), items=3)  # type: ignore[arg-type]
+        for sig, enc, tr in product(("traces", "metrics", "logs"), ("protobuf", "json"), ("grpc", "http"))
+    ]
+    # OTLP/JSON trace requests travel as the protobuf validation made of them
+    payloads.append(Payload("traces", "json", "grpc", b"\n\x00", items=1, wire="protobuf"))
+    sp = Spool(tmp_path, 10**9)
+    sp.append(payloads)
+    sp.close()
+    reopened = Spool(tmp_path, 10**9)
+    reopened.open()
+    back = _drain(reopened)
+    assert back == payloads
+    assert (back[-1].encoding, back[-1].body_encoding) == ("json", "protobuf")
+    assert all(p.wire is None for p in back[:-1])
+
+
 def test_batches_hold_one_signal_and_respect_max_items(tmp_path: Path) -> None:
     sp = Spool(tmp_path, 10**9)
     sp.open()

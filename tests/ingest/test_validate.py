@@ -44,7 +44,13 @@ def _span(**kw: Any) -> dict[str, Any]:
 def test_good_payloads_are_counted(signal: str, encoding: str, body: bytes, items: int) -> None:
     p = validate(signal, encoding, "http", body)  # type: ignore[arg-type]
     assert (p.items, p.rejected, p.error_message) == (items, 0, "")
-    assert p.body == body and (p.signal, p.encoding, p.transport) == (signal, encoding, "http")
+    assert (p.signal, p.encoding, p.transport) == (signal, encoding, "http")
+    if signal == "traces" and encoding == "json":
+        # handed on as the same request in protobuf: half the bytes, no second transcode at insert
+        assert p.wire == p.body_encoding == "protobuf"
+        assert ExportTraceServiceRequest.FromString(p.body) == json_to_request("traces", body)
+    else:
+        assert p.body == body and p.wire is None
 
 
 @pytest.mark.parametrize(
@@ -154,7 +160,16 @@ def test_json_traces_take_the_compiled_path_and_agree_with_the_python_one(
     with_fast = [validate("traces", "json", "http", b) for b in bodies]
     monkeypatch.setattr(v, "_validate_json_fast", lambda body: None)
     python_only = [validate("traces", "json", "http", b) for b in bodies]
-    assert with_fast == python_only
+    # The same counts and verdicts; the compiled path hands the same request on as protobuf.
+    assert [(p.items, p.rejected, p.error_message) for p in with_fast] == [
+        (p.items, p.rejected, p.error_message) for p in python_only
+    ]
+    assert [p.wire for p in with_fast] == ["protobuf", None, None, "protobuf"]
+    for fast, slow in zip(with_fast, python_only, strict=True):
+        if fast.wire:
+            assert ExportTraceServiceRequest.FromString(fast.body) == json_to_request("traces", slow.body)
+        else:
+            assert fast == slow
     assert with_fast[1].rejected == 1 and "all-zero" in with_fast[1].error_message
     monkeypatch.undo()
     monkeypatch.setattr(v, "parse_json", lambda body: (_ for _ in ()).throw(AssertionError("python path")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -188,16 +189,20 @@ def test_engine_runs_scalar_batches_in_the_scalar_dialect_and_composites_in_the_
 
     plain = request(composite | unset)
 
-    def body(req: Any) -> bytes:
-        return req.SerializeToString() if encoding == "protobuf" else s.to_json(req)
+    def payload(req: Any) -> Payload:
+        if encoding == "protobuf":
+            return validate("traces", "protobuf", "grpc", req.SerializeToString())
+        # The client's JSON as such (validation would transcode it to protobuf): the JSON dialect.
+        body = s.to_json(req)
+        return dataclasses.replace(validate("traces", "json", "grpc", body), body=body, wire=None)
 
-    writer.write([validate("traces", encoding, "grpc", body(plain))])  # type: ignore[arg-type]
+    writer.write([payload(plain)])
     assert engine.composite_retries == 0  # only scalar values: one statement in the scalar dialect
     assert _stored_attrs(storage) == expected(composite | unset)
 
     storage.command("TRUNCATE TABLE {db:Identifier}.otel_traces", {"db": storage.database})
     req = request(unset)  # every value type, arrays and kvlists included
-    writer.write([validate("traces", encoding, "grpc", body(req))])  # type: ignore[arg-type]
+    writer.write([payload(req)])
     assert engine.composite_retries == 1
     assert engine.fallbacks == 0
     assert _stored_attrs(storage) == expected(unset)
@@ -206,7 +211,7 @@ def test_engine_runs_scalar_batches_in_the_scalar_dialect_and_composites_in_the_
 
     # The following batches of this signal go straight to the full dialect (no second attempt).
     for _ in range(3):
-        writer.write([validate("traces", encoding, "grpc", body(req))])  # type: ignore[arg-type]
+        writer.write([payload(req)])
     assert engine.composite_retries == 1
     dialect = "pb" if encoding == "protobuf" else "json"
     assert engine._full_left[(dialect, "traces", 0)] == FULL_DIALECT_BATCHES - 3
