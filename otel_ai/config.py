@@ -119,6 +119,10 @@ class PipelineConfig(Section):
     batch_min_items: int = Field(default=4096, ge=1)
     # ... and a smaller batch waits this long for more payloads while a worker is idle.
     batch_linger_ms: int = Field(default=10, ge=0)
+    # While another insert is running, an idle worker waits for this many items instead (or for
+    # batch_timeout_ms): each INSERT has a fixed cost (~40 ms of CPU with the topology views), so
+    # under load two half-size batches cost more than one full one. 0 = batch_min_items.
+    batch_min_items_busy: int = Field(default=16384, ge=0)
     insert_workers: int = Field(default=2, ge=1)
     # When an export is acknowledged: "insert" — once its rows are in ClickHouse (read-after-ack);
     # "spool" — once it is fsynced to a per-signal write-ahead log under spool_dir/wal, inserted

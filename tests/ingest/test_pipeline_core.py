@@ -27,12 +27,14 @@ class RecordingWriter:
 
     def __init__(self) -> None:
         self.calls: list[list[bytes]] = []
+        self.started: list[list[bytes]] = []  # batches a worker took, before the gate
         self.stored: list[bytes] = []
         self.down = False
         self.gate = threading.Event()
         self.gate.set()
 
     def write(self, payloads: Sequence[Payload]) -> None:
+        self.started.append([p.body for p in payloads])
         self.gate.wait(30)
         self.calls.append([p.body for p in payloads])
         if self.down:
@@ -225,6 +227,38 @@ async def test_group_commit_flushes_min_batch_when_a_worker_is_idle(tmp_path: Pa
     # 20 items reach batch_min_items with idle workers: no 60 s wait for the timer.
     await asyncio.wait_for(asyncio.gather(pl.submit(_p(b"g1")), pl.submit(_p(b"g2"))), timeout=10)
     assert w.calls == [[b"g1", b"g2"]]
+    await pl.shutdown(5)
+
+
+async def test_while_an_insert_runs_the_idle_worker_waits_for_a_bigger_batch(tmp_path: Path) -> None:
+    w = RecordingWriter()
+    w.gate.clear()  # the first insert runs until the gate opens
+    cfg = _cfg(
+        tmp_path,
+        insert_workers=3,
+        batch_items=1000,
+        batch_min_items=20,
+        batch_min_items_busy=50,
+        batch_timeout_ms=400,
+    )
+    pl = Pipeline(cfg, w, registry=CollectorRegistry())
+    await pl.start()
+    first = [asyncio.create_task(pl.submit(_p(b"a%d" % i))) for i in range(2)]  # 20 items, all idle
+    await _until(lambda: len(w.started) == 1)
+    second = [asyncio.create_task(pl.submit(_p(b"b%d" % i))) for i in range(2)]  # 20: would have gone
+    await asyncio.sleep(0.1)
+    assert len(w.started) == 1  # the idle worker waits: another insert runs
+    second += [asyncio.create_task(pl.submit(_p(b"b%d" % i))) for i in range(2, 5)]  # 50: goes
+    await _until(lambda: len(w.started) == 2)
+    assert w.started == [[b"a0", b"a1"], [b"b0", b"b1", b"b2", b"b3", b"b4"]]
+    # Below batch_min_items_busy a batch still goes to an idle worker after batch_timeout_ms.
+    third = asyncio.create_task(pl.submit(_p(b"c0")))
+    await asyncio.sleep(0.2)
+    assert len(w.started) == 2
+    await _until(lambda: len(w.started) == 3, timeout=2)
+    assert w.started[2] == [b"c0"] and not w.calls  # the first two inserts are still running
+    w.gate.set()
+    await asyncio.wait_for(asyncio.gather(*first, *second, third), timeout=10)
     await pl.shutdown(5)
 
 
