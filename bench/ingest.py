@@ -171,7 +171,7 @@ def payloads(n: int, encoding: str = "protobuf", arrays: bool = False) -> list[P
 # -- unique spans on every send ------------------------------------------------------------------
 
 
-def _varint(b: bytes, i: int) -> tuple[int, int]:
+def _read_varint(b: bytes, i: int) -> tuple[int, int]:
     v = shift = 0
     while True:
         c = b[i]
@@ -201,11 +201,11 @@ def _pb_offsets(body: bytes) -> tuple[list[tuple[int, int]], list[int]]:
     def walk(lo: int, hi: int, msg: str) -> None:
         i = lo
         while i < hi:
-            key, i = _varint(body, i)
+            key, i = _read_varint(body, i)
             num, wt = key >> 3, key & 7
             what = _WALK[msg].get(num)
             if wt == 0:
-                _, i = _varint(body, i)
+                _, i = _read_varint(body, i)
             elif wt == 1:
                 if what == "ts":
                     times.append(i)
@@ -213,7 +213,7 @@ def _pb_offsets(body: bytes) -> tuple[list[tuple[int, int]], list[int]]:
             elif wt == 5:
                 i += 4
             elif wt == 2:
-                n, i = _varint(body, i)
+                n, i = _read_varint(body, i)
                 if what == "id" and n:
                     ids.append((i, n))
                 elif what in _WALK:

@@ -1685,9 +1685,9 @@ static PyObject *traces(PyObject *self, PyObject *args) {
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
         Py_buffer body;
         PyObject *enc, *tr;
-        if (!PyTuple_Check(item) || (PyTuple_GET_SIZE(item) != 3 && PyTuple_GET_SIZE(item) != 4)) {
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 4) {
             PyErr_SetString(PyExc_TypeError,
-                            "each item must be a (body, encoding, transport[, body encoding]) tuple");
+                            "each item must be a (body, encoding, transport, body encoding) tuple");
             goto done;
         }
         enc = PyTuple_GET_ITEM(item, 1);
@@ -1695,12 +1695,11 @@ static PyObject *traces(PyObject *self, PyObject *args) {
         b->enc_s = PyUnicode_AsUTF8AndSize(enc, &b->enc_n);
         b->tr_s = b->enc_s ? PyUnicode_AsUTF8AndSize(tr, &b->tr_n) : NULL;
         if (!b->tr_s) goto done;
-        /* The body's own encoding when it differs from the one recorded (an OTLP/JSON request
-         * validation already transcoded to protobuf). */
-        const char *wire_s = b->enc_s;
-        Py_ssize_t wire_n = b->enc_n;
-        if (PyTuple_GET_SIZE(item) == 4 && !(wire_s = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 3), &wire_n)))
-            goto done;
+        /* The encoding the body is in; `encoding` is what the rows record (an OTLP/JSON request
+         * validation already transcoded to protobuf has "json" there and "protobuf" here). */
+        Py_ssize_t wire_n;
+        const char *wire_s = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 3), &wire_n);
+        if (!wire_s) goto done;
         if (PyObject_GetBuffer(PyTuple_GET_ITEM(item, 0), &body, PyBUF_SIMPLE)) goto done;
         int is_json = wire_n == 4 && memcmp(wire_s, "json", 4) == 0;
         Py_BEGIN_ALLOW_THREADS
@@ -1930,8 +1929,9 @@ static PyObject *go_float(PyObject *self, PyObject *arg) {
 
 static PyMethodDef METHODS[] = {
     {"traces", traces, METH_VARARGS,
-     "traces(payloads, fd=-1) -> (block, rows): ExportTraceServiceRequest bodies (protobuf or\n"
-     "OTLP/JSON), each with its ingest encoding and transport, as one ClickHouse Native block of\n"
+     "traces(payloads, fd=-1) -> (block, rows): (body, encoding, transport, body encoding) items --\n"
+     "ExportTraceServiceRequest bodies (protobuf or OTLP/JSON) with the ingest encoding and transport\n"
+     "the rows record -- as one ClickHouse Native block of\n"
      "otel_traces rows; with a file descriptor the block is written there and `block` is its size."},
     {"json_traces_to_protobuf", json_traces_to_protobuf, METH_O,
      "json_traces_to_protobuf(body) -> bytes: an OTLP/JSON trace request as protobuf wire bytes."},
