@@ -24,6 +24,12 @@ and daemon/(b) and the daemon's CPU per stored span for each. Issue-2 targets: p
 spans/s stored on 2 cores, >= 0.7x (a), >= 2.5x (b); JSON >= 100k spans/s; RSS < 1 GiB under
 overload. ``--breakdown`` prints the CPU per span of each step of the engine and native paths
 instead.
+
+(d) the storage alone — the daemon's tables, views and table settings, two threads inserting
+fresh 16,384-span Native blocks back to back with background merges running, nothing else in the
+process: the ceiling any ingest path has on this machine with this engine and schema. The summary
+prints daemon/(d). ``--storage-alone`` runs only (d), with and without the topology component's
+insert-time views and with LZ4 instead of ZSTD(1), to show where that ceiling comes from.
 """
 
 from __future__ import annotations
@@ -384,6 +390,124 @@ def bench_breakdown(n_requests: int) -> None:
     core.shutdown()
 
 
+# -- (d) the storage alone: what any ingest path could reach on this machine ---------------------
+
+
+def bench_storage_alone(
+    seconds: float,
+    threads: int = 2,
+    batch_requests: int = 32,
+    topology_views: bool = True,
+    lz4: bool = False,
+) -> dict[str, float]:
+    """The daemon's tables, views and table settings, fed by ``threads`` threads back to back.
+
+    Each thread re-stamps requests (:class:`FreshBodies`: unique spans, as the daemon phases send),
+    flattens them in C and inserts ``batch_requests`` at a time (32 x 512 = 16,384 spans: the
+    batch the daemon forms under 64 senders) through the daemon's own native decoder, for
+    ``seconds``; background merges run as in the daemon, and after the window the merges it left
+    behind are run to the end and counted. Nothing else runs: no HTTP, no validation, no queue, no
+    analyzers — the spans/s stored is the ceiling of any ingest path writing this schema into
+    this engine on this machine. Variants: without the topology component's insert-time views;
+    with LZ4 instead of ZSTD(1) on ``otel_traces`` (not what the contrib exporter's DDL says).
+    """
+    import psutil
+
+    from otel_ai.analysis.topology.schema import MIGRATIONS
+    from otel_ai.config import Config
+    from otel_ai.storage.client import Storage
+    from otel_ai.storage.decode_native import NativeDecoder
+
+    cfg = Config().storage
+    tmp = tempfile.mkdtemp(prefix="otel-ai-bench-alone-")
+    storage = Storage(
+        f"chdb://{tmp}/clickhouse",
+        "alone",
+        merge_tree_settings=cfg.merge_tree_settings,
+        defer_attribute_indexes=cfg.defer_attribute_indexes,
+    )
+    storage.start()
+    if topology_views:  # the only component with views on otel_traces
+        storage.apply_migrations("topology", MIGRATIONS)
+    if lz4:
+        columns = "SELECT name, type, compression_codec FROM system.columns WHERE database = 'alone'"
+        for name, type_, codec in storage.query(f"{columns} AND table = 'otel_traces'"):
+            if "ZSTD(1)" in codec:
+                storage.command(
+                    f"ALTER TABLE alone.otel_traces MODIFY COLUMN `{name}` {type_} {codec.replace('ZSTD(1)', 'LZ4')}"
+                )
+    made_ns = time.time_ns()
+    templates = payloads(64)
+    stored = [0] * threads
+    last_done = [0.0] * threads
+    restamp_s = [0.0] * threads
+    proc = psutil.Process()
+    peak = [0]
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.1)
+
+    def declined(batch: Any) -> None:
+        raise RuntimeError("storage alone: the native decoder declined the benchmark's spans")
+
+    def loop(k: int) -> None:
+        native = NativeDecoder(storage, declined)
+        fresh = [FreshBodies(p.body, "protobuf", made_ns, 1000 * k + i) for i, p in enumerate(templates)]
+        i = 0
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            batch = []
+            for _ in range(batch_requests):
+                j = i % len(templates)
+                batch.append(dataclasses.replace(templates[j], body=fresh[j].next()))
+                i += 1
+            restamp_s[k] += time.perf_counter() - t0
+            native.write(batch)
+            stored[k] += sum(p.items for p in batch)
+            last_done[k] = time.perf_counter()
+
+    threading.Thread(target=watch, daemon=True).start()
+    workers = [threading.Thread(target=loop, args=(k,)) for k in range(threads)]
+    started, cpu0 = time.perf_counter(), time.process_time()
+    deadline = started + seconds
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    elapsed, cpu = max(last_done) - started, time.process_time() - cpu0
+    spans = sum(stored)
+    settle_deadline = time.perf_counter() + 120
+    while time.perf_counter() < settle_deadline and storage.query("SELECT count() FROM system.merges")[0][0]:
+        time.sleep(0.5)
+    cpu_settled = time.process_time() - cpu0
+    stop.set()
+    in_table = storage.query("SELECT count() FROM alone.otel_traces")[0][0]
+    storage.shutdown()
+    if in_table != spans:
+        raise RuntimeError(f"storage alone: {spans:,} spans inserted but {in_table:,} in the table")
+    out = {
+        "stored_per_s": spans / elapsed,
+        "cpu_us_per_span": cpu / spans * 1e6,
+        "settled_us_per_span": cpu_settled / spans * 1e6,
+        "restamp_us_per_span": sum(restamp_s) / spans * 1e6,
+        "peak_rss_mib": peak[0] / 2**20,
+    }
+    label = ", ".join(
+        ["every view" if topology_views else "no topology views", "LZ4" if lz4 else "ZSTD(1) (contrib DDL)"]
+    )
+    print(
+        f"  (d) {label}: {spans:,} spans in {elapsed:.1f} s = {out['stored_per_s']:,.0f} spans/s stored; "
+        f"CPU per span {out['cpu_us_per_span']:.1f} us in the window (incl. "
+        f"{out['restamp_us_per_span']:.1f} us re-stamping), {out['settled_us_per_span']:.1f} us with the merges "
+        f"it left behind; peak RSS {out['peak_rss_mib']:,.0f} MiB",
+        flush=True,
+    )
+    return out
+
+
 # -- (c) the daemon end to end ------------------------------------------------------------------
 
 
@@ -614,6 +738,12 @@ def main() -> None:
         help="send the pre-encoded bodies unchanged, again and again (before 2026-11-29 the only "
         "mode; the same spans compress and merge far more cheaply than real traffic)",
     )
+    ap.add_argument(
+        "--storage-alone",
+        action="store_true",
+        help="only (d), the storage alone, in four variants: with and without the topology views, "
+        "ZSTD(1) and LZ4",
+    )
     args = ap.parse_args()
     if args.breakdown:
         bench_breakdown(50)
@@ -621,6 +751,12 @@ def main() -> None:
     n, batch, seconds, conc = (24, 12, 8.0, 32) if args.quick else (200, 50, 30.0, 64)
     conc = args.senders or conc
     print(f"otel-ai ingest benchmark ({'quick' if args.quick else 'full'}), {os.cpu_count()} CPUs visible")
+    print(f"(d) the storage alone: 2 threads insert 16,384 fresh spans at a time, {seconds:.0f} s:")
+    if args.storage_alone:
+        for views, lz4 in ((True, False), (True, True), (False, False), (False, True)):
+            bench_storage_alone(seconds, topology_views=views, lz4=lz4)
+        return
+    alone = bench_storage_alone(seconds)
     dec = bench_decoders(n, batch)
     if args.no_daemon:
         print(f"ratio (a)/(b) protobuf: {dec['(a) engine protobuf'] / dec['(b) python protobuf']:.2f}x")
@@ -658,6 +794,11 @@ def main() -> None:
         ">= 0.7x",
     )
     row("daemon / (b) python", [f"{runs[m]['protobuf']['stored_per_s'] / b:.2f}x" for m in modes], ">= 2.5x")
+    row(
+        "daemon / (d) storage alone",
+        [f"{runs[m]['protobuf']['stored_per_s'] / alone['stored_per_s']:.2f}x" for m in modes],
+        f"(d) = {alone['stored_per_s']:,.0f} spans/s, the ceiling here",
+    )
     row("daemon json / (a) engine json",
         [f"{runs[m]['json']['stored_per_s'] / dec['(a) engine json']:.2f}x" for m in modes], "")  # fmt: skip
     row("daemon CPU per stored span", [f"{runs[m]['protobuf']['cpu_us_per_span']:.1f} us" for m in modes], "")
