@@ -508,6 +508,22 @@ def bench_storage_alone(
     return out
 
 
+def _storage_alone_child(q: Any, kwargs: dict[str, Any]) -> None:
+    q.put(bench_storage_alone(**kwargs))
+
+
+def storage_alone(seconds: float, **kwargs: Any) -> dict[str, float]:
+    """:func:`bench_storage_alone` in a fresh process: chDB opens one engine path per process, and
+    each variant's merges, CPU and RSS are its own."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    child = ctx.Process(target=_storage_alone_child, args=(q, {"seconds": seconds, **kwargs}))
+    child.start()
+    out: dict[str, float] = q.get()
+    child.join()
+    return out
+
+
 # -- (c) the daemon end to end ------------------------------------------------------------------
 
 
@@ -754,9 +770,9 @@ def main() -> None:
     print(f"(d) the storage alone: 2 threads insert 16,384 fresh spans at a time, {seconds:.0f} s:")
     if args.storage_alone:
         for views, lz4 in ((True, False), (True, True), (False, False), (False, True)):
-            bench_storage_alone(seconds, topology_views=views, lz4=lz4)
+            storage_alone(seconds, topology_views=views, lz4=lz4)
         return
-    alone = bench_storage_alone(seconds)
+    alone = storage_alone(seconds)
     dec = bench_decoders(n, batch)
     if args.no_daemon:
         print(f"ratio (a)/(b) protobuf: {dec['(a) engine protobuf'] / dec['(b) python protobuf']:.2f}x")
