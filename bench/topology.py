@@ -89,7 +89,7 @@ def main() -> int:
         plain.command("DROP DATABASE bench_plain")
 
     def live_edges(sql: str) -> Callable[[], Any]:
-        return lambda: st.query(sql, live._plan(start, end), settings=q.EDGE_SETTINGS)
+        return lambda: st.query(sql, live._plan(start, end), settings=live.edge_settings)
 
     def live_nodes() -> Any:
         p = live._params(start, end)

@@ -202,3 +202,36 @@ def test_migrations_render_for_a_cluster() -> None:
     assert "ReplicatedSummingMergeTree(" in sql and "ReplicatedAggregatingMergeTree(" in sql
     assert "ON CLUSTER `c1`" in sql and "otel_traces_local" in sql  # views fire on each shard
     assert "ENGINE = Distributed(`c1`, `otel`, `otel_ai_topology_edges_1m_local`" in sql
+
+
+def test_join_memory_bound_spills_and_gives_the_same_answer(storage: Storage) -> None:
+    """``join_memory_mib``: past the bound the pairing join splits to disk (grace hash) instead of
+    growing; the topology is the same as the unbounded parallel hash join's."""
+    from bench.topology_gen import generate
+    from otel_ai.analysis.topology import queries as q
+    from otel_ai.errors import StorageError
+
+    unbounded = TopologyService(storage, TopologyConfig(join_memory_mib=0), CollectorRegistry())
+    bounded = TopologyService(storage, TopologyConfig(join_memory_mib=1), CollectorRegistry())
+    unbounded.start()  # the tables and insert-time views
+    t0 = base_time(40)
+    generate(storage, 140_000, int(t0.timestamp()) * 10**9, 240)
+    window = (t0, t0 + WINDOW)
+    assert unbounded.edge_settings == q.EDGE_SETTINGS
+    assert bounded.edge_settings["join_algorithm"] == "grace_hash"
+
+    # The window's children do not fit in 1 MiB: a plain hash join with the same bound gives up.
+    params = unbounded._plan(*window)
+    with pytest.raises(StorageError, match="max bytes"):
+        storage.query(q.EDGES_SQL, params, settings={**q.EDGE_SETTINGS, "max_bytes_in_join": 2**20})
+
+    def summary(t: Topology) -> set[tuple[Any, ...]]:
+        return {
+            (e.source, e.target, e.kind, e.call_count, e.error_count, e.client_count, e.via_links)
+            for e in t.edges
+        }
+
+    a, b = unbounded.topology(*window), bounded.topology(*window)
+    assert summary(a) == summary(b) and len(a.edges) >= 6
+    assert sum(e.call_count for e in b.edges) > 50_000
+    assert {n.id: n.span_count for n in a.nodes} == {n.id: n.span_count for n in b.nodes}

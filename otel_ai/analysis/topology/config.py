@@ -23,6 +23,9 @@ class TopologyConfig(BaseModel):
     rollup_horizon_s: int = Field(default=86400, ge=300)
     rollup_settle_s: int = Field(default=120, ge=0)
     rollup_batch_minutes: int = Field(default=60, ge=1, le=240)
+    # Memory the pairing join may hold (MiB): past it the join spills to disk (grace hash) instead
+    # of growing with the window's spans. 0 = unbounded (parallel hash join, fastest).
+    join_memory_mib: int = Field(default=64, ge=0)
     # Diff thresholds: an edge "changed" when its p95 moved by this ratio or its error rate by
     # this many points (0.05 = 5 percentage points).
     diff_latency_ratio: float = Field(default=1.5, gt=1.0)

@@ -144,6 +144,22 @@ _CHILDREN_IDX = f"""
 # Unmatched LEFT JOIN rows carry key 0 (join_use_nulls = 0).
 EDGE_SETTINGS = {"join_use_nulls": 0, "join_algorithm": "parallel_hash,hash"}
 
+
+def edge_settings(join_memory_mib: int) -> dict[str, int | str]:
+    """Settings of the pairing join, its in-memory side bounded to ``join_memory_mib``.
+
+    The join holds the window's child spans in a hash table: ~110 bytes per span, so a
+    5-minute window of 4M spans needed ~470 MiB. ``grace_hash`` keeps the table under
+    ``max_bytes_in_join`` by splitting it into more buckets, spilled to the engine's temporary
+    disk, as it grows — the same answer, at about twice the CPU once it splits (below the limit it
+    is one in-memory bucket). 0 = no bound: the parallel hash join, fastest, memory growing with
+    the window.
+    """
+    if join_memory_mib <= 0:
+        return dict(EDGE_SETTINGS)
+    return {**EDGE_SETTINGS, "join_algorithm": "grace_hash", "max_bytes_in_join": join_memory_mib * 2**20}
+
+
 Q3 = "0.5, 0.95, 0.99"
 _EDGE_KEYS = """
     p.svc AS source,

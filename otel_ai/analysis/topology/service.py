@@ -49,6 +49,7 @@ class TopologyService:
     def __init__(self, storage: Storage, config: TopologyConfig, registry: CollectorRegistry) -> None:
         self.storage = storage
         self.config = config
+        self.edge_settings = q.edge_settings(config.join_memory_mib)
         self._lock = threading.Lock()  # one rollup at a time
         self._closed = False
         self._query_seconds = Histogram(
@@ -177,7 +178,7 @@ class TopologyService:
         seconds = (end - start).total_seconds()
         t0 = time.perf_counter()
         params = self._plan(start, end)
-        edge_rows = self.storage.query_dicts(q.EDGES_SQL, params, settings=q.EDGE_SETTINGS)
+        edge_rows = self.storage.query_dicts(q.EDGES_SQL, params, settings=self.edge_settings)
         self._query_seconds.labels("edges").observe(time.perf_counter() - t0)
         t1 = time.perf_counter()
         node_rows, op_rows = self._nodes(params)
@@ -259,7 +260,7 @@ class TopologyService:
         )
         # Edge partials first, then the rows that make them visible (a crash in between leaves
         # an unreferenced version, never a half-visible one).
-        self.storage.command(q.EDGES_BY_MINUTE, params, settings=q.EDGE_SETTINGS)
+        self.storage.command(q.EDGES_BY_MINUTE, params, settings=self.edge_settings)
         self.storage.insert(
             "otel_ai_topology_rollup",
             [[_naive(m), version, seen] for m, seen in todo],
