@@ -142,7 +142,7 @@ _CHILDREN_IDX = f"""
     PREWHERE {_VISIBLE} AND notEmpty(lks)"""
 
 # Unmatched LEFT JOIN rows carry key 0 (join_use_nulls = 0).
-EDGE_SETTINGS = {"join_use_nulls": 0, "join_algorithm": "parallel_hash,hash"}
+EDGE_SETTINGS: dict[str, int | str] = {"join_use_nulls": 0, "join_algorithm": "parallel_hash,hash"}
 
 
 def edge_settings(join_memory_mib: int) -> dict[str, int | str]:
