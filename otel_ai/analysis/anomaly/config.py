@@ -54,3 +54,7 @@ class AnomalyConfig(BaseModel):
         default=6 * 3600, ge=600, description="an anomaly open this long becomes the new normal at retrain"
     )
     example_traces: int = Field(default=5, ge=0, le=50)
+    refresh_windows: int = Field(
+        default=3, ge=1, le=30,
+        description="closed windows a scoring cycle reads again (late spans); older ones are kept as read",
+    )  # fmt: skip

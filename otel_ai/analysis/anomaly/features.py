@@ -242,14 +242,56 @@ def time_context(windows: np.ndarray, window_s: int) -> np.ndarray:
     return np.column_stack([np.sin(phase), np.cos(phase)])
 
 
-def fetch_rows(storage: Storage, start: datetime, end: datetime, window_s: int) -> Rows:
+def _query_rows(storage: Storage, start: datetime, end: datetime, window_s: int) -> list[tuple]:
     params = {
         "db": storage.database,
         "w": int(window_s),
         "start": start.astimezone(UTC).replace(tzinfo=None),
         "end": end.astimezone(UTC).replace(tzinfo=None),
     }
-    return Rows.from_tuples(storage.query(FEATURES_SQL, params))
+    return list(storage.query(FEATURES_SQL, params))
+
+
+def fetch_rows(storage: Storage, start: datetime, end: datetime, window_s: int) -> Rows:
+    return Rows.from_tuples(_query_rows(storage, start, end, window_s))
+
+
+class WindowRows:
+    """Feature rows of the scoring cycles' sliding range, read once per window, not once per cycle.
+
+    The query's cost grows with the spans in its range (~7 µs of CPU and ~0.5 KiB of memory per
+    span), and each cycle scores a range of many windows (``LOOKBACK_WINDOWS``). Consecutive
+    cycles re-read only the newest ``refresh`` windows — spans arrive late (export batching,
+    retries) — plus one window before them, so a parent in the previous window still pairs with
+    its children (self-time, edges), and keep the older windows' rows as last read. A range that
+    does not continue the previous one is read whole.
+    """
+
+    def __init__(self, refresh: int) -> None:
+        self.refresh = max(1, refresh)
+        self.rows: dict[int, list[tuple]] = {}
+        self.until: int | None = None  # end of the last range read (unix seconds)
+        self.windows_read = 0  # windows queried (for tests and metrics)
+
+    def fetch(self, storage: Storage, start_ts: int, end_ts: int, window_s: int) -> Rows:
+        """Rows of ``[start_ts, end_ts)``; both bounds are multiples of ``window_s``."""
+        w = window_s
+        continues = self.until is not None and start_ts < self.until <= end_ts
+        keep_from = max(start_ts, self.until - self.refresh * w) if continues and self.until else start_ts
+        read_from = max(start_ts, keep_from - w) if keep_from > start_ts else start_ts
+        fresh: dict[int, list[tuple]] = {}
+        for row in _query_rows(storage, _at(read_from), _at(end_ts), w):
+            if int(row[1]) >= keep_from:
+                fresh.setdefault(int(row[1]), []).append(row)
+        self.windows_read += (end_ts - read_from) // w
+        old = self.rows if continues else {}
+        self.rows = {win: r for win, r in old.items() if start_ts <= win < keep_from} | fresh
+        self.until = end_ts
+        return Rows.from_tuples([row for win in sorted(self.rows) for row in self.rows[win]])
+
+
+def _at(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
 
 
 def choose_schema(rows: Rows, *, top_operations: int, min_count: int, n_windows: int) -> list[Feature]:

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from otel_ai.analysis.anomaly.config import AnomalyConfig
 from otel_ai.analysis.anomaly.detector import AutoencoderDetector
 from otel_ai.analysis.anomaly.engine import Scored, Track, Tracker, anomaly_id, describe, score_frame
-from otel_ai.analysis.anomaly.features import Feature, FeatureFrame, extract, pool_groups
+from otel_ai.analysis.anomaly.features import Feature, FeatureFrame, WindowRows, extract, pivot, pool_groups
 from otel_ai.analysis.anomaly.store import AnomalyStore, StoredModel
 from otel_ai.errors import DetectorError, InvalidParameter
 from otel_ai.storage import Storage
@@ -47,6 +47,7 @@ class AnomalyService:
         self.store = AnomalyStore(storage)
         self.model: Model | None = None
         self.tracker = Tracker(config)
+        self._windows = WindowRows(config.refresh_windows)  # the scoring cycles' feature rows
         self._last_window: int | None = None
         self._lock = threading.Lock()
         reg = registry if registry is not None else CollectorRegistry()
@@ -191,7 +192,10 @@ class AnomalyService:
         assert model is not None
         end_ts = int((now.timestamp() - min(15, w / 4)) // w * w)
         start_ts = end_ts - LOOKBACK_WINDOWS * w
-        frame = self._frame(model, datetime.fromtimestamp(start_ts, UTC), datetime.fromtimestamp(end_ts, UTC))
+        rows = self._windows.fetch(self.storage, start_ts, end_ts, w)
+        frame = pivot(rows, model.features, datetime.fromtimestamp(start_ts, UTC),
+                      datetime.fromtimestamp(end_ts, UTC), w, min_count=self.cfg.min_count,
+                      min_errors=self.cfg.min_errors)  # fmt: skip
         scored = score_frame(model.det, frame, model.model_id)
         out: list[dict[str, Any]] = []
         with self._lock:
