@@ -117,3 +117,54 @@ def test_scoring_cycles_read_each_window_once_with_late_spans_refreshed(storage:
     before = cache.windows_read
     cache.fetch(storage, base, base + 10 * w, w)
     assert cache.windows_read - before == 10
+
+
+def test_a_long_range_is_read_in_parts_with_the_rows_of_one_query(storage: Storage) -> None:
+    """Training and replays read ``CHUNK_WINDOWS`` windows per query (memory grows with the spans
+    a query reads); the parts give the rows one query over the whole range gives, calls across a
+    part boundary included, from an unaligned start to an unaligned end."""
+    from otel_ai.analysis.anomaly import synthetic as syn
+    from otel_ai.analysis.anomaly.features import Rows, fetch_rows
+
+    w = 60
+    t0 = (datetime.now(UTC) - timedelta(hours=4)).replace(minute=0, second=0, microsecond=0)
+    syn.write(storage, t0, 90, syn.SynthConfig(seed=5))
+    base = int(t0.timestamp())
+    # Calls across the boundaries of the parts read below (7 windows each from window 0).
+    cross = []
+    for k, cut in enumerate((7, 14, 21)):
+        at = base + cut * w
+        cross += [
+            _span(datetime.fromtimestamp(at - 0.05, UTC), 800 + k, 1, 0, "cross-a", "call", 9, False),
+            _span(datetime.fromtimestamp(at + 0.05, UTC), 800 + k, 2, 1, "cross-b", "serve", 5, False),
+        ]
+    storage.insert("otel_traces", [list(c) for c in zip(*cross, strict=True)], COLUMNS, column_oriented=True)
+    start = datetime.fromtimestamp(base + 20.5, UTC)  # inside window 0
+    end = datetime.fromtimestamp(base + 30 * w + 12.25, UTC)  # inside window 30
+
+    def table(r: Rows) -> list[tuple]:
+        cols = [r.kind, r.win, r.svc, r.op, r.dst, r.n, r.errs, r.self_ns, r.childless, r.nspans, r.ntraces]
+        return sorted(zip(*[c.tolist() for c in cols], strict=True))
+
+    queries: list[object] = []
+    real_query = storage.query
+
+    def counting(*args: object, **kwargs: object) -> object:
+        queries.append(args[1])
+        return real_query(*args, **kwargs)  # type: ignore[arg-type]
+
+    storage.query = counting  # type: ignore[method-assign]
+    try:
+        parts = fetch_rows(storage, start, end, w, chunk_windows=7)
+        n_parts = len(queries)
+        whole = fetch_rows(storage, start, end, w, chunk_windows=10**6)
+    finally:
+        storage.query = real_query  # type: ignore[method-assign]
+    assert n_parts == 5 and len(queries) == 6  # windows 0-6, 7-13, 14-20, 21-27, 28-30; then one
+    assert table(parts) == table(whole) and len(table(whole)) > 100
+    assert int(parts.win.min()) == base and int(parts.win.max()) == base + 30 * w
+    edges = {(r[1], r[2], r[4]) for r in table(parts) if r[0] == "edge"}
+    assert {(base + c * w, "cross-a", "cross-b") for c in (7, 14, 21)} <= edges
+    order = np.lexsort((parts.dst, parts.op, parts.svc, parts.win, parts.kind))
+    worder = np.lexsort((whole.dst, whole.op, whole.svc, whole.win, whole.kind))
+    assert np.allclose(parts.q[order], whole.q[worder], rtol=0.05, equal_nan=True)

@@ -10,6 +10,7 @@ it into a matrix with NaN where a value is masked by the volume guard.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -252,8 +253,33 @@ def _query_rows(storage: Storage, start: datetime, end: datetime, window_s: int)
     return list(storage.query(FEATURES_SQL, params))
 
 
-def fetch_rows(storage: Storage, start: datetime, end: datetime, window_s: int) -> Rows:
-    return Rows.from_tuples(_query_rows(storage, start, end, window_s))
+# Windows per query when a range is read in parts (training, replays): the query's memory grows
+# with the spans it reads (~0.5 KiB each), so a week of history is read an hour at a time.
+CHUNK_WINDOWS = 60
+
+
+def fetch_rows(
+    storage: Storage, start: datetime, end: datetime, window_s: int, *, chunk_windows: int = CHUNK_WINDOWS
+) -> Rows:
+    """Rows of every window of ``[start, end)``, read ``chunk_windows`` windows per query.
+
+    Each part is read with one window more on either side — their spans pair with the part's
+    (a parent in the window before, children in the window after) but their rows are dropped — so
+    the rows are those of one query over the whole range, except for pairs more than a window
+    apart.
+    """
+    w = int(window_s)
+    t0, t1 = start.timestamp(), end.timestamp()
+    step = max(1, chunk_windows) * w
+    cuts = [t0, *range(int(t0) // w * w + step, math.ceil(t1), step), t1]
+    if len(cuts) <= 2:
+        return Rows.from_tuples(_query_rows(storage, start, end, w))
+    out: list[tuple] = []
+    for lo, hi in itertools.pairwise(cuts):
+        keep_lo = int(lo) // w * w
+        rows = _query_rows(storage, _at(max(t0, lo - w)), _at(min(t1, hi + w)), w)
+        out.extend(r for r in rows if keep_lo <= int(r[1]) < hi)
+    return Rows.from_tuples(out)
 
 
 class WindowRows:
@@ -290,7 +316,7 @@ class WindowRows:
         return Rows.from_tuples([row for win in sorted(self.rows) for row in self.rows[win]])
 
 
-def _at(ts: int) -> datetime:
+def _at(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
