@@ -17,6 +17,8 @@ over all faults (a miss counts as wrong), with chance level 1/#services.
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import sys
 import tempfile
 import time
@@ -225,6 +227,8 @@ def demo_world(args: argparse.Namespace, train_days: float, test_days: float, w:
     from tests.helpers import InProcessDaemon, daemon_config
 
     data = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="anomaly-eval-"))
+    if not args.data:  # a throwaway world: gone when the run ends
+        atexit.register(shutil.rmtree, data, True)
     data.mkdir(parents=True, exist_ok=True)
     meta_path = data / "world.json"
     extra = {
@@ -291,6 +295,7 @@ def demo_world(args: argparse.Namespace, train_days: float, test_days: float, w:
 
 def synthetic_world(args: argparse.Namespace, train_days: float, test_days: float) -> tuple:
     tmp = tempfile.mkdtemp(prefix="anomaly-eval-")
+    atexit.register(shutil.rmtree, tmp, True)
     st = Storage(f"chdb://{tmp}/ch", "evaluation")
     st.start()
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)

@@ -35,10 +35,13 @@ insert-time views and with LZ4 instead of ZSTD(1), to show where that ceiling co
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import multiprocessing as mp
 import os
+import queue
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -311,6 +314,7 @@ def bench_decoders(n_requests: int, batch: int) -> dict[str, float]:
     pb = payloads(n_requests, "protobuf")
     js = payloads(max(4, n_requests // 4), "json")
     tmp = tempfile.mkdtemp(prefix="otel-ai-bench-")
+    atexit.register(shutil.rmtree, tmp, True)  # the engine keeps it open until the process ends
     storage = Storage(f"chdb://{tmp}/clickhouse", "bench")
     storage.start()
     engine = EngineDecoder(storage)
@@ -356,6 +360,7 @@ def bench_breakdown(n_requests: int) -> None:
     bodies = [p.body for p in pb]
     spans = sum(p.items for p in pb)
     tmp = tempfile.mkdtemp(prefix="otel-ai-bench-")
+    atexit.register(shutil.rmtree, tmp, True)  # the engine keeps it open until the process ends
     core = Storage(f"chdb://{tmp}/clickhouse", "core")
     core.start()
     core.command("CREATE TABLE core.null_traces AS core.otel_traces ENGINE = Null")
@@ -399,6 +404,7 @@ def bench_storage_alone(
     batch_requests: int = 32,
     topology_views: bool = True,
     lz4: bool = False,
+    root: str | None = None,
 ) -> dict[str, float]:
     """The daemon's tables, views and table settings, fed by ``threads`` threads back to back.
 
@@ -419,7 +425,7 @@ def bench_storage_alone(
     from otel_ai.storage.decode_native import NativeDecoder
 
     cfg = Config().storage
-    tmp = tempfile.mkdtemp(prefix="otel-ai-bench-alone-")
+    tmp = root or tempfile.mkdtemp(prefix="otel-ai-bench-alone-")
     storage = Storage(
         f"chdb://{tmp}/clickhouse",
         "alone",
@@ -517,10 +523,20 @@ def storage_alone(seconds: float, **kwargs: Any) -> dict[str, float]:
     each variant's merges, CPU and RSS are its own."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    child = ctx.Process(target=_storage_alone_child, args=(q, {"seconds": seconds, **kwargs}))
+    root = tempfile.mkdtemp(prefix="otel-ai-bench-alone-")
+    child = ctx.Process(target=_storage_alone_child, args=(q, {"seconds": seconds, "root": root, **kwargs}))
     child.start()
-    out: dict[str, float] = q.get()
-    child.join()
+    try:
+        while True:
+            try:
+                out: dict[str, float] = q.get(timeout=5)
+                break
+            except queue.Empty:
+                if not child.is_alive():
+                    raise RuntimeError(f"(d) ended without a result (exit code {child.exitcode})") from None
+    finally:
+        child.join()
+        shutil.rmtree(root, ignore_errors=True)
     return out
 
 
@@ -727,6 +743,7 @@ def _bench_daemon_phases(
     finally:
         stop.set()
         daemon.terminate()
+        shutil.rmtree(data, ignore_errors=True)
     return out
 
 
