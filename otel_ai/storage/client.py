@@ -169,6 +169,15 @@ class Storage:
     def redacted_dsn(self) -> str:
         return redact_dsn(self.dsn)
 
+    @property
+    def scratch_dir(self) -> Path | None:
+        """Where the files the embedded engine reads with ``FROM INFILE`` are written: beside its
+        data (``<path>-scratch``), not in the system temp dir. ``None`` for a server."""
+        if not self.embedded:
+            return None
+        path = Path(self.dsn[len("chdb://") :])
+        return path.parent / f"{path.name}-scratch"
+
     def _open(self) -> Client:
         try:
             if self.embedded:

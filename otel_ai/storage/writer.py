@@ -18,6 +18,7 @@ Three decoders (DESIGN.md decision 3, ``pipeline.decoder``):
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -30,6 +31,32 @@ from otel_ai.storage import decode_native, decode_python
 log = logging.getLogger(__name__)
 
 DECODERS = ("native", "engine", "python")
+
+# A scratch file older than this belongs to no running insert: a process killed mid-insert left it.
+STALE_SCRATCH_S = 3600
+
+
+def _scratch_dir(storage: Any) -> str | None:
+    """The engine's scratch dir (made if missing), cleared of what killed processes left in it."""
+    path = getattr(storage, "scratch_dir", None)
+    if path is None:
+        return None
+    path.mkdir(parents=True, exist_ok=True)
+    cutoff, removed = time.time() - STALE_SCRATCH_S, 0
+    for entry in path.glob("otel-ai-*"):
+        try:
+            if entry.stat().st_mtime >= cutoff:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed += 1
+        except OSError:  # gone meanwhile, or not ours to remove
+            continue
+    if removed:
+        log.info("removed %d stale insert files from %s", removed, path)
+    return str(path)
 
 
 class TelemetryWriter:
@@ -55,13 +82,14 @@ class TelemetryWriter:
         write: Any = partial(write_python, storage)
         self._engine: Any = None
         self._native: Any = None
+        scratch = _scratch_dir(storage) if decoder != "python" and embedded else None
         if decoder != "python" and embedded:
             from otel_ai.storage.decode_engine import EngineDecoder
 
-            self._engine = EngineDecoder(storage, fallback=write)
+            self._engine = EngineDecoder(storage, fallback=write, tmp_dir=scratch)
             write = _Counted(self._engine, engine_fallbacks)
         if decoder == "native":
-            self._native = decode_native.NativeDecoder(storage, write)
+            self._native = decode_native.NativeDecoder(storage, write, tmp_dir=scratch)
             write = _Counted(self._native, native_fallbacks)
         self._write = write
 

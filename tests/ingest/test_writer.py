@@ -288,3 +288,40 @@ def test_daemon_defers_by_default_and_config_turns_it_off(make_daemon: Any) -> N
     assert "idx_span_attr_key" in on.daemon.storage.insert_settings_clause()
     off = make_daemon(extra={"storage.defer_attribute_indexes": False})
     assert off.daemon.storage.insert_settings_clause() == ""
+
+
+def test_insert_files_go_beside_the_store_and_stale_ones_are_removed(storage: Storage) -> None:
+    """The files the engine reads (native blocks, engine batches) go to ``<store>-scratch``, not
+    the system temp dir; what a killed process left there over an hour ago goes at the next start,
+    and a recent file (another writer's insert in flight) stays."""
+    import os
+    import time
+
+    from otel_ai.storage.writer import STALE_SCRATCH_S
+
+    scratch = storage.scratch_dir
+    assert scratch is not None and scratch.name.endswith("-scratch")
+    scratch.mkdir(parents=True, exist_ok=True)
+    old = time.time() - STALE_SCRATCH_S - 60
+    stale_file, stale_dir = scratch / "otel-ai-native-killed.native", scratch / "otel-ai-batch-killed"
+    stale_dir.mkdir(exist_ok=True)
+    (stale_dir / "0.pb").write_bytes(b"x")
+    stale_file.write_bytes(b"x")
+    recent, foreign = scratch / "otel-ai-native-inflight.native", scratch / "someone-elses.txt"
+    recent.write_bytes(b"y")
+    foreign.write_bytes(b"z")
+    for path in (stale_file, stale_dir, foreign):
+        os.utime(path, (old, old))
+
+    writer = TelemetryWriter(storage, decoder="native")
+    assert not stale_file.exists() and not stale_dir.exists()
+    assert recent.exists() and foreign.exists()
+    assert writer._native.tmp_dir == writer._engine.tmp_dir == str(scratch)
+
+    before = set(scratch.iterdir())
+    writer.write([validate("traces", "protobuf", "http", s.traces_request().SerializeToString())])
+    writer.write([validate("logs", "protobuf", "http", s.logs_request().SerializeToString())])
+    assert set(scratch.iterdir()) == before  # each insert removes its own file
+    recent.unlink()
+    foreign.unlink()
+    assert Storage("http://127.0.0.1:1/db").scratch_dir is None
