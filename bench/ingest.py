@@ -395,6 +395,30 @@ def bench_breakdown(n_requests: int) -> None:
     core.shutdown()
 
 
+class PeakRss:
+    """Samples a process's resident memory (with its children's) every 0.1 s in a thread."""
+
+    def __init__(self, proc: Any) -> None:
+        self.proc, self.peak = proc, 0
+        self._stop = threading.Event()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            try:
+                rss = self.proc.memory_info().rss
+                rss += sum(c.memory_info().rss for c in self.proc.children(recursive=True))
+            except psutil.Error:
+                break
+            self.peak = max(self.peak, rss)
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 # -- (d) the storage alone: what any ingest path could reach on this machine ---------------------
 
 
@@ -447,14 +471,7 @@ def bench_storage_alone(
     stored = [0] * threads
     last_done = [0.0] * threads
     restamp_s = [0.0] * threads
-    proc = psutil.Process()
-    peak = [0]
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.1)
+    rss = PeakRss(psutil.Process())
 
     def declined(batch: Any) -> None:
         raise RuntimeError("storage alone: the native decoder declined the benchmark's spans")
@@ -475,7 +492,6 @@ def bench_storage_alone(
             stored[k] += sum(p.items for p in batch)
             last_done[k] = time.perf_counter()
 
-    threading.Thread(target=watch, daemon=True).start()
     workers = [threading.Thread(target=loop, args=(k,)) for k in range(threads)]
     started, cpu0 = time.perf_counter(), time.process_time()
     deadline = started + seconds
@@ -489,7 +505,7 @@ def bench_storage_alone(
     while time.perf_counter() < settle_deadline and storage.query("SELECT count() FROM system.merges")[0][0]:
         time.sleep(0.5)
     cpu_settled = time.process_time() - cpu0
-    stop.set()
+    rss.stop()
     in_table = storage.query("SELECT count() FROM alone.otel_traces")[0][0]
     storage.shutdown()
     if in_table != spans:
@@ -499,7 +515,7 @@ def bench_storage_alone(
         "cpu_us_per_span": cpu / spans * 1e6,
         "settled_us_per_span": cpu_settled / spans * 1e6,
         "restamp_us_per_span": sum(restamp_s) / spans * 1e6,
-        "peak_rss_mib": peak[0] / 2**20,
+        "peak_rss_mib": rss.peak / 2**20,
     }
     label = ", ".join(
         ["every view" if topology_views else "no topology views", "LZ4" if lz4 else "ZSTD(1) (contrib DDL)"]
@@ -656,19 +672,7 @@ def _bench_daemon_phases(
     data = Path(tempfile.mkdtemp(prefix="otel-ai-bench-daemon-"))
     daemon = SubprocessDaemon(data, extra_env={"OTEL_AI_PIPELINE__DECODER": decoder, **(env or {})}).start()
     proc = psutil.Process(daemon.proc.pid)  # type: ignore[union-attr]
-    peak = [0]
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            try:
-                rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
-            except psutil.Error:
-                break
-            peak[0] = max(peak[0], rss)
-            time.sleep(0.1)
-
-    threading.Thread(target=watch, daemon=True).start()
+    rss = PeakRss(proc)
     out: dict[str, dict[str, float]] = {}
     try:
         for encoding in encodings:
@@ -723,7 +727,7 @@ def _bench_daemon_phases(
                 f"refused(503) {int(r['refused'])}  ({int(r['acked']):,} acked, {int(r['stored']):,} stored)",
                 flush=True,
             )
-            r["peak_rss_mib"] = peak[0] / 2**20
+            r["peak_rss_mib"] = rss.peak / 2**20
             print(
                 f"           peak RSS {r['peak_rss_mib']:,.0f} MiB; "
                 f"batches: {r['avg_batch']:,.0f} spans avg, {r['avg_insert_s']:.2f} s per writer.write, "
@@ -741,7 +745,7 @@ def _bench_daemon_phases(
                     flush=True,
                 )
     finally:
-        stop.set()
+        rss.stop()
         daemon.terminate()
         shutil.rmtree(data, ignore_errors=True)
     return out

@@ -82,10 +82,11 @@ class TelemetryWriter:
         write: Any = partial(write_python, storage)
         self._engine: Any = None
         self._native: Any = None
-        scratch = _scratch_dir(storage) if decoder != "python" and embedded else None
+        scratch = None  # where the engine reads insert files from (chDB only)
         if decoder != "python" and embedded:
             from otel_ai.storage.decode_engine import EngineDecoder
 
+            scratch = _scratch_dir(storage)
             self._engine = EngineDecoder(storage, fallback=write, tmp_dir=scratch)
             write = _Counted(self._engine, engine_fallbacks)
         if decoder == "native":

@@ -253,6 +253,15 @@ def _query_rows(storage: Storage, start: datetime, end: datetime, window_s: int)
     return list(storage.query(FEATURES_SQL, params))
 
 
+def _read_windows(storage: Storage, lo: float, hi: float, w: int, floor: float, ceil: float) -> list[tuple]:
+    """Rows of the windows of ``[lo, hi)``, read with one window more on either side (inside
+    ``[floor, ceil)``): their spans pair with these windows' (a parent in the window before,
+    children in the window after), their rows are dropped."""
+    keep_lo = int(lo) // w * w
+    rows = _query_rows(storage, _at(max(floor, lo - w)), _at(min(ceil, hi + w)), w)
+    return [r for r in rows if keep_lo <= int(r[1]) < hi]
+
+
 # Windows per query when a range is read in parts (training, replays): the query's memory grows
 # with the spans it reads (~0.5 KiB each), so a week of history is read an hour at a time.
 CHUNK_WINDOWS = 60
@@ -263,22 +272,16 @@ def fetch_rows(
 ) -> Rows:
     """Rows of every window of ``[start, end)``, read ``chunk_windows`` windows per query.
 
-    Each part is read with one window more on either side — their spans pair with the part's
-    (a parent in the window before, children in the window after) but their rows are dropped — so
-    the rows are those of one query over the whole range, except for pairs more than a window
-    apart.
+    Each part is read with a window of context on either side (:func:`_read_windows`), so the rows
+    are those of one query over the whole range, except for pairs more than a window apart.
     """
     w = int(window_s)
     t0, t1 = start.timestamp(), end.timestamp()
     step = max(1, chunk_windows) * w
     cuts = [t0, *range(int(t0) // w * w + step, math.ceil(t1), step), t1]
-    if len(cuts) <= 2:
-        return Rows.from_tuples(_query_rows(storage, start, end, w))
     out: list[tuple] = []
     for lo, hi in itertools.pairwise(cuts):
-        keep_lo = int(lo) // w * w
-        rows = _query_rows(storage, _at(max(t0, lo - w)), _at(min(t1, hi + w)), w)
-        out.extend(r for r in rows if keep_lo <= int(r[1]) < hi)
+        out.extend(_read_windows(storage, lo, hi, w, t0, t1))
     return Rows.from_tuples(out)
 
 
@@ -288,9 +291,9 @@ class WindowRows:
     The query's cost grows with the spans in its range (~7 µs of CPU and ~0.5 KiB of memory per
     span), and each cycle scores a range of many windows (``LOOKBACK_WINDOWS``). Consecutive
     cycles re-read only the newest ``refresh`` windows — spans arrive late (export batching,
-    retries) — plus one window before them, so a parent in the previous window still pairs with
-    its children (self-time, edges), and keep the older windows' rows as last read. A range that
-    does not continue the previous one is read whole.
+    retries) — with one window of context before them (:func:`_read_windows`), and keep the
+    older windows' rows as last read. A range that does not continue the previous one is read
+    whole.
     """
 
     def __init__(self, refresh: int) -> None:
@@ -302,17 +305,15 @@ class WindowRows:
     def fetch(self, storage: Storage, start_ts: int, end_ts: int, window_s: int) -> Rows:
         """Rows of ``[start_ts, end_ts)``; both bounds are multiples of ``window_s``."""
         w = window_s
-        continues = self.until is not None and start_ts < self.until <= end_ts
-        keep_from = max(start_ts, self.until - self.refresh * w) if continues and self.until else start_ts
-        read_from = max(start_ts, keep_from - w) if keep_from > start_ts else start_ts
+        keep_from, old = start_ts, {}
+        if self.until is not None and start_ts < self.until <= end_ts:  # continues the last range
+            keep_from = max(start_ts, self.until - self.refresh * w)
+            old = {win: r for win, r in self.rows.items() if start_ts <= win < keep_from}
         fresh: dict[int, list[tuple]] = {}
-        for row in _query_rows(storage, _at(read_from), _at(end_ts), w):
-            if int(row[1]) >= keep_from:
-                fresh.setdefault(int(row[1]), []).append(row)
-        self.windows_read += (end_ts - read_from) // w
-        old = self.rows if continues else {}
-        self.rows = {win: r for win, r in old.items() if start_ts <= win < keep_from} | fresh
-        self.until = end_ts
+        for row in _read_windows(storage, keep_from, end_ts, w, start_ts, end_ts):
+            fresh.setdefault(int(row[1]), []).append(row)
+        self.windows_read += (end_ts - max(start_ts, keep_from - w)) // w
+        self.rows, self.until = old | fresh, end_ts
         return Rows.from_tuples([row for win in sorted(self.rows) for row in self.rows[win]])
 
 
