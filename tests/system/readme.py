@@ -44,11 +44,10 @@ def _logical_lines(block: str, lang: str) -> list[str]:
     prompt_only = lang not in _SHELL or lang == "console"
     for raw in block.splitlines():
         line = raw.rstrip()
-        if not buf:
-            if prompt_only:
-                if not line.startswith("$ "):
-                    continue
-                line = line[2:]
+        if not buf and prompt_only:
+            if not line.startswith("$ "):
+                continue
+            line = line[2:]
         buf += line
         if buf.endswith("\\"):
             buf = buf[:-1] + " "

@@ -36,7 +36,9 @@ def test_every_readme_command_parses(cmd: Command) -> None:
     try:
         args = build_parser().parse_args(list(cmd.argv))
     except SystemExit as exc:
-        pytest.fail(f"README ({cmd.section}): `otel-ai {' '.join(cmd.argv)}` does not parse (exit {exc.code})")
+        pytest.fail(
+            f"README ({cmd.section}): `otel-ai {' '.join(cmd.argv)}` does not parse (exit {exc.code})"
+        )
     if args.command == "demo":  # values argparse leaves as strings
         for flag in ("duration", "backfill"):
             if getattr(args, flag, None):
@@ -83,7 +85,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SubprocessDaemo
     d.terminate()
 
 
-def _run(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _run(
+    argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "otel_ai", *argv], capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=timeout)  # fmt: skip
 
@@ -91,7 +95,7 @@ def _run(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) 
 def _demo_argv(cmd: Command, daemon: SubprocessDaemon) -> list[str]:
     """The README's demo line aimed at this daemon, and short: a live run for 8 s, a backfill of 2 min."""
     argv, skip = [], False
-    for i, a in enumerate(cmd.argv[1:]):
+    for a in cmd.argv[1:]:
         if skip:
             skip = False
             continue
@@ -137,7 +141,9 @@ def test_quick_start_end_to_end(daemon: SubprocessDaemon, tmp_path: Path) -> Non
             continue  # the daemon runs already; placeholders are for a reader to fill in
         argv = _demo_argv(cmd, daemon) if cmd.argv[0] == "demo" else list(cmd.argv)
         proc = _run(argv, env, tmp_path)
-        assert proc.returncode == 0, f"`otel-ai {' '.join(argv)}` exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        assert proc.returncode == 0, (
+            f"`otel-ai {' '.join(argv)}` exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
         outputs.setdefault(cmd.argv[0], proc.stdout)
         ran.append(cmd.argv[0])
     assert {"demo", "services", "topology", "status"} <= set(ran)
