@@ -165,3 +165,12 @@ def test_quick_start_end_to_end(daemon: SubprocessDaemon, tmp_path: Path) -> Non
     assert "2 spans, 1 services" in proc.stdout and "  SELECT" in proc.stdout
     status = json.loads(_run(["status", "--json"], env, tmp_path).stdout)
     assert status["receivers"]["counters"]["traces"]
+    # On the daemon's host the CLI also finds it through the daemon's own config file.
+    cfg = tmp_path / "otel-ai.yaml"
+    cfg.write_text(f"server:\n  api: {daemon.ep.api}\n")
+    no_url = {k: v for k, v in env.items() if k != "OTEL_AI_API_URL"}
+    assert json.loads(_run(["status", "--json", "--config", str(cfg)], no_url, tmp_path).stdout)["version"]
+    # The daemon's log holds our own lines, not the scheduler's narration.
+    log = daemon.log()
+    assert "otel-ai ready: api http://" in log
+    assert "Adding job tentatively" not in log and "apscheduler" not in log, log
