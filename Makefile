@@ -31,7 +31,7 @@ unit: $(STAMP) js-deps
 
 test: lint typecheck unit
 
-# Node modules for tests/ingest/test_js_sdk.py (the official OpenTelemetry JS SDK exporters), at the
+# Node modules for tests/system/test_sdk_js.py (the official OpenTelemetry JS SDK exporters), at the
 # exact versions of tests/js/package-lock.json. Optional: without node/npm, or when npm cannot
 # install, make warns and that test skips; nothing else depends on it.
 JS_DIR := tests/js

@@ -667,7 +667,7 @@ def _bench_daemon_phases(
     import httpx
     import psutil
 
-    from tests.helpers import SubprocessDaemon
+    from otel_ai.testing.daemons import SubprocessDaemon
 
     data = Path(tempfile.mkdtemp(prefix="otel-ai-bench-daemon-"))
     daemon = SubprocessDaemon(data, extra_env={"OTEL_AI_PIPELINE__DECODER": decoder, **(env or {})}).start()

@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from tests.helpers import InProcessDaemon, daemon_config
+from otel_ai.testing.daemons import InProcessDaemon, daemon_config
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from otel_ai.timeutil import rfc3339
 
 @pytest.fixture(scope="module")
 def daemon(chdb_path: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from tests.helpers import InProcessDaemon, daemon_config
+    from otel_ai.testing.daemons import InProcessDaemon, daemon_config
 
     cfg, ep = daemon_config(
         chdb_path,

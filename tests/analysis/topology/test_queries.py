@@ -13,7 +13,7 @@ from otel_ai.analysis.topology.config import TopologyConfig
 from otel_ai.analysis.topology.model import Topology
 from otel_ai.analysis.topology.service import TopologyService
 from otel_ai.storage import Storage
-from tests.topology.scenario import COLUMNS, EDGES, SERVICES, SPANS, VIRTUAL, S, base_time, rows
+from tests.analysis.topology.scenario import COLUMNS, EDGES, SERVICES, SPANS, VIRTUAL, S, base_time, rows
 
 WINDOW = timedelta(minutes=5)
 

@@ -72,7 +72,7 @@ def test_shipped_config_documents_every_setting_with_its_default() -> None:
 
     from otel_ai.config import Config
 
-    path = Path(__file__).resolve().parents[2] / "config" / "otel-ai.yaml"
+    path = Path(__file__).resolve().parents[1] / "config" / "otel-ai.yaml"
     shipped = yaml.safe_load(path.read_text())
     defaults = Config().model_dump(mode="json")
     assert _leaves(shipped) == _leaves(defaults)

@@ -23,7 +23,7 @@ from otel_ai.storage import Storage, decode_native
 from otel_ai.storage.decode_python import TRACE_COLUMNS
 from otel_ai.storage.decode_values import go_float
 from otel_ai.storage.writer import TelemetryWriter, write_python
-from tests.ingest import otlp_samples as s
+from otel_ai.testing import otlp_samples as s
 
 
 def test_built() -> None:

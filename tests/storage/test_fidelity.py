@@ -15,8 +15,8 @@ from otel_ai.api.routes_core import TRACE_SQL, _span
 from otel_ai.otlp.validate import validate
 from otel_ai.storage import Storage
 from otel_ai.storage.writer import TelemetryWriter
+from otel_ai.testing import otlp_samples as s
 from otel_ai.timeutil import ns_to_rfc3339
-from tests.ingest import otlp_samples as s
 
 KEEP_JSON = "keep_json"
 CASES = [

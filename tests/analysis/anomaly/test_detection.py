@@ -14,7 +14,7 @@ from otel_ai.analysis.anomaly import synthetic as syn
 from otel_ai.analysis.anomaly.config import AnomalyConfig
 from otel_ai.analysis.anomaly.service import AnomalyService
 from otel_ai.storage import Storage
-from tests.helpers import unique_db
+from otel_ai.testing.daemons import unique_db
 
 TRAIN_MIN = 24 * 60
 TEST_MIN = 120

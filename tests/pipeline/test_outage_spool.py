@@ -16,7 +16,7 @@ import httpx
 
 from otel_ai.errors import StorageError
 from otel_ai.model import Payload
-from tests.ingest.otlp_payloads import json_span, json_trace, trace_request
+from otel_ai.testing.otlp_payloads import json_span, json_trace, trace_request
 
 GRPC_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 

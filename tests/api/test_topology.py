@@ -14,9 +14,17 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
 from otel_ai.cli.main import main as cli_main
+from otel_ai.testing.daemons import InProcessDaemon, daemon_config
 from otel_ai.timeutil import rfc3339
-from tests.helpers import InProcessDaemon, daemon_config
-from tests.topology.scenario import EDGES, SERVICES, SPANS, VIRTUAL, base_time, otlp_json, otlp_request
+from tests.analysis.topology.scenario import (
+    EDGES,
+    SERVICES,
+    SPANS,
+    VIRTUAL,
+    base_time,
+    otlp_json,
+    otlp_request,
+)
 
 PB = {"Content-Type": "application/x-protobuf"}
 

@@ -12,7 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from otel_ai.errors import DecodeError
 from otel_ai.otlp.jsonfix import json_to_request
 from otel_ai.otlp.validate import validate
-from tests.ingest import otlp_samples as s
+from otel_ai.testing import otlp_samples as s
 
 TID = "5b8efff798038103d269b633813fc60c"
 SID = "eee19b7ec3c1b174"

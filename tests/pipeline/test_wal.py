@@ -1,7 +1,7 @@
 """``pipeline.ack: spool``: ack after the fsynced write-ahead log, insert from it in big batches.
 
-Same recording writer as test_pipeline_core.py (the seam real outages and engine refusals cross);
-the daemon-level crash test (test_outage_kill9.py) runs this mode against real storage too.
+Same recording writer as tests/pipeline/test_core.py (the seam real outages and engine refusals cross);
+the daemon-level crash test (tests/system/test_kill9.py) runs this mode against real storage too.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from prometheus_client import CollectorRegistry
 
 from otel_ai.errors import OverloadedError
 from otel_ai.pipeline import Pipeline
-from tests.ingest.test_pipeline_core import RecordingWriter, _cfg, _p, _until
+from tests.pipeline.recording import RecordingWriter, payload, pipeline_config, until
 
 
 def _wal_cfg(tmp_path: Path, **kw: object) -> object:
-    return _cfg(tmp_path, ack="spool", **kw)
+    return pipeline_config(tmp_path, ack="spool", **kw)
 
 
 async def test_acks_before_the_insert_and_drains_in_big_batches(tmp_path: Path) -> None:
@@ -27,14 +27,14 @@ async def test_acks_before_the_insert_and_drains_in_big_batches(tmp_path: Path) 
     registry = CollectorRegistry()
     pl = Pipeline(_wal_cfg(tmp_path, batch_items=1000, batch_min_items=1), w, registry=registry)
     await pl.start()
-    await pl.submit(_p(b"first"))  # acknowledged although nothing is inserted yet
-    await _until(lambda: pl.wal is not None and pl.wal.pending_items == 10)
+    await pl.submit(payload(b"first"))  # acknowledged although nothing is inserted yet
+    await until(lambda: pl.wal is not None and pl.wal.pending_items == 10)
     # While the first insert hangs, 40 more requests are acked from the log...
-    await asyncio.gather(*(pl.submit(_p(b"r%02d" % i)) for i in range(40)))
+    await asyncio.gather(*(pl.submit(payload(b"r%02d" % i)) for i in range(40)))
     assert w.stored == [] and pl.status()["wal"]["pending_items"] == 410
     assert registry.get_sample_value("otelai_wal_pending_items") == 410
     w.gate.set()
-    await _until(lambda: len(w.stored) == 41)
+    await until(lambda: len(w.stored) == 41)
     # ... and go in as ONE batch after the one that was in flight, in arrival order.
     assert len(w.calls) == 2 and w.calls[0] == [b"first"] and len(w.calls[1]) == 40
     assert w.stored == [b"first"] + [b"r%02d" % i for i in range(40)]
@@ -49,11 +49,11 @@ async def test_outage_keeps_acking_and_inserts_when_storage_returns(tmp_path: Pa
     pl = Pipeline(_wal_cfg(tmp_path), w, registry=CollectorRegistry())
     await pl.start()
     for i in range(5):
-        await pl.submit(_p(b"o%d" % i))
-    await _until(lambda: pl.status()["storage_down"])
+        await pl.submit(payload(b"o%d" % i))
+    await until(lambda: pl.status()["storage_down"])
     assert w.stored == [] and "connection refused" in (pl.status()["last_error"] or "")
     w.down = False
-    await _until(lambda: len(w.stored) == 5)
+    await until(lambda: len(w.stored) == 5)
     assert w.stored == [b"o0", b"o1", b"o2", b"o3", b"o4"]
     assert not pl.status()["storage_down"]
     await pl.shutdown(5)
@@ -64,13 +64,13 @@ async def test_the_log_survives_a_restart(tmp_path: Path) -> None:
     w.down = True
     pl = Pipeline(_wal_cfg(tmp_path), w, registry=CollectorRegistry())
     await pl.start()
-    await pl.submit(_p(b"kept", signal="logs"))
-    await pl.submit(_p(b"kept-too", signal="metrics"))
+    await pl.submit(payload(b"kept", signal="logs"))
+    await pl.submit(payload(b"kept-too", signal="metrics"))
     await pl.shutdown(1)  # storage still down: the acknowledged records stay in the log
     w2 = RecordingWriter()
     pl2 = Pipeline(_wal_cfg(tmp_path), w2, registry=CollectorRegistry())
     await pl2.start()
-    await _until(lambda: sorted(w2.stored) == [b"kept", b"kept-too"])
+    await until(lambda: sorted(w2.stored) == [b"kept", b"kept-too"])
     await pl2.shutdown(5)
     assert pl2.wal is not None and pl2.wal.drained()
 
@@ -81,13 +81,13 @@ async def test_refused_content_is_dropped_and_counted_without_blocking_the_log(t
     registry = CollectorRegistry()
     pl = Pipeline(_wal_cfg(tmp_path, batch_min_items=1), w, registry=registry)
     await pl.start()
-    await pl.submit(_p(b"a"))
-    await _until(lambda: len(w.calls) == 0 and pl.wal is not None and pl.wal.pending_items == 10)
-    await asyncio.gather(pl.submit(_p(b"BAD")), pl.submit(_p(b"b")))
+    await pl.submit(payload(b"a"))
+    await until(lambda: len(w.calls) == 0 and pl.wal is not None and pl.wal.pending_items == 10)
+    await asyncio.gather(pl.submit(payload(b"BAD")), pl.submit(payload(b"b")))
     w.gate.set()
-    await _until(lambda: w.stored == [b"a", b"b"])
-    await pl.submit(_p(b"c"))
-    await _until(lambda: w.stored == [b"a", b"b", b"c"])
+    await until(lambda: w.stored == [b"a", b"b"])
+    await pl.submit(payload(b"c"))
+    await until(lambda: w.stored == [b"a", b"b", b"c"])
     assert registry.get_sample_value("otelai_pipeline_dropped_items_total", {"reason": "invalid"}) == 10
     await pl.shutdown(5)
 
@@ -97,9 +97,9 @@ async def test_a_full_log_refuses_with_503(tmp_path: Path) -> None:
     w.down = True
     pl = Pipeline(_wal_cfg(tmp_path, spool_max_bytes=200), w, registry=CollectorRegistry())
     await pl.start()
-    await pl.submit(_p(b"x" * 100))
+    await pl.submit(payload(b"x" * 100))
     with pytest.raises(OverloadedError, match="spool full"):
-        await pl.submit(_p(b"y" * 100))
+        await pl.submit(payload(b"y" * 100))
     assert pl.status()["queue"]["items"] == 0  # the refused request holds no memory
     await pl.shutdown(1)
 
@@ -131,17 +131,19 @@ async def test_full_batches_insert_in_parallel_and_commit_in_order(tmp_path: Pat
     w = _OrderedGates()
     pl = Pipeline(_wal_cfg(tmp_path, batch_items=100, batch_min_items=1, insert_workers=2), w)  # type: ignore[arg-type]
     await pl.start()
-    await pl.submit(_p(b"a0"))
-    await _until(lambda: len(w.entered) == 1)  # batch 0 = [a0], blocked
-    await asyncio.gather(*(pl.submit(_p(b"b%02d" % i)) for i in range(25)))  # 250 items: full batches wait
-    await _until(lambda: len(w.entered) == 2)  # batch 1 read ahead and inserting beside batch 0
+    await pl.submit(payload(b"a0"))
+    await until(lambda: len(w.entered) == 1)  # batch 0 = [a0], blocked
+    await asyncio.gather(
+        *(pl.submit(payload(b"b%02d" % i)) for i in range(25))
+    )  # 250 items: full batches wait
+    await until(lambda: len(w.entered) == 2)  # batch 1 read ahead and inserting beside batch 0
     assert w.entered[1] == [b"b%02d" % i for i in range(10)]
     w.release(1)  # batch 1 finishes first...
-    await _until(lambda: w.done == [1])
+    await until(lambda: w.done == [1])
     await asyncio.sleep(0.1)
     assert pl.wal is not None and pl.wal.pending_items == 260  # ...but nothing is committed before batch 0
     for n in range(10):
         w.release(n)
-    await _until(lambda: pl.wal is not None and pl.wal.pending_items == 0)
+    await until(lambda: pl.wal is not None and pl.wal.pending_items == 0)
     assert [b for call in w.entered for b in call] == [b"a0"] + [b"b%02d" % i for i in range(25)]
     await pl.shutdown(5)

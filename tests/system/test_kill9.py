@@ -15,8 +15,8 @@ import grpc
 import httpx
 import pytest
 
-from tests.helpers import SubprocessDaemon
-from tests.ingest.otlp_payloads import trace_request
+from otel_ai.testing.daemons import SubprocessDaemon
+from otel_ai.testing.otlp_payloads import trace_request
 
 GRPC_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 SPANS_PER_REQUEST = 20

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.llm.fakes import FakeLLMServer
+from otel_ai.testing.llm_server import FakeLLMServer
 
 
 def _llm_overrides(fake: FakeLLMServer) -> dict[str, Any]:

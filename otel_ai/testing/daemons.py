@@ -1,6 +1,6 @@
 """Shared test helpers: free ports, an in-process daemon runner and a subprocess daemon runner.
 
-chDB opens one path per process (DESIGN.md decision 1), so in-process tests share the session's
+chDB opens one path per process (one chDB path per process), so in-process tests share the session's
 path and isolate themselves with a database each; tests that need their own files (restart,
 kill -9) run the daemon as a subprocess.
 """
@@ -26,7 +26,7 @@ import httpx
 from otel_ai.config import Config, load_config
 from otel_ai.daemon import Daemon
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

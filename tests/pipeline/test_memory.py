@@ -25,8 +25,8 @@ from otel_ai.model import Payload
 from otel_ai.pipeline import Pipeline
 from otel_ai.pipeline.memory import MIB, MemoryGuard, resident_bytes
 from otel_ai.storage import Storage
-from tests.ingest.otlp_payloads import trace_request
-from tests.ingest.test_pipeline_core import RecordingWriter, _cfg, _p, _until
+from otel_ai.testing.otlp_payloads import trace_request
+from tests.pipeline.recording import RecordingWriter, payload, pipeline_config, until
 
 PB = {"content-type": "application/x-protobuf"}
 
@@ -143,17 +143,17 @@ async def test_pipeline_refuses_only_while_ingest_holds_data(tmp_path: Path) -> 
     assert guard.over_soft_limit
     w = RecordingWriter()
     w.gate.clear()  # storage is slow: the first batch stays in flight
-    pl = Pipeline(_cfg(tmp_path, batch_items=10), w, registry=CollectorRegistry(), memory=guard)
+    pl = Pipeline(pipeline_config(tmp_path, batch_items=10), w, registry=CollectorRegistry(), memory=guard)
     await pl.start()
     # nothing in flight: refusing could not lower the memory, so the first export is admitted
-    first = asyncio.ensure_future(pl.submit(_p(b"first")))
-    await _until(lambda: pl.status()["queue"]["items"] == 10)
+    first = asyncio.ensure_future(pl.submit(payload(b"first")))
+    await until(lambda: pl.status()["queue"]["items"] == 10)
     with pytest.raises(OverloadedError) as err:
-        await pl.submit(_p(b"second"))
+        await pl.submit(payload(b"second"))
     assert "soft limit 900 MiB" in err.value.message
     level.mib = 800
     guard.check()
-    second = asyncio.ensure_future(pl.submit(_p(b"second")))
+    second = asyncio.ensure_future(pl.submit(payload(b"second")))
     w.gate.set()
     await asyncio.gather(first, second)
     assert sorted(w.stored) == [b"first", b"second"]  # two insert workers: any order
@@ -186,25 +186,25 @@ async def test_write_ahead_drain_inserts_one_half_batch_at_a_time_under_memory_p
     tmp_path: Path,
 ) -> None:
     w = _Gates()
-    cfg = _cfg(tmp_path, ack="spool", batch_items=100, batch_min_items=1, insert_workers=2)
+    cfg = pipeline_config(tmp_path, ack="spool", batch_items=100, batch_min_items=1, insert_workers=2)
     pl = Pipeline(cfg, w)  # type: ignore[arg-type]
     pressure = True
     assert pl.wal is not None
     pl.wal.under_memory_pressure = lambda: pressure
     await pl.start()
-    await pl.submit(_p(b"a0"))
-    await _until(lambda: len(w.entered) == 1)  # batch 0 inserting, blocked
-    await asyncio.gather(*(pl.submit(_p(b"b%02d" % i)) for i in range(25)))  # full batches wait
+    await pl.submit(payload(b"a0"))
+    await until(lambda: len(w.entered) == 1)  # batch 0 inserting, blocked
+    await asyncio.gather(*(pl.submit(payload(b"b%02d" % i)) for i in range(25)))  # full batches wait
     await asyncio.sleep(0.3)
     assert len(w.entered) == 1  # under pressure: no second insert beside the first
     w.release(0)
-    await _until(lambda: len(w.entered) == 2)
+    await until(lambda: len(w.entered) == 2)
     assert w.entered[1] == [b"b%02d" % i for i in range(5)]  # half a batch (50 of 100 items)
     pressure = False
-    await _until(lambda: len(w.entered) == 3)  # pressure gone: full batches, read ahead beside
+    await until(lambda: len(w.entered) == 3)  # pressure gone: full batches, read ahead beside
     assert w.entered[2] == [b"b%02d" % i for i in range(5, 15)]
     w.release_all()
-    await _until(lambda: pl.wal is not None and pl.wal.pending_items == 0)
+    await until(lambda: pl.wal is not None and pl.wal.pending_items == 0)
     assert [b for call in w.entered for b in call] == [b"a0"] + [b"b%02d" % i for i in range(25)]
     await pl.shutdown(5)
 

@@ -43,7 +43,7 @@ def test_http_dsn_path_selects_database() -> None:
 
 
 def test_unreachable_server_is_a_retryable_storage_error() -> None:
-    from tests.helpers import free_port
+    from otel_ai.testing.daemons import free_port
 
     st = Storage(f"http://127.0.0.1:{free_port()}/otel", connect_timeout_s=1, query_timeout_s=1)
     with pytest.raises(StorageError) as info:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import ROOT, SubprocessDaemon
+from otel_ai.testing.daemons import ROOT, SubprocessDaemon
 
 
 def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
+from otel_ai.testing.daemons import InProcessDaemon, daemon_config, free_port
 from otel_ai.timeutil import ns_to_rfc3339
-from tests.helpers import InProcessDaemon, daemon_config, free_port
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 NODE = shutil.which("node")

@@ -14,8 +14,8 @@ from otel_ai.otlp.validate import validate
 from otel_ai.storage import Storage
 from otel_ai.storage.decode_values import go_float, go_json
 from otel_ai.storage.writer import TelemetryWriter
-from tests.helpers import free_port
-from tests.ingest import otlp_samples as s
+from otel_ai.testing import otlp_samples as s
+from otel_ai.testing.daemons import free_port
 
 
 def _stored_attrs(storage: Storage) -> dict[str, str]:
@@ -232,7 +232,7 @@ def _skipped_by(storage: Storage, table: str, where: str, index: str) -> tuple[i
 
 @pytest.mark.parametrize("decoder", ["native", "engine"])
 def test_deferred_attribute_indexes_are_built_by_merges(chdb_path: Any, decoder: str) -> None:
-    from tests.helpers import unique_db
+    from otel_ai.testing.daemons import unique_db
 
     storage = Storage(f"chdb://{chdb_path}", unique_db(), defer_attribute_indexes=True)
     storage.start()

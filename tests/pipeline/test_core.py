@@ -2,79 +2,35 @@
 
 The writer here is the seam a real outage or engine refusal crosses: it raises the same
 ``StorageError`` / ``DecodeError`` the real :class:`TelemetryWriter` raises. Real-storage
-behaviour is covered by the daemon-level tests (test_outage_*.py, test_e2e_sdk.py).
+behaviour is covered by the daemon-level tests (tests/pipeline/test_outage_spool.py, tests/system/).
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from otel_ai.config import PipelineConfig
-from otel_ai.errors import DecodeError, OverloadedError, StorageError
+from otel_ai.errors import OverloadedError, StorageError
 from otel_ai.model import Payload
 from otel_ai.pipeline import Pipeline
-
-
-class RecordingWriter:
-    """Stores bodies; ``down`` simulates an outage; bodies starting with b"BAD" are refused."""
-
-    def __init__(self) -> None:
-        self.calls: list[list[bytes]] = []
-        self.started: list[list[bytes]] = []  # batches a worker took, before the gate
-        self.stored: list[bytes] = []
-        self.down = False
-        self.gate = threading.Event()
-        self.gate.set()
-
-    def write(self, payloads: Sequence[Payload]) -> None:
-        self.started.append([p.body for p in payloads])
-        self.gate.wait(30)
-        self.calls.append([p.body for p in payloads])
-        if self.down:
-            raise StorageError("connection refused", retryable=True)
-        if any(p.body.startswith(b"BAD") for p in payloads):
-            raise DecodeError("engine refused the batch")
-        self.stored.extend(p.body for p in payloads)
-
-
-def _cfg(tmp_path: Path, **kw: Any) -> PipelineConfig:
-    base: dict[str, Any] = {
-        "spool_dir": str(tmp_path / "spool"),
-        "batch_timeout_ms": 20,
-        "spool_replay_interval_s": 0.05,
-    }
-    base.update(kw)
-    return PipelineConfig(**base)
-
-
-def _p(body: bytes, items: int = 10, signal: str = "traces") -> Payload:
-    return Payload(signal, "protobuf", "grpc", body, items)  # type: ignore[arg-type]
-
-
-async def _until(cond: Any, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if cond():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached")
+from tests.pipeline.recording import RecordingWriter, payload, pipeline_config, until
 
 
 async def test_batches_by_size_and_time_one_write_per_batch(tmp_path: Path) -> None:
     w = RecordingWriter()
     pl = Pipeline(
-        _cfg(tmp_path, batch_items=30, batch_timeout_ms=50, batch_linger_ms=60_000),
+        pipeline_config(tmp_path, batch_items=30, batch_timeout_ms=50, batch_linger_ms=60_000),
         w,
         registry=CollectorRegistry(),
     )
     await pl.start()
-    await asyncio.gather(*(pl.submit(_p(b"b%d" % i)) for i in range(7)))  # 70 items: 30 + 30 + 10 (timer)
+    await asyncio.gather(
+        *(pl.submit(payload(b"b%d" % i)) for i in range(7))
+    )  # 70 items: 30 + 30 + 10 (timer)
     await pl.shutdown(5)
     assert sorted(len(c) for c in w.calls) == [1, 3, 3]
     assert sorted(w.stored) == sorted(b"b%d" % i for i in range(7))
@@ -83,12 +39,12 @@ async def test_batches_by_size_and_time_one_write_per_batch(tmp_path: Path) -> N
 
 async def test_signals_are_never_mixed_in_one_write(tmp_path: Path) -> None:
     w = RecordingWriter()
-    pl = Pipeline(_cfg(tmp_path), w, registry=CollectorRegistry())
+    pl = Pipeline(pipeline_config(tmp_path), w, registry=CollectorRegistry())
     await pl.start()
     await asyncio.gather(
-        pl.submit(_p(b"t", signal="traces")),
-        pl.submit(_p(b"l", signal="logs")),
-        pl.submit(_p(b"m", signal="metrics")),
+        pl.submit(payload(b"t", signal="traces")),
+        pl.submit(payload(b"l", signal="logs")),
+        pl.submit(payload(b"m", signal="metrics")),
     )
     await pl.shutdown(5)
     assert sorted(w.calls) == [[b"l"], [b"m"], [b"t"]]
@@ -97,16 +53,16 @@ async def test_signals_are_never_mixed_in_one_write(tmp_path: Path) -> None:
 async def test_full_queue_refuses_at_once_and_memory_stays_bounded(tmp_path: Path) -> None:
     w = RecordingWriter()
     w.gate.clear()  # storage stalls: nothing leaves the queue
-    pl = Pipeline(_cfg(tmp_path, queue_items=25, batch_items=10), w, registry=CollectorRegistry())
+    pl = Pipeline(pipeline_config(tmp_path, queue_items=25, batch_items=10), w, registry=CollectorRegistry())
     await pl.start()
-    admitted = [asyncio.create_task(pl.submit(_p(b"a%d" % i))) for i in range(2)]
+    admitted = [asyncio.create_task(pl.submit(payload(b"a%d" % i))) for i in range(2)]
     await asyncio.sleep(0.05)
     with pytest.raises(OverloadedError, match=r"queue full \(20 of 25 items\)"):
-        await pl.submit(_p(b"refused"))
+        await pl.submit(payload(b"refused"))
     assert pl.status()["queue"]["items"] == 20
     w.gate.set()
     await asyncio.gather(*admitted)
-    await pl.submit(_p(b"after"))  # room again
+    await pl.submit(payload(b"after"))  # room again
     await pl.shutdown(5)
     assert b"refused" not in w.stored and b"after" in w.stored
 
@@ -114,16 +70,16 @@ async def test_full_queue_refuses_at_once_and_memory_stays_bounded(tmp_path: Pat
 async def test_outage_spools_acks_then_replays_in_order(tmp_path: Path) -> None:
     w = RecordingWriter()
     w.down = True
-    pl = Pipeline(_cfg(tmp_path, batch_items=10), w, registry=CollectorRegistry())
+    pl = Pipeline(pipeline_config(tmp_path, batch_items=10), w, registry=CollectorRegistry())
     await pl.start()
     for i in range(5):  # each resolves: acked because spooled
-        await pl.submit(_p(b"o%d" % i))
+        await pl.submit(payload(b"o%d" % i))
     st = pl.status()
     assert st["spooled_items"] == 50 and st["spool"]["bytes"] > 0 and "connection refused" in st["last_error"]
     assert w.stored == []
     w.down = False
-    await _until(lambda: not pl.spool.has_pending())
-    await pl.submit(_p(b"live"))
+    await until(lambda: not pl.spool.has_pending())
+    await pl.submit(payload(b"live"))
     await pl.shutdown(5)
     assert w.stored == [b"o0", b"o1", b"o2", b"o3", b"o4", b"live"]  # replayed in order, then live
     assert pl.status()["replayed_items"] == 50 and pl.status()["spool"]["bytes"] == 0
@@ -132,23 +88,25 @@ async def test_outage_spools_acks_then_replays_in_order(tmp_path: Path) -> None:
 async def test_spool_survives_restart(tmp_path: Path) -> None:
     w = RecordingWriter()
     w.down = True
-    pl = Pipeline(_cfg(tmp_path), w, registry=CollectorRegistry())
+    pl = Pipeline(pipeline_config(tmp_path), w, registry=CollectorRegistry())
     await pl.start()
-    await pl.submit(_p(b"kept"))
+    await pl.submit(payload(b"kept"))
     await pl.shutdown(5)
     w2 = RecordingWriter()
-    pl2 = Pipeline(_cfg(tmp_path), w2, registry=CollectorRegistry())
+    pl2 = Pipeline(pipeline_config(tmp_path), w2, registry=CollectorRegistry())
     await pl2.start()  # replays at start
-    await _until(lambda: w2.stored == [b"kept"])
+    await until(lambda: w2.stored == [b"kept"])
     await pl2.shutdown(5)
 
 
 async def test_engine_refusal_is_isolated_by_bisection(tmp_path: Path) -> None:
     w = RecordingWriter()
-    pl = Pipeline(_cfg(tmp_path, batch_items=1000, batch_timeout_ms=50), w, registry=CollectorRegistry())
+    pl = Pipeline(
+        pipeline_config(tmp_path, batch_items=1000, batch_timeout_ms=50), w, registry=CollectorRegistry()
+    )
     await pl.start()
     bodies = [b"ok0", b"ok1", b"BAD2", b"ok3", b"ok4", b"BAD5", b"ok6"]
-    results = await asyncio.gather(*(pl.submit(_p(b)) for b in bodies), return_exceptions=True)
+    results = await asyncio.gather(*(pl.submit(payload(b)) for b in bodies), return_exceptions=True)
     await pl.shutdown(5)
     assert [type(r).__name__ for r in results] == [
         "NoneType",
@@ -166,30 +124,30 @@ async def test_engine_refusal_is_isolated_by_bisection(tmp_path: Path) -> None:
 async def test_spool_full_during_outage_refuses(tmp_path: Path) -> None:
     w = RecordingWriter()
     w.down = True
-    pl = Pipeline(_cfg(tmp_path, spool_max_bytes=200), w, registry=CollectorRegistry())
+    pl = Pipeline(pipeline_config(tmp_path, spool_max_bytes=200), w, registry=CollectorRegistry())
     await pl.start()
-    await pl.submit(_p(b"x" * 100))
+    await pl.submit(payload(b"x" * 100))
     with pytest.raises(OverloadedError, match="spool full"):
-        await pl.submit(_p(b"y" * 100))
+        await pl.submit(payload(b"y" * 100))
     await pl.shutdown(1)
 
 
 async def test_shutdown_drains_everything_admitted(tmp_path: Path) -> None:
     w = RecordingWriter()
     pl = Pipeline(
-        _cfg(tmp_path, batch_items=10**6, batch_timeout_ms=60_000, batch_linger_ms=60_000),
+        pipeline_config(tmp_path, batch_items=10**6, batch_timeout_ms=60_000, batch_linger_ms=60_000),
         w,
         registry=CollectorRegistry(),
     )
     await pl.start()
-    tasks = [asyncio.create_task(pl.submit(_p(b"d%d" % i))) for i in range(20)]
+    tasks = [asyncio.create_task(pl.submit(payload(b"d%d" % i))) for i in range(20)]
     await asyncio.sleep(0.05)
     assert w.stored == []  # waiting for the (long) batch timer
     await pl.shutdown(5)
     await asyncio.gather(*tasks)
     assert len(w.stored) == 20
     with pytest.raises(OverloadedError, match="shutting down"):
-        await pl.submit(_p(b"late"))
+        await pl.submit(payload(b"late"))
 
 
 class PickyStorageWriter(RecordingWriter):
@@ -204,9 +162,13 @@ class PickyStorageWriter(RecordingWriter):
 
 async def test_non_retryable_storage_error_fails_only_that_payload_and_never_spools(tmp_path: Path) -> None:
     w = PickyStorageWriter()
-    pl = Pipeline(_cfg(tmp_path, batch_items=1000, batch_timeout_ms=50), w, registry=CollectorRegistry())
+    pl = Pipeline(
+        pipeline_config(tmp_path, batch_items=1000, batch_timeout_ms=50), w, registry=CollectorRegistry()
+    )
     await pl.start()
-    results = await asyncio.gather(*(pl.submit(_p(b)) for b in (b"a", b"NO", b"c")), return_exceptions=True)
+    results = await asyncio.gather(
+        *(pl.submit(payload(b)) for b in (b"a", b"NO", b"c")), return_exceptions=True
+    )
     await pl.shutdown(5)
     assert isinstance(results[1], StorageError) and not results[1].retryable
     assert results[0] is None and results[2] is None and sorted(w.stored) == [b"a", b"c"]
@@ -219,13 +181,13 @@ async def test_non_retryable_storage_error_fails_only_that_payload_and_never_spo
 async def test_group_commit_flushes_min_batch_when_a_worker_is_idle(tmp_path: Path) -> None:
     w = RecordingWriter()
     pl = Pipeline(
-        _cfg(tmp_path, batch_items=1000, batch_min_items=20, batch_timeout_ms=60_000),
+        pipeline_config(tmp_path, batch_items=1000, batch_min_items=20, batch_timeout_ms=60_000),
         w,
         registry=CollectorRegistry(),
     )
     await pl.start()
     # 20 items reach batch_min_items with idle workers: no 60 s wait for the timer.
-    await asyncio.wait_for(asyncio.gather(pl.submit(_p(b"g1")), pl.submit(_p(b"g2"))), timeout=10)
+    await asyncio.wait_for(asyncio.gather(pl.submit(payload(b"g1")), pl.submit(payload(b"g2"))), timeout=10)
     assert w.calls == [[b"g1", b"g2"]]
     await pl.shutdown(5)
 
@@ -233,7 +195,7 @@ async def test_group_commit_flushes_min_batch_when_a_worker_is_idle(tmp_path: Pa
 async def test_while_an_insert_runs_the_idle_worker_waits_for_a_bigger_batch(tmp_path: Path) -> None:
     w = RecordingWriter()
     w.gate.clear()  # the first insert runs until the gate opens
-    cfg = _cfg(
+    cfg = pipeline_config(
         tmp_path,
         insert_workers=3,
         batch_items=1000,
@@ -243,19 +205,19 @@ async def test_while_an_insert_runs_the_idle_worker_waits_for_a_bigger_batch(tmp
     )
     pl = Pipeline(cfg, w, registry=CollectorRegistry())
     await pl.start()
-    first = [asyncio.create_task(pl.submit(_p(b"a%d" % i))) for i in range(2)]  # 20 items, all idle
-    await _until(lambda: len(w.started) == 1)
-    second = [asyncio.create_task(pl.submit(_p(b"b%d" % i))) for i in range(2)]  # 20: would have gone
+    first = [asyncio.create_task(pl.submit(payload(b"a%d" % i))) for i in range(2)]  # 20 items, all idle
+    await until(lambda: len(w.started) == 1)
+    second = [asyncio.create_task(pl.submit(payload(b"b%d" % i))) for i in range(2)]  # 20: would have gone
     await asyncio.sleep(0.1)
     assert len(w.started) == 1  # the idle worker waits: another insert runs
-    second += [asyncio.create_task(pl.submit(_p(b"b%d" % i))) for i in range(2, 5)]  # 50: goes
-    await _until(lambda: len(w.started) == 2)
+    second += [asyncio.create_task(pl.submit(payload(b"b%d" % i))) for i in range(2, 5)]  # 50: goes
+    await until(lambda: len(w.started) == 2)
     assert w.started == [[b"a0", b"a1"], [b"b0", b"b1", b"b2", b"b3", b"b4"]]
     # Below batch_min_items_busy a batch still goes to an idle worker after batch_timeout_ms.
-    third = asyncio.create_task(pl.submit(_p(b"c0")))
+    third = asyncio.create_task(pl.submit(payload(b"c0")))
     await asyncio.sleep(0.2)
     assert len(w.started) == 2
-    await _until(lambda: len(w.started) == 3, timeout=2)
+    await until(lambda: len(w.started) == 3, timeout=2)
     assert w.started[2] == [b"c0"] and not w.calls  # the first two inserts are still running
     w.gate.set()
     await asyncio.wait_for(asyncio.gather(*first, *second, third), timeout=10)
@@ -265,11 +227,13 @@ async def test_while_an_insert_runs_the_idle_worker_waits_for_a_bigger_batch(tmp
 async def test_shutdown_deadline_spools_batches_no_worker_took(tmp_path: Path) -> None:
     w = RecordingWriter()
     w.gate.clear()  # storage hangs
-    pl = Pipeline(_cfg(tmp_path, insert_workers=1, batch_items=10), w, registry=CollectorRegistry())
+    pl = Pipeline(
+        pipeline_config(tmp_path, insert_workers=1, batch_items=10), w, registry=CollectorRegistry()
+    )
     await pl.start()
-    stuck = asyncio.create_task(pl.submit(_p(b"stuck")))
+    stuck = asyncio.create_task(pl.submit(payload(b"stuck")))
     await asyncio.sleep(0.1)  # the only worker is now blocked inside write()
-    queued = asyncio.create_task(pl.submit(_p(b"queued")))
+    queued = asyncio.create_task(pl.submit(payload(b"queued")))
     await asyncio.sleep(0.05)
     await pl.shutdown(0.5)
     await asyncio.wait_for(queued, 5)  # acked: it is in the spool
@@ -282,12 +246,14 @@ async def test_shutdown_deadline_spools_batches_no_worker_took(tmp_path: Path) -
 async def test_queue_is_bounded_in_bytes_too(tmp_path: Path) -> None:
     w = RecordingWriter()
     w.gate.clear()
-    pl = Pipeline(_cfg(tmp_path, queue_bytes=1000, batch_items=10), w, registry=CollectorRegistry())
+    pl = Pipeline(
+        pipeline_config(tmp_path, queue_bytes=1000, batch_items=10), w, registry=CollectorRegistry()
+    )
     await pl.start()
-    first = asyncio.create_task(pl.submit(_p(b"x" * 800, items=1)))
+    first = asyncio.create_task(pl.submit(payload(b"x" * 800, items=1)))
     await asyncio.sleep(0.05)
     with pytest.raises(OverloadedError, match=r"queue full \(800 of 1000 bytes\)"):
-        await pl.submit(_p(b"y" * 300, items=1))
+        await pl.submit(payload(b"y" * 300, items=1))
     w.gate.set()
     await first
     await pl.shutdown(5)
@@ -296,14 +262,14 @@ async def test_queue_is_bounded_in_bytes_too(tmp_path: Path) -> None:
 async def test_linger_while_a_worker_is_idle_groups_a_light_load(tmp_path: Path) -> None:
     w = RecordingWriter()
     pl = Pipeline(
-        _cfg(tmp_path, batch_min_items=10**6, batch_timeout_ms=60_000, batch_linger_ms=100),
+        pipeline_config(tmp_path, batch_min_items=10**6, batch_timeout_ms=60_000, batch_linger_ms=100),
         w,
         registry=CollectorRegistry(),
     )
     await pl.start()
-    first = asyncio.create_task(pl.submit(_p(b"l1")))
+    first = asyncio.create_task(pl.submit(payload(b"l1")))
     await asyncio.sleep(0.01)
-    second = asyncio.create_task(pl.submit(_p(b"l2")))  # joins the lingering batch
+    second = asyncio.create_task(pl.submit(payload(b"l2")))  # joins the lingering batch
     await asyncio.wait_for(asyncio.gather(first, second), timeout=10)  # not the 60 s timeout
     assert w.calls == [[b"l1", b"l2"]]
     await pl.shutdown(5)
