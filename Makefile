@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: run test lint typecheck unit bench clean js-deps
 
 # setup.py and the C source: an edited decoder is rebuilt by the next `make test` / `make run`.
-$(STAMP): pyproject.toml Makefile setup.py otel_ai/storage/_native.c
+$(STAMP): pyproject.toml Makefile setup.py otel_ai/native/_native.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -203,7 +203,7 @@ def test_the_compiled_check_vouches_only_for_what_upb_accepts_whole() -> None:
     span and counts the same; and it vouches for most intact requests (else it is useless)."""
     import random
 
-    from otel_ai.storage import _native
+    from otel_ai.native import _native
 
     rnd = random.Random(7)
     good = s.traces_request().SerializeToString()
@@ -231,7 +231,7 @@ def test_the_compiled_check_vouches_only_for_what_upb_accepts_whole() -> None:
     ],
 )
 def test_the_compiled_check_and_upb_agree_on_spans(mutate: Any, upb_says: str) -> None:
-    from otel_ai.storage import _native
+    from otel_ai.native import _native
 
     req = s.traces_request()
     mutate(req.resource_spans[0].scope_spans[0].spans[0])
@@ -246,7 +246,7 @@ def test_the_compiled_check_and_upb_agree_on_spans(mutate: Any, upb_says: str) -
 
 
 def test_invalid_utf8_unknown_fields_and_deep_nesting_are_left_to_upb() -> None:
-    from otel_ai.storage import _native
+    from otel_ai.native import _native
 
     good = s.traces_request().SerializeToString()
     name = b"GET /cart"

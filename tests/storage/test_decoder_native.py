@@ -19,16 +19,18 @@ from prometheus_client import CollectorRegistry
 from otel_ai.errors import DecodeError
 from otel_ai.model import Payload
 from otel_ai.otlp.validate import validate
-from otel_ai.storage import Storage, decode_native
-from otel_ai.storage.decode_python import TRACE_COLUMNS
-from otel_ai.storage.decode_values import go_float
-from otel_ai.storage.writer import TelemetryWriter, write_python
+from otel_ai.storage import Storage
+from otel_ai.storage.decoders import native as decode_native
+from otel_ai.storage.decoders.python import write_python
+from otel_ai.storage.decoders.values import go_float
+from otel_ai.storage.schema import TRACE_COLUMNS
+from otel_ai.storage.writer import TelemetryWriter
 from otel_ai.testing import otlp_samples as s
 
 
 def test_built() -> None:
-    """`pip install` compiles otel_ai/storage/_native.c; CI machines have a C compiler."""
-    assert decode_native.available(), "otel_ai.storage._native was not built"
+    """`pip install` compiles otel_ai/native/_native.c; CI machines have a C compiler."""
+    assert decode_native.available(), "otel_ai.native._native was not built"
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -293,7 +295,7 @@ def test_go_float_matches_the_python_rendering() -> None:
     values += [
         round(rnd.uniform(0, 1000), rnd.randint(0, 6)) * 10.0 ** rnd.randint(-25, 25) for _ in range(20000)
     ]
-    from otel_ai.storage import _native
+    from otel_ai.native import _native
 
     assert [_native.go_float(v) for v in values] == [go_float(v) for v in values]
 

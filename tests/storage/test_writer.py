@@ -12,7 +12,7 @@ from otel_ai.errors import DecodeError, StorageError
 from otel_ai.model import Payload
 from otel_ai.otlp.validate import validate
 from otel_ai.storage import Storage
-from otel_ai.storage.decode_values import go_float, go_json
+from otel_ai.storage.decoders.values import go_float, go_json
 from otel_ai.storage.writer import TelemetryWriter
 from otel_ai.testing import otlp_samples as s
 from otel_ai.testing.daemons import free_port
@@ -144,7 +144,7 @@ def test_empty_and_mixed_signal_batches(storage: Storage) -> None:
 
 
 def test_scalar_proto_differs_from_the_full_one_only_in_top_level_composites() -> None:
-    from otel_ai.storage.decode_engine import PROTO, scalar_proto_path
+    from otel_ai.storage.decoders.engine import PROTO, scalar_proto_path
 
     full, scalar = PROTO.read_text().splitlines(), scalar_proto_path().read_text().splitlines()
     changed = [(a.strip(), b.strip()) for a, b in zip(full, scalar, strict=True) if a != b]
@@ -160,7 +160,7 @@ def test_engine_runs_scalar_batches_in_the_scalar_dialect_and_composites_in_the_
     storage: Storage, encoding: str
 ) -> None:
     """Arrays/kvlists make the scalar statement throw; it is re-run in full and nothing is lost."""
-    from otel_ai.storage.decode_engine import FULL_DIALECT_BATCHES
+    from otel_ai.storage.decoders.engine import FULL_DIALECT_BATCHES
 
     writer = TelemetryWriter(storage, decoder="engine")
     engine = writer._engine

@@ -1,9 +1,9 @@
 """The "native" decoder: OTLP spans flattened in C into one ClickHouse ``Native`` block.
 
-DESIGN.md decision 3, third option. ``otel_ai/storage/_native.c`` walks the protobuf wire format
+``otel_ai/native/_native.c`` walks the protobuf wire format
 once (OTLP/JSON bodies are first transcoded to protobuf, in C) and writes every span as a row of
 ``otel_traces`` straight into column buffers, with the
-exact encodings of the python decoder (:mod:`decode_python`, the contrib exporter's values). The
+exact encodings of the python decoder (:mod:`.python`, the contrib exporter's values). The
 block is inserted with ``INSERT … FORMAT Native``: ClickHouse only converts and writes columns —
 no protobuf parsing, no flatten SQL, no per-insert query analysis — and the same bytes suit an
 embedded chDB and a remote server (``http://``) alike.
@@ -22,11 +22,11 @@ from typing import Any
 
 from otel_ai.errors import DecodeError
 from otel_ai.model import Payload
-from otel_ai.storage.decode_engine import _quote
-from otel_ai.storage.decode_python import TRACE_COLUMNS
+from otel_ai.storage.quoting import quote
+from otel_ai.storage.schema import TRACE_COLUMNS
 
 try:
-    from otel_ai.storage import _native
+    from otel_ai.native import _native
 except ImportError:  # pragma: no cover - built by `pip install`; absent only without a C compiler
     _native = None  # type: ignore[assignment]
 
@@ -120,7 +120,7 @@ class NativeDecoder:
             if rows:
                 self.storage.command(
                     f"INSERT INTO `{self.storage.database}`.`otel_traces` ({_COLUMNS}) "
-                    f"FROM INFILE {_quote(fh.name)}{self.storage.insert_settings_clause()} FORMAT Native"
+                    f"FROM INFILE {quote(fh.name)}{self.storage.insert_settings_clause()} FORMAT Native"
                 )
             return rows
 

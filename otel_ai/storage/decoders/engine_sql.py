@@ -8,19 +8,21 @@ One set of templates serves both wire encodings, in three "dialects":
 * ``pbs`` — the same protobuf read with attribute values that are arrays or kvlists kept as raw
   bytes: the input type and the flatten expression shrink to a third, and so does the query
   analysis every INSERT pays (measured 0.15 s → 0.05 s of CPU). A statement that meets such a
-  value raises ``COMPOSITE_MARK`` and is run again in ``pb`` (see ``decode_engine``).
+  value raises ``COMPOSITE_MARK`` and is run again in ``pb`` (see :mod:`.engine`).
 * ``json`` — typed ``JSONEachRow`` with nested named tuples over the OTLP/JSON body: keys are
   lowerCamelCase (the templates are written in snake_case and camelised), ``AnyValue`` members are
   ``Nullable`` (presence = not NULL), ids arrive as hex strings, enums as ints or names (read as
   strings), int64 as strings or numbers, unknown keys skipped. Values nested deeper than one level
   arrive as raw JSON text and trigger the python fallback.
 
-Values are rendered like pdata ``Value.AsString`` (the contrib exporter); see ``decode_values``.
+Values are rendered like pdata ``Value.AsString`` (the contrib exporter); see :mod:`.values`.
 """
 
 from __future__ import annotations
 
 import re
+
+from otel_ai.storage.schema import LOG_COLUMNS, METRIC_COLUMNS, TRACE_COLUMNS
 
 FALLBACK_MARK = "otel_ai_engine_fallback"
 # Raised by the scalar protobuf dialect ("pbs") when a value is an array or kvlist: the statement
@@ -345,18 +347,9 @@ FROM ({_scope_level(d, "resource_spans", "scope_spans", "spans")})
 ARRAY JOIN leaves AS sp"""
 
 
-TRACE_COLUMNS = """otel_traces (
-    Timestamp, TraceId, SpanId, ParentSpanId, TraceState, SpanName, SpanKind, ServiceName,
-    ResourceAttributes, ScopeName, ScopeVersion, SpanAttributes, Duration, StatusCode, StatusMessage,
-    `Events.Timestamp`, `Events.Name`, `Events.Attributes`,
-    `Links.TraceId`, `Links.SpanId`, `Links.TraceState`, `Links.Attributes`,
-    TraceFlags, DroppedAttributesCount, DroppedEventsCount, DroppedLinksCount, ScopeAttributes,
-    ResourceSchemaUrl, ScopeSchemaUrl, IngestEncoding, IngestTransport)"""
-
-LOG_COLUMNS = """otel_logs (
-    Timestamp, ObservedTimestamp, TraceId, SpanId, TraceFlags, SeverityText, SeverityNumber,
-    ServiceName, Body, ResourceSchemaUrl, ResourceAttributes, ScopeSchemaUrl, ScopeName, ScopeVersion,
-    ScopeAttributes, LogAttributes, EventName, DroppedAttributesCount, IngestEncoding, IngestTransport)"""
+def _target(table: str, columns: tuple[str, ...]) -> str:
+    """``table (col, …)`` of an INSERT, in the DDL's column order (``storage.schema``)."""
+    return f"{table} ({', '.join(f'`{c}`' for c in columns)})"
 
 
 def logs_sql(d: str) -> str:
@@ -372,15 +365,6 @@ FROM ({_scope_level(d, "resource_logs", "scope_logs", "log_records")})
 ARRAY JOIN leaves AS lr"""
 
 
-_M_HEAD_COLS = (
-    "ResourceAttributes, ResourceSchemaUrl, ScopeName, ScopeVersion, ScopeAttributes, "
-    "ScopeDroppedAttrCount, ScopeSchemaUrl, ServiceName, MetricName, MetricDescription, MetricUnit, "
-    "Attributes, StartTimeUnix, TimeUnix"
-)
-_EX_COLS = (
-    "`Exemplars.FilteredAttributes`, `Exemplars.TimeUnix`, `Exemplars.Value`, `Exemplars.SpanId`, "
-    "`Exemplars.TraceId`"
-)
 METRIC_KINDS = ("gauge", "sum", "histogram", "exponential_histogram", "summary")
 
 
@@ -390,7 +374,8 @@ def _number(d: str, x: str) -> str:
     return f"if({x}.as_int IS NOT NULL, toFloat64(assumeNotNull({x}.as_int)), ifNull({x}.as_double, 0))"
 
 
-def _metric_point(d: str, kind: str) -> tuple[str, str]:
+def _metric_point(d: str, kind: str) -> str:
+    """The SELECT expressions of one point kind, in the order of its table's value columns."""
     ex = (
         "arraySlice(dp_maps, 2), "
         f"arrayMap(x -> {_ts('x.time_unix_nano')}, dp.exemplars), "
@@ -402,41 +387,34 @@ def _metric_point(d: str, kind: str) -> tuple[str, str]:
         return _enum(d, f"m.{metric}.aggregation_temporality", _TEMPORALITY)
 
     if kind == "gauge":
-        return f"Value, Flags, {_EX_COLS}", f"{_number(d, 'dp')}, dp.flags, {ex}"
+        return f"{_number(d, 'dp')}, dp.flags, {ex}"
     if kind == "sum":
-        return (
-            f"Value, Flags, {_EX_COLS}, AggregationTemporality, IsMonotonic",
-            f"{_number(d, 'dp')}, dp.flags, {ex}, {temporality('sum')}, m.sum.is_monotonic",
-        )
+        return f"{_number(d, 'dp')}, dp.flags, {ex}, {temporality('sum')}, m.sum.is_monotonic"
     if kind == "histogram":
         return (
-            f"Count, Sum, BucketCounts, ExplicitBounds, {_EX_COLS}, Flags, Min, Max, AggregationTemporality",
             "dp.count, dp.sum, dp.bucket_counts, dp.explicit_bounds, "
-            f"{ex}, dp.flags, dp.min, dp.max, {temporality('histogram')}",
+            f"{ex}, dp.flags, dp.min, dp.max, {temporality('histogram')}"
         )
     if kind == "exponential_histogram":
         return (
-            "Count, Sum, Scale, ZeroCount, PositiveOffset, PositiveBucketCounts, NegativeOffset, "
-            f"NegativeBucketCounts, {_EX_COLS}, Flags, Min, Max, AggregationTemporality",
             "dp.count, dp.sum, dp.scale, dp.zero_count, dp.positive.offset, dp.positive.bucket_counts, "
             f"dp.negative.offset, dp.negative.bucket_counts, {ex}, dp.flags, dp.min, dp.max, "
-            f"{temporality('exponential_histogram')}",
+            f"{temporality('exponential_histogram')}"
         )
     return (
-        "Count, Sum, `ValueAtQuantiles.Quantile`, `ValueAtQuantiles.Value`, Flags",
         "dp.count, dp.sum, arrayMap(q -> q.quantile, dp.quantile_values), "
-        "arrayMap(q -> q.value, dp.quantile_values), dp.flags",
+        "arrayMap(q -> q.value, dp.quantile_values), dp.flags"
     )
 
 
 def metric_sql(d: str, kind: str) -> tuple[str, str]:
-    cols, values = _metric_point(d, kind)
+    values = _metric_point(d, kind)
     head = (
         "r_attrs, r_url, s_name, s_version, s_attrs, s_dropped, s_url, svc, "
         "m.name, m.description, m.unit, dp_maps[1], "
         f"{_ts('dp.start_time_unix_nano')}, {_ts('dp.time_unix_nano')}"
     )
-    target = f"otel_metrics_{kind} ({_M_HEAD_COLS}, {cols}, IngestEncoding, IngestTransport)"
+    target = _target(f"otel_metrics_{kind}", METRIC_COLUMNS[kind])
     lists = (
         "[dp.attributes]"
         if kind == "summary"  # summary points have no exemplars
@@ -455,9 +433,9 @@ ARRAY JOIN m.{kind}.data_points AS dp"""
 def statements(d: str, signal: str) -> list[str]:
     """``INSERT INTO {db}.<table> … SELECT …`` statements for one signal in dialect ``d``."""
     if signal == "traces":
-        pairs = [(TRACE_COLUMNS, traces_sql(d))]
+        pairs = [(_target("otel_traces", TRACE_COLUMNS), traces_sql(d))]
     elif signal == "logs":
-        pairs = [(LOG_COLUMNS, logs_sql(d))]
+        pairs = [(_target("otel_logs", LOG_COLUMNS), logs_sql(d))]
     else:
         pairs = [metric_sql(d, kind) for kind in METRIC_KINDS]
     out = []

@@ -1,5 +1,5 @@
 /*
- * otel_ai.storage._native — OTLP/protobuf trace requests → one ClickHouse ``Native`` block.
+ * otel_ai.native._native — OTLP/protobuf trace requests → one ClickHouse ``Native`` block.
  *
  * The "native" decoder (DESIGN.md decision 3): the protobuf wire format is walked once, in C,
  * and each span becomes one row of ``otel_traces`` written straight into column buffers, encoded
@@ -1724,7 +1724,7 @@ static PyObject *traces(PyObject *self, PyObject *args) {
         }
     }
     if (rc == E_UNSUPPORTED) {
-        PyErr_SetString(Unsupported, "a value the native decoder does not render (see otel_ai/storage/_native.c)");
+        PyErr_SetString(Unsupported, "a value the native decoder does not render (see otel_ai/native/_native.c)");
         goto done;
     }
     if (rc == E_NOMEM) {
@@ -1947,7 +1947,7 @@ static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_native", NULL, -1, 
 PyMODINIT_FUNC PyInit__native(void) {
     PyObject *m = PyModule_Create(&MODULE);
     if (!m) return NULL;
-    Unsupported = PyErr_NewException("otel_ai.storage._native.Unsupported", PyExc_Exception, NULL);
+    Unsupported = PyErr_NewException("otel_ai.native._native.Unsupported", PyExc_Exception, NULL);
     if (!Unsupported || PyModule_AddObject(m, "Unsupported", Unsupported)) {
         Py_XDECREF(Unsupported);
         Py_DECREF(m);

@@ -8,9 +8,9 @@ temporary files and read with ``file(path, 'Protobuf', structure)`` using our OT
 appended (9001 encoding, 9002 transport — appending fields to a serialized message is valid
 protobuf), so one INSERT carries mixed encodings/transports. OTLP/JSON bodies go the same way
 as ``JSONEachRow`` rows (one body per line, the two tags injected as leading keys) read with
-typed nested named tuples; see :mod:`decode_engine_sql` for both dialects.
+typed nested named tuples; see :mod:`.engine_sql` for both dialects.
 
-Values are rendered like the contrib exporter's ``AsString`` (see :mod:`decode_values`): doubles
+Values are rendered like the contrib exporter's ``AsString`` (see :mod:`.values`): doubles
 with ClickHouse's shortest round-trip formatting, exponent fixed to Go's ``e+21`` form; arrays and
 kvlists as Go-style JSON. What the SQL cannot render exactly (values nested deeper than one level,
 NaN/Inf inside arrays, rare control characters inside strings in arrays) raises a marked
@@ -28,14 +28,17 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from otel_ai.errors import DecodeError, StorageError
 from otel_ai.model import Payload
-from otel_ai.storage.decode_engine_sql import COMPOSITE_MARK, FALLBACK_MARK, SCALAR, STATEMENTS, STRUCTURES
+from otel_ai.storage.decoders.engine_sql import COMPOSITE_MARK, FALLBACK_MARK, SCALAR, STATEMENTS, STRUCTURES
+from otel_ai.storage.decoders.python import write_python
+from otel_ai.storage.quoting import literal, quote
 
-PROTO = Path(__file__).resolve().parent.parent / "otlp" / "proto" / "otlp_clickhouse.proto"
+PROTO = Path(__file__).resolve().parents[2] / "otlp" / "proto" / "otlp_clickhouse.proto"
 
 
 def scalar_proto(text: str) -> str:
@@ -107,14 +110,6 @@ _JSON_TAGS = {
 }
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _literal(value: Any) -> str:
-    return str(int(value)) if isinstance(value, bool | int) else _quote(str(value))
-
-
 def _write_pb(fh: Any, p: Payload) -> None:
     tag = _PB_TAGS[(p.encoding, p.transport)]
     fh.write(_varint(len(p.body) + len(tag)))
@@ -169,10 +164,6 @@ class EngineDecoder:
 
     def write(self, payloads: Sequence[Payload]) -> None:
         if self.fallback is None:
-            from functools import partial
-
-            from otel_ai.storage.writer import write_python
-
             self.fallback = partial(write_python, self.storage)
         for encoding in ("protobuf", "json"):
             group = [p for p in payloads if p.body_encoding == encoding]
@@ -201,7 +192,7 @@ class EngineDecoder:
                     for p in payloads[k::streams]:
                         write_one(fh, p)
             fmt = "Protobuf" if dialect == "pb" else "JSONEachRow"
-            glob = _quote(os.path.join(workdir, "*.in"))
+            glob = quote(os.path.join(workdir, "*.in"))
             db = f"`{self.storage.database}`"
 
             def sql(d: str, i: int) -> str:
@@ -214,8 +205,8 @@ class EngineDecoder:
                 # query plus a SET and a restore per setting on every call (clickhouse-connect's
                 # chDB backend), a dozen extra queries per batch.
                 settings.update(self.storage.insert_settings)
-                clause = " SETTINGS " + ", ".join(f"{k} = {_literal(v)}" for k, v in settings.items())
-                src = f"file({glob}, '{fmt}', {_quote(STRUCTURES[d][signal])})"
+                clause = " SETTINGS " + ", ".join(f"{k} = {literal(v)}" for k, v in settings.items())
+                src = f"file({glob}, '{fmt}', {quote(STRUCTURES[d][signal])})"
                 return STATEMENTS[(d, signal)][i].replace("{db}", db).replace("{src}", src) + clause
 
             for i in range(len(STATEMENTS[(dialect, signal)])):

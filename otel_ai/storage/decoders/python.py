@@ -2,7 +2,7 @@
 
 This is the portable fallback (works against any ClickHouse, no ``.proto`` on the server) and the
 comparison baseline (b) of ``bench/ingest.py``. Values are encoded exactly like the contrib
-exporter (see :mod:`otel_ai.storage.decode_values`): lowercase hex ids ('' when absent), span
+exporter (see :mod:`.values`): lowercase hex ids ('' when absent), span
 kind / status code names, nanosecond durations, ``AsString`` attribute maps.
 
 JSON payloads are first normalised to protobuf messages by :func:`otel_ai.otlp.jsonfix.json_to_request`
@@ -14,53 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from otel_ai.errors import DecodeError, StorageError
 from otel_ai.model import Payload
 from otel_ai.otlp.jsonfix import json_to_request
 from otel_ai.otlp.validate import parse_protobuf
-from otel_ai.storage.decode_values import as_string, attrs_map
+from otel_ai.storage.decoders.values import as_string, attrs_map
+from otel_ai.storage.schema import LOG_COLUMNS, METRIC_COLUMNS, TRACE_COLUMNS
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
-
-TRACE_COLUMNS = (
-    "Timestamp", "TraceId", "SpanId", "ParentSpanId", "TraceState", "SpanName", "SpanKind",
-    "ServiceName", "ResourceAttributes", "ScopeName", "ScopeVersion", "SpanAttributes", "Duration",
-    "StatusCode", "StatusMessage", "Events.Timestamp", "Events.Name", "Events.Attributes",
-    "Links.TraceId", "Links.SpanId", "Links.TraceState", "Links.Attributes", "TraceFlags",
-    "DroppedAttributesCount", "DroppedEventsCount", "DroppedLinksCount", "ScopeAttributes",
-    "ResourceSchemaUrl", "ScopeSchemaUrl", "IngestEncoding", "IngestTransport",
-)  # fmt: skip
-
-LOG_COLUMNS = (
-    "Timestamp", "ObservedTimestamp", "TraceId", "SpanId", "TraceFlags", "SeverityText",
-    "SeverityNumber", "ServiceName", "Body", "ResourceSchemaUrl", "ResourceAttributes",
-    "ScopeSchemaUrl", "ScopeName", "ScopeVersion", "ScopeAttributes", "LogAttributes", "EventName",
-    "DroppedAttributesCount", "IngestEncoding", "IngestTransport",
-)  # fmt: skip
-
-METRIC_HEAD = (
-    "ResourceAttributes", "ResourceSchemaUrl", "ScopeName", "ScopeVersion", "ScopeAttributes",
-    "ScopeDroppedAttrCount", "ScopeSchemaUrl", "ServiceName", "MetricName", "MetricDescription",
-    "MetricUnit", "Attributes", "StartTimeUnix", "TimeUnix",
-)  # fmt: skip
-EXEMPLAR_COLUMNS = (
-    "Exemplars.FilteredAttributes", "Exemplars.TimeUnix", "Exemplars.Value", "Exemplars.SpanId",
-    "Exemplars.TraceId",
-)  # fmt: skip
-METRIC_COLUMNS: dict[str, tuple[str, ...]] = {
-    "gauge": (*METRIC_HEAD, "Value", "Flags", *EXEMPLAR_COLUMNS),
-    "sum": (*METRIC_HEAD, "Value", "Flags", *EXEMPLAR_COLUMNS, "AggregationTemporality", "IsMonotonic"),
-    "histogram": (
-        *METRIC_HEAD, "Count", "Sum", "BucketCounts", "ExplicitBounds", *EXEMPLAR_COLUMNS, "Flags",
-        "Min", "Max", "AggregationTemporality",
-    ),
-    "exponential_histogram": (
-        *METRIC_HEAD, "Count", "Sum", "Scale", "ZeroCount", "PositiveOffset", "PositiveBucketCounts",
-        "NegativeOffset", "NegativeBucketCounts", *EXEMPLAR_COLUMNS, "Flags", "Min", "Max",
-        "AggregationTemporality",
-    ),
-    "summary": (*METRIC_HEAD, "Count", "Sum", "ValueAtQuantiles.Quantile", "ValueAtQuantiles.Value", "Flags"),
-}  # fmt: skip
 
 Rows = list[list[Any]]
 
@@ -70,9 +32,6 @@ def request_of(payload: Payload) -> Any:
     if payload.body_encoding == "json":
         return json_to_request(payload.signal, payload.body)
     return parse_protobuf(payload.signal, payload.body)
-
-
-METRIC_COLUMNS = {k: (*v, "IngestEncoding", "IngestTransport") for k, v in METRIC_COLUMNS.items()}
 
 
 def flatten(payloads: Sequence[Payload]) -> dict[str, Rows]:
@@ -213,3 +172,21 @@ def _point(kind: str, data: Any, dp: Any) -> list[Any]:
         ]  # fmt: skip
     qs = dp.quantile_values
     return [dp.count, dp.sum, [q.quantile for q in qs], [q.value for q in qs], dp.flags]
+
+
+def write_python(storage: Any, payloads: Sequence[Payload]) -> None:
+    """The python decoder: flatten every payload and insert each table column-oriented."""
+    tables = flatten(payloads)
+    for table, rows in tables.items():
+        if not rows:
+            continue
+        columns = [list(col) for col in zip(*rows, strict=True)]
+        try:
+            # Over HTTP the INSERT's settings are URL parameters; chDB's driver would pay a SET and
+            # a restore per setting, so this (fallback) path builds every index there.
+            settings = None if storage.embedded else storage.insert_settings
+            storage.insert(table, columns, columns_of(table), column_oriented=True, settings=settings)
+        except StorageError:
+            raise
+        except (TypeError, ValueError, OverflowError) as exc:  # a value the driver cannot encode
+            raise DecodeError(f"cannot encode rows for {table}: {exc}") from exc
