@@ -124,11 +124,12 @@ def answer(
         for f in out.get("findings") or []
         if isinstance(f, dict)
     ]
-    kept = validate(claims, ids, names, names, evidence_text=text).kept
+    verdict = validate(claims, ids, names, names, evidence_text=text)
+    kept = verdict.kept
     summary = str(out.get("summary") or "")
     if kept and info["provider"] == "rules":  # the template summary says nothing; its claims do
         reply = " ".join(c["text"] for c in kept[:3])
-    elif kept and summary and validate([{"text": summary, "evidence_ids": ids[:1]}], ids, names, names,
+    elif kept and summary and not verdict.dropped and validate([{"text": summary, "evidence_ids": ids[:1]}], ids, names, names,
                                      evidence_text=text).kept:  # fmt: skip
         reply = summary
     elif kept:

@@ -192,7 +192,8 @@ class Narrator:
             for f in out.get("findings") or []
             if isinstance(f, dict)
         ]
-        kept = validate(claims, ids, allowed, universe, evidence_text=text).kept[:MAX_CLAIMS]
+        verdict = validate(claims, ids, allowed, universe, evidence_text=text)
+        kept = verdict.kept[:MAX_CLAIMS]
         model_recs = validate(
             [r for r in out.get("recommendations") or [] if isinstance(r, dict)], ids, allowed, universe,
             text_keys=("action", "rationale"), evidence_text=text,
@@ -204,15 +205,17 @@ class Narrator:
         # The rules provider has no better recommendation than the detector's own.
         recs = (code_recs or model_recs) if resp.provider == "rules" else (model_recs or code_recs)
         summary = str(out.get("summary") or "")
+        # Free text cannot be checked claim by claim: a reply with any dropped claim loses it.
         summary_ok = bool(
-            summary and ids and validate([{"text": summary, "evidence_ids": ids[:1]}], ids, allowed, universe,
+            not verdict.dropped
+            and summary and ids and validate([{"text": summary, "evidence_ids": ids[:1]}], ids, allowed, universe,
                                          evidence_text=text).kept
         )  # fmt: skip
         abstained = not kept
         if abstained:
             summary = f"Not enough grounded narrative for this finding; {lead(record)}."
         elif not summary_ok:
-            summary = record["title"]
+            summary = f"{record['title']}. {kept[0]['text']}"
         return {
             "summary": summary,
             "claims": kept,
