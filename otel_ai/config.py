@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from otel_ai.analysis.anomaly.config import AnomalyConfig
+from otel_ai.analysis.insights.config import InsightsConfig
 from otel_ai.analysis.topology.config import TopologyConfig
 from otel_ai.errors import ConfigError
 from otel_ai.llm.config import LLMConfig
@@ -185,6 +186,7 @@ class Config(Section):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     topology: TopologyConfig = Field(default_factory=TopologyConfig)
     anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
+    insights: InsightsConfig = Field(default_factory=InsightsConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 

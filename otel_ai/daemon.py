@@ -18,6 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
 
 from otel_ai.analysis.anomaly.service import build_anomaly_service
+from otel_ai.analysis.insights.service import build_insights_service
 from otel_ai.analysis.topology.service import build_topology_service
 from otel_ai.api import AppContext, create_app
 from otel_ai.config import Config
@@ -85,7 +86,13 @@ class Daemon:
         self.ctx.anomaly = build_anomaly_service(
             self.storage, cfg.anomaly, self.registry, topology=self.ctx.topology
         )
-        self.analyzers = [a for a in (self.ctx.topology, self.ctx.anomaly) if a is not None]
+        self.ctx.insights = build_insights_service(
+            self.storage, cfg.insights, self.registry, topology=self.ctx.topology, anomaly=self.ctx.anomaly,
+            llm=self.ctx.llm,
+        )  # fmt: skip
+        self.analyzers = [
+            a for a in (self.ctx.topology, self.ctx.anomaly, self.ctx.insights) if a is not None
+        ]
         await asyncio.to_thread(self._start_analyzers)
         if runs_analyzers and cfg.scheduler.enabled:
             self.scheduler = BackgroundScheduler(
