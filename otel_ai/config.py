@@ -24,6 +24,7 @@ from otel_ai.analysis.anomaly.config import AnomalyConfig
 from otel_ai.analysis.topology.config import TopologyConfig
 from otel_ai.errors import ConfigError
 from otel_ai.llm.config import LLMConfig
+from otel_ai.reports.config import ReportsConfig
 
 DEFAULT_STORAGE = "chdb://./data/clickhouse"
 
@@ -186,6 +187,7 @@ class Config(Section):
     topology: TopologyConfig = Field(default_factory=TopologyConfig)
     anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 

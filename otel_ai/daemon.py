@@ -25,6 +25,7 @@ from otel_ai.ingest import Receivers
 from otel_ai.llm.service import build_llm_manager
 from otel_ai.pipeline import Pipeline
 from otel_ai.pipeline.memory import MemoryGuard
+from otel_ai.reports import build_report_service
 from otel_ai.serving import EmbeddedServer, start_server, stop_server
 from otel_ai.storage import Storage
 from otel_ai.storage.writer import TelemetryWriter
@@ -85,7 +86,10 @@ class Daemon:
         self.ctx.anomaly = build_anomaly_service(
             self.storage, cfg.anomaly, self.registry, topology=self.ctx.topology
         )
-        self.analyzers = [a for a in (self.ctx.topology, self.ctx.anomaly) if a is not None]
+        self.ctx.reports = build_report_service(
+            self.storage, cfg.reports, self.registry, sources=self.ctx, loop=asyncio.get_running_loop()
+        )
+        self.analyzers = [a for a in (self.ctx.topology, self.ctx.anomaly, self.ctx.reports) if a is not None]
         await asyncio.to_thread(self._start_analyzers)
         if runs_analyzers and cfg.scheduler.enabled:
             self.scheduler = BackgroundScheduler(

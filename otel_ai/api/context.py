@@ -31,4 +31,5 @@ class AppContext:
     llm: Any | None = None
     topology: Any | None = None
     anomaly: Any | None = None
+    reports: Any | None = None
     extras: dict[str, Any] = field(default_factory=dict)
