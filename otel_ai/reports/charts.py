@@ -29,7 +29,7 @@ def _nice_max(v: float) -> float:
     if v <= 0:
         return 1.0
     exp = 10 ** math.floor(math.log10(v))
-    for m in (1, 2, 2.5, 5, 10):
+    for m in (1, 2, 4, 6, 8, 10):
         if v <= m * exp:
             return m * exp
     return 10 * exp

@@ -50,6 +50,10 @@ def _when(text: str | None) -> str:
     return parse_instant(text).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _short(text: str | None) -> str:
+    return parse_instant(text).strftime("%m-%d %H:%M:%S") if text else "-"
+
+
 def _span(w: dict[str, str]) -> str:
     a, b = parse_instant(w["start"]), parse_instant(w["end"])
     secs = int((b - a).total_seconds())
@@ -121,7 +125,7 @@ def _refs(ids: list[str]) -> str:
 def _sections(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]], str]]:
     """(title, headers, rows, empty-text) for each tabular section, shared by Markdown and HTML."""
     c = doc.get("counts", {})
-    anomalies = [[a["id"], a["state"], a["severity"], a["label"], _when(a["opened_at"]), _when(a["closed_at"]),
+    anomalies = [[a["id"], a["state"], a["severity"], a["label"], _short(a["opened_at"]), _short(a["closed_at"]),
                   _causes(a), _features(a), " ".join(a["trace_ids"]) or "-"] for a in doc.get("anomalies", [])]  # fmt: skip
     ins = doc.get("insights", {})
     insights = [[i["id"], i.get("severity"), i.get("kind"), i.get("title"), i.get("status"),
@@ -135,7 +139,7 @@ def _sections(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]
         for e in t.get("vanished_edges", [])
     ]
     topo += [["deploy", f"{d['service']} {d['version']}", f"was {', '.join(d['previous_versions'])}; first seen "
-              f"{_when(d['first_seen'])}"] for d in t.get("deploys", [])]  # fmt: skip
+              f"{_short(d['first_seen'])}"] for d in t.get("deploys", [])]  # fmt: skip
     svcs = []
     for s in doc.get("services", []):
         f = s["figures"]
@@ -257,7 +261,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}cod
 padding:1px 4px;border-radius:4px}.muted{color:#6b7280}ul{margin:6px 0 6px 18px;padding:0}li{margin:3px 0}
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin-top:12px}.card{background:#f9fafb;border-radius:8px;
 padding:8px 14px;min-width:120px}.card b{display:block;font-size:20px}.charts{display:grid;
-grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:8px}.charts svg{width:100%;height:auto;
+grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:8px}.charts svg{width:100%;height:auto;
 border:1px solid #e5e7eb;border-radius:6px}h3{font-size:14px;margin:14px 0 6px}
 """
 
@@ -286,6 +290,19 @@ _NUMERIC_COLS = {
     "LLM": {2, 3, 4, 5},
     "Figures": {2, 3},
 }
+
+
+def _html_charts(doc: dict[str, Any]) -> list[str]:
+    charts = service_charts(doc["series"]) if doc.get("series", {}).get("services") else []
+    if not charts:
+        return []
+    out = ["<section><h2>Top services: this window vs the previous one</h2>"]
+    for svc in dict.fromkeys(ch["service"] for ch in charts):
+        out.append(f'<h3>{_h(svc)}</h3><div class="charts">')
+        out += [ch["svg"] for ch in charts if ch["service"] == svc]
+        out.append("</div>")
+    out.append("</section>")
+    return out
 
 
 def to_html(doc: dict[str, Any]) -> str:
@@ -330,14 +347,6 @@ def to_html(doc: dict[str, Any]) -> str:
             out.append(f"<h3>What to look at first</h3><ul>{recs}</ul>")
         out.append(f'<p class="muted">{_h(_summary_note(s))}</p>')
     out.append("</section>")
-    charts = service_charts(doc["series"]) if doc.get("series", {}).get("services") else []
-    if charts:
-        out.append("<section><h2>Top services: this window vs the previous one</h2>")
-        for svc in dict.fromkeys(ch["service"] for ch in charts):
-            out.append(f'<h3>{_h(svc)}</h3><div class="charts">')
-            out += [ch["svg"] for ch in charts if ch["service"] == svc]
-            out.append("</div>")
-        out.append("</section>")
     for title, headers, rows, empty in _sections(doc):
         numeric = next((v for k, v in _NUMERIC_COLS.items() if title.startswith(k)), set())
         body = _html_table(headers, rows, numeric) if rows else f'<p class="muted">{_h(empty)}</p>'
@@ -347,6 +356,8 @@ def to_html(doc: dict[str, Any]) -> str:
         if title.startswith("LLM") and _llm_line(doc):
             extra = f"<p>{_h(_llm_line(doc))}</p>"
         out.append(f"<section><h2>{_h(title)}</h2>{body}{extra}</section>")
+        if title == "Top insights":
+            out += _html_charts(doc)
     out.append("</main></body></html>")
     return "".join(out)
 

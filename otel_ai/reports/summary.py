@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from otel_ai.analysis.insights.grounding import validate
+from otel_ai.reports.render import fmt_value
 
 log = logging.getLogger(__name__)
 MAX_EVIDENCE = 12
@@ -57,7 +58,8 @@ def evidence_for(doc: dict[str, Any]) -> list[dict[str, Any]]:
             if ref in figs:
                 f = figs[ref]
                 add({"id": ref, "kind": "metric", "entity": ref.split(".")[1] if ref.startswith("svc.") else None,
-                     "summary": f["label"], "observed": f["value"], "baseline": f["previous"], "unit": f["unit"]})  # fmt: skip
+                     "summary": f["label"], "observed": fmt_value(f["value"], f["unit"]),
+                     "baseline": fmt_value(f["previous"], f["unit"])})  # fmt: skip
             elif ref in anomalies:
                 continue
     for ch in doc["topology"].get("changes", []):
@@ -65,8 +67,8 @@ def evidence_for(doc: dict[str, Any]) -> list[dict[str, Any]]:
     for key in ("total.requests", "total.error_rate"):
         if key in figs:
             f = figs[key]
-            add({"id": key, "kind": "metric", "entity": None, "summary": f["label"], "observed": f["value"],
-                 "baseline": f["previous"], "unit": f["unit"]})  # fmt: skip
+            add({"id": key, "kind": "metric", "entity": None, "summary": f["label"],
+                 "observed": fmt_value(f["value"], f["unit"]), "baseline": fmt_value(f["previous"], f["unit"])})  # fmt: skip
     return out
 
 
@@ -101,7 +103,7 @@ def write_summary(
     if llm is None:
         return None
     ev = evidence_for(doc)
-    subject = doc["name"]
+    subject = f"{doc['name']}: {doc['status']}"
     resp = run(llm.generate(PROMPT, task="report-summary", schema_name="report-summary",
                             data={"subject": subject, "status": doc["status"], "evidence": ev}))  # fmt: skip
     body = resp.json if isinstance(resp.json, dict) else {}
