@@ -25,6 +25,7 @@ from otel_ai.analysis.insights.config import InsightsConfig
 from otel_ai.analysis.topology.config import TopologyConfig
 from otel_ai.errors import ConfigError
 from otel_ai.llm.config import LLMConfig
+from otel_ai.reports.config import ReportsConfig
 
 DEFAULT_STORAGE = "chdb://./data/clickhouse"
 
@@ -188,6 +189,7 @@ class Config(Section):
     anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
     insights: InsightsConfig = Field(default_factory=InsightsConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 

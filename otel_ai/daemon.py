@@ -26,6 +26,7 @@ from otel_ai.ingest import Receivers
 from otel_ai.llm.service import build_llm_manager
 from otel_ai.pipeline import Pipeline
 from otel_ai.pipeline.memory import MemoryGuard
+from otel_ai.reports import build_report_service
 from otel_ai.serving import EmbeddedServer, start_server, stop_server
 from otel_ai.storage import Storage
 from otel_ai.storage.writer import TelemetryWriter
@@ -90,8 +91,13 @@ class Daemon:
             self.storage, cfg.insights, self.registry, topology=self.ctx.topology, anomaly=self.ctx.anomaly,
             llm=self.ctx.llm,
         )  # fmt: skip
+        self.ctx.reports = build_report_service(
+            self.storage, cfg.reports, self.registry, sources=self.ctx, loop=asyncio.get_running_loop()
+        )
         self.analyzers = [
-            a for a in (self.ctx.topology, self.ctx.anomaly, self.ctx.insights) if a is not None
+            a
+            for a in (self.ctx.topology, self.ctx.anomaly, self.ctx.insights, self.ctx.reports)
+            if a is not None
         ]
         await asyncio.to_thread(self._start_analyzers)
         if runs_analyzers and cfg.scheduler.enabled:
