@@ -20,7 +20,7 @@ import pytest
 from otel_ai.cli.demo import BACKFILL_RATE, LIVE_RATE
 from otel_ai.cli.progress import Reporter
 from otel_ai.demo import parse_duration
-from tests.helpers import ROOT, free_port
+from otel_ai.testing.daemons import ROOT, free_port
 
 SUMMARY = re.compile(
     r"done: ([\d,]+) spans generated = ([\d,]+) exported \+ ([\d,]+) dropped \(export failed\)"

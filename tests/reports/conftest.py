@@ -23,8 +23,8 @@ from otel_ai.reports.config import ReportsConfig
 from otel_ai.reports.content import Window
 from otel_ai.reports.service import ReportService
 from otel_ai.storage import Storage
+from otel_ai.testing.daemons import unique_db
 from otel_ai.timeutil import rfc3339
-from tests.helpers import unique_db
 
 ANOMALY_ID = "a1b2c3d4e5f60718"
 
