@@ -103,7 +103,8 @@ def test_live_run_summary_adds_up(otlp_server: tuple[str, int], tmp_path: Path) 
         assert proc.returncode == 0 and exported == generated
     else:  # every export fails: the drain is bounded, the exit code says so
         assert proc.returncode == 1 and exported == 0
-        assert took < 2 + 5, f"took {took:.1f} s"  # refused everything: a short drain
+        # refused everything: a bounded drain (it took 198-254 s before); generous for busy machines
+        assert took < 2 + 40, f"took {took:.1f} s"
         assert len(proc.stderr.splitlines()) <= 6, proc.stderr  # throttled, not a flood
 
 
