@@ -33,4 +33,6 @@ class AppContext:
     llm: Any | None = None
     topology: Any | None = None
     anomaly: Any | None = None
+    insights: Any | None = None
+    reports: Any | None = None
     extras: dict[str, Any] = field(default_factory=dict)

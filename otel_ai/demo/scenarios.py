@@ -10,6 +10,7 @@ file of what was injected when, so detectors can be scored against it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -180,15 +181,21 @@ class TimelineEvent:
             raise ConfigError(f"timeline {self.scenario}", "start must be >= 0 and duration > 0")
 
 
+_SECONDS = re.compile(r"\d+(?:\.\d+)?")
+
+
 def parse_duration(value: str | float | int, key: str = "duration") -> timedelta:
-    """``90``, ``"90s"``, ``"15m"``, ``"7d"`` → timedelta (plain numbers are seconds); a bad value
-    is a :class:`ConfigError` naming ``key``."""
+    """``90``, ``"90"``, ``"90s"``, ``"15m"``, ``"7d"`` → timedelta (plain numbers are seconds); a
+    bad value is a :class:`ConfigError` naming ``key``."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return timedelta(seconds=float(value))
+    text = str(value).strip()
     try:
-        return timeutil.parse_duration(str(value))
+        return timedelta(seconds=float(text)) if _SECONDS.fullmatch(text) else timeutil.parse_duration(text)
     except ValueError:
-        raise ConfigError(key, f"expected a duration such as 30s, 15m, 2h, 7d; got {value!r}") from None
+        raise ConfigError(
+            key, f"expected a duration: seconds (300) or with a unit (30s, 15m, 2h, 7d); got {value!r}"
+        ) from None
 
 
 def load_timeline(path: str | Path) -> list[TimelineEvent]:
