@@ -30,16 +30,12 @@ from otel_ai.llm.service import build_llm_manager
 from otel_ai.pipeline import Pipeline
 from otel_ai.pipeline.memory import MemoryGuard
 from otel_ai.reports import build_report_service
+from otel_ai.sections import split_host_port
 from otel_ai.serving import EmbeddedServer, start_server, stop_server
 from otel_ai.storage import Storage
 from otel_ai.storage.writer import TelemetryWriter
 
 log = logging.getLogger(__name__)
-
-
-def _hostport(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 @dataclass
@@ -68,17 +64,7 @@ class Daemon:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.registry = CollectorRegistry()
-        self.storage = Storage(
-            config.storage.dsn,
-            config.storage.database,
-            cluster=config.storage.cluster,
-            ttl_days=config.storage.ttl_days,
-            replication_path=config.storage.replication_path,
-            connect_timeout_s=config.storage.connect_timeout_s,
-            query_timeout_s=config.storage.query_timeout_s,
-            merge_tree_settings=config.storage.merge_tree_settings,
-            defer_attribute_indexes=config.storage.defer_attribute_indexes,
-        )
+        self.storage = Storage(config.storage)
         self.ctx = AppContext(config=config, storage=self.storage, registry=self.registry)
         self.memory = MemoryGuard(config.memory, self.storage.release_memory, registry=self.registry)
         self.ctx.memory = self.memory
@@ -135,7 +121,7 @@ class Daemon:
             self.scheduler.start()
             self.ctx.scheduler = self.scheduler
 
-        host, port = _hostport(cfg.server.api)
+        host, port = split_host_port(cfg.server.api)
         self._api_server, self._api_task = await start_server(create_app(self.ctx), host, port)
         log.info(
             "otel-ai ready: api http://%s, otlp grpc %s, otlp http %s, storage %s",

@@ -28,8 +28,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from otel_ai.errors import DecodeError, OverloadedError, PayloadTooLarge, StorageError, UnsupportedMediaType
 from otel_ai.ingest import status as st
+from otel_ai.ingest.config import IngestConfig
 from otel_ai.model import Encoding, Payload, Signal, Transport
 from otel_ai.otlp.validate import validate
+from otel_ai.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ class _Counts:
 class Exporter:
     """validate → submit → response, with the receiver metrics. Shared by HTTP and gRPC."""
 
-    def __init__(self, pipeline: Any, ingest_cfg: Any, *, registry: CollectorRegistry) -> None:
+    def __init__(self, pipeline: Pipeline, ingest_cfg: IngestConfig, *, registry: CollectorRegistry) -> None:
         self.pipeline = pipeline
         self.retry_after_s = int(ingest_cfg.retry_after_s)
         self.max_body_bytes = int(ingest_cfg.max_body_bytes)

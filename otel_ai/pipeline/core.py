@@ -40,6 +40,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from otel_ai.errors import DecodeError, OtelAiError, OverloadedError, StorageError
 from otel_ai.model import SIGNALS, Payload, Signal
+from otel_ai.pipeline.config import PipelineConfig
 from otel_ai.pipeline.memory import MemoryGuard
 from otel_ai.pipeline.spool import Spool
 from otel_ai.pipeline.wal import WriteAheadFront
@@ -65,7 +66,7 @@ class Pipeline:
 
     def __init__(
         self,
-        config: Any,
+        config: PipelineConfig,
         writer: Writer,
         *,
         registry: CollectorRegistry | None = None,

@@ -35,6 +35,7 @@ from typing import Any
 
 from otel_ai.errors import DecodeError, OverloadedError, StorageError
 from otel_ai.model import SIGNALS, Payload, Signal
+from otel_ai.pipeline.config import PipelineConfig
 from otel_ai.pipeline.spool import Spool, SpoolRecord
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class WriteAheadFront:
 
     def __init__(
         self,
-        config: Any,
+        config: PipelineConfig,
         write_batch: Callable[[Sequence[Payload]], list[Any]],
         on_drained: Callable[[], None],
         under_memory_pressure: Callable[[], bool] = lambda: False,

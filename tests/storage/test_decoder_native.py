@@ -26,6 +26,7 @@ from otel_ai.storage.decoders.values import go_float
 from otel_ai.storage.schema import TRACE_COLUMNS
 from otel_ai.storage.writer import TelemetryWriter
 from otel_ai.testing import otlp_samples as s
+from otel_ai.testing.stores import storage_at
 
 
 def test_built() -> None:
@@ -57,7 +58,7 @@ def _rows(storage: Storage) -> list[tuple[Any, ...]]:
 
 def _same_rows(storage: Storage, payloads: list[Payload]) -> list[tuple[Any, ...]]:
     """Insert natively into ``storage`` and via python into a twin database; return the rows."""
-    twin = Storage(storage.dsn, storage.database + "_py")
+    twin = storage_at(storage.dsn, storage.database + "_py")
     twin.start()
     try:
         _block, rows = decode_native.traces_block(payloads)
