@@ -155,7 +155,7 @@ class Builder:
 
     def __init__(self, app: App, rng: random.Random, instances: dict[str, list[Instance]]) -> None:
         self.app, self.rng, self.instances = app, rng, instances
-        self.median = {s: rng.uniform(0.5, 3.0) for s in SERVICES}  # self time per service (ms)
+        self.median = {s: rng.uniform(0.5, 3.0) for s in instances}  # self time per service (ms)
         self.plant: dict[str, Any] = {}
         self.now = 0  # current trace start (ns)
 
@@ -540,7 +540,7 @@ def _hotspot(rng: random.Random, app: App, plant: dict[str, Any], inst: dict[str
 
 def _errors(rng: random.Random, app: App, plant: dict[str, Any], inst: dict[str, list[Instance]]) -> None:
     origin = rng.choice(("inventory", "payments"))
-    plant["error_propagation"] = {"origin": origin, "share": rng.uniform(0.1, 0.4)}
+    plant["error_propagation"] = {"origin": origin, "share": rng.uniform(0.25, 0.6)}
     app.planted.append(Planted("error_propagation", origin, plant["error_propagation"]))
 
 
