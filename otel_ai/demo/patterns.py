@@ -526,6 +526,7 @@ def _retry(rng: random.Random, app: App, plant: dict[str, Any], inst: dict[str, 
 def _chatty(rng: random.Random, app: App, plant: dict[str, Any], inst: dict[str, list[Instance]]) -> None:
     plant["chatty_dependency"] = {"calls": rng.randint(12, 24), "share": rng.uniform(0.6, 1.0)}
     app.planted.append(Planted("chatty_dependency", "orders->users", plant["chatty_dependency"]))
+    app.consequences |= {"critical_path_hotspot"}  # many round trips: users holds the path
 
 
 def _cycle(rng: random.Random, app: App, plant: dict[str, Any], inst: dict[str, list[Instance]]) -> None:
