@@ -224,7 +224,7 @@ def demo_world(args: argparse.Namespace, train_days: float, test_days: float, w:
     import json
     import multiprocessing
 
-    from tests.helpers import InProcessDaemon, daemon_config
+    from otel_ai.testing.daemons import InProcessDaemon, daemon_config
 
     data = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="anomaly-eval-"))
     if not args.data:  # a throwaway world: gone when the run ends

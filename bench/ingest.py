@@ -7,10 +7,10 @@ Pre-encodes OTLP requests of 512 spans with realistic attributes (HTTP server/cl
 spans, events, the odd link), then measures:
 
 (a) ``engine``  — ClickHouse (embedded chDB) decoding + flattening + inserting the protobuf batches
-    itself (``otel_ai.storage.decode_engine``), in this process, no receivers;
-(b) ``python``  — upb parse + Python flatten + column-oriented insert (``decode_python``);
+    itself (``otel_ai.storage.decoders.engine``), in this process, no receivers;
+(b) ``python``  — upb parse + Python flatten + column-oriented insert (``storage.decoders.python``);
     and, beside them, ``native`` — the C flatten into one Native block per batch
-    (``decode_native``, the daemon's default decoder), in this process;
+    (``storage.decoders.native``, the daemon's default decoder), in this process;
 (c) the daemon end to end — ``python -m otel_ai serve`` as a subprocess on free ports with its own
     data dir, loaded over OTLP/HTTP (protobuf, then JSON, each against a fresh daemon and store) by a
     separate light load process using concurrent httpx clients, which re-stamps every request
@@ -307,9 +307,9 @@ class FreshBodies:
 
 def bench_decoders(n_requests: int, batch: int) -> dict[str, float]:
     from otel_ai.storage.client import Storage
-    from otel_ai.storage.decode_engine import EngineDecoder
-    from otel_ai.storage.decode_native import NativeDecoder
-    from otel_ai.storage.writer import write_python
+    from otel_ai.storage.decoders.engine import EngineDecoder
+    from otel_ai.storage.decoders.native import NativeDecoder
+    from otel_ai.storage.decoders.python import write_python
 
     pb = payloads(n_requests, "protobuf")
     js = payloads(max(4, n_requests // 4), "json")
@@ -353,8 +353,8 @@ def bench_breakdown(n_requests: int) -> None:
     """CPU per span of each step of the engine path, in-process, one batch of ``n_requests``."""
     from otel_ai.analysis.topology.schema import MIGRATIONS
     from otel_ai.storage.client import Storage
-    from otel_ai.storage.decode_engine import EngineDecoder
-    from otel_ai.storage.decode_native import NativeDecoder, traces_block
+    from otel_ai.storage.decoders.engine import EngineDecoder
+    from otel_ai.storage.decoders.native import NativeDecoder, traces_block
 
     pb = payloads(n_requests)
     bodies = [p.body for p in pb]
@@ -446,7 +446,7 @@ def bench_storage_alone(
     from otel_ai.analysis.topology.schema import MIGRATIONS
     from otel_ai.config import Config
     from otel_ai.storage.client import Storage
-    from otel_ai.storage.decode_native import NativeDecoder
+    from otel_ai.storage.decoders.native import NativeDecoder
 
     cfg = Config().storage
     tmp = root or tempfile.mkdtemp(prefix="otel-ai-bench-alone-")
@@ -667,7 +667,7 @@ def _bench_daemon_phases(
     import httpx
     import psutil
 
-    from tests.helpers import SubprocessDaemon
+    from otel_ai.testing.daemons import SubprocessDaemon
 
     data = Path(tempfile.mkdtemp(prefix="otel-ai-bench-daemon-"))
     daemon = SubprocessDaemon(data, extra_env={"OTEL_AI_PIPELINE__DECODER": decoder, **(env or {})}).start()

@@ -11,11 +11,12 @@ double underscore per level, e.g. ``OTEL_AI_PIPELINE__QUEUE_SIZE=20000``.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -25,6 +26,7 @@ from otel_ai.analysis.insights.config import InsightsConfig
 from otel_ai.analysis.topology.config import TopologyConfig
 from otel_ai.errors import ConfigError
 from otel_ai.llm.config import LLMConfig
+from otel_ai.reports.config import ReportsConfig
 
 DEFAULT_STORAGE = "chdb://./data/clickhouse"
 
@@ -188,6 +190,7 @@ class Config(Section):
     anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
     insights: InsightsConfig = Field(default_factory=InsightsConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 
@@ -239,12 +242,33 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _raise_named(exc: ValidationError) -> None:
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The setting names of the section that ``loc`` (a validation error's path) points into."""
+    model: type[BaseModel] | None = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part)) if model is not None else None
+        if field is None:
+            return []
+        kinds = [field.annotation, *get_args(field.annotation)]
+        model = next((k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)), None)
+    return list(model.model_fields) if model is not None else []
+
+
+def _raise_named(exc: ValidationError, environ: Mapping[str, str] | None = None) -> None:
     err = exc.errors()[0]
     key = ".".join(str(p) for p in err["loc"]) or "<root>"
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unknown setting"
+        loc = tuple(err["loc"])
+        near = difflib.get_close_matches(str(loc[-1]), _fields_at(loc[:-1]), n=1, cutoff=0.6)
+        if near:
+            msg += f"; did you mean {'.'.join([*map(str, loc[:-1]), near[0]])}?"
+        env_name = "OTEL_AI_" + "__".join(str(p) for p in loc).upper()
+        if environ is not None and env_name in environ:
+            msg += f" (set by {env_name})"
     raise ConfigError(key, msg) from exc
 
 
@@ -281,5 +305,5 @@ def load_config(
     try:
         return Config.model_validate(tree)
     except ValidationError as exc:
-        _raise_named(exc)
+        _raise_named(exc, environ)
         raise  # unreachable; keeps type checkers content

@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
-from typing import Any
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
@@ -26,6 +29,7 @@ from otel_ai.ingest import Receivers
 from otel_ai.llm.service import build_llm_manager
 from otel_ai.pipeline import Pipeline
 from otel_ai.pipeline.memory import MemoryGuard
+from otel_ai.reports import build_report_service
 from otel_ai.serving import EmbeddedServer, start_server, stop_server
 from otel_ai.storage import Storage
 from otel_ai.storage.writer import TelemetryWriter
@@ -36,6 +40,28 @@ log = logging.getLogger(__name__)
 def _hostport(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+@dataclass
+class SignalPolicy:
+    """What a SIGTERM/SIGINT means: the first drains; a repeat forces exit only once the drain
+    has started and ``grace_s`` has passed since both the first signal and the drain's start.
+
+    One event often arrives as two signals: ``kill -TERM -PGID`` on ``make run`` (what a
+    supervisor or a closing terminal does) reaches the daemon directly and again from make,
+    which passes it on to its child. Treating that second copy as "force" would skip the drain.
+    """
+
+    grace_s: float = 2.0
+    first_at: float | None = None
+
+    def on_signal(self, now: float, draining_since: float | None) -> Literal["drain", "repeat", "force"]:
+        if self.first_at is None:
+            self.first_at = now
+            return "drain"
+        if draining_since is None or now - max(self.first_at, draining_since) < self.grace_s:
+            return "repeat"
+        return "force"
 
 
 class Daemon:
@@ -64,6 +90,7 @@ class Daemon:
         self._api_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._stopped = False
+        self._draining_since: float | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -90,8 +117,13 @@ class Daemon:
             self.storage, cfg.insights, self.registry, topology=self.ctx.topology, anomaly=self.ctx.anomaly,
             llm=self.ctx.llm,
         )  # fmt: skip
+        self.ctx.reports = build_report_service(
+            self.storage, cfg.reports, self.registry, sources=self.ctx, loop=asyncio.get_running_loop()
+        )
         self.analyzers = [
-            a for a in (self.ctx.topology, self.ctx.anomaly, self.ctx.insights) if a is not None
+            a
+            for a in (self.ctx.topology, self.ctx.anomaly, self.ctx.insights, self.ctx.reports)
+            if a is not None
         ]
         await asyncio.to_thread(self._start_analyzers)
         if runs_analyzers and cfg.scheduler.enabled:
@@ -118,21 +150,20 @@ class Daemon:
         self._stop.set()
 
     async def run(self) -> None:
-        """Start, wait for SIGTERM/SIGINT, drain. A second signal forces an immediate exit."""
+        """Start, wait for SIGTERM/SIGINT, drain. A later second signal forces an immediate exit."""
         loop = asyncio.get_running_loop()
         signals = (signal.SIGTERM, signal.SIGINT)
-        count = 0
+        policy = SignalPolicy()
 
         def on_signal() -> None:
-            nonlocal count
-            count += 1
-            if count == 1:
-                log.info("signal received: draining (send again to force)")
+            action = policy.on_signal(time.monotonic(), self._draining_since)
+            if action == "drain":
+                log.info("signal received: draining (send it again after %g s to force exit)", policy.grace_s)
                 self._stop.set()
+            elif action == "repeat":
+                log.info("repeated signal within %g s: the drain goes on", policy.grace_s)
             else:
                 log.warning("second signal: forcing exit")
-                import os
-
                 os._exit(130)
 
         for sig in signals:
@@ -151,6 +182,7 @@ class Daemon:
         if self._stopped:
             return
         self._stopped = True
+        self._draining_since = time.monotonic()
         timeout = self.config.server.shutdown_timeout_s
         if self.receivers is not None:
             await self.receivers.shutdown(grace_s=min(5.0, timeout / 3))

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from otel_ai.storage import Storage
-from tests.helpers import InProcessDaemon, daemon_config, unique_db
+from otel_ai.testing.daemons import InProcessDaemon, daemon_config, unique_db
+from otel_ai.testing.llm_server import FakeLLMServer
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +39,11 @@ def make_daemon(chdb_path: Path, tmp_path: Path) -> Iterator[object]:
     yield factory
     for d in started:
         d.stop()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeLLMServer]:
+    """A started loopback server speaking the OpenAI and Anthropic wire formats."""
+    server = FakeLLMServer().start()
+    yield server
+    server.stop()

@@ -8,7 +8,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from otel_ai import __version__
-from otel_ai.api import routes_anomalies, routes_core, routes_insights, routes_llm, routes_topology
+from otel_ai.api import (
+    routes_anomalies,
+    routes_core,
+    routes_insights,
+    routes_llm,
+    routes_reports,
+    routes_topology,
+)
 from otel_ai.api.context import AppContext
 from otel_ai.api.security import require_token
 from otel_ai.errors import InvalidParameter, NotFound, OtelAiError, OverloadedError, StorageError
@@ -67,5 +74,6 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(routes_topology.router, prefix="/api/v1", dependencies=secured)
     app.include_router(routes_anomalies.router, prefix="/api/v1", dependencies=secured)
     app.include_router(routes_insights.router, prefix="/api/v1", dependencies=secured)
+    app.include_router(routes_reports.router, prefix="/api/v1", dependencies=secured)
     app.include_router(routes_llm.router, prefix="/api/v1/llm", dependencies=secured)
     return app

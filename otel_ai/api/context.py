@@ -32,4 +32,5 @@ class AppContext:
     topology: Any | None = None
     anomaly: Any | None = None
     insights: Any | None = None
+    reports: Any | None = None
     extras: dict[str, Any] = field(default_factory=dict)

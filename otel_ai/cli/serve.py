@@ -31,12 +31,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=cmd_serve)
 
 
+# Libraries that narrate routine work at INFO (job added/run, each HTTP request): WARNING
+# unless logging.level is DEBUG, so the log shows our own lines.
+QUIET_LOGGERS = ("apscheduler", "httpx", "httpcore", "uvicorn.access")
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if level != "DEBUG":
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -223,13 +223,13 @@ def check_hex(value: Any, nbytes: int, path: str, *, optional: bool) -> str:
 
 @functools.cache
 def _native() -> Any:
-    """The compiled module (``otel_ai/storage/_native.c``: the span check, the JSON transcoder), or None.
+    """The compiled module (``otel_ai/native/_native.c``: the span check, the JSON transcoder), or None.
 
     Imported lazily: the module is built by ``pip install`` next to the storage code that uses
     it most; without a C compiler every request takes the upb / pure-Python paths.
     """
     try:
-        from otel_ai.storage import _native as native
+        from otel_ai.native import _native as native
     except ImportError:  # pragma: no cover
         return None
     return native

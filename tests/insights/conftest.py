@@ -26,7 +26,7 @@ from otel_ai.analysis.insights.model import (
 from otel_ai.analysis.insights.service import InsightsService
 from otel_ai.llm import LLMConfig, LLMManager
 from otel_ai.storage import Storage
-from tests.llm.fakes import FakeLLMServer
+from otel_ai.testing.llm_server import FakeLLMServer
 
 SPAN_COLUMNS = [
     "Timestamp", "TraceId", "SpanId", "ParentSpanId", "SpanName", "SpanKind", "ServiceName",

@@ -151,7 +151,7 @@ def _figures(out: list[dict[str, Any]]) -> list[Any]:
 def test_prompt_injection_changes_neither_findings_nor_kept_claims(
     storage: Storage, echo: Any, chdb_path: Any
 ) -> None:
-    from tests.helpers import unique_db
+    from otel_ai.testing.daemons import unique_db
 
     other = Storage(f"chdb://{chdb_path}", unique_db())
     other.start()
