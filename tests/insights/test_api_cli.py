@@ -18,7 +18,7 @@ ASK_KEYS = {"answer", "claims", "insight_ids", "abstained", "llm"}
 
 @pytest.fixture(scope="module")
 def daemon(chdb_path: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from tests.helpers import InProcessDaemon, daemon_config
+    from otel_ai.testing.daemons import InProcessDaemon, daemon_config
 
     cfg, ep = daemon_config(
         chdb_path, tmp=tmp_path_factory.mktemp("insights"),
