@@ -79,9 +79,10 @@ def payload(record: dict[str, Any], facts: dict[str, Any] | None = None) -> dict
                 "id": e["id"],
                 "kind": e["kind"],
                 "entity": subject,
-                "summary": figure(e),
-                "observed": None if e.get("observed") is None else _fmt(e["observed"], e.get("unit", "")),
-                "baseline": None if e.get("baseline") is None else _fmt(e["baseline"], e.get("unit", "")),
+                "summary": figure(e),  # description with its figures (the rules template quotes it)
+                "observed_value": e.get("observed"),
+                "baseline_value": e.get("baseline"),
+                "unit": e.get("unit", ""),
                 "trace_ids": e.get("trace_ids", [])[:3],
             }
             for e in record.get("evidence") or []
