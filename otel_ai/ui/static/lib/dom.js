@@ -44,7 +44,7 @@ export function fmtMs(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return "–";
   if (ms < 1) return `${(ms * 1000).toFixed(0)} µs`;
   if (ms < 10) return `${ms.toFixed(2)} ms`;
-  if (ms < 1000) return `${ms.toFixed(ms < 100 ? 1 : 0)} ms`;
+  if (ms < 1000) return `${ms.toFixed(0)} ms`;
   if (ms < 60000) return `${(ms / 1000).toFixed(2)} s`;
   return `${(ms / 60000).toFixed(1)} min`;
 }

@@ -103,16 +103,17 @@ async function renderOne(ctx, id) {
     h("div", { class: "grid2" },
       h("div", { class: "card" }, h("h3", {}, "Features against their baselines"),
         feats.length ? [featureChart(feats), h("p", { class: "muted tiny" }, "grey: baseline · red: observed above it · blue: below it")] : h("p", { class: "muted" }, "No feature detail stored."),
-        feats.length ? table(["Feature", "#Observed", "#Baseline", "#Ratio"], feats.map((f) => h("tr", {}, h("td", { class: "mono" }, f.name || f.feature), h("td", { class: "num" }, fmtNum(f.value, 4)), h("td", { class: "num" }, fmtNum(f.baseline, 4)), h("td", { class: "num" }, f.ratio === null || f.ratio === undefined ? "–" : `×${fmtNum(f.ratio)}`))), { class: "compact" }) : null),
+        feats.length ? table(["Feature", "#Observed", "#Baseline", "#Ratio"], feats.map((f) => h("tr", { title: f.text || "" }, h("td", { class: "mono" }, f.name || f.feature), h("td", { class: "num" }, fmtNum(f.value, 4)), h("td", { class: "num" }, fmtNum(f.baseline, 4)), h("td", { class: "num" }, f.ratio === null || f.ratio === undefined ? "–" : `×${fmtNum(f.ratio)}`))), { class: "compact" }) : null),
       h("div", { class: "cards" },
         h("div", { class: "card" }, h("h3", {}, "Root-cause chain"),
           chain.length ? h("ol", { class: "chain", "aria-label": "root causes, most likely first" }, chain.slice(0, 6).map((r, i) => [
             i ? h("span", { class: "arrow-r", "aria-hidden": "true" }, "←") : null,
             h("li", { class: "step", style: { listStyle: "none" } }, h("b", {}, h("a", { href: link(["services", r.service]) }, r.service)), h("span", { class: "muted tiny" }, `score ${fmtNum(r.score)}`), h("div", { class: "scorebar", style: { width: `${(r.score / maxScore) * 100}%` } }))]))
-            : h("p", { class: "muted" }, "No root cause ranked."),
+            : (ev.services || []).length ? h("p", {}, "No ranked root cause; services involved: ", ev.services.map((sv) => h("a", { class: "chip", href: link(["services", sv]) }, sv)))
+              : h("p", { class: "muted" }, "No root cause ranked."),
           h("a", { class: "btn", href: link(["map"], { highlight: services.join(",") }) }, "Show the chain on the map")),
         h("div", { class: "card" }, h("h3", {}, `Example traces (${traces.length})`),
-          traces.length ? h("ul", { class: "plain" }, traces.map((t) => h("li", {}, h("a", { class: "mono", href: link(["traces", t]) }, t)))) : h("p", { class: "muted" }, "None stored with this anomaly."),
+          traces.length ? h("ul", { class: "plain", style: { marginBottom: "10px" } }, traces.map((t) => h("li", {}, h("a", { class: "mono", href: link(["traces", t]) }, t)))) : h("p", { class: "muted" }, "None stored with this anomaly."),
           h("a", { class: "btn", href: link(["traces"], { service: chain[0] ? chain[0].service : a.entity.service, status: "error", since: a.opened_at, until: a.closed_at || null }) }, "Search failed traces in that window")),
         h("div", { class: "card" }, h("h3", {}, "Evidence"), h("dl", { class: "kv" }, Object.entries(ev).filter(([k]) => k !== "trace_ids").map(([k, v]) => [h("dt", {}, k), h("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]))))),
   );

@@ -88,9 +88,6 @@ function drawPage() {
   const toolbar = h(
     "div", { class: "map-toolbar" },
     find,
-    h("div", { class: "legend", "aria-label": "Legend" },
-      h("span", { class: "lg ok" }, "healthy"), h("span", { class: "lg warn" }, "≥1% errors"),
-      h("span", { class: "lg bad" }, "≥5% errors or anomaly"), h("span", { class: "lg virt" }, "database / queue / external")),
     h("div", { class: "spacer" }),
     h("span", { class: "muted", id: "map-summary" }, `${nodes.length} nodes · ${st.topo.edges.length} edges${bad ? ` · ${bad} unhealthy` : ""}`),
     h("div", { class: "zoom", role: "group", "aria-label": "Zoom" },
@@ -99,8 +96,12 @@ function drawPage() {
       h("button", { class: "btn", "aria-label": "Fit the map", onclick: () => fit() }, "Fit")),
   );
   const stage = h("div", { class: "map-stage", id: "map-stage" });
+  const legend = h("div", { class: "legend", "aria-label": "Legend" },
+    h("span", { class: "lg ok" }, "healthy"), h("span", { class: "lg warn" }, "≥1% errors"),
+    h("span", { class: "lg bad" }, "≥5% errors or open anomaly"), h("span", { class: "lg virt" }, "database / queue / external"),
+    h("span", {}, "bar: traffic · line width: call rate"));
   const panel = h("aside", { class: "panel", id: "panel", "aria-label": "Details", "aria-live": "polite" });
-  root.append(h("div", { class: "map-page" }, h("section", { class: "map-main", "aria-label": "Service map" }, toolbar, stage), panel));
+  root.append(h("div", { class: "map-page" }, h("section", { class: "map-main", "aria-label": "Service map" }, toolbar, h("div", { class: "map-wrap" }, stage, legend)), panel));
   if (!nodes.length) {
     stage.append(emptyState("No services in this window", "Send OTLP data to the receivers (or run `otel-ai demo`), then widen the window."));
   } else {

@@ -125,7 +125,7 @@ export async function renderTrace(ctx, traceId) {
   );
   const ticks = [0, 0.25, 0.5, 0.75, 1];
   const wf = h("div", { class: "wf", id: "waterfall", role: "tree", "aria-label": "Spans" },
-    h("div", { class: "wf-head" }, h("div", {}, "Service · operation"), h("div", { class: "wf-ticks" }, ticks.map((t) => h("span", { style: { left: `${Math.min(Math.max(t * 100, 3), 96)}%` } }, fmtMs((t * total) / 1e6))))));
+    h("div", { class: "wf-head" }, h("div", {}, "Service · operation"), h("div", { class: "wf-ticks" }, ticks.map((t) => h("span", { style: { left: `${t * 100}%` } }, fmtMs((t * total) / 1e6))))));
   const collapsed = new Set();
   const open = new Set();
   const draw = () => {
@@ -185,7 +185,7 @@ export async function renderTrace(ctx, traceId) {
       h("span", { class: "svcdot", style: { background: colour } }),
       h("span", { class: "svc" }, sp.service_name), h("span", { class: "op" }, sp.name), isErr ? h("span", { class: "wf-err", title: sp.status_message || "error" }, "!") : null),
     h("div", { class: "wf-lane" },
-      h("div", { class: `wf-bar ${n.critical ? "crit" : ""} ${isErr ? "err" : ""}`, style: { left: `${left}%`, width: `${width}%`, background: colour } }),
+      h("div", { class: `wf-bar ${n.critical ? "crit" : ""} ${isErr ? "err" : ""}`, style: { left: `${left}%`, width: `${width}%`, backgroundColor: colour } }),
       (sp.events || []).map((e) => {
         const [sec, frac] = parseNs(e.time);
         const [s0, f0] = parseNs(sp.start_time);
