@@ -14,11 +14,14 @@ from otel_ai.api import (
     routes_insights,
     routes_llm,
     routes_reports,
+    routes_service_overview,
     routes_topology,
+    routes_traces,
 )
 from otel_ai.api.context import AppContext
 from otel_ai.api.security import require_token
 from otel_ai.errors import InvalidParameter, NotFound, OtelAiError, OverloadedError, StorageError
+from otel_ai.ui import router as ui_router
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -76,4 +79,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(routes_insights.router, prefix="/api/v1", dependencies=secured)
     app.include_router(routes_reports.router, prefix="/api/v1", dependencies=secured)
     app.include_router(routes_llm.router, prefix="/api/v1/llm", dependencies=secured)
+    app.include_router(routes_traces.router, prefix="/api/v1", dependencies=secured)
+    app.include_router(routes_service_overview.router, prefix="/api/v1", dependencies=secured)
+    app.include_router(ui_router)  # the web UI at / (public page; its API calls carry the token)
     return app
