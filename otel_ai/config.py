@@ -102,6 +102,13 @@ class IngestConfig(Section):
     grpc_max_workers: int = Field(default=8, ge=1)
     # Retry hint sent with 503 / UNAVAILABLE.
     retry_after_s: int = Field(default=2, ge=1)
+    # What is accepted, checked before the ack (otel_ai/otlp/limits.py, docs/reliability.md):
+    # attributes per resource / scope / span / event / link / log record / data point, ...
+    max_attributes: int = Field(default=8192, ge=1)
+    # ... encoded bytes of one attribute (key and value), ...
+    max_attribute_bytes: int = Field(default=1024 * 1024, ge=64)
+    # ... and resource + scope bytes repeated over all rows of a request, per byte of the request.
+    max_resource_amplification: int = Field(default=32, ge=1)
 
 
 class PipelineConfig(Section):
@@ -130,7 +137,9 @@ class PipelineConfig(Section):
     # queryable a batch later).
     ack: Literal["insert", "spool"] = "insert"
 
-    spool_dir: str = "./data/spool"
+    # Unset: beside the store (chdb:///x/clickhouse → /x/spool; a server: ./data/spool-<host>-<port>-<db>);
+    # locked, one daemon per spool (otel_ai/instance.py).
+    spool_dir: str | None = None
     spool_max_bytes: int = Field(default=4 * 1024**3, gt=0)
     spool_replay_interval_s: float = Field(default=2.0, gt=0)
     # Decoder: "native" flattens protobuf spans in C into ClickHouse Native blocks (fastest; the

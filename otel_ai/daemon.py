@@ -22,6 +22,7 @@ from otel_ai.analysis.topology.service import build_topology_service
 from otel_ai.api import AppContext, create_app
 from otel_ai.config import Config
 from otel_ai.ingest import Receivers
+from otel_ai.instance import Claim, claim_spool, claim_store, default_spool_dir
 from otel_ai.llm.service import build_llm_manager
 from otel_ai.pipeline import Pipeline
 from otel_ai.pipeline.memory import MemoryGuard
@@ -63,12 +64,32 @@ class Daemon:
         self._api_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._stopped = False
+        self._claims: list[Claim] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
+    def claim(self) -> None:
+        """Lock the embedded store and the spool (raise ``InstanceLocked`` if another daemon has them)."""
+        if self._claims:
+            return
+        cfg = self.config
+        if cfg.pipeline.spool_dir is None:
+            cfg.pipeline.spool_dir = str(default_spool_dir(cfg.storage.dsn, cfg.storage.database))
+        store = claim_store(cfg.storage.dsn)
+        claims = [store] if store is not None else []
+        if cfg.server.role in ("all", "ingest") and cfg.server.receivers_enabled:
+            try:
+                claims.append(claim_spool(cfg.pipeline.spool_dir))
+            except BaseException:
+                for c in claims:
+                    c.release()
+                raise
+        self._claims = claims
+
     async def start(self) -> None:
         cfg = self.config
         runs_ingest = cfg.server.role in ("all", "ingest") and cfg.server.receivers_enabled
         runs_analyzers = cfg.server.role in ("all", "analyzer")
+        self.claim()
         await asyncio.to_thread(self.storage.start)
         self.memory.start()
 
@@ -76,7 +97,10 @@ class Daemon:
             writer = TelemetryWriter(self.storage, decoder=cfg.pipeline.decoder, registry=self.registry)
             self.pipeline = Pipeline(cfg.pipeline, writer, registry=self.registry, memory=self.memory)
             await self.pipeline.start()
-            self.receivers = Receivers(cfg.server, cfg.ingest, self.pipeline, registry=self.registry)
+            self.receivers = Receivers(
+                cfg.server, cfg.ingest, self.pipeline, registry=self.registry,
+                retention_days=cfg.storage.ttl_days,
+            )  # fmt: skip
             await self.receivers.start()
             self.ctx.pipeline, self.ctx.receivers = self.pipeline, self.receivers
 
@@ -128,6 +152,7 @@ class Daemon:
 
                 os._exit(130)
 
+        self.claim()  # before anything starts: a second daemon exits with one line
         for sig in signals:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, on_signal)
@@ -161,4 +186,7 @@ class Daemon:
             await stop_server(self._api_server, self._api_task)
         await asyncio.to_thread(self.memory.shutdown)
         await asyncio.to_thread(self.storage.shutdown)
+        for claim in self._claims:
+            claim.release()
+        self._claims = []
         log.info("otel-ai stopped")
