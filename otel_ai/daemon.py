@@ -22,7 +22,7 @@ from otel_ai.analysis.topology.service import build_topology_service
 from otel_ai.api import AppContext, create_app
 from otel_ai.config import Config
 from otel_ai.ingest import Receivers
-from otel_ai.instance import Claim, claim_spool, claim_store, default_spool_dir
+from otel_ai.instance import Claim, claim_instance
 from otel_ai.llm.service import build_llm_manager
 from otel_ai.pipeline import Pipeline
 from otel_ai.pipeline.memory import MemoryGuard
@@ -39,8 +39,9 @@ def _hostport(value: str) -> tuple[str, int]:
 
 
 class Daemon:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, claims: list[Claim] | None = None) -> None:
         self.config = config
+        self._claims: list[Claim] = list(claims or [])  # the store and spool locks (otel_ai.instance)
         self.registry = CollectorRegistry()
         self.storage = Storage(
             config.storage.dsn,
@@ -64,26 +65,12 @@ class Daemon:
         self._api_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._stopped = False
-        self._claims: list[Claim] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
     def claim(self) -> None:
         """Lock the embedded store and the spool (raise ``InstanceLocked`` if another daemon has them)."""
-        if self._claims:
-            return
-        cfg = self.config
-        if cfg.pipeline.spool_dir is None:
-            cfg.pipeline.spool_dir = str(default_spool_dir(cfg.storage.dsn, cfg.storage.database))
-        store = claim_store(cfg.storage.dsn)
-        claims = [store] if store is not None else []
-        if cfg.server.role in ("all", "ingest") and cfg.server.receivers_enabled:
-            try:
-                claims.append(claim_spool(cfg.pipeline.spool_dir))
-            except BaseException:
-                for c in claims:
-                    c.release()
-                raise
-        self._claims = claims
+        if not self._claims:
+            self._claims = claim_instance(self.config)
 
     async def start(self) -> None:
         cfg = self.config

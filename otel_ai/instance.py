@@ -20,6 +20,7 @@ import fcntl
 import os
 import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from otel_ai.errors import InstanceLocked
@@ -131,3 +132,22 @@ def claim_spool(directory: str | os.PathLike[str]) -> Claim:
     path = Path(directory)
     claim = Claim("spool", path, path / "lock", shared_in_process=False)
     return claim.acquire("set pipeline.spool_dir (OTEL_AI_PIPELINE__SPOOL_DIR) to another directory")
+
+
+def claim_instance(config: Any) -> list[Claim]:
+    """Claim what a daemon of ``config`` uses: its embedded store, and its spool if it ingests.
+
+    Fills ``pipeline.spool_dir`` with its default (beside the store) when unset.
+    """
+    if config.pipeline.spool_dir is None:
+        config.pipeline.spool_dir = str(default_spool_dir(config.storage.dsn, config.storage.database))
+    store = claim_store(config.storage.dsn)
+    claims = [store] if store is not None else []
+    if config.server.role in ("all", "ingest") and config.server.receivers_enabled:
+        try:
+            claims.append(claim_spool(config.pipeline.spool_dir))
+        except BaseException:
+            for c in claims:
+                c.release()
+            raise
+    return claims
