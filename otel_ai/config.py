@@ -108,7 +108,7 @@ class IngestConfig(Section):
     # ... encoded bytes of one attribute (key and value), ...
     max_attribute_bytes: int = Field(default=1024 * 1024, ge=64)
     # ... and resource + scope bytes repeated over all rows of a request, per byte of the request.
-    max_resource_amplification: int = Field(default=32, ge=1)
+    max_resource_amplification: int = Field(default=64, ge=1)
 
 
 class PipelineConfig(Section):

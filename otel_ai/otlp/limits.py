@@ -52,7 +52,7 @@ class Limits:
     max_time_ns: int = MAX_TIME_NS
     max_attributes: int = 8192
     max_attribute_bytes: int = 1024 * 1024
-    max_resource_amplification: int = 32
+    max_resource_amplification: int = 64
 
     @classmethod
     def now(cls, ingest_cfg: Any, ttl_days: int, now_ns: int | None = None) -> Limits:
