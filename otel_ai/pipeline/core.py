@@ -75,7 +75,7 @@ class Pipeline:
         self.config = config
         self.writer = writer
         self.memory = memory
-        self.spool = Spool(config.spool_dir, config.spool_max_bytes)
+        self.spool = Spool(config.spool_dir or "./data/spool", config.spool_max_bytes)
         self.retry_after = 1.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._buffers: dict[Signal, list[_Entry]] = {s: [] for s in SIGNALS}

@@ -8,6 +8,7 @@ module catches driver exceptions. SQL is always parameterised (``parameters=``).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -56,14 +57,18 @@ def redact_dsn(dsn: str) -> str:
     if dsn.startswith("chdb:"):
         return dsn
     parts = urlsplit(dsn)
-    if parts.password is None:
+    # a password in the query (?password=...) is one too
+    query = re.sub(r"(?i)((?:^|&)(?:password|passwd|pwd|secret|token)=)[^&]*", r"\1***", parts.query)
+    if parts.password is None and query == parts.query:
         return dsn
     netloc = parts.hostname or ""
     if parts.username:
-        netloc = f"{parts.username}:***@{netloc}"
+        netloc = (
+            f"{parts.username}:***@{netloc}" if parts.password is not None else f"{parts.username}@{netloc}"
+        )
     if parts.port:
         netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _translate(exc: Exception, what: str) -> StorageError:
