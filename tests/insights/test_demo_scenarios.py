@@ -18,7 +18,7 @@ from otel_ai.demo import SCENARIOS, TimelineEvent, generate
 from otel_ai.model import Payload
 from otel_ai.storage import Storage
 from otel_ai.storage.writer import TelemetryWriter
-from tests.helpers import unique_db
+from otel_ai.testing.daemons import unique_db
 
 PATTERN_SCENARIOS = sorted(n for n, s in SCENARIOS.items() if s.insight)
 MINUTES = 3

@@ -16,7 +16,7 @@ from otel_ai.analysis.insights.model import KINDS, DetectContext, Finding, Windo
 from otel_ai.demo import patterns
 from otel_ai.storage import Storage
 from otel_ai.storage.writer import TelemetryWriter
-from tests.helpers import unique_db
+from otel_ai.testing.daemons import unique_db
 
 BASE = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=40)
 SLOTS = ["clean", *patterns.PATTERNS, "clean-no-history"]

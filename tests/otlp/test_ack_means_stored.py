@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from tests.helpers import InProcessDaemon, daemon_config
+from otel_ai.testing.daemons import InProcessDaemon, daemon_config
 from tests.otlp import cases as c
 
 RESPONSES = {

@@ -13,7 +13,8 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_ai.model import Payload
-from otel_ai.storage import Storage, decode_native
+from otel_ai.storage import Storage
+from otel_ai.storage.decoders import native as decode_native
 from otel_ai.storage.writer import write_python
 from tests.otlp.cases import now_ns
 
