@@ -9,11 +9,21 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from otel_ai import __version__
-from otel_ai.api import routes_anomalies, routes_core, routes_llm, routes_topology
+from otel_ai.api import (
+    routes_anomalies,
+    routes_core,
+    routes_insights,
+    routes_llm,
+    routes_reports,
+    routes_service_overview,
+    routes_topology,
+    routes_traces,
+)
 from otel_ai.api.context import AppContext
 from otel_ai.api.docs import mount_docs
 from otel_ai.api.security import require_token
 from otel_ai.errors import InvalidParameter, NotFound, OtelAiError, OverloadedError, StorageError
+from otel_ai.ui import router as ui_router
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -80,5 +90,10 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(routes_core.router, prefix="/api/v1", dependencies=secured)
     app.include_router(routes_topology.router, prefix="/api/v1", dependencies=secured)
     app.include_router(routes_anomalies.router, prefix="/api/v1", dependencies=secured)
+    app.include_router(routes_insights.router, prefix="/api/v1", dependencies=secured)
+    app.include_router(routes_reports.router, prefix="/api/v1", dependencies=secured)
     app.include_router(routes_llm.router, prefix="/api/v1/llm", dependencies=secured)
+    app.include_router(routes_traces.router, prefix="/api/v1", dependencies=secured)
+    app.include_router(routes_service_overview.router, prefix="/api/v1", dependencies=secured)
+    app.include_router(ui_router)  # the web UI at / (public page; its API calls carry the token)
     return app

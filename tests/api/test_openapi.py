@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from otel_ai.api import schemas
-from tests.helpers import InProcessDaemon, daemon_config
+from otel_ai.testing.daemons import InProcessDaemon, daemon_config
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from otel_ai.cli.client import DEFAULT_API, resolve_api, resolve_token
 from otel_ai.cli.main import main
-from tests.helpers import free_port
+from otel_ai.testing.daemons import free_port
 
 
 @pytest.mark.parametrize(

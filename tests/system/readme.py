@@ -7,7 +7,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.helpers import ROOT
+from otel_ai.testing.daemons import ROOT
 
 README = ROOT / "README.md"
 _FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```", re.M | re.S)

@@ -18,7 +18,7 @@ import pytest
 
 from otel_ai.cli.main import build_parser
 from otel_ai.demo import parse_duration
-from tests.helpers import ROOT, SubprocessDaemon
+from otel_ai.testing.daemons import ROOT, SubprocessDaemon
 from tests.system.readme import Command, commands
 
 QUICK_START = "Quick start"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from otel_ai.daemon import SignalPolicy
-from tests.helpers import ROOT, endpoints, wait_http
+from otel_ai.testing.daemons import ROOT, endpoints, wait_http
 
 
 @pytest.mark.parametrize(
