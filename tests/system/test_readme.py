@@ -137,8 +137,8 @@ def test_quick_start_end_to_end(daemon: SubprocessDaemon, tmp_path: Path) -> Non
     outputs: dict[str, str] = {}
     ran = []
     for cmd in commands(section=QUICK_START):
-        if cmd.argv[0] == "serve" or cmd.has_placeholder:
-            continue  # the daemon runs already; placeholders are for a reader to fill in
+        if cmd.argv[0] == "serve" or cmd.has_placeholder or cmd.lang == "console":
+            continue  # the daemon runs already; placeholders are for a reader; console blocks show output
         argv = _demo_argv(cmd, daemon) if cmd.argv[0] == "demo" else list(cmd.argv)
         proc = _run(argv, env, tmp_path)
         assert proc.returncode == 0, (
