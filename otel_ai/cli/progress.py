@@ -97,9 +97,11 @@ def _hms(seconds: float) -> str:
 
 
 @contextmanager
-def spinner(message: str, *, stream: TextIO | None = None) -> Iterator[None]:
+def spinner(
+    message: str, *, stream: TextIO | None = None, force_terminal: bool | None = None
+) -> Iterator[None]:
     """A spinner with elapsed time for one long call with no measurable progress (terminal only)."""
-    console = Console(file=stream or sys.stderr)
+    console = Console(file=stream or sys.stderr, force_terminal=force_terminal)
     if not console.is_terminal:
         yield
         return
