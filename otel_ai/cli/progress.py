@@ -105,5 +105,7 @@ def spinner(
     if not console.is_terminal:
         yield
         return
-    with Progress(SpinnerColumn(), TextColumn(message), TimeElapsedColumn(), console=console, transient=True):
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        progress.add_task(message, total=None)
         yield
