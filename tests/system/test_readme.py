@@ -151,8 +151,8 @@ def test_quick_start_end_to_end(daemon: SubprocessDaemon, tmp_path: Path) -> Non
     assert "spans generated =" in outputs["demo"] and " exported + 0 dropped" in outputs["demo"]
     services = outputs["services"].splitlines()
     assert services[0].split()[:3] == ["service", "spans", "req/s"]
-    frontend = next(line.split() for line in services if line.startswith("frontend "))
-    assert float(frontend[2]) > 0.5, frontend  # a rate over the seconds covered, not the whole hour
+    assert any(line.startswith("frontend ") for line in services)
+    assert "rates over the" in services[-1] and "s with data" in services[-1]  # not ÷ the whole hour
     assert any(enc in outputs["services"] for enc in ("json=", "protobuf="))
     assert "NODES" in outputs["topology"] and "EDGES" in outputs["topology"]
     assert "frontend" in outputs["topology"] and "->" in outputs["topology"]
