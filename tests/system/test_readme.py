@@ -93,7 +93,7 @@ def _run(
 
 
 def _demo_argv(cmd: Command, daemon: SubprocessDaemon) -> list[str]:
-    """The README's demo line aimed at this daemon, and short: a live run for 8 s, a backfill of 2 min."""
+    """The README's demo line aimed at this daemon, and short: a live run for 5 s, a backfill of 2 min."""
     argv, skip = [], False
     for a in cmd.argv[1:]:
         if skip:
@@ -109,7 +109,7 @@ def _demo_argv(cmd: Command, daemon: SubprocessDaemon) -> list[str]:
     if "--protocol" in argv:
         proto = argv[argv.index("--protocol") + 1]
     endpoint = f"http://{daemon.ep.grpc}" if proto == "grpc" else daemon.ep.http_url
-    length = ["--backfill", "2m"] if "--backfill" in cmd.argv else ["--duration", "8"]
+    length = ["--backfill", "2m"] if "--backfill" in cmd.argv else ["--duration", "5"]
     return ["demo", *argv, *length, "--endpoint", endpoint]
 
 
