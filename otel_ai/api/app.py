@@ -1,4 +1,5 @@
-"""The FastAPI application: routers, error mapping, auth. Built per daemon by :func:`create_app`."""
+"""The FastAPI application: routers, error mapping (:mod:`otel_ai.api.errors`), auth. Built per daemon
+by :func:`create_app`."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from otel_ai import __version__
 from otel_ai.api import (
@@ -17,12 +19,9 @@ from otel_ai.api import (
     routes_topology,
 )
 from otel_ai.api.context import AppContext
+from otel_ai.api.errors import error_response, http_error_response
 from otel_ai.api.security import require_token
-from otel_ai.errors import InvalidParameter, NotFound, OtelAiError, OverloadedError, StorageError
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+from otel_ai.errors import InvalidParameter, OtelAiError
 
 
 def create_app(ctx: AppContext) -> FastAPI:
@@ -44,29 +43,16 @@ def create_app(ctx: AppContext) -> FastAPI:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         err = exc.errors()[0] if exc.errors() else {"loc": ("request",), "msg": "invalid"}
         loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "body", "path")]
-        return _error(400, f"{'.'.join(loc) or 'request'}: {err.get('msg', 'invalid')}")
-
-    @app.exception_handler(InvalidParameter)
-    async def _invalid(_: Request, exc: InvalidParameter) -> JSONResponse:
-        return _error(400, exc.message)
-
-    @app.exception_handler(NotFound)
-    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return _error(404, exc.message)
-
-    @app.exception_handler(OverloadedError)
-    async def _overloaded(_: Request, exc: OverloadedError) -> JSONResponse:
-        return _error(503, exc.message, {"Retry-After": str(max(1, round(exc.retry_after)))})
-
-    @app.exception_handler(StorageError)
-    async def _storage(_: Request, exc: StorageError) -> JSONResponse:
-        return _error(
-            503 if exc.retryable else 500, exc.message, {"Retry-After": "5"} if exc.retryable else None
-        )
+        name = ".".join(loc) or "request"
+        return error_response(InvalidParameter(name, str(err.get("msg", "invalid"))))
 
     @app.exception_handler(OtelAiError)
-    async def _other(_: Request, exc: OtelAiError) -> JSONResponse:
-        return _error(503 if exc.retryable else 500, exc.message)
+    async def _otel_ai_error(_: Request, exc: OtelAiError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:  # unknown path, method
+        return http_error_response(exc.status_code, str(exc.detail), exc.headers)
 
     app.include_router(routes_core.public)
     secured = [Depends(require_token)]

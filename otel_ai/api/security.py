@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hmac
 
-from fastapi import HTTPException, Request
+from fastapi import Request
+
+from otel_ai.errors import Unauthorized
 
 
 def require_token(request: Request) -> None:
@@ -14,6 +16,4 @@ def require_token(request: Request) -> None:
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise HTTPException(
-            status_code=401, detail="missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise Unauthorized("missing or invalid bearer token")  # 401 + WWW-Authenticate (api/errors.py)
