@@ -97,19 +97,19 @@ class Exporter:
         self.counts: dict[tuple[str, str, str], _Counts] = {}
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="otlp-validate")
         self.m_requests = Counter(
-            "otelai_receiver_requests",
+            "otel_ai_receiver_requests",
             "OTLP export requests by outcome",
             ["signal", "transport", "encoding", "outcome"],
             registry=registry,
         )
         self.m_items = Counter(
-            "otelai_receiver_items",
+            "otel_ai_receiver_items",
             "Items (spans, data points, log records): received, accepted (inserted or spooled), refused (retryable failure), rejected (invalid)",
             ["signal", "transport", "encoding", "outcome"],
             registry=registry,
         )
         self.m_latency = Histogram(
-            "otelai_export_latency_seconds", "OTLP export request latency, receipt of body to response",
+            "otel_ai_export_latency_seconds", "OTLP export request latency, receipt of body to response",
             ["signal", "transport"], registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )  # fmt: skip

@@ -107,27 +107,27 @@ class Pipeline:
     def _gauges(self, registry: CollectorRegistry) -> None:
         admission = self.admission
         Gauge(
-            "otelai_pipeline_queue_items", "Items admitted and not yet inserted or spooled", registry=registry
+            "otel_ai_pipeline_queue_items", "Items admitted and not yet inserted or spooled", registry=registry
         ).set_function(lambda: admission.queued_items)
         Gauge(
-            "otelai_pipeline_queue_bytes",
+            "otel_ai_pipeline_queue_bytes",
             "Body bytes admitted and not yet inserted or spooled",
             registry=registry,
         ).set_function(lambda: admission.queued_bytes)
-        Gauge("otelai_pipeline_queue_capacity_items", "pipeline.queue_items", registry=registry).set_function(
+        Gauge("otel_ai_pipeline_queue_capacity_items", "pipeline.queue_items", registry=registry).set_function(
             lambda: self.config.queue_items
         )
-        Gauge("otelai_spool_bytes", "Bytes in the disk spool", registry=registry).set_function(
+        Gauge("otel_ai_spool_bytes", "Bytes in the disk spool", registry=registry).set_function(
             lambda: self.spool.bytes
         )
         Gauge(
-            "otelai_spool_pending_items", "Items in the spool waiting for replay", registry=registry
+            "otel_ai_spool_pending_items", "Items in the spool waiting for replay", registry=registry
         ).set_function(lambda: self.spool.pending_items)
         Gauge(
-            "otelai_spool_torn_records", "Torn spool records detected and skipped", registry=registry
+            "otel_ai_spool_torn_records", "Torn spool records detected and skipped", registry=registry
         ).set_function(lambda: self.spool.torn_records)
         Gauge(
-            "otelai_wal_pending_items",
+            "otel_ai_wal_pending_items",
             "Items acknowledged through the write-ahead log and not yet inserted (ack: spool)",
             registry=registry,
         ).set_function(lambda: self.wal.pending_items if self.wal is not None else 0)

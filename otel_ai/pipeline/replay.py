@@ -91,7 +91,7 @@ class SpoolReplay:
         if any(r.retry for r in out):
             return False  # storage still down; keep the records, retry after the interval
         # Records refused on their own (DecodeError, non-retryable StorageError) are dropped and
-        # counted (otelai_pipeline_dropped_items_total): retrying them would block the spool forever.
+        # counted (otel_ai_pipeline_dropped_items_total): retrying them would block the spool forever.
         self.spool.commit(records)
         self.writer.storage_down = False  # storage answers again: live batches go straight to it
         items = sum(p.items for p, r in zip(payloads, out, strict=True) if r.kind == "written")

@@ -27,13 +27,13 @@ class PipelineStats:
         self.last_error_at: float | None = None
         self._lock = threading.Lock()
         self.m_dropped = Counter(
-            "otelai_pipeline_dropped_items",
+            "otel_ai_pipeline_dropped_items",
             "Items accepted from the network and then dropped, by reason",
             ["reason"],
             registry=registry,
         )
         self.m_items = Counter(
-            "otelai_pipeline_items",
+            "otel_ai_pipeline_items",
             "Items leaving the pipeline, by signal and outcome",
             ["signal", "outcome"],
             registry=registry,

@@ -15,7 +15,7 @@ longer depends on the senders, and while an insert runs the next batch accumulat
 * Storage outage: the drainer keeps the records and retries every ``spool_replay_interval_s``.
 * Content the engine refuses on its own (after ``validate`` accepted it: rare) cannot be reported
   to a sender that was already acknowledged: it is dropped and counted
-  (``otelai_pipeline_dropped_items_total``), never retried forever.
+  (``otel_ai_pipeline_dropped_items_total``), never retried forever.
 * The trade-off: rows become queryable a batch after the ack, not at the ack.
 """
 
