@@ -1,7 +1,7 @@
 """The one export path per signal that both transports call: validate → pipeline.submit → response.
 
-The error classification lives here, once (DESIGN.md decision 5, STYLE.md "errors are classified
-once"): each outcome has a gRPC code and an HTTP status, and the transports only translate.
+The error classification lives here, once (docs/decisions/0005-otlp-status-table.md): each
+outcome has a gRPC code and an HTTP status, and the transports only translate.
 
 | outcome       | when                                         | HTTP | gRPC                      |
 |---------------|----------------------------------------------|------|---------------------------|

@@ -1,7 +1,7 @@
 /*
  * otel_ai.native._native — OTLP/protobuf trace requests → one ClickHouse ``Native`` block.
  *
- * The "native" decoder (DESIGN.md decision 3): the protobuf wire format is walked once, in C,
+ * The "native" decoder (docs/decisions/0003-decode-path.md): the protobuf wire format is walked once, in C,
  * and each span becomes one row of ``otel_traces`` written straight into column buffers, encoded
  * exactly like the python decoder (``decode_python._spans``) and the contrib exporter: lowercase
  * hex ids, span kind and status code names, ``Value.AsString`` attribute maps (last duplicate key

@@ -107,16 +107,18 @@ class Pipeline:
     def _gauges(self, registry: CollectorRegistry) -> None:
         admission = self.admission
         Gauge(
-            "otel_ai_pipeline_queue_items", "Items admitted and not yet inserted or spooled", registry=registry
+            "otel_ai_pipeline_queue_items",
+            "Items admitted and not yet inserted or spooled",
+            registry=registry,
         ).set_function(lambda: admission.queued_items)
         Gauge(
             "otel_ai_pipeline_queue_bytes",
             "Body bytes admitted and not yet inserted or spooled",
             registry=registry,
         ).set_function(lambda: admission.queued_bytes)
-        Gauge("otel_ai_pipeline_queue_capacity_items", "pipeline.queue_items", registry=registry).set_function(
-            lambda: self.config.queue_items
-        )
+        Gauge(
+            "otel_ai_pipeline_queue_capacity_items", "pipeline.queue_items", registry=registry
+        ).set_function(lambda: self.config.queue_items)
         Gauge("otel_ai_spool_bytes", "Bytes in the disk spool", registry=registry).set_function(
             lambda: self.spool.bytes
         )

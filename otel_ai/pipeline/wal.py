@@ -4,7 +4,7 @@ With ``ack: insert`` (the default) a request is acknowledged once its rows are i
 a batch can hold only what the senders have in flight (32 senders x 512 spans ≈ 16k spans), and
 every insert pays the engine's fixed cost (query analysis, one part per table and view, merges
 later). With ``ack: spool`` a request is acknowledged as soon as it is appended to a per-signal
-write-ahead log and fsynced (OTLP allows acking once data is durable; DESIGN.md decision 4), and
+write-ahead log and fsynced (OTLP allows acking once data is durable; docs/decisions/0004-at-least-once.md), and
 one drainer per signal inserts from the log in batches of up to ``batch_items``/``batch_bytes``: the batch size no
 longer depends on the senders, and while an insert runs the next batch accumulates on disk.
 

@@ -1,6 +1,6 @@
 """The "engine" decoder: ClickHouse decodes OTLP (protobuf and JSON) itself and flattens it in SQL.
 
-DESIGN.md decision 3. The batch's protobuf request bodies are written length-delimited to
+docs/decisions/0003-decode-path.md. The batch's protobuf request bodies are written length-delimited to
 temporary files and read with ``file(path, 'Protobuf', structure)`` using our OTLP schema
 (``otel_ai/otlp/proto/otlp_clickhouse.proto``) and ``input_format_protobuf_oneof_presence=1``
 (which ``AnyValue`` member is set), then ``INSERT INTO <contrib table> SELECT …`` flattens with
