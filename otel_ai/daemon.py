@@ -26,6 +26,7 @@ from otel_ai.analysis.topology.service import build_topology_service
 from otel_ai.api import AppContext, create_app
 from otel_ai.config import Config
 from otel_ai.ingest import Receivers
+from otel_ai.instance import Claim, claim_instance
 from otel_ai.llm.service import build_llm_manager
 from otel_ai.pipeline import Pipeline
 from otel_ai.pipeline.memory import MemoryGuard
@@ -61,8 +62,9 @@ class SignalPolicy:
 
 
 class Daemon:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, claims: list[Claim] | None = None) -> None:
         self.config = config
+        self._claims: list[Claim] = list(claims or [])  # the store and spool locks (otel_ai.instance)
         self.registry = CollectorRegistry()
         self.storage = Storage(config.storage)
         self.ctx = AppContext(config=config, storage=self.storage, registry=self.registry)
@@ -79,10 +81,16 @@ class Daemon:
         self._draining_since: float | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
+    def claim(self) -> None:
+        """Lock the embedded store and the spool (raise ``InstanceLocked`` if another daemon has them)."""
+        if not self._claims:
+            self._claims = claim_instance(self.config)
+
     async def start(self) -> None:
         cfg = self.config
         runs_ingest = cfg.server.role in ("all", "ingest") and cfg.server.receivers_enabled
         runs_analyzers = cfg.server.role in ("all", "analyzer")
+        self.claim()
         await asyncio.to_thread(self.storage.start)
         self.memory.start()
 
@@ -90,7 +98,10 @@ class Daemon:
             writer = TelemetryWriter(self.storage, decoder=cfg.pipeline.decoder, registry=self.registry)
             self.pipeline = Pipeline(cfg.pipeline, writer, registry=self.registry, memory=self.memory)
             await self.pipeline.start()
-            self.receivers = Receivers(cfg.server, cfg.ingest, self.pipeline, registry=self.registry)
+            self.receivers = Receivers(
+                cfg.server, cfg.ingest, self.pipeline, registry=self.registry,
+                retention_days=cfg.storage.ttl_days,
+            )  # fmt: skip
             await self.receivers.start()
             self.ctx.pipeline, self.ctx.receivers = self.pipeline, self.receivers
 
@@ -152,6 +163,7 @@ class Daemon:
                 log.warning("second signal: forcing exit")
                 os._exit(130)
 
+        self.claim()  # before anything starts: a second daemon exits with one line
         for sig in signals:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, on_signal)
@@ -186,4 +198,7 @@ class Daemon:
             await stop_server(self._api_server, self._api_task)
         await asyncio.to_thread(self.memory.shutdown)
         await asyncio.to_thread(self.storage.shutdown)
+        for claim in self._claims:
+            claim.release()
+        self._claims = []
         log.info("otel-ai stopped")

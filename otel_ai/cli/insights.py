@@ -156,7 +156,12 @@ def render_answer(ans: dict[str, Any]) -> str:
     if ans["insight_ids"]:
         out += ["", f"insights: {', '.join(ans['insight_ids'])}  (otel-ai insights show ID)"]
     llm = ans.get("llm") or {}
-    out += ["", f"-- {llm.get('provider')}/{llm.get('model')}" + (", abstained" if ans["abstained"] else "")]
+    who = (
+        "no model called"
+        if llm.get("provider") in (None, "none")
+        else f"{llm['provider']}/{llm.get('model')}"
+    )
+    out += ["", f"-- {who}" + (", abstained" if ans["abstained"] else "")]
     return "\n".join(out)
 
 

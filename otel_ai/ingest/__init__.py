@@ -37,12 +37,13 @@ class Receivers:
         pipeline: Pipeline,
         *,
         registry: CollectorRegistry,
+        retention_days: int = 0,
     ) -> None:
         self.server_cfg = server_cfg
         self.ingest_cfg = ingest_cfg
         self.pipeline = pipeline
         pipeline.retry_after = float(ingest_cfg.retry_after_s)
-        self.exporter = Exporter(pipeline, ingest_cfg, registry=registry)
+        self.exporter = Exporter(pipeline, ingest_cfg, registry=registry, retention_days=retention_days)
         self.grpc = OtlpGrpcServer(server_cfg.otlp_grpc, self.exporter, ingest_cfg.max_body_bytes)
         self._http: EmbeddedServer | None = None
         self._http_task: asyncio.Task[None] | None = None

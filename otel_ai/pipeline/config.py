@@ -35,7 +35,9 @@ class PipelineConfig(Section):
     # queryable a batch later).
     ack: Literal["insert", "spool"] = "insert"
 
-    spool_dir: str = "./data/spool"
+    # Unset: beside the store (chdb:///x/clickhouse → /x/spool; a server: ./data/spool-<host>-<port>-<db>);
+    # locked, one daemon per spool (otel_ai/instance.py).
+    spool_dir: str | None = None
     spool_max_bytes: int = Field(default=4 * 1024**3, gt=0)
     spool_replay_interval_s: float = Field(default=2.0, gt=0)
     # Decoder: "native" flattens protobuf spans in C into ClickHouse Native blocks (fastest; the

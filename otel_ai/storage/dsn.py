@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,11 +30,15 @@ def redact_dsn(dsn: str) -> str:
     if dsn.startswith("chdb:"):
         return dsn
     parts = urlsplit(dsn)
-    if parts.password is None:
+    # a password in the query (?password=...) is one too
+    query = re.sub(r"(?i)((?:^|&)(?:password|passwd|pwd|secret|token)=)[^&]*", r"\1***", parts.query)
+    if parts.password is None and query == parts.query:
         return dsn
     netloc = parts.hostname or ""
     if parts.username:
-        netloc = f"{parts.username}:***@{netloc}"
+        netloc = (
+            f"{parts.username}:***@{netloc}" if parts.password is not None else f"{parts.username}@{netloc}"
+        )
     if parts.port:
         netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -53,7 +53,8 @@ def test_trace_lookup_errors(daemon: Any, trace_id: str, status: int, fragment: 
 
 def test_framework_refusals_have_the_same_body(daemon: Any) -> None:
     r = daemon.get("/api/v1/no-such-path")
-    assert r.status_code == 404 and r.json() == {"error": "Not Found", "type": "not_found"}
+    assert r.status_code == 404
+    assert r.json() == {"error": "no such path: /api/v1/no-such-path", "type": "not_found"}
 
 
 def test_bearer_token_guards_api_but_not_health(make_daemon: Any) -> None:

@@ -231,3 +231,20 @@ def test_template_narrative_without_a_manager(storage: Storage, narrate: bool) -
     for ins in svc.generate(_window()):
         assert ins["llm"]["provider"] == "none" and ins["claims"] and not ins["abstained"]
         assert {i for c in ins["claims"] for i in c["evidence_ids"]} <= {e["id"] for e in ins["evidence"]}
+
+
+def test_ask_drops_invented_claims_and_points_at_the_strongest_lead(storage: Storage, echo: Any) -> None:
+    write_traces(storage, minute_ago(30), 20, error_every=2)
+    found = make_service(storage, llm=fake_llm(echo(honest))).generate(_window())
+    server = echo(liar)
+    ans = make_service(storage, llm=fake_llm(server)).ask("why is checkout failing?", _window())
+    assert server.calls("gpt-4o-mini") == 1
+    assert ans["abstained"] is True and ans["claims"] == [] and ans["insight_ids"] == []
+    assert ans["answer"] == (
+        f"Not enough evidence in this window to answer; the strongest lead is insight {found[0]['id']} "
+        f"({found[0]['severity']}): {found[0]['title']}."
+    )
+    honest_ans = make_service(storage, llm=fake_llm(echo(honest))).ask("why is checkout failing?", _window())
+    assert honest_ans["abstained"] is False and honest_ans["insight_ids"][0] == found[0]["id"]
+    # its summary quotes a name that is no entity (`the question`): the answer is built from the claims
+    assert honest_ans["answer"].startswith("From the window's evidence: `checkout`")

@@ -48,9 +48,10 @@ def test_generate_end_to_end_with_rules_provider(storage: Storage) -> None:
         "observed": 80, "baseline": None, "unit": "spans", "trace_ids": traces[:3],
     }  # fmt: skip
     # Severity by code: 40/40 traces, 10/10 entry errors explained (magnitude 2), not an entry point
-    # (reach halved), 3.9 s visible of persist_s 300 (persistence ~0.5): 2 * 0.5 * 0.507 → high.
+    # (reach halved), 3.9 s visible of persist_s 300 (persistence ~0.5): 2 * sqrt(0.5) * 0.507 → high.
     assert ins["severity"] == "high"
-    assert out[1]["severity"] == "low"  # frontend: no errors, 90 ms of a 500 ms budget, at the entry
+    # frontend: no errors, 90 ms of a 500 ms budget (structural 0.25 wins), all traffic: 0.25 * 1 * 0.507
+    assert out[1]["severity"] == "medium"
     assert ins["confidence"] == pytest.approx(0.3 + 0.4 + 0.1)  # no baselines, example traces
     # The rules provider narrated: every claim cites the finding's evidence, nothing abstained.
     assert ins["llm"]["provider"] == "rules" and ins["llm"]["prompt_version"] == "insight.chatty_dependency@1"
@@ -154,12 +155,23 @@ def _finding(impact: Impact, cap: str | None = None, baseline: float | None = No
         (Impact(100, 100, 1.0, latency_ms=1000, duration_s=600, at_entry=True), "low", "low"),
         (Impact(50, 100, 1.0, latency_ms=500, duration_s=600, at_entry=True), None, "high"),
         (Impact(30, 100, 1.0, latency_ms=300, duration_s=600, at_entry=True), None, "medium"),
-        (Impact(30, 100, 1.0, latency_ms=300, duration_s=600, at_entry=False), None, "low"),
+        (Impact(30, 100, 1.0, latency_ms=300, duration_s=600, at_entry=False), None, "medium"),
+        (Impact(5, 100, 1.0, latency_ms=100, duration_s=600, at_entry=False), None, "low"),
         (Impact(1, 1000, 1.0, latency_ms=50, duration_s=10, at_entry=True), None, "info"),
         (Impact(0, 100, 1.0, latency_ms=5000, duration_s=600, at_entry=True), None, "info"),
         (Impact(100, 100, 1.0, duration_s=600, at_entry=True), None, "medium"),  # structural: 0.25
     ],
-    ids=["critical", "capped", "high", "medium", "not-at-entry", "tiny", "no-traces", "structural"],
+    ids=[
+        "critical",
+        "capped",
+        "high",
+        "medium",
+        "not-at-entry",
+        "few-not-at-entry",
+        "tiny",
+        "no-traces",
+        "structural",
+    ],
 )
 def test_severity_by_code(impact: Impact, cap: str | None, expected: str) -> None:
     assert scoring.severity(_finding(impact, cap), ScoringConfig()) == expected

@@ -345,7 +345,8 @@ def test_writer_routes_json_logs_and_unsupported_batches_and_counts_them(storage
     odd = s.traces_request()
     odd.resource_spans[0].scope_spans[0].spans[1].start_time_unix_nano = 2**63 + 5
     writer.write([pb, js])  # both natively (JSON transcoded in C)
-    writer.write([validate("traces", "protobuf", "http", odd.SerializeToString())])  # whole batch to engine
+    # (validate refuses such a span before the ack; the writer still hands it over whole)
+    writer.write([Payload("traces", "protobuf", "http", odd.SerializeToString(), 2)])  # batch to engine
     writer.write([validate("logs", "protobuf", "http", s.logs_request().SerializeToString())])
     got = storage.query(
         "SELECT IngestEncoding, IngestTransport, count() FROM {db:Identifier}.otel_traces GROUP BY 1, 2 ORDER BY 1, 2",

@@ -15,7 +15,7 @@ from typing import Any
 
 from otel_ai.analysis.insights import prompts
 from otel_ai.analysis.insights.grounding import validate
-from otel_ai.analysis.insights.narrate import TASK, Runner, llm_info
+from otel_ai.analysis.insights.narrate import TASK, Runner, figure, llm_info
 from otel_ai.errors import OtelAiError
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def context(
             owner[ev["id"]] = ins["id"]
             subject = next(iter(sorted(ents)), ins["kind"])
             items.append((rank, {"id": ev["id"], "kind": ev["kind"], "entity": subject, "insight": ins["title"],
-                                 "summary": ev["description"], "observed": ev.get("observed"),
+                                 "summary": figure(ev), "observed": ev.get("observed"),
                                  "baseline": ev.get("baseline"), "unit": ev.get("unit", ""),
                                  "_entities": ents}))  # fmt: skip
     for a in anomalies:
@@ -127,13 +127,14 @@ def answer(
     verdict = validate(claims, ids, names, names, evidence_text=text)
     kept = verdict.kept
     summary = str(out.get("summary") or "")
+    from_claims = "From the window's evidence: " + "; ".join(c["text"] for c in kept[:3]) + "."
     if kept and info["provider"] == "rules":  # the template summary says nothing; its claims do
-        reply = " ".join(c["text"] for c in kept[:3])
+        reply = from_claims
     elif kept and summary and not verdict.dropped and validate([{"text": summary, "evidence_ids": ids[:1]}], ids, names, names,
                                      evidence_text=text).kept:  # fmt: skip
         reply = summary
-    elif kept:
-        reply = " ".join(c["text"] for c in kept[:3])
+    elif kept:  # the free-text summary did not pass: the claims speak
+        reply = from_claims
     else:
         reply = f"Not enough evidence in this window to answer; {_lead(insights, items)}."
     cited = {i for c in kept for i in c["evidence_ids"]}

@@ -37,6 +37,16 @@ def _fmt(value: Any, unit: str) -> str:
     return f"{value} {unit}".strip() if unit else str(value)
 
 
+def figure(e: dict[str, Any]) -> str:
+    """An evidence item in one line: its description and figures."""
+    text = str(e["description"])
+    if e.get("observed") is not None:
+        text += f": {_fmt(e['observed'], e.get('unit', ''))}"
+        if e.get("baseline") is not None:
+            text += f" (baseline {_fmt(e['baseline'], e.get('unit', ''))})"
+    return text
+
+
 def evidence_text(record: dict[str, Any]) -> str:
     return " \n".join(str(e.get("description", "")) for e in record.get("evidence") or [])
 
@@ -69,9 +79,10 @@ def payload(record: dict[str, Any], facts: dict[str, Any] | None = None) -> dict
                 "id": e["id"],
                 "kind": e["kind"],
                 "entity": subject,
-                "summary": e["description"],
-                "observed": None if e.get("observed") is None else _fmt(e["observed"], e.get("unit", "")),
-                "baseline": None if e.get("baseline") is None else _fmt(e["baseline"], e.get("unit", "")),
+                "summary": figure(e),  # description with its figures (the rules template quotes it)
+                "observed_value": e.get("observed"),
+                "baseline_value": e.get("baseline"),
+                "unit": e.get("unit", ""),
                 "trace_ids": e.get("trace_ids", [])[:3],
             }
             for e in record.get("evidence") or []
@@ -84,13 +95,14 @@ def template_claims(record: dict[str, Any]) -> list[dict[str, Any]]:
     subject = record["entities"][0]["id"] if record.get("entities") else record["kind"]
     out = []
     for e in (record.get("evidence") or [])[:MAX_CLAIMS]:
-        text = f"`{subject}`: {e['description']}"
-        if e.get("observed") is not None:
-            text += f" — observed {_fmt(e['observed'], e.get('unit', ''))}"
-            if e.get("baseline") is not None:
-                text += f", baseline {_fmt(e['baseline'], e.get('unit', ''))}"
-        out.append({"text": text, "evidence_ids": [e["id"]]})
+        out.append({"text": f"`{subject}`: {figure(e)}", "evidence_ids": [e["id"]]})
     return out
+
+
+def template_summary(record: dict[str, Any]) -> str:
+    ev = record.get("evidence") or []
+    key = f" Key figure: {figure(ev[0])}." if ev else ""
+    return f"{record['title']}.{key} (Template narrative: no language model wrote this.)"
 
 
 def lead(record: dict[str, Any]) -> str:
@@ -212,6 +224,8 @@ class Narrator:
                                          evidence_text=text).kept
         )  # fmt: skip
         abstained = not kept
+        if resp.provider == "rules" and kept:  # the template's summary says nothing the title does not
+            summary, summary_ok = template_summary(record), True
         if abstained:
             summary = f"Not enough grounded narrative for this finding; {lead(record)}."
         elif not summary_ok:
@@ -227,7 +241,7 @@ class Narrator:
     def _template(self, record: dict[str, Any], tag: str) -> dict[str, Any]:
         claims = template_claims(record)
         return {
-            "summary": record["title"] if claims else f"No evidence attached; {lead(record)}.",
+            "summary": template_summary(record) if claims else f"No evidence attached; {lead(record)}.",
             "claims": claims,
             "recommendations": record.get("recommendations") or [],
             "abstained": not claims,

@@ -1,15 +1,17 @@
 """Severity and confidence, computed by code from a finding's :class:`Impact` — never by a model.
 
-Severity: ``score = magnitude * reach * persistence``
+Severity: ``score = magnitude * sqrt(reach) * persistence``
 
 - ``reach`` = share of the traffic through the touched entry points that shows the pattern
   (``affected_traces / total_traces``), multiplied by ``entry_share`` when the detector measured it; halved
   when the finding does not reach an entry point (not user-facing);
-- ``magnitude`` = the larger of ``latency_ms / latency_budget_ms`` and ``error_share /
-  error_budget_share``, each capped at 2; a structural finding with neither figure counts 0.25;
+- ``magnitude`` = the largest of ``latency_ms / latency_budget_ms``, ``error_share /
+  error_budget_share`` (each capped at 2) and 0.25, the weight of a structural finding (an
+  anti-pattern costs something even where its latency is small);
 - ``persistence`` = 0.5 … 1 as the finding's visible duration grows to ``persist_s``.
 
-``score ≥ 0.8`` critical, ``≥ 0.4`` high, ``≥ 0.15`` medium, ``≥ 0.02`` low, else info; a finding
+The square root keeps a pattern on a quarter of the traffic at half the weight of one on all of
+it. ``score ≥ 1`` critical, ``≥ 0.5`` high, ``≥ 0.1`` medium, ``≥ 0.02`` low, else info; a finding
 with no affected trace is info; ``Finding.severity_cap`` is a ceiling.
 
 Confidence (0..1) measures evidence coverage: ``0.3 + 0.4·sample + 0.2·baselines + 0.1·examples``
@@ -20,6 +22,7 @@ narrative caps it at 0.5.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from otel_ai.analysis.insights.config import ScoringConfig
@@ -29,9 +32,9 @@ Severity = Literal["critical", "high", "medium", "low", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low", "info")
 RANK: dict[str, int] = {s: i for i, s in enumerate(SEVERITIES)}  # 0 = most severe
 THRESHOLDS: tuple[tuple[float, Severity], ...] = (
-    (0.8, "critical"),
-    (0.4, "high"),
-    (0.15, "medium"),
+    (1.0, "critical"),
+    (0.5, "high"),
+    (0.1, "medium"),
     (0.02, "low"),
 )
 STRUCTURAL_MAGNITUDE = 0.25
@@ -47,12 +50,12 @@ def reach(impact: Impact) -> float:
 
 
 def magnitude(impact: Impact, cfg: ScoringConfig) -> float:
-    parts = []
+    parts = [STRUCTURAL_MAGNITUDE]
     if impact.latency_ms is not None:
         parts.append(min(2.0, max(0.0, impact.latency_ms) / cfg.latency_budget_ms))
     if impact.error_share is not None:
         parts.append(min(2.0, max(0.0, impact.error_share) / cfg.error_budget_share))
-    return max(parts) if parts else STRUCTURAL_MAGNITUDE
+    return max(parts)
 
 
 def persistence(impact: Impact, cfg: ScoringConfig) -> float:
@@ -60,7 +63,7 @@ def persistence(impact: Impact, cfg: ScoringConfig) -> float:
 
 
 def impact_score(impact: Impact, cfg: ScoringConfig) -> float:
-    return magnitude(impact, cfg) * reach(impact) * persistence(impact, cfg)
+    return magnitude(impact, cfg) * math.sqrt(reach(impact)) * persistence(impact, cfg)
 
 
 def severity(finding: Finding, cfg: ScoringConfig) -> Severity:
