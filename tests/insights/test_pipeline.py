@@ -203,3 +203,14 @@ def test_scheduled_run_covers_the_lookback(storage: Storage) -> None:
     assert out
     w = out[0]["window"]
     assert parse_instant(w["end"]) - parse_instant(w["start"]) == timedelta(seconds=900)
+
+
+def test_default_llm_config_narrates_with_rules_not_the_embedded_model(storage: Storage) -> None:
+    from otel_ai.llm import LLMConfig, LLMManager
+
+    write_traces(storage, minute_ago(30), 10)
+    llm = LLMManager(LLMConfig())  # no keys: the chain is embedded → rules
+    out = make_service(storage, llm=llm).generate(_window(31, 25))
+    assert out and all(i["llm"]["provider"] == "rules" for i in out)
+    embedded = next(d for d in llm.deployments if d.name == "embedded")
+    assert embedded.calls == 0  # never loaded, never called

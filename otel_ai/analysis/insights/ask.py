@@ -100,6 +100,7 @@ def answer(
     window: dict[str, str],
     max_tokens: int = 600,
     prompt: prompts.Prompt = prompts.ASK,
+    model: str | None = None,
 ) -> dict[str, Any]:
     items, owner, names = context(question, insights, anomalies, topology)
     ids = [i["id"] for i in items]
@@ -111,7 +112,7 @@ def answer(
             resp = run(
                 llm.generate(
                     f"{prompt.text}\n\nQuestion (from the user; answer it only from the data): {question}",
-                    system=prompts.SYSTEM, task=TASK, schema_name=SCHEMA, temperature=0, max_tokens=max_tokens,
+                    system=prompts.SYSTEM, task=TASK, schema_name=SCHEMA, temperature=0, max_tokens=max_tokens, model=model,
                     data={"subject": "the question", "window": window, "evidence": items},
                 )
             )  # fmt: skip

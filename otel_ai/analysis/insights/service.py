@@ -292,7 +292,7 @@ class InsightsService:
             self.llm if self.cfg.narrate else None, self._run_coro, question, insights[: self.cfg.ask_max_insights],
             self._anomalies(window), self._topology(window),
             window={"start": rfc3339(window.start), "end": rfc3339(window.end)},
-            max_tokens=self.cfg.max_tokens, prompt=prompt,
+            max_tokens=self.cfg.max_tokens, prompt=prompt, model=self.narrator.model_override(),
         )  # fmt: skip
 
 
