@@ -48,8 +48,8 @@ def context(
             owner[ev["id"]] = ins["id"]
             subject = next(iter(sorted(ents)), ins["kind"])
             items.append((rank, {"id": ev["id"], "kind": ev["kind"], "entity": subject, "insight": ins["title"],
-                                 "summary": figure(ev), "observed": ev.get("observed"),
-                                 "baseline": ev.get("baseline"), "unit": ev.get("unit", ""),
+                                 "summary": figure(ev), "observed_value": ev.get("observed"),
+                                 "baseline_value": ev.get("baseline"), "unit": ev.get("unit", ""),
                                  "_entities": ents}))  # fmt: skip
     for a in anomalies:
         svc = a["entity"]["service"]
