@@ -306,16 +306,16 @@ class FreshBodies:
 
 
 def bench_decoders(n_requests: int, batch: int) -> dict[str, float]:
-    from otel_ai.storage.client import Storage
     from otel_ai.storage.decoders.engine import EngineDecoder
     from otel_ai.storage.decoders.native import NativeDecoder
     from otel_ai.storage.decoders.python import write_python
+    from otel_ai.testing.stores import storage_at
 
     pb = payloads(n_requests, "protobuf")
     js = payloads(max(4, n_requests // 4), "json")
     tmp = tempfile.mkdtemp(prefix="otel-ai-bench-")
     atexit.register(shutil.rmtree, tmp, True)  # the engine keeps it open until the process ends
-    storage = Storage(f"chdb://{tmp}/clickhouse", "bench")
+    storage = storage_at(f"chdb://{tmp}/clickhouse", "bench")
     storage.start()
     engine = EngineDecoder(storage)
     native = NativeDecoder(storage, engine.write)
@@ -352,19 +352,19 @@ def bench_decoders(n_requests: int, batch: int) -> dict[str, float]:
 def bench_breakdown(n_requests: int) -> None:
     """CPU per span of each step of the engine path, in-process, one batch of ``n_requests``."""
     from otel_ai.analysis.topology.schema import MIGRATIONS
-    from otel_ai.storage.client import Storage
     from otel_ai.storage.decoders.engine import EngineDecoder
     from otel_ai.storage.decoders.native import NativeDecoder, traces_block
+    from otel_ai.testing.stores import storage_at
 
     pb = payloads(n_requests)
     bodies = [p.body for p in pb]
     spans = sum(p.items for p in pb)
     tmp = tempfile.mkdtemp(prefix="otel-ai-bench-")
     atexit.register(shutil.rmtree, tmp, True)  # the engine keeps it open until the process ends
-    core = Storage(f"chdb://{tmp}/clickhouse", "core")
+    core = storage_at(f"chdb://{tmp}/clickhouse", "core")
     core.start()
     core.command("CREATE TABLE core.null_traces AS core.otel_traces ENGINE = Null")
-    topo = Storage(core.dsn, "topo")
+    topo = storage_at(core.dsn, "topo")
     topo.start()
     topo.apply_migrations("topology", MIGRATIONS)
 
@@ -444,18 +444,13 @@ def bench_storage_alone(
     import psutil
 
     from otel_ai.analysis.topology.schema import MIGRATIONS
-    from otel_ai.config import Config
     from otel_ai.storage.client import Storage
+    from otel_ai.storage.config import StorageConfig
     from otel_ai.storage.decoders.native import NativeDecoder
 
-    cfg = Config().storage
     tmp = root or tempfile.mkdtemp(prefix="otel-ai-bench-alone-")
-    storage = Storage(
-        f"chdb://{tmp}/clickhouse",
-        "alone",
-        merge_tree_settings=cfg.merge_tree_settings,
-        defer_attribute_indexes=cfg.defer_attribute_indexes,
-    )
+    # The daemon's storage settings (MergeTree tuning, deferred attribute indexes).
+    storage = Storage(StorageConfig(dsn=f"chdb://{tmp}/clickhouse", database="alone"))
     storage.start()
     if topology_views:  # the only component with views on otel_traces
         storage.apply_migrations("topology", MIGRATIONS)

@@ -26,20 +26,17 @@ from otel_ai.analysis.topology.service import build_topology_service
 from otel_ai.api import AppContext, create_app
 from otel_ai.config import Config
 from otel_ai.ingest import Receivers
+from otel_ai.instance import Claim, claim_instance
 from otel_ai.llm.service import build_llm_manager
 from otel_ai.pipeline import Pipeline
 from otel_ai.pipeline.memory import MemoryGuard
 from otel_ai.reports import build_report_service
+from otel_ai.sections import split_host_port
 from otel_ai.serving import EmbeddedServer, start_server, stop_server
 from otel_ai.storage import Storage
 from otel_ai.storage.writer import TelemetryWriter
 
 log = logging.getLogger(__name__)
-
-
-def _hostport(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 @dataclass
@@ -65,20 +62,11 @@ class SignalPolicy:
 
 
 class Daemon:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, claims: list[Claim] | None = None) -> None:
         self.config = config
+        self._claims: list[Claim] = list(claims or [])  # the store and spool locks (otel_ai.instance)
         self.registry = CollectorRegistry()
-        self.storage = Storage(
-            config.storage.dsn,
-            config.storage.database,
-            cluster=config.storage.cluster,
-            ttl_days=config.storage.ttl_days,
-            replication_path=config.storage.replication_path,
-            connect_timeout_s=config.storage.connect_timeout_s,
-            query_timeout_s=config.storage.query_timeout_s,
-            merge_tree_settings=config.storage.merge_tree_settings,
-            defer_attribute_indexes=config.storage.defer_attribute_indexes,
-        )
+        self.storage = Storage(config.storage)
         self.ctx = AppContext(config=config, storage=self.storage, registry=self.registry)
         self.memory = MemoryGuard(config.memory, self.storage.release_memory, registry=self.registry)
         self.ctx.memory = self.memory
@@ -93,10 +81,16 @@ class Daemon:
         self._draining_since: float | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
+    def claim(self) -> None:
+        """Lock the embedded store and the spool (raise ``InstanceLocked`` if another daemon has them)."""
+        if not self._claims:
+            self._claims = claim_instance(self.config)
+
     async def start(self) -> None:
         cfg = self.config
         runs_ingest = cfg.server.role in ("all", "ingest") and cfg.server.receivers_enabled
         runs_analyzers = cfg.server.role in ("all", "analyzer")
+        self.claim()
         await asyncio.to_thread(self.storage.start)
         self.memory.start()
 
@@ -104,7 +98,10 @@ class Daemon:
             writer = TelemetryWriter(self.storage, decoder=cfg.pipeline.decoder, registry=self.registry)
             self.pipeline = Pipeline(cfg.pipeline, writer, registry=self.registry, memory=self.memory)
             await self.pipeline.start()
-            self.receivers = Receivers(cfg.server, cfg.ingest, self.pipeline, registry=self.registry)
+            self.receivers = Receivers(
+                cfg.server, cfg.ingest, self.pipeline, registry=self.registry,
+                retention_days=cfg.storage.ttl_days,
+            )  # fmt: skip
             await self.receivers.start()
             self.ctx.pipeline, self.ctx.receivers = self.pipeline, self.receivers
 
@@ -135,7 +132,7 @@ class Daemon:
             self.scheduler.start()
             self.ctx.scheduler = self.scheduler
 
-        host, port = _hostport(cfg.server.api)
+        host, port = split_host_port(cfg.server.api)
         self._api_server, self._api_task = await start_server(create_app(self.ctx), host, port)
         log.info(
             "otel-ai ready: api http://%s, otlp grpc %s, otlp http %s, storage %s",
@@ -166,6 +163,7 @@ class Daemon:
                 log.warning("second signal: forcing exit")
                 os._exit(130)
 
+        self.claim()  # before anything starts: a second daemon exits with one line
         for sig in signals:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, on_signal)
@@ -200,4 +198,7 @@ class Daemon:
             await stop_server(self._api_server, self._api_task)
         await asyncio.to_thread(self.memory.shutdown)
         await asyncio.to_thread(self.storage.shutdown)
+        for claim in self._claims:
+            claim.release()
+        self._claims = []
         log.info("otel-ai stopped")

@@ -8,6 +8,7 @@ import pytest
 from otel_ai.storage import Storage
 from otel_ai.testing.daemons import InProcessDaemon, daemon_config, unique_db
 from otel_ai.testing.llm_server import FakeLLMServer
+from otel_ai.testing.stores import storage_at
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +20,7 @@ def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def storage(chdb_path: Path) -> Iterator[Storage]:
     """A started :class:`Storage` on a fresh database of the session's chDB path."""
-    st = Storage(f"chdb://{chdb_path}", unique_db())
+    st = storage_at(f"chdb://{chdb_path}", unique_db())
     st.start()
     yield st
     st.command(f"DROP DATABASE IF EXISTS `{st.database}`")

@@ -48,7 +48,7 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from otel_ai.daemon import Daemon
+    from otel_ai.instance import claim_instance
 
     try:
         config = load_config(
@@ -64,8 +64,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"otel-ai: config error: {exc}", file=sys.stderr)
         return 2
+    try:  # before the heavy imports: a second daemon on this store or spool exits at once
+        claims = claim_instance(config)
+    except OtelAiError as exc:
+        print(f"otel-ai: {exc}", file=sys.stderr)
+        return 1
     _setup_logging(config.logging.level)
-    daemon = Daemon(config)
+    from otel_ai.daemon import Daemon
+
+    daemon = Daemon(config, claims=claims)
     try:
         asyncio.run(daemon.run())
     except OtelAiError as exc:

@@ -155,7 +155,7 @@ class Builder:
 
     def __init__(self, app: App, rng: random.Random, instances: dict[str, list[Instance]]) -> None:
         self.app, self.rng, self.instances = app, rng, instances
-        self.median = {s: rng.uniform(0.5, 3.0) for s in SERVICES}  # self time per service (ms)
+        self.median = {s: rng.uniform(0.5, 3.0) for s in instances}  # self time per service (ms)
         self.plant: dict[str, Any] = {}
         self.now = 0  # current trace start (ns)
 
@@ -526,6 +526,7 @@ def _retry(rng: random.Random, app: App, plant: dict[str, Any], inst: dict[str, 
 def _chatty(rng: random.Random, app: App, plant: dict[str, Any], inst: dict[str, list[Instance]]) -> None:
     plant["chatty_dependency"] = {"calls": rng.randint(12, 24), "share": rng.uniform(0.6, 1.0)}
     app.planted.append(Planted("chatty_dependency", "orders->users", plant["chatty_dependency"]))
+    app.consequences |= {"critical_path_hotspot"}  # many round trips: users holds the path
 
 
 def _cycle(rng: random.Random, app: App, plant: dict[str, Any], inst: dict[str, list[Instance]]) -> None:
@@ -540,7 +541,7 @@ def _hotspot(rng: random.Random, app: App, plant: dict[str, Any], inst: dict[str
 
 def _errors(rng: random.Random, app: App, plant: dict[str, Any], inst: dict[str, list[Instance]]) -> None:
     origin = rng.choice(("inventory", "payments"))
-    plant["error_propagation"] = {"origin": origin, "share": rng.uniform(0.1, 0.4)}
+    plant["error_propagation"] = {"origin": origin, "share": rng.uniform(0.25, 0.6)}
     app.planted.append(Planted("error_propagation", origin, plant["error_propagation"]))
 
 

@@ -282,10 +282,21 @@ typedef struct {
     size_t klen, voff, vlen;
 } ent_t;
 
+/* A slot of an attribute map's key index: the entry's position and its key's hash; a slot is
+ * in use only when its generation is the map's (so emptying the index is one increment). */
+typedef struct {
+    uint32_t gen, idx;
+    uint64_t h;
+} slot_t;
+
 typedef struct {
     ent_t *e;
     size_t n, cap;
     buf_t vals;
+    /* key index (open addressing), used from HASH_FROM entries on: linear-time deduplication */
+    slot_t *ht;
+    size_t htcap, hashed;
+    uint32_t gen;
 } amap_t;
 
 static void amap_reset(amap_t *m) {
@@ -514,7 +525,59 @@ static int put_json(buf_t *b, const anyv_t *v, int depth) {
     }
 }
 
-/* Parse one KeyValue and add it to the map, its value rendered like pdata Value.AsString. */
+/* Below this many entries a map finds duplicate keys by scanning; from it on, by its key index. */
+#define HASH_FROM 16
+
+static inline uint64_t key_hash(const uint8_t *k, size_t n) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= k[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static void ht_put(amap_t *m, size_t idx, uint64_t h) {
+    size_t mask = m->htcap - 1, i = (size_t)h & mask;
+    while (m->ht[i].gen == m->gen) i = (i + 1) & mask;
+    m->ht[i] = (slot_t){m->gen, (uint32_t)idx, h};
+}
+
+static void ht_clear(amap_t *m) {
+    if (++m->gen == 0) { /* wrapped: empty every slot for real */
+        if (m->ht) memset(m->ht, 0, m->htcap * sizeof *m->ht);
+        m->gen = 1;
+    }
+    m->hashed = 0;
+}
+
+/* Make the index hold entries [0, n) with room for one more (none below HASH_FROM). A map emptied
+ * since (n below what the index holds) starts a new generation. */
+static int ht_ready(amap_t *m) {
+    if (m->hashed > m->n) ht_clear(m);
+    if (m->n < HASH_FROM) return OK;
+    if (m->hashed == m->n && (m->n + 1) * 2 <= m->htcap) return OK;
+    size_t cap = m->htcap ? m->htcap : 64;
+    while ((m->n + 1) * 2 > cap) cap *= 2;
+    if (cap != m->htcap) {
+        slot_t *t = calloc(cap, sizeof *t);
+        if (!t) return E_NOMEM;
+        free(m->ht);
+        m->ht = t;
+        m->htcap = cap;
+        m->gen = 1;
+        m->hashed = 0;
+    } else {
+        ht_clear(m);
+    }
+    for (size_t i = 0; i < m->n; i++) ht_put(m, i, key_hash(m->e[i].k, m->e[i].klen));
+    m->hashed = m->n;
+    return OK;
+}
+
+/* Parse one KeyValue and add it to the map, its value rendered like pdata Value.AsString. A key
+ * seen before keeps its first position and takes the new value (last wins), found by a scan of
+ * the few entries of a small map or through the key index of a big one (linear time overall). */
 static int amap_add(amap_t *m, rd_t kv) {
     const uint8_t *key;
     size_t klen;
@@ -554,11 +617,27 @@ static int amap_add(amap_t *m, rd_t kv) {
     }
     if (rc) return rc;
     size_t vlen = m->vals.n - voff;
-    for (size_t i = 0; i < m->n; i++) {
-        if (m->e[i].klen == klen && memcmp(m->e[i].k, key, klen) == 0) {
-            m->e[i].voff = voff;
-            m->e[i].vlen = vlen;
-            return OK;
+    if ((rc = ht_ready(m))) return rc;
+    size_t slot = 0;
+    uint64_t h = 0;
+    if (m->n >= HASH_FROM) {
+        h = key_hash(key, klen);
+        size_t mask = m->htcap - 1;
+        for (slot = (size_t)h & mask; m->ht[slot].gen == m->gen; slot = (slot + 1) & mask) {
+            ent_t *e = &m->e[m->ht[slot].idx];
+            if (m->ht[slot].h == h && e->klen == klen && memcmp(e->k, key, klen) == 0) {
+                e->voff = voff;
+                e->vlen = vlen;
+                return OK;
+            }
+        }
+    } else {
+        for (size_t i = 0; i < m->n; i++) {
+            if (m->e[i].klen == klen && memcmp(m->e[i].k, key, klen) == 0) {
+                m->e[i].voff = voff;
+                m->e[i].vlen = vlen;
+                return OK;
+            }
         }
     }
     if (m->n == m->cap) {
@@ -567,6 +646,10 @@ static int amap_add(amap_t *m, rd_t kv) {
         if (!e) return E_NOMEM;
         m->e = e;
         m->cap = cap;
+    }
+    if (m->n >= HASH_FROM) {
+        m->ht[slot] = (slot_t){m->gen, (uint32_t)m->n, h};
+        m->hashed++;
     }
     m->e[m->n++] = (ent_t){key, klen, voff, vlen};
     return OK;
@@ -665,10 +748,11 @@ static void block_free(block_t *b) {
     buf_t *bufs[BLOCK_NBUFS];
     size_t n = block_bufs(b, bufs);
     for (size_t i = 0; i < n; i++) buf_free(bufs[i]);
-    free(b->m_span.e);
-    free(b->m_ev.e);
-    free(b->m_res.e);
-    free(b->m_scope.e);
+    amap_t *maps[] = {&b->m_span, &b->m_ev, &b->m_res, &b->m_scope};
+    for (size_t i = 0; i < 4; i++) {
+        free(maps[i]->e);
+        free(maps[i]->ht);
+    }
 }
 
 /* Blocks keep their buffers between calls (a batch's columns are tens of MB: growing them anew
@@ -1437,7 +1521,7 @@ static int js_anyvalue(jctx_t *c, js_t *j, int depth) {
                                 }
                             }
                         }
-                    } else if (memchr(c->key.p, '_', c->key.n)) {
+                    } else if ((c->key.n && memchr(c->key.p, '_', c->key.n))) {
                         return E_UNSUPPORTED;
                     } else if ((rc = js_skip(j, depth + 1))) {
                         return rc;
@@ -1451,7 +1535,7 @@ static int js_anyvalue(jctx_t *c, js_t *j, int depth) {
         } else if (KEY("bytesValue")) {
             members++;
             if ((rc = pb_base64_field(j, &c->out, &c->tmp, 7))) return rc;
-        } else if (memchr(k, '_', kn)) {
+        } else if ((kn && memchr(k, '_', kn))) {
             return E_UNSUPPORTED;
         } else if ((rc = js_skip(j, depth + 1))) {
             return rc;
@@ -1539,7 +1623,7 @@ static int js_message(jctx_t *c, js_t *j, const mdesc_t *m, int depth) {
             } else if ((rc = js_field(c, j, f, depth))) {
                 return rc;
             }
-        } else if (memchr(c->key.p, '_', c->key.n)) {
+        } else if ((c->key.n && memchr(c->key.p, '_', c->key.n))) {
             return E_UNSUPPORTED; /* json_format also reads proto (snake_case) names */
         } else if ((rc = js_skip(j, depth + 1))) {
             return rc;
@@ -1790,13 +1874,20 @@ static inline int ck_varints_ok(const rd_t *before, const rd_t *after) {
     return after->p - before->p < 10 || after->p[-1] <= 1;
 }
 
+/* The ingest limits (otel_ai/otlp/limits.py states them; the caller passes them in): a span
+ * starts within [min_ns, max_ns], an event time is below 2^63, a resource, scope, span, event or
+ * link has at most max_attrs attributes of at most max_attr_bytes encoded bytes each, and the
+ * resource and scope bytes repeated on every row sum to at most max_expansion. */
 typedef struct {
     uint64_t spans;
+    uint64_t min_ns, max_ns, max_attrs, max_attr_bytes, max_expansion;
+    uint64_t expansion;
 } ck_t;
 
-/* The id fields of a span or link (the last occurrence wins, as when upb merges). */
+/* The id fields of a span or link (the last occurrence wins, as when upb merges); a span's start. */
 typedef struct {
     rd_t f1, f2, f4;
+    uint64_t start;
 } ck_ids_t;
 
 static int ck_nonzero(rd_t s) {
@@ -1819,6 +1910,7 @@ static int ck_wire_type(int kind) {
 
 static int ck_message(ck_t *c, rd_t r, const mdesc_t *m, int depth, ck_ids_t *ids) {
     if (depth > CHECK_MAX_DEPTH) return E_UNSUPPORTED;
+    uint64_t attrs = 0, head_bytes = 0, spans_before = c->spans;
     while (r.p < r.end) {
         field_t f;
         rd_t before = r;
@@ -1842,8 +1934,16 @@ static int ck_message(ck_t *c, rd_t r, const mdesc_t *m, int depth, ck_ids_t *id
         case K_HEX16: case K_HEX8:
             if (ids) *(f.num == 1 ? &ids->f1 : f.num == 2 ? &ids->f2 : &ids->f4) = f.sub;
             break;
+        case K_U64:
+            if (m == &M_SPAN && f.num == 7 && ids) ids->start = f.v;
+            if (m == &M_EVENT && f.v > INT64_MAX) return E_UNSUPPORTED;
+            break;
         case K_MSG: case K_REPEATED: {
-            ck_ids_t sub = {EMPTY, EMPTY, EMPTY};
+            if (d->msg == &M_KV && m != &M_KVLIST &&
+                (++attrs > c->max_attrs || RD_LEN(f.sub) > c->max_attr_bytes))
+                return E_UNSUPPORTED;
+            if ((m == &M_RESOURCE_SPANS || m == &M_SCOPE_SPANS) && f.num == 1) head_bytes += RD_LEN(f.sub);
+            ck_ids_t sub = {EMPTY, EMPTY, EMPTY, 0};
             int span = d->msg == &M_SPAN, link = d->msg == &M_LINK;
             int rc = ck_message(c, f.sub, d->msg, depth + 1, span || link ? &sub : NULL);
             if (rc) return rc;
@@ -1851,6 +1951,7 @@ static int ck_message(ck_t *c, rd_t r, const mdesc_t *m, int depth, ck_ids_t *id
                 if (RD_LEN(sub.f1) != 16 || !ck_nonzero(sub.f1) || RD_LEN(sub.f2) != 8 || !ck_nonzero(sub.f2) ||
                     (RD_LEN(sub.f4) != 0 && RD_LEN(sub.f4) != 8))
                     return E_UNSUPPORTED;
+                if (sub.start < c->min_ns || sub.start > c->max_ns) return E_UNSUPPORTED;
                 c->spans++;
             } else if (link) {
                 if ((RD_LEN(sub.f1) != 0 && RD_LEN(sub.f1) != 16) || (RD_LEN(sub.f2) != 0 && RD_LEN(sub.f2) != 8))
@@ -1862,16 +1963,29 @@ static int ck_message(ck_t *c, rd_t r, const mdesc_t *m, int depth, ck_ids_t *id
             break;
         }
     }
+    if (head_bytes) { /* the resource (scope) is repeated on every row of its spans */
+        uint64_t rows = c->spans - spans_before;
+        if (rows && head_bytes > (UINT64_MAX - c->expansion) / rows) return E_UNSUPPORTED;
+        c->expansion += head_bytes * rows;
+        if (c->expansion > c->max_expansion) return E_UNSUPPORTED;
+    }
     return OK;
 }
 
 /* check_traces(body) -> int: the spans of a protobuf request upb would accept with every span
  * kept; raises Unsupported for anything else (the caller then parses with upb). */
-static PyObject *check_traces(PyObject *self, PyObject *arg) {
+static PyObject *check_traces(PyObject *self, PyObject *args, PyObject *kwargs) {
     (void)self;
+    static char *kwlist[] = {"body", "min_ns", "max_ns", "max_attrs", "max_attr_bytes", "max_expansion", NULL};
+    PyObject *arg;
+    ck_t c = {0, 0, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, 0};
+    unsigned long long lim[5] = {c.min_ns, c.max_ns, c.max_attrs, c.max_attr_bytes, c.max_expansion};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|KKKKK", kwlist, &arg, &lim[0], &lim[1], &lim[2], &lim[3],
+                                     &lim[4]))
+        return NULL;
+    c.min_ns = lim[0], c.max_ns = lim[1], c.max_attrs = lim[2], c.max_attr_bytes = lim[3], c.max_expansion = lim[4];
     Py_buffer body;
     if (PyObject_GetBuffer(arg, &body, PyBUF_SIMPLE)) return NULL;
-    ck_t c = {0};
     rd_t r = {(const uint8_t *)body.buf, (const uint8_t *)body.buf + body.len};
     int rc;
     Py_BEGIN_ALLOW_THREADS
@@ -1935,9 +2049,10 @@ static PyMethodDef METHODS[] = {
      "otel_traces rows; with a file descriptor the block is written there and `block` is its size."},
     {"json_traces_to_protobuf", json_traces_to_protobuf, METH_O,
      "json_traces_to_protobuf(body) -> bytes: an OTLP/JSON trace request as protobuf wire bytes."},
-    {"check_traces", check_traces, METH_O,
-     "check_traces(body) -> int: the spans of a protobuf ExportTraceServiceRequest upb would accept\n"
-     "with every span kept; raises Unsupported for anything else (then parse it with upb)."},
+    {"check_traces", (PyCFunction)(void (*)(void))check_traces, METH_VARARGS | METH_KEYWORDS,
+     "check_traces(body, min_ns=0, max_ns=2**64-1, max_attrs=.., max_attr_bytes=.., max_expansion=..) -> int:\n"
+     "the spans of a protobuf ExportTraceServiceRequest upb would accept with every span kept and\n"
+     "within the limits; raises Unsupported for anything else (then parse it with upb)."},
     {"go_float", go_float, METH_O, "go_float(x) -> str: pdata float64AsString (for tests)."},
     {NULL, NULL, 0, NULL},
 };

@@ -79,10 +79,10 @@ class ContentBuilder:
         q = ReportQueries(self.storage, window.start, window.end)
         figs = Figures()
         services = self._services(q, figs)
-        top = [s["name"] for s in services if s["requests"] > 0][: self.cfg.top_services]
         anomalies = self._anomalies(window)
-        series = self._series(q, window, top, anomalies)
         insights = self._insights(window)
+        headline = self._headline(services, anomalies, insights["items"], figs)
+        series = self._series(q, window, self._charted(services, anomalies, headline), anomalies)
         topology = self._topology(q, window, services)
         ingest = self._ingest(q, figs)
         llm = self._llm(q, figs)
@@ -98,7 +98,6 @@ class ContentBuilder:
             "vanished_edges": len(topology["vanished_edges"]),
             "deploys": len(topology["deploys"]),
         }
-        headline = self._headline(services, anomalies, insights["items"], figs)
         return {
             "window": window.public(),
             "comparison": window.previous.public(),
@@ -153,6 +152,20 @@ class ContentBuilder:
         figs.add("total.error_rate", "error rate (all services)", _ratio(tot[1][1], tot[1][0]), "ratio",
                  _ratio(tot[0][1], tot[0][0]))  # fmt: skip
         return rows
+
+    def _charted(self, services: list[dict[str, Any]], anomalies: list[dict[str, Any]],
+                 headline: dict[str, Any]) -> list[str]:  # fmt: skip
+        """Services to chart: what the headline and the anomalies point at first, then the busiest."""
+        busy = [s["name"] for s in services if s["requests"] > 0]
+        first = [str(r["service"]) for a in anomalies for r in a["root_causes"][:1]]
+        first += [
+            ref[4:].rsplit(".", 1)[0]
+            for r in headline["reasons"]
+            for ref in r["refs"]
+            if ref.startswith("svc.")
+        ]
+        first += [a["entity"].get("service") or "" for a in anomalies]
+        return [n for n in dict.fromkeys(first + busy) if n in busy][: self.cfg.top_services]
 
     # -- time series for the charts ---------------------------------------------------------
     def _series(
@@ -218,7 +231,10 @@ class ContentBuilder:
             ev = a.get("evidence") or {}
             feats = [{k: f.get(k) for k in ("name", "text", "value", "baseline", "ratio", "unit")}
                      for f in (a.get("features") or [])[:3]]  # fmt: skip
-            services = [x for x in dict.fromkeys([ent.get("service") or "", *ev.get("services", [])]) if x]
+            causes = [str(r["service"]) for r in (a.get("root_causes") or [])[:3]]
+            services = [
+                x for x in dict.fromkeys([ent.get("service") or "", *ev.get("services", []), *causes]) if x
+            ]
             out.append({
                 "id": a["id"], "state": state, "entity": ent, "label": label, "severity": a.get("severity"),
                 "score": a.get("score"), "opened_at": a["opened_at"], "closed_at": a.get("closed_at"),

@@ -186,7 +186,7 @@ def _ingest_line(doc: dict[str, Any]) -> str:
 
 
 def _llm_line(doc: dict[str, Any]) -> str:
-    if not doc.get("llm", {}).get("available", True):
+    if not doc.get("llm", {}).get("by_model"):
         return ""
     return f"Total: {_f(doc, 'llm.calls')} calls, {_f(doc, 'llm.tokens')} tokens, {_f(doc, 'llm.cost_usd')}."
 

@@ -57,7 +57,7 @@ def evidence_for(doc: dict[str, Any]) -> list[dict[str, Any]]:
         for ref in r["refs"]:
             if ref in figs:
                 f = figs[ref]
-                add({"id": ref, "kind": "metric", "entity": ref.split(".")[1] if ref.startswith("svc.") else None,
+                add({"id": ref, "kind": "metric", "entity": ref[4:].rsplit(".", 1)[0] if ref.startswith("svc.") else None,
                      "summary": f["label"], "observed": fmt_value(f["value"], f["unit"]),
                      "baseline": fmt_value(f["previous"], f["unit"])})  # fmt: skip
             elif ref in anomalies:

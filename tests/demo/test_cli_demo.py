@@ -85,7 +85,7 @@ def test_unreachable_endpoint_fails_fast_with_one_line(tmp_path: Path) -> None:
     proc, took = _demo("--endpoint", f"http://127.0.0.1:{port}", "--duration", "8",
                        "--ground-truth", str(tmp_path / "gt.json"))  # fmt: skip
     assert proc.returncode == 1
-    assert took < 8 + 5
+    assert took < 8 + 40  # within --duration and start-up on a busy machine (was 198-254 s)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert f"cannot connect to http://127.0.0.1:{port}" in lines[0] and "--endpoint" in lines[0]
@@ -103,7 +103,8 @@ def test_live_run_summary_adds_up(otlp_server: tuple[str, int], tmp_path: Path) 
         assert proc.returncode == 0 and exported == generated
     else:  # every export fails: the drain is bounded, the exit code says so
         assert proc.returncode == 1 and exported == 0
-        assert took < 2 + 5, f"took {took:.1f} s"  # refused everything: a short drain
+        # refused everything: a bounded drain (it took 198-254 s before); generous for busy machines
+        assert took < 2 + 40, f"took {took:.1f} s"
         assert len(proc.stderr.splitlines()) <= 6, proc.stderr  # throttled, not a flood
 
 

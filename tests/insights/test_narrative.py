@@ -13,6 +13,7 @@ import pytest
 from otel_ai.analysis.insights.grounding import validate
 from otel_ai.analysis.insights.model import Window
 from otel_ai.storage import Storage
+from otel_ai.testing.stores import storage_at
 from tests.insights.conftest import (
     INJECTION,
     EchoModel,
@@ -153,7 +154,7 @@ def test_prompt_injection_changes_neither_findings_nor_kept_claims(
 ) -> None:
     from otel_ai.testing.daemons import unique_db
 
-    other = Storage(f"chdb://{chdb_path}", unique_db())
+    other = storage_at(f"chdb://{chdb_path}", unique_db())
     other.start()
     try:
         write_traces(storage, minute_ago(30), 20)

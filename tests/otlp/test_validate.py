@@ -23,7 +23,7 @@ def _json_traces(*spans: dict[str, Any]) -> bytes:
 
 
 def _span(**kw: Any) -> dict[str, Any]:
-    return {"traceId": TID, "spanId": SID, "name": "x", "kind": 2, **kw}
+    return {"traceId": TID, "spanId": SID, "name": "x", "kind": 2, "startTimeUnixNano": s.NOW, **kw}
 
 
 @pytest.mark.parametrize(
@@ -45,10 +45,10 @@ def test_good_payloads_are_counted(signal: str, encoding: str, body: bytes, item
     p = validate(signal, encoding, "http", body)  # type: ignore[arg-type]
     assert (p.items, p.rejected, p.error_message) == (items, 0, "")
     assert (p.signal, p.encoding, p.transport) == (signal, encoding, "http")
-    if signal == "traces" and encoding == "json":
+    if encoding == "json":
         # handed on as the same request in protobuf: half the bytes, no second transcode at insert
         assert p.wire == p.body_encoding == "protobuf"
-        assert ExportTraceServiceRequest.FromString(p.body) == json_to_request("traces", body)
+        assert type(want := json_to_request(signal, body)).FromString(p.body) == want
     else:
         assert p.body == body and p.wire is None
 
@@ -105,8 +105,8 @@ def test_json_spans_with_bad_ids_are_rejected_not_the_request(bad: dict[str, Any
     p = validate("traces", "json", "http", body)
     assert (p.items, p.rejected) == (2, 1)
     assert p.error_message == f"rejected 1 span with invalid ids; first: resourceSpans[0].scopeSpans[1].{why}"
-    kept = orjson.loads(p.body)["resourceSpans"][0]["scopeSpans"][1]["spans"]
-    assert [sp["spanId"] for sp in kept] == [SID, "eee19b7ec3c1b175"]
+    kept = ExportTraceServiceRequest.FromString(p.body).resource_spans[0].scope_spans[1].spans
+    assert [sp.span_id.hex() for sp in kept] == [SID, "eee19b7ec3c1b175"]
 
 
 def test_protobuf_spans_with_bad_ids_are_removed_and_reencoded() -> None:
@@ -158,21 +158,23 @@ def test_json_traces_take_the_compiled_path_and_agree_with_the_python_one(
         s.to_json(s.traces_request(), int64_as_numbers=True, enum_names=True),
     ]
     with_fast = [validate("traces", "json", "http", b) for b in bodies]
-    monkeypatch.setattr(v, "_validate_json_fast", lambda body: None)
+    monkeypatch.setattr(v, "_validate_json_fast", lambda body, limits: None)
     python_only = [validate("traces", "json", "http", b) for b in bodies]
     # The same counts and verdicts; the compiled path hands the same request on as protobuf.
     assert [(p.items, p.rejected, p.error_message) for p in with_fast] == [
         (p.items, p.rejected, p.error_message) for p in python_only
     ]
-    assert [p.wire for p in with_fast] == ["protobuf", None, None, "protobuf"]
+    # every path hands the request on as protobuf (the exact path after protobuf's JSON parser)
+    assert [p.wire for p in with_fast] == ["protobuf"] * 4
     for fast, slow in zip(with_fast, python_only, strict=True):
-        if fast.wire:
-            assert ExportTraceServiceRequest.FromString(fast.body) == json_to_request("traces", slow.body)
-        else:
-            assert fast == slow
+        assert ExportTraceServiceRequest.FromString(fast.body) == ExportTraceServiceRequest.FromString(
+            slow.body
+        )
     assert with_fast[1].rejected == 1 and "all-zero" in with_fast[1].error_message
     monkeypatch.undo()
-    monkeypatch.setattr(v, "parse_json", lambda body: (_ for _ in ()).throw(AssertionError("python path")))
+    monkeypatch.setattr(
+        v, "parse_json_strict", lambda body: (_ for _ in ()).throw(AssertionError("python path"))
+    )
     assert validate("traces", "json", "http", good).items == 2  # no Python dicts built
 
 

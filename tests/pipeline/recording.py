@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from otel_ai.config import PipelineConfig
 from otel_ai.errors import DecodeError, StorageError
 from otel_ai.model import Payload
+from otel_ai.pipeline.config import PipelineConfig
 
 
 class RecordingWriter:

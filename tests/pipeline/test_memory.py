@@ -19,13 +19,15 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from otel_ai.config import MemoryConfig, load_config
+from otel_ai.config import load_config
 from otel_ai.errors import ConfigError, OverloadedError
 from otel_ai.model import Payload
 from otel_ai.pipeline import Pipeline
+from otel_ai.pipeline.config import MemoryConfig
 from otel_ai.pipeline.memory import MIB, MemoryGuard, resident_bytes
 from otel_ai.storage import Storage
 from otel_ai.testing.otlp_payloads import trace_request
+from otel_ai.testing.stores import storage_at
 from tests.pipeline.recording import RecordingWriter, payload, pipeline_config, until
 
 PB = {"content-type": "application/x-protobuf"}
@@ -97,7 +99,7 @@ def test_a_store_that_cannot_purge_is_not_asked_again() -> None:
 
 
 def test_a_server_dsn_does_not_purge() -> None:
-    assert Storage("http://127.0.0.1:9/otel").release_memory() is False
+    assert storage_at("http://127.0.0.1:9/otel").release_memory() is False
 
 
 def test_default_guard_only_reports_the_rss() -> None:

@@ -7,6 +7,7 @@ import pytest
 from otel_ai.errors import StorageError
 from otel_ai.storage import Storage
 from otel_ai.storage.client import normalize_dsn, redact_dsn
+from otel_ai.testing.stores import storage_at
 
 
 @pytest.mark.parametrize(
@@ -37,7 +38,7 @@ def test_redact_dsn_hides_password(dsn: str, expected: str) -> None:
 
 
 def test_http_dsn_path_selects_database() -> None:
-    st = Storage("http://u:p@127.0.0.1:1/analytics", "otel")
+    st = storage_at("http://u:p@127.0.0.1:1/analytics", "otel")
     assert st.database == "analytics"
     assert not st.embedded
 
@@ -45,7 +46,7 @@ def test_http_dsn_path_selects_database() -> None:
 def test_unreachable_server_is_a_retryable_storage_error() -> None:
     from otel_ai.testing.daemons import free_port
 
-    st = Storage(f"http://127.0.0.1:{free_port()}/otel", connect_timeout_s=1, query_timeout_s=1)
+    st = storage_at(f"http://127.0.0.1:{free_port()}/otel", connect_timeout_s=1, query_timeout_s=1)
     with pytest.raises(StorageError) as info:
         st.start()
     assert info.value.retryable

@@ -48,8 +48,8 @@ def _write(
 ) -> None:
     payload = validate(signal, encoding, transport, body)  # type: ignore[arg-type]
     assert payload.rejected == 0
-    # Validation hands OTLP/JSON trace requests on as protobuf (transcoded in C) ...
-    assert payload.wire == ("protobuf" if signal == "traces" and encoding == "json" else None)
+    # Validation hands OTLP/JSON requests on as protobuf (traces transcoded in C) ...
+    assert payload.wire == ("protobuf" if encoding == "json" else None)
     if opts.get(KEEP_JSON):  # ... unless the transcoder declines: then the decoders read the JSON
         payload = dataclasses.replace(payload, body=body, wire=None)
     writer = TelemetryWriter(storage, decoder=decoder)

@@ -18,6 +18,7 @@ from otel_ai.storage.schema import (
     SchemaContext,
     TableSpec,
 )
+from otel_ai.testing.stores import storage_at
 
 CONTRIB_TRACE_COLUMNS = {
     "Timestamp": "DateTime64(9)",
@@ -110,10 +111,10 @@ def test_ttl_follows_config_on_restart(storage: Storage) -> None:
         )
 
     assert "toIntervalDay(14)" in engine()
-    again = Storage(storage.dsn, storage.database, ttl_days=3)
+    again = storage_at(storage.dsn, storage.database, ttl_days=3)
     again.start()
     assert "toIntervalDay(3)" in engine()
-    off = Storage(storage.dsn, storage.database, ttl_days=0)
+    off = storage_at(storage.dsn, storage.database, ttl_days=0)
     off.start()
     assert " TTL " not in engine()
 
@@ -128,17 +129,17 @@ def test_merge_tree_settings_are_applied_to_every_mergetree_table(storage: Stora
 
     assert not any("merge_selector_base" in e for e in engines().values())  # the fixture's default: {}
     defaults = Config().storage.merge_tree_settings
-    tuned = Storage(storage.dsn, storage.database, merge_tree_settings=defaults)
+    tuned = storage_at(storage.dsn, storage.database, merge_tree_settings=defaults)
     tuned.start()
     tables = engines()
     assert {"otel_traces", "otel_logs", "otel_metrics_sum", "otel_traces_trace_id_ts"} <= set(tables)
     for key, value in defaults.items():
         assert all(f"{key} = {value}" in e for e in tables.values()), (key, tables)
-    Storage(storage.dsn, storage.database, merge_tree_settings=defaults).start()  # idempotent
-    Storage(storage.dsn, storage.database, merge_tree_settings={"merge_selector_base": 35.5}).start()
+    storage_at(storage.dsn, storage.database, merge_tree_settings=defaults).start()  # idempotent
+    storage_at(storage.dsn, storage.database, merge_tree_settings={"merge_selector_base": 35.5}).start()
     assert all("merge_selector_base = 35.5" in e for e in engines().values())  # follows the config
     # a value that is a prefix of the current one is still applied (35 is not "35.5")
-    Storage(storage.dsn, storage.database, merge_tree_settings={"merge_selector_base": 35}).start()
+    storage_at(storage.dsn, storage.database, merge_tree_settings={"merge_selector_base": 35}).start()
     assert {_engine_settings(e)["merge_selector_base"] for e in engines().values()} == {"35"}
 
 

@@ -16,6 +16,7 @@ from otel_ai.storage.decoders.values import go_float, go_json
 from otel_ai.storage.writer import TelemetryWriter
 from otel_ai.testing import otlp_samples as s
 from otel_ai.testing.daemons import free_port
+from otel_ai.testing.stores import storage_at
 
 
 def _stored_attrs(storage: Storage) -> dict[str, str]:
@@ -126,7 +127,7 @@ def test_undecodable_content_raises_decode_error(storage: Storage, decoder: str)
 
 
 def test_unreachable_server_is_a_retryable_storage_error() -> None:
-    storage = Storage(f"http://127.0.0.1:{free_port()}", "otel", connect_timeout_s=1, query_timeout_s=2)
+    storage = storage_at(f"http://127.0.0.1:{free_port()}", "otel", connect_timeout_s=1, query_timeout_s=2)
     writer = TelemetryWriter(storage, decoder="engine")
     assert writer.decoder == "python"  # a remote server has no copy of our .proto
     with pytest.raises(StorageError) as info:
@@ -234,7 +235,7 @@ def _skipped_by(storage: Storage, table: str, where: str, index: str) -> tuple[i
 def test_deferred_attribute_indexes_are_built_by_merges(chdb_path: Any, decoder: str) -> None:
     from otel_ai.testing.daemons import unique_db
 
-    storage = Storage(f"chdb://{chdb_path}", unique_db(), defer_attribute_indexes=True)
+    storage = storage_at(f"chdb://{chdb_path}", unique_db(), defer_attribute_indexes=True)
     storage.start()
     try:
         assert "idx_span_attr_key" in storage.insert_settings_clause()
@@ -324,4 +325,4 @@ def test_insert_files_go_beside_the_store_and_stale_ones_are_removed(storage: St
     assert set(scratch.iterdir()) == before  # each insert removes its own file
     recent.unlink()
     foreign.unlink()
-    assert Storage("http://127.0.0.1:1/db").scratch_dir is None
+    assert storage_at("http://127.0.0.1:1/db").scratch_dir is None

@@ -34,6 +34,7 @@ from typing import Any
 
 from otel_ai.errors import DecodeError, StorageError
 from otel_ai.model import Payload
+from otel_ai.otlp.wire import varint
 from otel_ai.storage.decoders.engine_sql import COMPOSITE_MARK, FALLBACK_MARK, SCALAR, STATEMENTS, STRUCTURES
 from otel_ai.storage.decoders.python import write_python
 from otel_ai.storage.quoting import literal, quote
@@ -81,21 +82,9 @@ _PB_SETTINGS = {
 }
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
 def _string_field(number: int, value: str) -> bytes:
     data = value.encode()
-    return _varint(number << 3 | 2) + _varint(len(data)) + data
+    return varint(number << 3 | 2) + varint(len(data)) + data
 
 
 _PB_TAGS = {
@@ -112,7 +101,7 @@ _JSON_TAGS = {
 
 def _write_pb(fh: Any, p: Payload) -> None:
     tag = _PB_TAGS[(p.encoding, p.transport)]
-    fh.write(_varint(len(p.body) + len(tag)))
+    fh.write(varint(len(p.body) + len(tag)))
     fh.write(p.body)
     fh.write(tag)
 

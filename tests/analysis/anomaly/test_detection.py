@@ -13,8 +13,8 @@ import pytest
 from otel_ai.analysis.anomaly import synthetic as syn
 from otel_ai.analysis.anomaly.config import AnomalyConfig
 from otel_ai.analysis.anomaly.service import AnomalyService
-from otel_ai.storage import Storage
 from otel_ai.testing.daemons import unique_db
+from otel_ai.testing.stores import storage_at
 
 TRAIN_MIN = 24 * 60
 TEST_MIN = 120
@@ -23,7 +23,7 @@ TEST_MIN = 120
 @pytest.fixture(scope="module")
 def world(chdb_path: Path) -> Iterator[dict[str, Any]]:
     """One day of clean traffic, then 2 h with a payment slowdown and a flash crowd."""
-    st = Storage(f"chdb://{chdb_path}", unique_db())
+    st = storage_at(f"chdb://{chdb_path}", unique_db())
     st.start()
     t0 = (datetime.now(UTC) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
     T = int(t0.timestamp()) + TRAIN_MIN * 60
