@@ -261,3 +261,15 @@ def test_the_call_budget_leaves_the_rest_for_a_later_run(storage: Storage, echo:
     second = svc.generate(_window())
     assert server.calls("gpt-4o-mini") == 2  # the templated one, not the cached one
     assert [i["llm"]["cached"] for i in second] == [True, False]
+
+
+def test_ask_without_a_manager_answers_from_the_evidence(storage: Storage) -> None:
+    write_traces(storage, minute_ago(30), 20, error_every=2)
+    svc = make_service(storage, llm=None)
+    found = svc.generate(_window())
+    ans = svc.ask("why is checkout failing?", _window())
+    assert ans["abstained"] is False and ans["llm"]["provider"] == "none"
+    assert (
+        ans["claims"][0]["evidence_ids"] == ["spans:checkout:count"]
+        and ans["insight_ids"][0] == found[0]["id"]
+    )

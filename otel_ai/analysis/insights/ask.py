@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 MAX_ITEMS = 40
 MAX_NODES = 10
 SCHEMA = "architectural-insight"
+TEMPLATE_CLAIMS = 5
 
 
 def _mentions(question: str, names: set[str]) -> set[str]:
@@ -119,6 +120,10 @@ def answer(
             out, info = (resp.json if isinstance(resp.json, dict) else {}), llm_info(resp, prompt.tag)
         except OtelAiError as exc:
             log.warning("insights: ask failed: %s", exc.message)
+    if not out and items:  # no manager (or it failed): the template answer, most relevant items first
+        out = {"findings": [{"statement": f"{i['entity']}: {i['summary']}", "evidence_ids": [i["id"]]}
+                            for i in items[:TEMPLATE_CLAIMS]]}  # fmt: skip
+        info["model"] = "template"
     text = " \n".join(str(i["summary"]) for i in items)
     claims = [
         {"text": str(f.get("statement", "")), "evidence_ids": list(f.get("evidence_ids") or [])}
@@ -129,7 +134,7 @@ def answer(
     kept = verdict.kept
     summary = str(out.get("summary") or "")
     from_claims = "From the window's evidence: " + "; ".join(c["text"] for c in kept[:3]) + "."
-    if kept and info["provider"] == "rules":  # the template summary says nothing; its claims do
+    if kept and info["provider"] in ("rules", "none"):  # the template summary says nothing; its claims do
         reply = from_claims
     elif kept and summary and not verdict.dropped and validate([{"text": summary, "evidence_ids": ids[:1]}], ids, names, names,
                                      evidence_text=text).kept:  # fmt: skip
