@@ -143,3 +143,25 @@ def test_cli_list_show_generate_ask(
     assert "404" in capsys.readouterr().err
     assert main(["insights", *url, "--kind", "bogus"]) == 1
     assert "kind" in capsys.readouterr().err
+
+
+def test_insight_routes_need_the_bearer_token(storage: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from otel_ai.api import AppContext, create_app
+    from otel_ai.config import load_config
+    from tests.insights.conftest import make_service
+
+    cfg = load_config(None, environ={}, overrides={"api.token": "s3cret-token"})
+    app = create_app(AppContext(config=cfg, storage=storage, insights=make_service(storage)))
+    client = TestClient(app)
+    calls = [("GET", "/api/v1/insights", None), ("GET", "/api/v1/insights/" + "0" * 16, None),
+             ("POST", "/api/v1/insights/generate", {}), ("POST", "/api/v1/insights/ask", {"question": "why?"})]  # fmt: skip
+    for method, path, body in calls:
+        assert client.request(method, path, json=body).status_code == 401, path
+    auth = {"Authorization": "Bearer s3cret-token"}
+    assert client.get("/api/v1/insights", headers=auth).json() == {"insights": []}
+    assert client.get("/api/v1/insights/" + "0" * 16, headers=auth).status_code == 404
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/v1/insights", "/api/v1/insights/{insight_id}", "/api/v1/insights/generate",
+            "/api/v1/insights/ask"} <= set(paths)  # fmt: skip
