@@ -158,8 +158,9 @@ class Narrator:
         previous: dict[str, Any] | None = None,
         *,
         allow_call: bool = True,
-    ) -> None:
-        """Fill ``summary``, ``claims``, ``recommendations``, ``abstained`` and ``llm`` of ``record``."""
+    ) -> str:
+        """Fill ``summary``, ``claims``, ``recommendations``, ``abstained`` and ``llm`` of ``record``;
+        return where the narrative came from: ``calls``, ``cache_hits``, ``template`` or ``errors``."""
         prompt = prompts.for_kind(record["kind"])
         key = self.key(prompt.tag, record["evidence_hash"])
         record["narrative_key"] = ""  # set once a manager narrative is on the record
@@ -177,11 +178,11 @@ class Narrator:
             llm.update(input_tokens=0, output_tokens=0, cost_usd=0.0, latency_ms=0.0, cached=True)
             self._apply(record, {**cached, "llm": llm})
             record["narrative_key"] = key
-            return
+            return "cache_hits"
         if self.llm is None or not self.cfg.narrate or not allow_call:
             self.stats["template"] += 1
             self._apply(record, self._template(record, prompt.tag))
-            return
+            return "template"
         universe = set(universe)
         try:
             resp = self._run(
@@ -200,12 +201,13 @@ class Narrator:
             self.stats["errors"] += 1
             log.warning("insights: narrative for %s failed: %s", record["kind"], exc.message)
             self._apply(record, self._template(record, prompt.tag))
-            return
+            return "errors"
         self.stats["calls"] += 1
         narrative = self._grounded(record, resp, universe, prompt.tag)
         self._apply(record, narrative)
         record["narrative_key"] = key
         self._remember(key, narrative)
+        return "calls"
 
     def _grounded(self, record: dict[str, Any], resp: Any, universe: set[str], tag: str) -> dict[str, Any]:
         out = resp.json if isinstance(resp.json, dict) else {}

@@ -220,19 +220,12 @@ class InsightsService:
             result.append(rec)
         budget = self.cfg.max_narrated_per_run
         for rec, f, prev in sorted(to_narrate, key=lambda t: record.RANK.get(t[0]["severity"], 9)):
-            before = dict(self.narrator.stats)
-            allow = budget > 0
-            self.narrator.narrate(rec, f, universe, prev, allow_call=allow)
-            if (
-                self.narrator.stats["calls"] > before["calls"]
-                or self.narrator.stats["errors"] > before["errors"]
-            ):
-                budget -= 1
-            source = next((k for k in ("calls", "cache_hits", "template", "errors")
-                           if self.narrator.stats[k] > before[k]), "template")  # fmt: skip
+            source = self.narrator.narrate(rec, f, universe, prev, allow_call=budget > 0)
+            budget -= source in ("calls", "errors")
             self.m_narratives.labels(source).inc()
-        changed = result + self._misses(window, set(fresh), ran) + self._expired(window)
-        self.store.save(changed)
+        # One row per id: an insight both missed and expired in this run is written once (expired).
+        changed = {r["id"]: r for r in result + self._misses(window, set(fresh), ran) + self._expired(window)}
+        self.store.save(changed.values())
         return result
 
     def _misses(self, window: Window, seen: set[str], ran: set[str]) -> list[dict[str, Any]]:
