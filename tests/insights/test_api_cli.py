@@ -165,3 +165,23 @@ def test_insight_routes_need_the_bearer_token(storage: Any) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/v1/insights", "/api/v1/insights/{insight_id}", "/api/v1/insights/generate",
             "/api/v1/insights/ask"} <= set(paths)  # fmt: skip
+
+
+def test_generate_without_a_body_covers_the_last_hour(storage: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from otel_ai.api import AppContext, create_app
+    from otel_ai.config import load_config
+    from tests.insights.conftest import make_service
+
+    write_traces(storage, minute_ago(30), 10)
+    app = create_app(
+        AppContext(config=load_config(None, environ={}), storage=storage, insights=make_service(storage))
+    )
+    r = TestClient(app).post("/api/v1/insights/generate")
+    assert r.status_code == 200, r.text
+    (first, *_rest) = r.json()["insights"]
+    w = first["window"]
+    from otel_ai.timeutil import parse_instant
+
+    assert (parse_instant(w["end"]) - parse_instant(w["start"])).total_seconds() == 3600
