@@ -11,6 +11,7 @@ import pytest
 
 from otel_ai.analysis.insights import record
 from otel_ai.cli.main import main
+from otel_ai.timeutil import parse_instant
 from tests.insights.conftest import SpansPerService, minute_ago, write_traces
 
 ASK_KEYS = {"answer", "claims", "insight_ids", "abstained", "llm"}
@@ -182,6 +183,4 @@ def test_generate_without_a_body_covers_the_last_hour(storage: Any) -> None:
     assert r.status_code == 200, r.text
     (first, *_rest) = r.json()["insights"]
     w = first["window"]
-    from otel_ai.timeutil import parse_instant
-
     assert (parse_instant(w["end"]) - parse_instant(w["start"])).total_seconds() == 3600
