@@ -53,6 +53,7 @@ def test_generate_list_get_shapes(daemon: Any, generated: dict[str, Any]) -> Non
     listed = daemon.get("/api/v1/insights", params={"since": "2h"}).json()["insights"]
     assert [i["id"] for i in listed] == [i["id"] for i in out]
     assert daemon.get(f"/api/v1/insights/{out[0]['id']}").json() == listed[0]
+    assert daemon.get(f"/api/v1/insights/{out[0]['id'].upper()}").json() == listed[0]
     only = daemon.get("/api/v1/insights", params={"since": "2h", "service": "frontend"}).json()["insights"]
     assert [i["entities"][0]["id"] for i in only] == ["frontend"]
     assert daemon.get("/api/v1/insights", params={"since": "2h", "kind": "n_plus_one"}).json() == {
