@@ -148,7 +148,7 @@ def _json_body(req: Any) -> bytes:
     """OTLP/JSON of a request (hex ids, as the spec requires, not protobuf-JSON base64)."""
     from google.protobuf.json_format import MessageToDict
 
-    doc = MessageToDict(req)
+    doc = MessageToDict(req, use_integers_for_enums=True)
     for rs in doc.get("resourceSpans", []):
         for ss in rs.get("scopeSpans", []):
             for sp in ss.get("spans", []):
