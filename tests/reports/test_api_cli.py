@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,9 +51,11 @@ def test_generate_returns_the_stored_report(daemon: Any, generated: dict[str, An
 
 
 def test_list_newest_first_with_filters(daemon: Any, generated: dict[str, Any]) -> None:
+    time.sleep(1.0)  # the LLM manager records usage in the background
     second = httpx.post(
         daemon.api_url + "/api/v1/reports/generate", json={"since": "30m"}, timeout=120
     ).json()
+    assert second["llm"]["calls"] >= 1  # the first report's summary call, accounted in its window
     items = httpx.get(daemon.api_url + "/api/v1/reports", timeout=30).json()["reports"]
     ids = [r["id"] for r in items]
     assert ids.index(second["id"]) < ids.index(generated["id"])
@@ -108,3 +112,33 @@ def test_cli_report_to_file_and_list(daemon: Any, generated: dict[str, Any], tmp
 def test_cli_unreachable_daemon_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["reports", "list", "--api-url", "http://127.0.0.1:9"]) == 1
     assert "cannot reach the daemon" in capsys.readouterr().err
+
+
+def test_daemon_runs_a_schedule_and_delivers_signed(make_daemon: Any) -> None:
+    """The daemon wiring end to end: a cron schedule fires, the report is archived and delivered."""
+    from otel_ai.reports.deliver import SIGNATURE_HEADER, verify
+    from tests.reports.receivers import WebhookReceiver
+
+    receiver = WebhookReceiver().start()
+    try:
+        d = make_daemon({"llm.embedded.enabled": False, "anomaly.enabled": False, "reports.schedules": [
+            {"name": "tick", "cron": "*/3 * * * * *", "window": "5m",
+             "deliver": [{"webhook": receiver.url, "secret": "k"}]}]})  # fmt: skip
+        jobs = [j["id"] for j in d.get("/api/v1/status").json()["scheduler"]["jobs"]]
+        assert "report-tick" in jobs
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not receiver.hits:
+            time.sleep(0.2)
+        assert receiver.hits, "the scheduled report was not delivered"
+        hit = receiver.hits[0]
+        assert verify("k", hit.headers[SIGNATURE_HEADER], hit.body)
+        rid = json.loads(hit.body)["id"]
+        while time.monotonic() < deadline and not d.get(f"/api/v1/reports/{rid}").json()["deliveries"]:
+            time.sleep(0.2)
+        (attempt,) = d.get(f"/api/v1/reports/{rid}").json()["deliveries"][:1]
+        assert attempt["outcome"] == "ok" and attempt["status_code"] == 200
+        assert any(
+            r["id"] == rid for r in d.get("/api/v1/reports", params={"name": "tick"}).json()["reports"]
+        )
+    finally:
+        receiver.stop()
