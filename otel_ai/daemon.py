@@ -25,7 +25,7 @@ from otel_ai.ingest import Receivers
 from otel_ai.llm.service import build_llm_manager
 from otel_ai.pipeline import Pipeline
 from otel_ai.pipeline.memory import MemoryGuard
-from otel_ai.reports import build_report_service
+from otel_ai.reports.service import build_report_service
 from otel_ai.serving import EmbeddedServer, start_server, stop_server
 from otel_ai.storage import Storage
 from otel_ai.storage.writer import TelemetryWriter
