@@ -210,7 +210,7 @@ def to_markdown(doc: dict[str, Any], *, charts: bool = True) -> str:
     lines += ["", f"_Rule: {h['rule']}._", "", "## Executive summary", ""]
     s = doc.get("summary")
     if not s:
-        lines += ["Executive summary: not available (no LLM manager on this instance).", ""]
+        lines += [f"Executive summary: not available ({doc.get('summary_note') or 'not written'}).", ""]
     else:
         lines += [f"**{s['title']}**", ""]
         lines += [f"- {c['text']} ({_refs(c['evidence_ids'])})" for c in s["claims"]] or [
@@ -335,7 +335,9 @@ def to_html(doc: dict[str, Any]) -> str:
     s = doc.get("summary")
     out.append("<section><h2>Executive summary</h2>")
     if not s:
-        out.append("<p>Executive summary: not available (no LLM manager on this instance).</p>")
+        out.append(
+            f"<p>Executive summary: not available ({_h(doc.get('summary_note') or 'not written')}).</p>"
+        )
     else:
         claims = "".join(f"<li>{_h(x['text'])} {_html_refs(x['evidence_ids'])}</li>" for x in s["claims"])
         out.append(

@@ -123,7 +123,7 @@ class ReportService:
                                "scheduled_for": rfc3339(scheduled_for) if scheduled_for else None}  # fmt: skip
         try:
             doc.update(self.content.build(window))
-            doc["summary"] = self._summary(doc)
+            doc["summary"], doc["summary_note"] = self._summary(doc)
             doc["error"] = None
         except Exception as exc:
             log.warning("report %s (%s) failed to build: %s", doc["id"], name, exc)
@@ -134,15 +134,18 @@ class ReportService:
         doc["deliveries"] = []
         return doc
 
-    def _summary(self, doc: dict[str, Any]) -> dict[str, Any] | None:
+    def _summary(self, doc: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        """The grounded summary, or ``None`` and why there is none (a missing summary is not a failure)."""
         llm = getattr(self.sources, "llm", None) if self.sources is not None else None
-        if not self.cfg.summary or llm is None:
-            return None
+        if not self.cfg.summary:
+            return None, "turned off (reports.summary)"
+        if llm is None:
+            return None, "no LLM manager on this instance (llm.enabled)"
         try:
-            return write_summary(doc, llm, self._run_coro)
-        except Exception as exc:  # a missing summary is not a failed report
+            return write_summary(doc, llm, self._run_coro), None
+        except Exception as exc:
             log.warning("report %s: executive summary failed: %s", doc["id"], exc)
-            return None
+            return None, f"the LLM manager failed ({type(exc).__name__}: {exc})"
 
     # -- reads ------------------------------------------------------------------------------------
     def list(self, since: datetime | None = None, until: datetime | None = None,
