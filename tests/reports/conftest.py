@@ -23,8 +23,9 @@ from otel_ai.reports.config import ReportsConfig
 from otel_ai.reports.content import Window
 from otel_ai.reports.service import ReportService
 from otel_ai.storage import Storage
+from otel_ai.testing.daemons import unique_db
+from otel_ai.testing.stores import storage_at
 from otel_ai.timeutil import rfc3339
-from tests.helpers import unique_db
 
 ANOMALY_ID = "a1b2c3d4e5f60718"
 
@@ -61,7 +62,7 @@ def _spans_with_versions(storage: Storage, now: datetime) -> None:
 @pytest.fixture(scope="session")
 def seeded(chdb_path: Path) -> Iterator[tuple[Storage, Window]]:
     """Two hours of shop traffic; payment fails 40% of calls in the last 30 minutes."""
-    st = Storage(f"chdb://{chdb_path}", unique_db("rep"))
+    st = storage_at(f"chdb://{chdb_path}", unique_db("rep"))
     st.start()
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     start = now - timedelta(hours=2)

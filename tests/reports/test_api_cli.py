@@ -17,7 +17,7 @@ from otel_ai.cli.main import main
 
 @pytest.fixture(scope="module")
 def daemon(chdb_path: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from tests.helpers import InProcessDaemon, daemon_config
+    from otel_ai.testing.daemons import InProcessDaemon, daemon_config
 
     cfg, ep = daemon_config(chdb_path, tmp=tmp_path_factory.mktemp("reports-api"),
                             extra={"scheduler.enabled": False, "llm.embedded.enabled": False})  # fmt: skip

@@ -14,7 +14,7 @@ import pytest
 from otel_ai.reports.config import ReportsConfig, Schedule
 from otel_ai.reports.deliver import SIGNATURE_HEADER, Deliverer, redact_url, retry_after_s, sign, verify
 from otel_ai.reports.render import summary_of
-from tests.helpers import free_port
+from otel_ai.testing.daemons import free_port
 from tests.reports.conftest import make_service
 from tests.reports.receivers import WebhookReceiver
 
