@@ -142,3 +142,21 @@ def test_daemon_runs_a_schedule_and_delivers_signed(make_daemon: Any) -> None:
         )
     finally:
         receiver.stop()
+
+
+def test_insights_fill_in_when_the_insights_room_runs(daemon: Any) -> None:
+    body = {"since": "1h", "until": "now"}
+    found = httpx.post(daemon.api_url + "/api/v1/insights/generate", json=body, timeout=300)
+    assert found.status_code == 200, found.text
+    doc = httpx.post(daemon.api_url + "/api/v1/reports/generate", json=body, timeout=120).json()
+    assert doc["insights"]["available"] is True and doc["insights"]["reason"] is None
+    listed = httpx.get(
+        daemon.api_url + "/api/v1/insights", params={"status": "all", **body}, timeout=30
+    ).json()
+    assert {i["id"] for i in doc["insights"]["items"]} <= {i["id"] for i in listed["insights"]}
+    print("INSIGHTS", [(i["kind"], i["severity"]) for i in doc["insights"]["items"]])
+    if doc["insights"]["items"]:  # the payment burst is usually found (error propagation)
+        md = httpx.get(
+            f"{daemon.api_url}/api/v1/reports/{doc['id']}", params={"format": "md"}, timeout=30
+        ).text
+        assert doc["insights"]["items"][0]["id"] in md
