@@ -161,7 +161,8 @@ def _sections(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]
          f"{c.get('anomalies_closed', 0)})",
          ["ID", "State", "Severity", "Entity", "Opened", "Closed", "Root causes", "Top features", "Example traces"],
          anomalies, "No anomaly in the window."),
-        ("Top insights", ["ID", "Severity", "Kind", "Title", "Status", "Confidence"], insights,
+        (f"Top insights ({len(insights)} of {ins.get('total', len(insights))})" if insights else "Top insights",
+         ["ID", "Severity", "Kind", "Title", "Status", "Confidence"], insights,
          ins.get("reason") or "No insight in the window."),
         ("Topology changes (vs the comparison period)", ["Change", "What", "Detail"], topo,
          "No new or vanished service or edge, no deploy."),
@@ -358,7 +359,7 @@ def to_html(doc: dict[str, Any]) -> str:
         if title.startswith("LLM") and _llm_line(doc):
             extra = f"<p>{_h(_llm_line(doc))}</p>"
         out.append(f"<section><h2>{_h(title)}</h2>{body}{extra}</section>")
-        if title == "Top insights":
+        if title.startswith("Top insights"):
             out += _html_charts(doc)
     out.append("</main></body></html>")
     return "".join(out)
