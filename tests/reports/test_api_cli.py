@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from otel_ai.analysis.anomaly import synthetic as syn
+from otel_ai.api.schemas_reports import Report, ReportList
 from otel_ai.cli.main import main
 
 
@@ -48,6 +49,7 @@ def test_generate_returns_the_stored_report(daemon: Any, generated: dict[str, An
     assert generated["llm"]["available"]  # the manager's accounting table exists
     got = httpx.get(f"{daemon.api_url}/api/v1/reports/{generated['id']}", timeout=30).json()
     assert got["figures"] == generated["figures"] and got["deliveries"] == []
+    Report.model_validate(got)  # the documented (OpenAPI) shape
 
 
 def test_list_newest_first_with_filters(daemon: Any, generated: dict[str, Any]) -> None:
@@ -56,7 +58,9 @@ def test_list_newest_first_with_filters(daemon: Any, generated: dict[str, Any]) 
         daemon.api_url + "/api/v1/reports/generate", json={"since": "30m"}, timeout=120
     ).json()
     assert second["llm"]["calls"] >= 1  # the first report's summary call, accounted in its window
-    items = httpx.get(daemon.api_url + "/api/v1/reports", timeout=30).json()["reports"]
+    listing = httpx.get(daemon.api_url + "/api/v1/reports", timeout=30).json()
+    ReportList.model_validate(listing)
+    items = listing["reports"]
     ids = [r["id"] for r in items]
     assert ids.index(second["id"]) < ids.index(generated["id"])
     item = items[ids.index(generated["id"])]
