@@ -46,6 +46,7 @@ class ReportService:
         self._triggers = {s.name: parse_cron(s.cron, s.timezone) for s in config.schedules}
         self._started = False
         self._lock = threading.Lock()
+        self._last_fire: dict[str, datetime] = {}  # newest fire time run per schedule
         self.m_reports = Counter("otel_ai_reports", "Reports built, by status", ["status"], registry=reg)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -67,9 +68,11 @@ class ReportService:
         for name, trigger in self._triggers.items():
             add_schedule_job(scheduler, f"report-{name}", trigger, self._job(name), self.cfg.misfire_grace_s)
         caught: list[str] = []
+        last = self.store.last_scheduled() if self._triggers else {}
+        with self._lock:
+            self._last_fire.update(last)
         if self.cfg.catch_up and self._triggers:
             now = now or datetime.now(UTC)
-            last = self.store.last_scheduled()
             for name, trigger in self._triggers.items():
                 missed = missed_fire(trigger, last.get(name), now)
                 if missed is not None:
@@ -84,6 +87,10 @@ class ReportService:
             when = (
                 fire or last_fire_at_or_before(self._triggers[name], datetime.now(UTC)) or datetime.now(UTC)
             )
+            with self._lock:  # a fire time runs once (the catch-up and the cron job may both reach it)
+                if name in self._last_fire and when <= self._last_fire[name]:
+                    return
+                self._last_fire[name] = when
             try:
                 self.run_schedule(name, when)
             except Exception:  # a failed run must not kill the scheduler; it is recorded as failed
