@@ -30,7 +30,7 @@ from otel_ai.instance import Claim, claim_instance
 from otel_ai.llm.service import build_llm_manager
 from otel_ai.pipeline import Pipeline
 from otel_ai.pipeline.memory import MemoryGuard
-from otel_ai.reports import build_report_service
+from otel_ai.reports.service import build_report_service
 from otel_ai.sections import split_host_port
 from otel_ai.serving import EmbeddedServer, start_server, stop_server
 from otel_ai.storage import Storage

@@ -10,6 +10,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
 from otel_ai.api.params import hex_id, time_window
+from otel_ai.api.schemas import doc
+from otel_ai.api.schemas_reports import Report, ReportList, report_formats
 from otel_ai.errors import InvalidParameter, NotFound
 from otel_ai.reports.config import FORMATS
 from otel_ai.reports.content import Window
@@ -35,7 +37,12 @@ def _instant(name: str, value: str | None) -> Any:
         raise InvalidParameter(name, str(exc)) from None
 
 
-@router.get("/reports", summary="Archived reports whose window overlaps [since, until), newest first")
+@router.get(
+    "/reports",
+    summary="Archived reports whose window overlaps [since, until), newest first",
+    response_model=None,
+    responses=doc(ReportList),
+)
 def list_reports(
     request: Request, since: str | None = None, until: str | None = None, name: str | None = None
 ) -> dict[str, Any]:
@@ -47,7 +54,12 @@ def list_reports(
     return {"reports": _svc(request).list(start, end, name)}
 
 
-@router.get("/reports/{report_id}", summary="One report: json (default), md or a self-contained html page")
+@router.get(
+    "/reports/{report_id}",
+    summary="One report: json (default), md or a self-contained html page",
+    response_model=None,
+    responses=report_formats(),
+)
 def get_report(request: Request, report_id: str, format: str = "json") -> Response:
     rid = hex_id("report_id", report_id, 8)
     if format not in FORMATS:
@@ -64,7 +76,12 @@ class GenerateBody(BaseModel):
     name: str | None = None
 
 
-@router.post("/reports/generate", summary="Build a report over [since, until) now, store it and return it")
+@router.post(
+    "/reports/generate",
+    summary="Build a report over [since, until) now, store it and return it",
+    response_model=None,
+    responses=doc(Report),
+)
 async def generate(request: Request, body: GenerateBody) -> dict[str, Any]:
     ctx = request.app.state.ctx
     start, end = time_window(body.since, body.until, max_days=ctx.config.api.max_window_days)
