@@ -34,12 +34,11 @@ async function load(ctx) {
 }
 
 export async function render(ctx) {
-  const t0 = performance.now();
   const { topo, anomalies } = await load(ctx);
   st = { ctx, topo, anomalies, view: null, selectedEdge: null, filter: "" };
   drawPage();
-  const ms = performance.now() - t0;
-  window.__otelAiFirstMap = window.__otelAiFirstMap || ms; // read by the UI tests and docs
+  // ms from navigation start to the map drawn (read by the UI tests and docs/ui.md's figure)
+  if (!window.__otelAiFirstMap) window.__otelAiFirstMap = performance.now();
   ctx.live(async () => {
     const fresh = await load(ctx);
     if (st && st.ctx === ctx) {
