@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: run test lint typecheck unit bench clean js-deps ui-deps
 
 # setup.py and the C source: an edited decoder is rebuilt by the next `make test` / `make run`.
-$(STAMP): pyproject.toml Makefile setup.py otel_ai/storage/_native.c
+$(STAMP): pyproject.toml Makefile setup.py otel_ai/native/_native.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -31,7 +31,7 @@ unit: $(STAMP) js-deps ui-deps
 
 test: lint typecheck unit
 
-# Node modules for tests/ingest/test_js_sdk.py (the official OpenTelemetry JS SDK exporters), at the
+# Node modules for tests/system/test_sdk_js.py (the official OpenTelemetry JS SDK exporters), at the
 # exact versions of tests/js/package-lock.json. Optional: without node/npm, or when npm cannot
 # install, make warns and that test skips; nothing else depends on it.
 JS_DIR := tests/js

@@ -37,7 +37,7 @@ from otel_ai.analysis.anomaly.config import AnomalyConfig
 from otel_ai.analysis.anomaly.detector import AutoencoderDetector, WindowDetector
 from otel_ai.analysis.anomaly.engine import MARGINAL_GATE, Tracker, describe, score_frame
 from otel_ai.analysis.anomaly.features import extract, pool_groups
-from otel_ai.storage import Storage
+from otel_ai.testing.stores import storage_at
 
 # (type, service, magnitudes mild/medium/severe)
 FAULTS = [
@@ -224,7 +224,7 @@ def demo_world(args: argparse.Namespace, train_days: float, test_days: float, w:
     import json
     import multiprocessing
 
-    from tests.helpers import InProcessDaemon, daemon_config
+    from otel_ai.testing.daemons import InProcessDaemon, daemon_config
 
     data = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="anomaly-eval-"))
     if not args.data:  # a throwaway world: gone when the run ends
@@ -296,7 +296,7 @@ def demo_world(args: argparse.Namespace, train_days: float, test_days: float, w:
 def synthetic_world(args: argparse.Namespace, train_days: float, test_days: float) -> tuple:
     tmp = tempfile.mkdtemp(prefix="anomaly-eval-")
     atexit.register(shutil.rmtree, tmp, True)
-    st = Storage(f"chdb://{tmp}/ch", "evaluation")
+    st = storage_at(f"chdb://{tmp}/ch", "evaluation")
     st.start()
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     t0 = now - timedelta(days=train_days + test_days)

@@ -6,17 +6,21 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from otel_ai import __version__
 from otel_ai.api import (
     routes_anomalies,
     routes_core,
+    routes_insights,
     routes_llm,
+    routes_reports,
     routes_service_overview,
     routes_topology,
     routes_traces,
 )
 from otel_ai.api.context import AppContext
+from otel_ai.api.docs import mount_docs
 from otel_ai.api.security import require_token
 from otel_ai.errors import InvalidParameter, NotFound, OtelAiError, OverloadedError, StorageError
 from otel_ai.ui import router as ui_router
@@ -31,7 +35,10 @@ def create_app(ctx: AppContext) -> FastAPI:
         title="otel-ai",
         version=__version__,
         description="OTLP → ClickHouse daemon: traces, topology, anomalies, insights and the LLM manager.",
+        docs_url=None,  # served offline by mount_docs
+        redoc_url=None,
     )
+    mount_docs(app)
     app.state.ctx = ctx
     if ctx.config.api.cors_origins:
         app.add_middleware(
@@ -46,6 +53,15 @@ def create_app(ctx: AppContext) -> FastAPI:
         err = exc.errors()[0] if exc.errors() else {"loc": ("request",), "msg": "invalid"}
         loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "body", "path")]
         return _error(400, f"{'.'.join(loc) or 'request'}: {err.get('msg', 'invalid')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Unknown paths (404) and wrong methods (405) in our shape, not ``{"detail": ...}``."""
+        default = {404: f"no such path: {request.url.path}",
+                   405: f"method {request.method} not allowed on {request.url.path}"}  # fmt: skip
+        generic = exc.detail in ("Not Found", "Method Not Allowed")
+        msg = default[exc.status_code] if generic and exc.status_code in default else str(exc.detail)
+        return _error(exc.status_code, msg, dict(exc.headers or {}))
 
     @app.exception_handler(InvalidParameter)
     async def _invalid(_: Request, exc: InvalidParameter) -> JSONResponse:
@@ -74,6 +90,8 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(routes_core.router, prefix="/api/v1", dependencies=secured)
     app.include_router(routes_topology.router, prefix="/api/v1", dependencies=secured)
     app.include_router(routes_anomalies.router, prefix="/api/v1", dependencies=secured)
+    app.include_router(routes_insights.router, prefix="/api/v1", dependencies=secured)
+    app.include_router(routes_reports.router, prefix="/api/v1", dependencies=secured)
     app.include_router(routes_llm.router, prefix="/api/v1/llm", dependencies=secured)
     app.include_router(routes_traces.router, prefix="/api/v1", dependencies=secured)
     app.include_router(routes_service_overview.router, prefix="/api/v1", dependencies=secured)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from otel_ai.analysis.anomaly.service import AnomalyService
 from otel_ai.api.params import hex_id, time_window
+from otel_ai.api.schemas import Anomaly, AnomalyList, doc
 from otel_ai.errors import DetectorError, InvalidParameter, NotFound
 
 router = APIRouter(tags=["anomalies"])
@@ -40,7 +41,12 @@ def _public(a: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@router.get("/anomalies", summary="Open and recent anomalies, newest first")
+@router.get(
+    "/anomalies",
+    summary="Open and recent anomalies, newest first",
+    response_model=None,
+    responses=doc(AnomalyList),
+)
 def list_anomalies(
     request: Request,
     since: str | None = None,
@@ -56,7 +62,9 @@ def list_anomalies(
     return {"anomalies": [_public(a) for a in _svc(request).list(start, end, service=service, status=status)]}
 
 
-@router.get("/anomalies/{anomaly_id}", summary="One anomaly by id")
+@router.get(
+    "/anomalies/{anomaly_id}", summary="One anomaly by id", response_model=None, responses=doc(Anomaly)
+)
 def get_anomaly(request: Request, anomaly_id: str) -> dict[str, Any]:
     aid = hex_id("anomaly_id", anomaly_id, 8)
     found = _svc(request).get(aid)
@@ -74,7 +82,12 @@ class DetectBody(BaseModel):
     train_until: str | None = None
 
 
-@router.post("/anomalies/detect", summary="Score every window of [since, until); optional training range")
+@router.post(
+    "/anomalies/detect",
+    summary="Score every window of [since, until); optional training range",
+    response_model=None,
+    responses=doc(AnomalyList),
+)
 async def detect(request: Request, body: DetectBody) -> dict[str, Any]:
     max_days = request.app.state.ctx.config.api.max_window_days
     start, end = time_window(body.since, body.until, max_days=max_days)

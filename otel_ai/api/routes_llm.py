@@ -15,6 +15,16 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from otel_ai.api.schemas import (
+    Conversation,
+    ConversationList,
+    Deleted,
+    LLMAnswer,
+    LLMHealth,
+    LLMModels,
+    LLMUsageReport,
+    doc,
+)
 from otel_ai.errors import InvalidParameter, NotFound, OtelAiError
 from otel_ai.llm.errors import AllProvidersFailed, InvalidRequest
 from otel_ai.llm.manager import LLMManager
@@ -128,7 +138,12 @@ async def _answer(llm: LLMManager, prompt: str | None, stream: bool, **kwargs: A
     return resp.as_dict()
 
 
-@router.post("/generate", summary="Generate text or schema-constrained JSON (SSE with stream: true)")
+@router.post(
+    "/generate",
+    summary="Generate text or schema-constrained JSON (SSE with stream: true)",
+    response_model=None,
+    responses=doc(LLMAnswer, "the answer (JSON), or text/event-stream events chunk / done / error"),
+)
 async def generate(body: GenerateBody, request: Request) -> Any:
     llm = _manager(request)
     messages = [m.model_dump() for m in body.messages] if body.messages else None
@@ -143,12 +158,22 @@ async def generate(body: GenerateBody, request: Request) -> Any:
     )
 
 
-@router.get("/models", summary="Model groups, deployments, capabilities, prices and task chains")
+@router.get(
+    "/models",
+    summary="Model groups, deployments, capabilities, prices and task chains",
+    response_model=None,
+    responses=doc(LLMModels),
+)
 async def models(request: Request) -> dict[str, Any]:
     return _manager(request).models()
 
 
-@router.get("/health", summary="Per-deployment status, circuit-breaker state and last latency")
+@router.get(
+    "/health",
+    summary="Per-deployment status, circuit-breaker state and last latency",
+    response_model=None,
+    responses=doc(LLMHealth),
+)
 async def health(
     request: Request, probe: bool = Query(False, description="make a 1-token call to every deployment first")
 ) -> dict[str, Any]:
@@ -156,12 +181,23 @@ async def health(
     return await llm.probe() if probe else llm.providers_status()
 
 
-@router.get("/usage", summary="Tokens, cost (USD) and latency totals by provider, model and task")
+@router.get(
+    "/usage",
+    summary="Tokens, cost (USD) and latency totals by provider, model and task",
+    response_model=None,
+    responses=doc(LLMUsageReport),
+)
 async def usage(request: Request) -> dict[str, Any]:
     return await _manager(request).usage()
 
 
-@router.post("/conversations", status_code=201, summary="Create a conversation")
+@router.post(
+    "/conversations",
+    status_code=201,
+    summary="Create a conversation",
+    response_model=None,
+    responses={201: {"model": Conversation, "description": "created"}},
+)
 async def create_conversation(body: ConversationBody, request: Request) -> dict[str, Any]:
     try:
         conv = await _manager(request).create_conversation(
@@ -172,13 +208,23 @@ async def create_conversation(body: ConversationBody, request: Request) -> dict[
     return conv.as_dict()
 
 
-@router.get("/conversations", summary="List conversations, most recently updated first")
+@router.get(
+    "/conversations",
+    summary="List conversations, most recently updated first",
+    response_model=None,
+    responses=doc(ConversationList),
+)
 async def list_conversations(request: Request, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     convs = await _manager(request).list_conversations(limit)
     return {"conversations": [c.as_dict(with_messages=False) for c in convs]}
 
 
-@router.get("/conversations/{conv_id}", summary="A conversation with its messages")
+@router.get(
+    "/conversations/{conv_id}",
+    summary="A conversation with its messages",
+    response_model=None,
+    responses=doc(Conversation),
+)
 async def get_conversation(conv_id: str, request: Request) -> dict[str, Any]:
     conv = await _manager(request).get_conversation(conv_id)
     if conv is None:
@@ -186,14 +232,21 @@ async def get_conversation(conv_id: str, request: Request) -> dict[str, Any]:
     return conv.as_dict()
 
 
-@router.post("/conversations/{conv_id}/messages", summary="Continue a conversation (JSON or SSE)")
+@router.post(
+    "/conversations/{conv_id}/messages",
+    summary="Continue a conversation (JSON or SSE)",
+    response_model=None,
+    responses=doc(LLMAnswer),
+)
 async def continue_conversation(conv_id: str, body: ContinueBody, request: Request) -> Any:
     return await _answer(
         _manager(request), body.content, body.stream, conversation_id=conv_id, **body.kwargs()
     )
 
 
-@router.delete("/conversations/{conv_id}", summary="Delete a conversation")
+@router.delete(
+    "/conversations/{conv_id}", summary="Delete a conversation", response_model=None, responses=doc(Deleted)
+)
 async def delete_conversation(conv_id: str, request: Request) -> dict[str, Any]:
     if not await _manager(request).delete_conversation(conv_id):
         raise NotFound(f"conversation {conv_id} not found")

@@ -28,8 +28,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from otel_ai.errors import DecodeError, OverloadedError, PayloadTooLarge, StorageError, UnsupportedMediaType
 from otel_ai.ingest import status as st
+from otel_ai.ingest.config import IngestConfig
 from otel_ai.model import Encoding, Payload, Signal, Transport
+from otel_ai.otlp.limits import Limits
 from otel_ai.otlp.validate import validate
+from otel_ai.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +91,17 @@ class _Counts:
 class Exporter:
     """validate → submit → response, with the receiver metrics. Shared by HTTP and gRPC."""
 
-    def __init__(self, pipeline: Any, ingest_cfg: Any, *, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        ingest_cfg: IngestConfig,
+        *,
+        registry: CollectorRegistry,
+        retention_days: int = 0,
+    ) -> None:
         self.pipeline = pipeline
+        self.ingest_cfg = ingest_cfg
+        self.retention_days = int(retention_days)  # storage.ttl_days: older rows are refused
         self.retry_after_s = int(ingest_cfg.retry_after_s)
         self.max_body_bytes = int(ingest_cfg.max_body_bytes)
         self.counts: dict[tuple[str, str, str], _Counts] = {}
@@ -104,6 +116,18 @@ class Exporter:
             "otelai_receiver_items",
             "Items (spans, data points, log records): received, accepted (inserted or spooled), refused (retryable failure), rejected (invalid)",
             ["signal", "transport", "encoding", "outcome"],
+            registry=registry,
+        )
+        self.m_rejected = Counter(
+            "otel_ai_receiver_rejected_items",
+            "Items refused before the acknowledgement (partial_success or a refused request), by reason",
+            ["signal", "reason"],
+            registry=registry,
+        )
+        self.m_refused_requests = Counter(
+            "otel_ai_receiver_rejected_requests",
+            "Export requests refused whole with 400 / INVALID_ARGUMENT, by reason",
+            ["signal", "reason"],
             registry=registry,
         )
         self.m_latency = Histogram(
@@ -122,14 +146,16 @@ class Exporter:
         t0 = time.perf_counter()
         c = self._counts(signal, transport, encoding)
         c.requests += 1
+        limits = Limits.now(self.ingest_cfg, self.retention_days)
         try:
             if len(body) >= INLINE_VALIDATE_BYTES:
                 payload: Payload = await asyncio.get_running_loop().run_in_executor(
-                    self._pool, validate, signal, encoding, transport, body
+                    self._pool, validate, signal, encoding, transport, body, limits
                 )
             else:
-                payload = validate(signal, encoding, transport, body)
+                payload = validate(signal, encoding, transport, body, limits)
         except DecodeError as exc:
+            self.m_refused_requests.labels(signal, exc.reason).inc()
             return self._finish(
                 self.fail(signal, transport, encoding, exc, counted=True), signal, transport, t0
             )
@@ -139,6 +165,8 @@ class Exporter:
         if payload.rejected:
             c.items_rejected += payload.rejected
             self._item(signal, transport, encoding, "rejected", payload.rejected)
+            for reason, n in payload.reasons:
+                self.m_rejected.labels(signal, reason).inc(n)
         if payload.items:
             try:
                 await self.pipeline.submit(payload)

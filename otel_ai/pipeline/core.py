@@ -40,6 +40,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from otel_ai.errors import DecodeError, OtelAiError, OverloadedError, StorageError
 from otel_ai.model import SIGNALS, Payload, Signal
+from otel_ai.pipeline.config import PipelineConfig
 from otel_ai.pipeline.memory import MemoryGuard
 from otel_ai.pipeline.spool import Spool
 from otel_ai.pipeline.wal import WriteAheadFront
@@ -65,7 +66,7 @@ class Pipeline:
 
     def __init__(
         self,
-        config: Any,
+        config: PipelineConfig,
         writer: Writer,
         *,
         registry: CollectorRegistry | None = None,
@@ -74,7 +75,7 @@ class Pipeline:
         self.config = config
         self.writer = writer
         self.memory = memory
-        self.spool = Spool(config.spool_dir, config.spool_max_bytes)
+        self.spool = Spool(config.spool_dir or "./data/spool", config.spool_max_bytes)
         self.retry_after = 1.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._buffers: dict[Signal, list[_Entry]] = {s: [] for s in SIGNALS}

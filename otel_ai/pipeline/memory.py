@@ -33,6 +33,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from otel_ai.pipeline.config import MemoryConfig
+
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
@@ -54,7 +56,7 @@ class MemoryGuard:
 
     def __init__(
         self,
-        config: Any,
+        config: MemoryConfig,
         purge: Callable[[], bool] | None,
         *,
         registry: CollectorRegistry | None = None,

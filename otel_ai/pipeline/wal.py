@@ -35,6 +35,7 @@ from typing import Any
 
 from otel_ai.errors import DecodeError, OverloadedError, StorageError
 from otel_ai.model import SIGNALS, Payload, Signal
+from otel_ai.pipeline.config import PipelineConfig
 from otel_ai.pipeline.spool import Spool, SpoolRecord
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class WriteAheadFront:
 
     def __init__(
         self,
-        config: Any,
+        config: PipelineConfig,
         write_batch: Callable[[Sequence[Payload]], list[Any]],
         on_drained: Callable[[], None],
         under_memory_pressure: Callable[[], bool] = lambda: False,
@@ -67,7 +68,7 @@ class WriteAheadFront:
         self.under_memory_pressure = under_memory_pressure
         self.write_batch = write_batch
         self.on_drained = on_drained  # a batch was written: storage answers
-        root = Path(config.spool_dir) / "wal"
+        root = Path(config.spool_dir or "./data/spool") / "wal"
         self.logs: dict[Signal, Spool] = {s: Spool(root / s, config.spool_max_bytes) for s in SIGNALS}
         self._appends: queue.Queue[tuple[Payload, asyncio.Future[None]] | None] = queue.Queue()
         self._wake = {s: threading.Event() for s in SIGNALS}

@@ -8,6 +8,7 @@ module catches driver exceptions. SQL is always parameterised (``parameters=``).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -21,6 +22,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import OperationalError
 
 from otel_ai.errors import StorageError
+from otel_ai.storage.config import StorageConfig
 from otel_ai.storage.schema import (
     CORE_MIGRATIONS,
     MIGRATIONS_TABLE,
@@ -55,14 +57,18 @@ def redact_dsn(dsn: str) -> str:
     if dsn.startswith("chdb:"):
         return dsn
     parts = urlsplit(dsn)
-    if parts.password is None:
+    # a password in the query (?password=...) is one too
+    query = re.sub(r"(?i)((?:^|&)(?:password|passwd|pwd|secret|token)=)[^&]*", r"\1***", parts.query)
+    if parts.password is None and query == parts.query:
         return dsn
     netloc = parts.hostname or ""
     if parts.username:
-        netloc = f"{parts.username}:***@{netloc}"
+        netloc = (
+            f"{parts.username}:***@{netloc}" if parts.password is not None else f"{parts.username}@{netloc}"
+        )
     if parts.port:
         netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _translate(exc: Exception, what: str) -> StorageError:
@@ -124,40 +130,33 @@ def _embedded_pool(dsn: str, size: int) -> _HandlePool:
 
 
 class Storage:
-    """A thread-safe handle on one ClickHouse database.
+    """A thread-safe handle on one ClickHouse database, configured by the ``storage`` section.
 
-    ``embedded`` tells whether this is chDB (one path per process; see DESIGN.md decision 1).
+    ``embedded`` tells whether this is chDB (one path per process: an embedded engine owns its
+    directory).
     """
 
-    def __init__(
-        self,
-        dsn: str,
-        database: str = "otel",
-        *,
-        cluster: str | None = None,
-        ttl_days: int = 14,
-        replication_path: str = "/clickhouse/tables/{shard}/{database}/{table}",
-        connect_timeout_s: float = 10.0,
-        query_timeout_s: float = 60.0,
-        pool_size: int = 6,
-        merge_tree_settings: Mapping[str, int | float | str] | None = None,
-        defer_attribute_indexes: bool = False,
-    ) -> None:
-        self.dsn = normalize_dsn(dsn)
+    def __init__(self, config: StorageConfig, *, pool_size: int = 6) -> None:
+        self.config = config
+        self.dsn = normalize_dsn(config.dsn)
         self.embedded = self.dsn.startswith("chdb:")
+        database = config.database
         parts = urlsplit(self.dsn)
         if not self.embedded and parts.path.strip("/"):
             database = parts.path.strip("/")
         self.database = database
         self.ctx = SchemaContext(
-            database=database, cluster=cluster, ttl_days=ttl_days, replication_path=replication_path
+            database=database,
+            cluster=config.cluster,
+            ttl_days=config.ttl_days,
+            replication_path=config.replication_path,
         )
-        self.merge_tree_settings = dict(merge_tree_settings or {})
-        self.defer_attribute_indexes = defer_attribute_indexes
+        self.merge_tree_settings = dict(config.merge_tree_settings)
+        self.defer_attribute_indexes = config.defer_attribute_indexes
         # Settings every telemetry INSERT carries (see insert_settings); decided in start().
         self.insert_settings: dict[str, str] = {}
-        self._connect_timeout = connect_timeout_s
-        self._query_timeout = query_timeout_s
+        self._connect_timeout = config.connect_timeout_s
+        self._query_timeout = config.query_timeout_s
         # Embedded: a pool of chDB connection handles shared by every Storage on this path in
         # the process (see _HandlePool). Remote: one HTTP client (thread-safe, pooled sockets).
         self._pool = _embedded_pool(self.dsn, pool_size) if self.embedded else None

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 from google.rpc import status_pb2
 
-from tests.helpers import InProcessDaemon
-from tests.ingest.otlp_payloads import trace_request
+from otel_ai.testing.daemons import InProcessDaemon
+from otel_ai.testing.otlp_payloads import trace_request
 
 PB = {"content-type": "application/x-protobuf"}
 

@@ -15,7 +15,7 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from otel_ai.model import Payload
-from tests.ingest.otlp_payloads import trace_request
+from otel_ai.testing.otlp_payloads import trace_request
 
 GRPC_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 PB = {"content-type": "application/x-protobuf"}

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from otel_ai.demo import TimelineEvent, generate
+from otel_ai.testing.daemons import InProcessDaemon, daemon_config
 from otel_ai.timeutil import rfc3339
-from tests.helpers import InProcessDaemon, daemon_config
 
 CHROMIUM = Path(os.environ.get("OTEL_AI_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [

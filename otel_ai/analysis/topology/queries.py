@@ -237,6 +237,11 @@ EDGES_LIVE_RAW, EDGES_BY_MINUTE_RAW, EDGES_SQL_RAW = _edge_queries(_pairs(_PAREN
 # Spans per minute as the pairing join sees them, and what each rollup saw. Counted from the span
 # index itself, not from another view: views of one insert commit one after the other, so a
 # count from elsewhere could run ahead of the index and mark a minute clean that is not.
+# The first span of a window (the span index is ordered by time: this reads one granule).
+COVERED_SQL = """
+SELECT min(Timestamp) FROM {db:Identifier}.otel_ai_topology_spans
+WHERE Timestamp >= {lo:DateTime64(9)} AND Timestamp < {hi:DateTime64(9)}
+"""
 MINUTE_COUNTS_SQL = """
 SELECT toStartOfMinute(Timestamp) AS minute, count() FROM {db:Identifier}.otel_ai_topology_spans
 WHERE Timestamp >= {lo:DateTime64(9)} AND Timestamp < {hi:DateTime64(9)} GROUP BY minute
