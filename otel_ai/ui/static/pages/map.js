@@ -26,9 +26,13 @@ function anomalousServices(anomalies) {
 
 async function load(ctx) {
   const win = apiWindow(ctx.win);
+  // The shell started these two requests on page load (first paint); use them once.
+  const pre = window.__otelAiPrefetch;
+  window.__otelAiPrefetch = null;
+  const fresh = pre && pre.key === JSON.stringify(win);
   const [topo, anomalies] = await Promise.all([
-    get("/api/v1/topology", win, { signal: ctx.signal }),
-    get("/api/v1/anomalies", { ...win, status: "open" }, { signal: ctx.signal }).then((r) => r.anomalies, () => null),
+    fresh ? pre.topology : get("/api/v1/topology", win, { signal: ctx.signal }),
+    (fresh ? pre.anomalies : get("/api/v1/anomalies", { ...win, status: "open" }, { signal: ctx.signal })).then((r) => r.anomalies, () => null),
   ]);
   return { topo, anomalies };
 }
