@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from otel_ai import __version__
 from otel_ai.api import routes_anomalies, routes_core, routes_llm, routes_topology
 from otel_ai.api.context import AppContext
+from otel_ai.api.openapi import document_400s
 from otel_ai.api.security import require_token
 from otel_ai.errors import InvalidParameter, NotFound, OtelAiError, OverloadedError, StorageError
 
@@ -67,4 +68,5 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(routes_topology.router, prefix="/api/v1", dependencies=secured)
     app.include_router(routes_anomalies.router, prefix="/api/v1", dependencies=secured)
     app.include_router(routes_llm.router, prefix="/api/v1/llm", dependencies=secured)
+    document_400s(app)
     return app
