@@ -109,6 +109,18 @@ class IngestConfig(Section):
     max_attribute_bytes: int = Field(default=1024 * 1024, ge=64)
     # ... and resource + scope bytes repeated over all rows of a request, per byte of the request.
     max_resource_amplification: int = Field(default=64, ge=1)
+    # TLS on both receivers (PEM files; both or neither), like the Collector's receiver `tls`.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    # Optional bearer token the receivers require (`Authorization: Bearer <token>` header or gRPC
+    # metadata, like the Collector's bearertokenauth): 401 / UNAUTHENTICATED without it.
+    token: str | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> IngestConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self
 
 
 class PipelineConfig(Section):
@@ -173,6 +185,19 @@ class ApiConfig(Section):
     token: str | None = None
     cors_origins: list[str] = Field(default_factory=list)
     max_window_days: int = Field(default=31, gt=0)
+    # With a token: also require it on /metrics (Prometheus then sends it) and on /docs,
+    # /redoc, /openapi.json. Off: those stay open like /healthz and /readyz.
+    protect_metrics: bool = False
+    protect_docs: bool = False
+    # HTTPS for the API (PEM files; both or neither).
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self
 
 
 class SchedulerConfig(Section):

@@ -11,7 +11,7 @@ from otel_ai import __version__
 from otel_ai.api import routes_anomalies, routes_core, routes_llm, routes_topology
 from otel_ai.api.context import AppContext
 from otel_ai.api.openapi import document_400s
-from otel_ai.api.security import require_token
+from otel_ai.api.security import GuardPaths, guarded_paths, require_token
 from otel_ai.errors import InvalidParameter, NotFound, OtelAiError, OverloadedError, StorageError
 
 
@@ -69,4 +69,6 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(routes_anomalies.router, prefix="/api/v1", dependencies=secured)
     app.include_router(routes_llm.router, prefix="/api/v1/llm", dependencies=secured)
     document_400s(app)
+    if paths := guarded_paths(ctx.config.api):
+        app.add_middleware(GuardPaths, token=ctx.config.api.token or "", paths=paths)
     return app

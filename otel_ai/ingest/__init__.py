@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from otel_ai.ingest.export import Exporter
 from otel_ai.ingest.grpc import OtlpGrpcServer
 from otel_ai.ingest.http import OtlpHttpApp
-from otel_ai.serving import EmbeddedServer, start_server, stop_server
+from otel_ai.serving import EmbeddedServer, start_server, stop_server, tls_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ class Receivers:
         if hasattr(pipeline, "retry_after"):
             pipeline.retry_after = float(ingest_cfg.retry_after_s)
         self.exporter = Exporter(pipeline, ingest_cfg, registry=registry, retention_days=retention_days)
-        self.grpc = OtlpGrpcServer(server_cfg.otlp_grpc, self.exporter, ingest_cfg.max_body_bytes)
+        tls = (ingest_cfg.tls_cert_file, ingest_cfg.tls_key_file) if ingest_cfg.tls_cert_file else None
+        self.grpc = OtlpGrpcServer(server_cfg.otlp_grpc, self.exporter, ingest_cfg.max_body_bytes, tls)
         self._http: EmbeddedServer | None = None
         self._http_task: asyncio.Task[None] | None = None
         self.ready = False
@@ -64,6 +65,7 @@ class Receivers:
                 server_header=False,
                 date_header=False,
                 timeout_keep_alive=30,
+                **tls_kwargs(self.ingest_cfg),
             )
         except BaseException:
             await self.grpc.shutdown(0)
