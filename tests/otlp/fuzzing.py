@@ -99,9 +99,12 @@ def verdict(encoding: str, body: bytes) -> Verdict:
 
 def check(encoding: str, body: bytes) -> str | None:
     """None when the paths agree and an accepted body flattens; else what went wrong."""
-    fast = verdict(encoding, body)
-    with exact_paths():
-        exact = verdict(encoding, body)
+    try:
+        fast = verdict(encoding, body)
+        with exact_paths():
+            exact = verdict(encoding, body)
+    except Exception as exc:  # validation must answer DecodeError or a payload, never crash (a 500)
+        return f"validation raised {exc!r}"
     if fast != exact:
         return f"fast {fast!r:.300} != exact {exact!r:.300}"
     if fast.refused or not fast.items:
