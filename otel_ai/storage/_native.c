@@ -1514,6 +1514,7 @@ static int js_anyvalue(jctx_t *c, js_t *j, int depth) {
         if (keys++) return E_UNSUPPORTED;
         c->key.n = 0;
         if ((rc = js_string(j, &c->key))) return rc;
+        if (c->key.n && memchr(c->key.p, 0, c->key.n)) return E_UNSUPPORTED; /* "a\u0000": exact path */
         if (!js_eat(j, ':')) return E_MALFORMED;
         const char *k = c->key.p;
         size_t kn = c->key.n;
@@ -1556,6 +1557,7 @@ static int js_anyvalue(jctx_t *c, js_t *j, int depth) {
                     if (inner_keys) return E_UNSUPPORTED; /* {"values": [...]} alone */
                     c->key.n = 0;
                     if ((rc = js_string(j, &c->key))) return rc;
+                    if (c->key.n && memchr(c->key.p, 0, c->key.n)) return E_UNSUPPORTED;
                     if (!js_eat(j, ':')) return E_MALFORMED;
                     if (c->key.n == 6 && memcmp(c->key.p, "values", 6) == 0) {
                         if (seen++) return E_UNSUPPORTED;
@@ -1660,6 +1662,7 @@ static int js_message(jctx_t *c, js_t *j, const mdesc_t *m, int depth) {
     for (;;) {
         c->key.n = 0;
         if ((rc = js_string(j, &c->key))) return rc;
+        if (c->key.n && memchr(c->key.p, 0, c->key.n)) return E_UNSUPPORTED; /* "a\u0000": exact path */
         if (!js_eat(j, ':')) return E_MALFORMED;
         const fdesc_t *f = NULL;
         int idx = 0;
