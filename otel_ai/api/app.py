@@ -23,7 +23,8 @@ from otel_ai.api import (
 from otel_ai.api.context import AppContext
 from otel_ai.api.docs import mount_docs
 from otel_ai.api.errors import error_response, http_error_response
-from otel_ai.api.security import require_token
+from otel_ai.api.openapi import document_400s
+from otel_ai.api.security import GuardPaths, guarded_paths, require_token
 from otel_ai.errors import InvalidParameter, OtelAiError
 from otel_ai.ui import router as ui_router
 
@@ -77,4 +78,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(routes_traces.router, prefix="/api/v1", dependencies=secured)
     app.include_router(routes_service_overview.router, prefix="/api/v1", dependencies=secured)
     app.include_router(ui_router)  # the web UI at / (public page; its API calls carry the token)
+    document_400s(app)
+    if paths := guarded_paths(ctx.config.api):
+        app.add_middleware(GuardPaths, token=ctx.config.api.token or "", paths=paths)
     return app

@@ -85,7 +85,7 @@ def doc_to_request(signal: str, doc: dict[str, Any]) -> Any:
     msg = REQUEST_TYPES[signal]()
     try:
         ParseDict(doc, msg, ignore_unknown_fields=True)
-    except (ParseError, ValueError, TypeError) as exc:
+    except (ParseError, ValueError, TypeError, OverflowError) as exc:  # 1e999 → inf → int(): overflow
         if "recursion depth" in str(exc):
             raise RefusedContent(f"invalid OTLP/JSON: nested too deep ({exc})", reason="too_deep") from exc
         raise DecodeError(f"invalid OTLP/JSON {type(msg).__name__}: {exc}") from exc

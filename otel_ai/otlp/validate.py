@@ -263,6 +263,15 @@ def parse_json_strict(body: bytes) -> dict[str, Any]:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    for key, value in pairs:  # a lone surrogate (\ud800) is no text: protobuf cannot hold it
+        if "\x00" in key:  # protobuf's JSON parser would read "name\u0000" as "name"
+            raise DecodeError(f"invalid OTLP/JSON: a NUL character in the key {key!r:.60}")
+        for text in (key, value) if type(value) is str else (key,):
+            if not text.isascii():
+                try:
+                    text.encode()
+                except UnicodeEncodeError:
+                    raise DecodeError(f"invalid JSON: a lone surrogate in {key!r:.60}") from None
     out = dict(pairs)
     if len(out) != len(pairs):
         seen: set[str] = set()

@@ -163,6 +163,12 @@ class EngineDecoder:
             except EngineFallback:
                 self.fallbacks += 1
                 self.fallback(group)
+            except DecodeError:
+                # The engine refused content validation accepted (upb parsed it): the python
+                # decoder stores whatever upb parses, so an acknowledged request is not lost.
+                # (At-least-once: a statement that ran before the refusal is written again.)
+                self.fallbacks += 1
+                self.fallback(group)
 
     def insert(self, payloads: Sequence[Payload]) -> None:
         """Files of the batch (one encoding), one ``INSERT … SELECT`` per target table.
