@@ -10,6 +10,7 @@ Replay: :meth:`AnomalyService.detect` scores every window of a past range.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
@@ -20,9 +21,11 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from otel_ai.analysis.anomaly.config import AnomalyConfig
+from otel_ai.analysis.anomaly.counts import CountRows, fetch_counts, query_counts
 from otel_ai.analysis.anomaly.detector import AutoencoderDetector
 from otel_ai.analysis.anomaly.engine import Scored, Track, Tracker, anomaly_id, describe, score_frame
 from otel_ai.analysis.anomaly.features import Feature, FeatureFrame, WindowRows, extract, pivot, pool_groups
+from otel_ai.analysis.anomaly.stats import CountTests
 from otel_ai.analysis.anomaly.store import AnomalyStore, StoredModel
 from otel_ai.errors import DetectorError, InvalidParameter
 from otel_ai.storage import Storage
@@ -34,10 +37,33 @@ EXCLUDE_MARGIN_S = 1800
 
 
 class Model:
-    """A fitted detector with its feature schema (what a stored model row holds)."""
+    """A fitted detector with its feature schema and count tests (what a stored model row holds)."""
 
-    def __init__(self, det: AutoencoderDetector, features: list[Feature], model_id: str, train_end: datetime):
+    def __init__(self, det: AutoencoderDetector, features: list[Feature], model_id: str, train_end: datetime,
+                 stats: CountTests | None = None) -> None:  # fmt: skip
         self.det, self.features, self.model_id, self.train_end = det, features, model_id, train_end
+        self.stats = stats
+
+    def to_bytes(self) -> bytes:
+        """One ``.npz`` (no pickle): the autoencoder's own blob and the count tests as JSON."""
+        buf = io.BytesIO()
+        parts = {"ae": np.frombuffer(self.det.to_bytes(), dtype=np.uint8)}
+        if self.stats is not None:
+            parts["stats"] = np.frombuffer(self.stats.to_json().encode(), dtype=np.uint8)
+        np.savez(buf, **parts)  # type: ignore[arg-type]
+        return buf.getvalue()
+
+    @staticmethod
+    def parts(blob: bytes) -> tuple[AutoencoderDetector, CountTests | None]:
+        try:
+            data = np.load(io.BytesIO(blob), allow_pickle=False)
+            ae = bytes(data["ae"])
+            st = CountTests.from_json(bytes(data["stats"]).decode()) if "stats" in data.files else None
+        except DetectorError:
+            raise
+        except Exception as exc:
+            raise DetectorError(f"stored model is unreadable: {exc}") from None
+        return AutoencoderDetector.from_bytes(ae), st
 
 
 class AnomalyService:
@@ -48,6 +74,7 @@ class AnomalyService:
         self.model: Model | None = None
         self.tracker = Tracker(config)
         self._windows = WindowRows(config.refresh_windows)  # the scoring cycles' feature rows
+        self._counts = WindowRows(config.refresh_windows, query_counts, CountRows.from_tuples)
         self._last_window: int | None = None
         self._lock = threading.Lock()
         reg = registry if registry is not None else CollectorRegistry()
@@ -67,9 +94,9 @@ class AnomalyService:
         stored = self.store.latest_model(self.cfg.window_s)
         if stored is not None:
             try:
-                det = AutoencoderDetector.from_bytes(stored.blob)
+                det, stats = Model.parts(stored.blob)
                 feats = [Feature.parse(n) for n in stored.features]
-                self.model = Model(det, feats, stored.model_id, stored.train_end)
+                self.model = Model(det, feats, stored.model_id, stored.train_end, stats)
                 self.m_trained.set(stored.created_at.timestamp())
                 log.info("anomaly: loaded model %s (%d features)", stored.model_id, len(feats))
             except DetectorError as exc:
@@ -127,7 +154,34 @@ class AnomalyService:
         det = self._detector(train)
         det.fit(np.hstack([train.X, train.context]))
         mid = f"ae-{end.astimezone(UTC):%Y%m%dT%H%M%S}-{len(frame.features)}f"
-        return Model(det, frame.features, mid, end)
+        stats = None
+        if self.cfg.count_tests:
+            stats = self._count_tests()
+            stats.fit(fetch_counts(self.storage, start, end, self.cfg.window_s), frame.windows, keep)
+        return Model(det, frame.features, mid, end, stats)
+
+    def _count_tests(self) -> CountTests:
+        c = self.cfg
+        return CountTests(window_s=c.window_s, resolutions_s=tuple(c.resolutions_s), min_count=c.count_min,
+                          false_alarm_rate=c.count_false_alarm_rate, min_ratio=c.min_ratio, min_drop=c.min_drop,
+                          slots=max(1, c.seasonal_slots))  # fmt: skip
+
+    def _score(self, model: Model, frame: FeatureFrame, counts: CountRows | None) -> Scored:
+        """Autoencoder scores, widened by the count tests when the model has them."""
+        st = peers = None
+        if model.stats is not None and counts is not None:
+            h, w = model.stats.history_windows, frame.window_s
+            lead = frame.windows[0] - w * np.arange(h, 0, -1) if len(frame.windows) else np.zeros(0, np.int64)
+            st = model.stats.score(counts, np.concatenate([lead, frame.windows]).astype(np.int64), first=h)
+            peers = model.stats.peer_edges()
+        return score_frame(model.det, frame, model.model_id, stats=st, peer_edges=peers,
+                           min_latency_change=self.cfg.min_latency_change)  # fmt: skip
+
+    def _range_counts(self, model: Model, start: datetime, end: datetime) -> CountRows | None:
+        if model.stats is None:
+            return None
+        lead = timedelta(seconds=model.stats.history_windows * self.cfg.window_s)
+        return fetch_counts(self.storage, start - lead, end, self.cfg.window_s)
 
     def retrain(self, now: datetime | None = None) -> bool:
         """Train on the trailing ``train_days`` if enough history exists; persist and go live."""
@@ -144,7 +198,7 @@ class AnomalyService:
         model = self.train(max(start, first.replace(tzinfo=UTC)), now, exclude=exclude)
         self.store.save_model(
             StoredModel(model.model_id, now, self.cfg.window_s, start, now, [f.name for f in model.features],
-                        model.det.to_bytes()),
+                        model.to_bytes()),
             model.det.threshold_,
         )  # fmt: skip
         with self._lock:
@@ -196,7 +250,10 @@ class AnomalyService:
         frame = pivot(rows, model.features, datetime.fromtimestamp(start_ts, UTC),
                       datetime.fromtimestamp(end_ts, UTC), w, min_count=self.cfg.min_count,
                       min_errors=self.cfg.min_errors)  # fmt: skip
-        scored = score_frame(model.det, frame, model.model_id)
+        counts = None
+        if model.stats is not None:
+            counts = self._counts.fetch(self.storage, start_ts - model.stats.history_windows * w, end_ts, w)
+        scored = self._score(model, frame, counts)
         out: list[dict[str, Any]] = []
         with self._lock:
             for i, win in enumerate(frame.windows):
@@ -255,7 +312,7 @@ class AnomalyService:
         else:
             raise InvalidParameter("train_since", "no live model yet: give train_since and train_until")
         frame = self._frame(model, since, until)
-        scored = score_frame(model.det, frame, model.model_id)
+        scored = self._score(model, frame, self._range_counts(model, since, until))
         tracker = Tracker(self.cfg)
         out: dict[str, dict[str, Any]] = {}
         for i in range(len(frame.windows)):

@@ -20,7 +20,7 @@ from otel_ai.storage.schema import Migration, TableSpec
 from otel_ai.timeutil import parse_instant, rfc3339
 
 COMPONENT = "anomaly"
-SCHEMA_VERSION = 2  # bump when the feature definitions change: older models are then ignored
+SCHEMA_VERSION = 3  # bump when the feature definitions change: older models are then ignored
 
 ANOMALIES = TableSpec(
     name="otel_ai_anomalies",
