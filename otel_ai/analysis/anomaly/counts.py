@@ -6,7 +6,8 @@ minutes by summing. Per window the query returns:
 - ``svc``: per service, entry spans, errors, and a log-histogram of their durations (4 buckets
   per octave from 1 µs), from which "spans slower than the usual p95" is counted later;
 - ``call``: per caller and callee (``peer.service``, else ``server.address``), client calls,
-  failed calls, *logical* calls (one per parent span and callee operation) and re-sends: attempts
+  *logical* calls (one per parent span and callee operation), failed logical calls (every
+  attempt failed: a retry that finally succeeded is no failure) and re-sends: attempts
   with ``http.request.resend_count`` > 0, or repeated sibling calls to the same callee operation
   when one of them failed; ``alias`` is the service whose server spans answered (so an
   uninstrumented peer is told apart from a service known under another name);
@@ -49,7 +50,7 @@ SELECT 'svc' AS kind, win, ServiceName AS svc, '' AS dst, '' AS alias, count() A
        toUInt64(0) AS a, toUInt64(0) AS b, sumMap([{_bucket("Duration")}], [toUInt64(1)]) AS hist
 FROM spans WHERE entry GROUP BY win, svc
 UNION ALL
-SELECT 'call', min(win), svc, dst, any(alias), sum(k), sum(e), sum(r), count(), ([toUInt16(0)], [toUInt64(0)])
+SELECT 'call', min(win), svc, dst, any(alias), sum(k), countIf(e = k), sum(r), count(), ([toUInt16(0)], [toUInt64(0)])
 FROM (
     SELECT min(c.win) AS win, c.ServiceName AS svc, if(c.peer_svc != '', c.peer_svc, c.addr) AS dst,
            anyIf(k.ServiceName, k.ServiceName != c.ServiceName) AS alias, count() AS k, countIf(c.err) AS e,

@@ -29,7 +29,7 @@ from otel_ai.analysis.anomaly.stats import CountTests
 from otel_ai.analysis.anomaly.store import AnomalyStore, StoredModel
 from otel_ai.errors import DetectorError, InvalidParameter
 from otel_ai.storage import Storage
-from otel_ai.timeutil import parse_instant
+from otel_ai.timeutil import parse_instant, rfc3339
 
 log = logging.getLogger(__name__)
 LOOKBACK_WINDOWS = 30
@@ -40,9 +40,12 @@ class Model:
     """A fitted detector with its feature schema and count tests (what a stored model row holds)."""
 
     def __init__(self, det: AutoencoderDetector, features: list[Feature], model_id: str, train_end: datetime,
-                 stats: CountTests | None = None) -> None:  # fmt: skip
+                 stats: CountTests | None = None, train_start: datetime | None = None,
+                 trained_at: datetime | None = None) -> None:  # fmt: skip
         self.det, self.features, self.model_id, self.train_end = det, features, model_id, train_end
         self.stats = stats
+        self.train_start = train_start
+        self.trained_at = trained_at or datetime.now(UTC)
 
     def to_bytes(self) -> bytes:
         """One ``.npz`` (no pickle): the autoencoder's own blob and the count tests as JSON."""
@@ -77,6 +80,9 @@ class AnomalyService:
         self._counts = WindowRows(config.refresh_windows, query_counts, CountRows.from_tuples)
         self._last_window: int | None = None
         self._lock = threading.Lock()
+        self._started_at = datetime.now(UTC)
+        self._last_retrain_at: datetime | None = None
+        self._training_since: datetime | None = None
         reg = registry if registry is not None else CollectorRegistry()
         self.m_cycles = Counter(
             "otel_ai_anomaly_cycles", "Detection cycles by outcome", ["outcome"], registry=reg
@@ -96,7 +102,8 @@ class AnomalyService:
             try:
                 det, stats = Model.parts(stored.blob)
                 feats = [Feature.parse(n) for n in stored.features]
-                self.model = Model(det, feats, stored.model_id, stored.train_end, stats)
+                self.model = Model(det, feats, stored.model_id, stored.train_end, stats, stored.train_start,
+                                   stored.created_at)  # fmt: skip
                 self.m_trained.set(stored.created_at.timestamp())
                 log.info("anomaly: loaded model %s (%d features)", stored.model_id, len(feats))
             except DetectorError as exc:
@@ -158,7 +165,7 @@ class AnomalyService:
         if self.cfg.count_tests:
             stats = self._count_tests()
             stats.fit(fetch_counts(self.storage, start, end, self.cfg.window_s), frame.windows, keep)
-        return Model(det, frame.features, mid, end, stats)
+        return Model(det, frame.features, mid, end, stats, start)
 
     def _count_tests(self) -> CountTests:
         c = self.cfg
@@ -183,19 +190,39 @@ class AnomalyService:
         lead = timedelta(seconds=model.stats.history_windows * self.cfg.window_s)
         return fetch_counts(self.storage, start - lead, end, self.cfg.window_s)
 
-    def retrain(self, now: datetime | None = None) -> bool:
-        """Train on the trailing ``train_days`` if enough history exists; persist and go live."""
-        now = now or datetime.now(UTC)
+    def _history(self, now: datetime) -> tuple[datetime | None, float]:
+        """First span inside the training horizon and the seconds of history since it."""
         start = now - timedelta(days=self.cfg.train_days)
         rows = self.storage.query(
             "SELECT min(Timestamp), count() FROM {db:Identifier}.otel_traces WHERE Timestamp >= {s:DateTime64(9)}",
-            {"db": self.storage.database, "s": start.replace(tzinfo=None)},
+            {"db": self.storage.database, "s": start.astimezone(UTC).replace(tzinfo=None)},
         )
         first, count = rows[0] if rows else (None, 0)
-        if not count or (now - first.replace(tzinfo=UTC)).total_seconds() < self.cfg.min_history_s:
+        if not count or first is None:
+            return None, 0.0
+        first = max(first.replace(tzinfo=UTC), start)
+        return first, max(0.0, (now - first).total_seconds())
+
+    def retrain(self, now: datetime | None = None, *, force: bool = False) -> bool:
+        """Train on the trailing ``train_days`` if enough history exists; persist and go live.
+
+        ``force`` (``POST /api/v1/anomalies/retrain``): train now on whatever history there is,
+        down to ``FORCE_MIN_HISTORY_S`` (the model state then says how little it has seen)."""
+        now = now or datetime.now(UTC)
+        self._last_retrain_at = now
+        start = now - timedelta(days=self.cfg.train_days)
+        first, have = self._history(now)
+        need = FORCE_MIN_HISTORY_S if force else self.cfg.min_history_s
+        if first is None or have < need:
+            if force:
+                raise DetectorError(f"not enough history to train: {_dur(have)} of at least {_dur(need)}")
             return False
         exclude, adopted = self._exclusions(now)
-        model = self.train(max(start, first.replace(tzinfo=UTC)), now, exclude=exclude)
+        self._training_since = now
+        try:
+            model = self.train(max(start, first), now, exclude=exclude)
+        finally:
+            self._training_since = None
         self.store.save_model(
             StoredModel(model.model_id, now, self.cfg.window_s, start, now, [f.name for f in model.features],
                         model.to_bytes()),
@@ -316,20 +343,20 @@ class AnomalyService:
         tracker = Tracker(self.cfg)
         out: dict[str, dict[str, Any]] = {}
         for i in range(len(frame.windows)):
-            for a in self._handle(tracker.step(scored, i), scored, "detect"):
+            for a in self._handle(tracker.step(scored, i), scored, "replay"):
                 out[a["id"]] = a
         for t in tracker.tracks:  # still open at the end of the range: final description
             if t.opened and t.anomaly_id:
                 a = describe(t, scored, closed=False, open_after=self.cfg.open_after)
                 a["evidence"]["trace_ids"] = self._trace_ids(a)
-                self.store.save_anomaly(a, "detect")
+                self.store.save_anomaly(a, "replay")
                 out[a["id"]] = a
         return sorted(out.values(), key=lambda a: (a["opened_at"], a["id"]))
 
     # -- reads ----------------------------------------------------------------------------------
     def list(self, since: datetime, until: datetime, *, service: str | None = None,
-             status: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
-        return self.store.find(since, until, service=service, status=status)
+             status: str | None = None, source: str = "live") -> list[dict[str, Any]]:  # fmt: skip
+        return self.store.find(since, until, service=service, status=status, source=source)
 
     def get(self, anomaly_id: str) -> dict[str, Any] | None:
         return self.store.get(anomaly_id)
@@ -338,6 +365,61 @@ class AnomalyService:
         m = self.model
         return {"model_id": m.model_id if m else None, "features": len(m.features) if m else 0,
                 "threshold": m.det.threshold_ if m else None, "checked_at": time.time()}  # fmt: skip
+
+    def model_state(self, now: datetime | None = None) -> dict[str, Any]:
+        """What the detector is doing, for ``GET /api/v1/anomalies`` (``"model"``) and the CLI."""
+        now = now or datetime.now(UTC)
+        nxt = (self._last_retrain_at or self._started_at) + timedelta(seconds=self.cfg.retrain_interval_s)
+        sooner = ("POST /api/v1/anomalies/retrain (otel-ai anomalies retrain) trains now on the history there is "
+                  f"(at least {_dur(FORCE_MIN_HISTORY_S)}); or lower anomaly.min_history_s")  # fmt: skip
+        m = self.model
+        out: dict[str, Any] = {"state": "no_model", "next_retrain_at": rfc3339(nxt)}
+        if self._training_since is not None:
+            out |= {"state": "training", "training_since": rfc3339(self._training_since)}
+        if m is None:
+            _first, have = self._history(now)
+            need = self.cfg.min_history_s
+            out |= {"history_s": round(have), "needed_s": need, "how_to_get_there_sooner": sooner,
+                    "text": f"no model yet: {_dur(have)} of {_dur(need)} history (no alerts until then)"}  # fmt: skip
+            if out["state"] == "training":
+                out["text"] = f"training the first model since {out['training_since']}"
+            return out
+        span = (m.train_end - m.train_start).total_seconds() if m.train_start else None
+        conf, note = _confidence(span)
+        out |= {"state": out["state"] if out["state"] == "training" else "trained", "model_id": m.model_id,
+                "trained_at": rfc3339(m.trained_at),
+                "train_range": {"start": rfc3339(m.train_start) if m.train_start else None,
+                                "end": rfc3339(m.train_end)},
+                "features": len(m.features), "count_tests": len(m.stats.tests) if m.stats else 0,
+                "confidence": conf,
+                "text": f"trained at {rfc3339(m.trained_at)} on {_dur(span or 0)} of history; {note}"}  # fmt: skip
+        if conf != "high":
+            out["how_to_get_there_sooner"] = "confidence grows with history; retraining runs every " + _dur(
+                self.cfg.retrain_interval_s
+            )
+        return out
+
+
+FORCE_MIN_HISTORY_S = 1800
+
+
+def _dur(seconds: float) -> str:
+    s = int(seconds)
+    if s >= 86400:
+        return f"{s / 86400:.1f} d"
+    if s >= 3600:
+        return f"{s / 3600:.1f} h"
+    return f"{s // 60} min"
+
+
+def _confidence(span_s: float | None) -> tuple[str, str]:
+    """Honest wording of how much a model trained on ``span_s`` of history can be trusted."""
+    if span_s is None or span_s < 86400:
+        return "low", ("less than a day of history: no time-of-day profile, so daily swings may alert; "
+                       "expect more false alarms until a full day has been seen")  # fmt: skip
+    if span_s < 7 * 86400:
+        return "medium", "under a week of history: weekly patterns (weekends) are not known yet"
+    return "high", "a week or more of history"
 
 
 def build_anomaly_service(storage: Storage, config: AnomalyConfig, registry: CollectorRegistry | None,

@@ -187,7 +187,7 @@ class CountTests:
         for (c, d), e in sorted(call.items()):
             if e["n"][keep].sum() < 10:
                 continue
-            res = self._resolutions(float(np.median(e["n"][keep])))
+            res = self._resolutions(float(np.median(e["b"][keep])))
             tests.append(TestSpec(Feature("edge", c, "cfail", target=d), res))
             tests.append(TestSpec(Feature("edge", c, "retries", target=d), res))
         for (c, topic), e in sorted(lag.items()):
@@ -263,7 +263,7 @@ class CountTests:
         if e is None:
             return zero, zero
         if f.metric == "cfail":
-            return e["errs"], e["n"]
+            return e["errs"], e["b"]  # failed logical calls of all logical calls
         return e["a"], e["b"]
 
     def _sums(self, t: TestSpec, k_obs: np.ndarray, n_obs: np.ndarray, windows: np.ndarray,
