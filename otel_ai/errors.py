@@ -67,8 +67,9 @@ class NotFound(OtelAiError):
     """A requested entity does not exist (HTTP 404)."""
 
 
-class DetectorError(OtelAiError):
-    """Anomaly detector misuse or failure (e.g. scoring before ``fit``)."""
+class DetectorError(OtelAiError, ValueError):
+    """Anomaly detector misuse or failure (e.g. scoring before ``fit``); a ``ValueError`` too, as
+    scikit-learn's estimator contract expects of bad input."""
 
 
 class LLMError(OtelAiError):

@@ -47,10 +47,16 @@ WITH spans AS (
     FROM {{db:Identifier}}.otel_traces WHERE {_RANGE}
 )
 SELECT 'svc' AS kind, win, ServiceName AS svc, '' AS dst, '' AS alias, count() AS n, countIf(err) AS errs,
-       toUInt64(0) AS a, toUInt64(0) AS b, sumMap([{_bucket("Duration")}], [toUInt64(1)]) AS hist
-FROM spans WHERE entry GROUP BY win, svc
+       toUInt64(0) AS a, toUInt64(0) AS b, sumMap([{_bucket("Duration")}], [toUInt64(1)]) AS hist,
+       sumMap([{_bucket("greatest(toInt64(Duration) - toInt64(kids.child_ns), 0)")}], [toUInt64(1)]) AS hist2
+FROM spans LEFT JOIN (
+    SELECT TraceId, ParentSpanId AS pid, sum(Duration) AS child_ns FROM spans WHERE ParentSpanId != ''
+    GROUP BY TraceId, pid
+) AS kids ON spans.TraceId = kids.TraceId AND spans.SpanId = kids.pid
+WHERE entry GROUP BY win, svc
 UNION ALL
-SELECT 'call', min(win), svc, dst, any(alias), sum(k), countIf(e = k), sum(r), count(), ([toUInt16(0)], [toUInt64(0)])
+SELECT 'call', min(win), svc, dst, any(alias), sum(k), countIf(e = k), sum(r), count(), ([toUInt16(0)], [toUInt64(0)]),
+       ([toUInt16(0)], [toUInt64(0)])
 FROM (
     SELECT min(c.win) AS win, c.ServiceName AS svc, if(c.peer_svc != '', c.peer_svc, c.addr) AS dst,
            anyIf(k.ServiceName, k.ServiceName != c.ServiceName) AS alias, count() AS k, countIf(c.err) AS e,
@@ -64,7 +70,8 @@ WHERE dst != ''
 GROUP BY win, svc, dst
 UNION ALL
 SELECT 'lag', c.win, c.ServiceName, p.topic, '', count(), toUInt64(0), toUInt64(0), toUInt64(0),
-       sumMap([{_bucket("greatest(toInt64(c.ts_ns) - toInt64(p.end_ns), 0)")}], [toUInt64(1)])
+       sumMap([{_bucket("greatest(toInt64(c.ts_ns) - toInt64(p.end_ns), 0)")}], [toUInt64(1)]),
+       ([toUInt16(0)], [toUInt64(0)])
 FROM (
     SELECT win, ServiceName, TraceId, ParentSpanId AS pid, toUnixTimestamp64Nano(Timestamp) AS ts_ns
     FROM spans WHERE SpanKind IN ('Consumer', 'SPAN_KIND_CONSUMER')
@@ -99,16 +106,18 @@ class CountRows:
     a: np.ndarray
     b: np.ndarray
     hist: list[tuple[np.ndarray, np.ndarray]]
+    hist2: list[tuple[np.ndarray, np.ndarray]]  # svc: self-time (duration minus direct children)
 
     @staticmethod
     def from_tuples(rows: list[tuple]) -> CountRows:
-        cols = list(zip(*rows, strict=True)) if rows else [()] * 10
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 11
         return CountRows(
             kind=np.array(cols[0], dtype=object), win=np.array(cols[1], dtype=np.int64),
             svc=np.array(cols[2], dtype=object), dst=np.array(cols[3], dtype=object),
             alias=np.array(cols[4], dtype=object), n=np.array(cols[5], dtype=float),
             errs=np.array(cols[6], dtype=float), a=np.array(cols[7], dtype=float), b=np.array(cols[8], dtype=float),
             hist=[(np.asarray(h[0], dtype=np.int64), np.asarray(h[1], dtype=float)) for h in cols[9]],
+            hist2=[(np.asarray(h[0], dtype=np.int64), np.asarray(h[1], dtype=float)) for h in cols[10]],
         )  # fmt: skip
 
 

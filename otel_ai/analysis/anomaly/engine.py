@@ -398,7 +398,7 @@ def _run(mask: np.ndarray) -> int:
     return best
 
 
-COUNT_METRICS = frozenset({"slow", "errors", "volume", "cfail", "retries", "lag"})
+COUNT_METRICS = frozenset({"slow", "self_slow", "errors", "volume", "cfail", "retries", "lag"})
 
 
 def _signed(scored: Scored, i: int, j: int) -> float:
@@ -447,7 +447,7 @@ def _kind(metrics: list[tuple[str, float]]) -> str:
         return "own_errors"
     if "cfail" in names:
         return "failing_or_unreachable_dependency"
-    if "self" in names:
+    if names & {"self", "self_slow"}:
         return "slow_itself"
     if "cpr" in names:
         return "retry_storm_or_fanout"

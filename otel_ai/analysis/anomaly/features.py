@@ -102,6 +102,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "cpr": ("calls per request", "calls", "log1p"),
     # count tests (``stats.py``): shares and rates in natural units, judged by exact-tail tests
     "slow": ("share slower than its usual p95", "ratio", "raw"),
+    "self_slow": ("share with self-time above its usual p95", "ratio", "raw"),
     "errors": ("error share (count test)", "ratio", "raw"),
     "volume": ("requests vs time-of-day profile", "req/min", "raw"),
     "cfail": ("failed client calls", "ratio", "raw"),

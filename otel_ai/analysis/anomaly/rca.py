@@ -18,9 +18,11 @@ from collections.abc import Iterable
 import numpy as np
 
 LATENCY = frozenset({"p50", "p95", "p99", "slow"})
-OWN = frozenset({"err", "self", "errors", "cfail", "lag"})  # evidence that a service itself misbehaves
+OWN = frozenset(
+    {"err", "self", "self_slow", "errors", "cfail", "lag"}
+)  # evidence that a service itself misbehaves
 TRAFFIC = frozenset({"rate", "volume"})
-SERVER_SIDE = frozenset({"err", "errors", "self", "slow"})
+SERVER_SIDE = frozenset({"err", "errors", "self", "self_slow", "slow"})
 
 
 def descendants(graph: dict[str, set[str]], node: str) -> set[str]:
@@ -112,11 +114,7 @@ def rank_root_causes(
 
     def symptom_only(s: str) -> bool:
         ms = metrics.get(s, set())
-        return (
-            bool(ms)
-            and ms <= LATENCY | TRAFFIC | {"cpr", "spans_per_trace", "childless"}
-            and "self" not in ms
-        )
+        return bool(ms) and ms <= LATENCY | TRAFFIC | {"cpr", "spans_per_trace", "childless"} and not ms & OWN
 
     own = {s for s, ms in metrics.items() if ms & OWN}
     unreachable: list[str] = []
@@ -124,7 +122,7 @@ def rank_root_causes(
         if caller in anomalous and not (graph.get(caller, set()) & own):
             unreachable += [t for t, _ in drops if t not in unreachable]  # caller's order: most likely first
     # Server-side evidence of the callee (a failing call alone may be the caller's timeout).
-    served = {s for s, ms in metrics.items() if ms & SERVER_SIDE}
+    served = {s for s, ms in top_metrics.items() if any(m in SERVER_SIDE and v > 0 for m, v in ms)}
     retry_first = [c for c, callees in sorted((retrying or {}).items())
                    if c in anomalous and c not in unreachable and not set(callees) & served]  # fmt: skip
     unreachable += retry_first

@@ -6,6 +6,7 @@ errors, so a service with 4 requests/min was never scored. These tests work on a
 
 - ``slow``: spans slower than the entity's usual p95 (a rank test on the spans actually seen:
   under normal traffic ~5% of spans are above it, whatever the distribution), one-sided binomial;
+  ``self_slow`` the same on self-time (duration minus direct children): "slow itself";
 - ``errors``: failed entry spans, one-sided binomial against the entity's error share;
 - ``cfail``: failed client calls from a caller to a callee or an uninstrumented peer (no server
   span needed: connection refused counts), one-sided binomial; the callee owns it;
@@ -48,7 +49,7 @@ from scipy import special, stats
 from otel_ai.analysis.anomaly.counts import BUCKETS_PER_OCTAVE, N_BUCKETS, CountRows, bucket_upper_ms
 from otel_ai.analysis.anomaly.features import Feature
 
-BINOMIAL = ("slow", "errors", "cfail", "lag")
+BINOMIAL = ("slow", "self_slow", "errors", "cfail", "lag")
 SLOW_SHARE = 0.05  # the "usual p95": share of training spans above the threshold bucket
 CALIBRATION_MARGIN = 1.2
 
@@ -83,7 +84,8 @@ def _series(rows: CountRows, windows: np.ndarray, kind: str) -> dict[tuple[str, 
         e = out.get(key)
         if e is None:
             e = out[key] = {"n": np.zeros(nw), "errs": np.zeros(nw), "a": np.zeros(nw), "b": np.zeros(nw),
-                            "hist": np.zeros(N_BUCKETS), "rows": [], "alias": {}}  # fmt: skip
+                            "hist": np.zeros(N_BUCKETS), "rows": [], "hist2": np.zeros(N_BUCKETS), "rows2": [],
+                            "alias": {}}  # fmt: skip
         w = wi[i]
         e["n"][w] += rows.n[i]
         e["errs"][w] += rows.errs[i]
@@ -93,15 +95,19 @@ def _series(rows: CountRows, windows: np.ndarray, kind: str) -> dict[tuple[str, 
         if len(keys):
             np.add.at(e["hist"], np.clip(keys, 0, N_BUCKETS - 1), cnt)
             e["rows"].append((w, keys, cnt))
+        keys, cnt = rows.hist2[i]
+        if kind == "svc" and len(keys):
+            np.add.at(e["hist2"], np.clip(keys, 0, N_BUCKETS - 1), cnt)
+            e["rows2"].append((w, keys, cnt))
         if rows.alias[i]:
             e["alias"][str(rows.alias[i])] = e["alias"].get(str(rows.alias[i]), 0) + rows.n[i]
     return out
 
 
-def _above(entry: dict[str, Any], bucket: int, nw: int) -> np.ndarray:
+def _above(entry: dict[str, Any], bucket: int, nw: int, which: str = "rows") -> np.ndarray:
     """Per window, spans in buckets above ``bucket``."""
     k = np.zeros(nw)
-    for w, keys, cnt in entry["rows"]:
+    for w, keys, cnt in entry[which]:
         k[w] += float(cnt[keys > bucket].sum())
     return k
 
@@ -182,6 +188,9 @@ class CountTests:
             res = self._resolutions(v)
             b = _threshold_bucket(e["hist"])
             tests.append(TestSpec(Feature("service", s, "slow"), res, bucket=b))
+            tests.append(
+                TestSpec(Feature("service", s, "self_slow"), res, bucket=_threshold_bucket(e["hist2"]))
+            )
             tests.append(TestSpec(Feature("service", s, "errors"), res))
             tests.append(TestSpec(Feature("service", s, "volume"), self._resolutions(v)))
         for (c, d), e in sorted(call.items()):
@@ -253,6 +262,8 @@ class CountTests:
                 return zero, zero
             if f.metric == "slow":
                 return _above(e, t.bucket, nw), e["n"]
+            if f.metric == "self_slow":
+                return _above(e, t.bucket, nw, "rows2"), e["n"]
             if f.metric == "errors":
                 return e["errs"], e["n"]
             return e["n"], e["n"]
@@ -293,7 +304,7 @@ class CountTests:
                     ke > 0, special.betainc(np.maximum(ke, 1e-9), np.maximum(ne - ke + 1, 1e-9), p0), 1.0
                 )
                 share = np.where(Nf > 0, Kf / np.maximum(Nf, 1), 0.0)
-                floor_share = self.min_share if metric in ("slow", "lag") else 0.02
+                floor_share = self.min_share if metric in ("slow", "self_slow", "lag") else 0.02
                 ok = (share >= self.min_ratio * p0) & (share >= p0 + floor_share) & (Kf >= self.min_events)
             elif metric == "retries":
                 lam = np.maximum(Ef, 1e-3)
