@@ -32,7 +32,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_array as sk_check_array
@@ -47,14 +46,14 @@ class NotFitted(DetectorError, NotFittedError):
     """Scoring before ``fit`` (scikit-learn's ``NotFittedError`` too)."""
 
 
-def check_array(X: Any, *, n_columns: int | None = None) -> np.ndarray:
+def check_array(X: Any, *, n_columns: int | None = None, name: str = "the detector") -> np.ndarray:
     """2-D float array, NaN allowed (masked values), inf refused; scikit-learn's messages."""
     try:
         arr = sk_check_array(X, dtype=np.float64, ensure_all_finite="allow-nan", ensure_min_samples=1)
     except ValueError as exc:
         raise DetectorError(str(exc)) from None
     if n_columns is not None and arr.shape[1] != n_columns:
-        raise DetectorError(f"X has {arr.shape[1]} columns, the detector was fitted with {n_columns}")
+        raise DetectorError(f"X has {arr.shape[1]} features, but {name} is expecting {n_columns} features as input")
     return np.asarray(arr)
 
 
@@ -209,7 +208,7 @@ class WindowDetector(OutlierMixin, BaseEstimator):  # type: ignore[misc]
     def _check_fitted(self, X: Any) -> np.ndarray:
         if not hasattr(self, "threshold_"):
             raise NotFitted(f"{type(self).__name__} is not fitted yet: call fit() first")
-        return check_array(X, n_columns=self.n_features_in_)
+        return check_array(X, n_columns=self.n_features_in_, name=type(self).__name__)
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:
         """Robust z (median/IQR), clipped, minus the time-of-day profile when ``seasonal_slots``;
