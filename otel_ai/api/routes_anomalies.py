@@ -101,7 +101,10 @@ async def detect(request: Request, body: DetectBody) -> dict[str, Any]:
     if body.train_since is not None or body.train_until is not None:
         if body.train_since is None or body.train_until is None:
             raise InvalidParameter("train_since", "give both train_since and train_until, or neither")
-        t0, t1 = time_window(body.train_since, body.train_until, max_days=max_days)
+        try:
+            t0, t1 = time_window(body.train_since, body.train_until, max_days=max_days)
+        except InvalidParameter as exc:  # name the training parameter, not since/until
+            raise InvalidParameter(f"train_{exc.name}", exc.message[len(exc.name) + 2 :]) from None
     svc = _svc(request)
     try:
         found = await run_in_threadpool(svc.detect, start, end, t0, t1)

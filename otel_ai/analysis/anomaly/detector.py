@@ -53,7 +53,9 @@ def check_array(X: Any, *, n_columns: int | None = None, name: str = "the detect
     except ValueError as exc:
         raise DetectorError(str(exc)) from None
     if n_columns is not None and arr.shape[1] != n_columns:
-        raise DetectorError(f"X has {arr.shape[1]} features, but {name} is expecting {n_columns} features as input")
+        raise DetectorError(
+            f"X has {arr.shape[1]} features, but {name} is expecting {n_columns} features as input"
+        )
     return np.asarray(arr)
 
 

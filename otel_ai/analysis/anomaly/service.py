@@ -304,6 +304,7 @@ class AnomalyService:
             a["evidence"]["trace_ids"] = self._trace_ids(a)
             track.saved_peak, track.saved_services = track.peak, len(track.services)
             self.store.save_anomaly(a, source)
+            a["source"] = source
             if event == "open":
                 self.m_opened.labels(a["severity"]).inc()
             out.append(a)
@@ -350,7 +351,7 @@ class AnomalyService:
                 a = describe(t, scored, closed=False, open_after=self.cfg.open_after)
                 a["evidence"]["trace_ids"] = self._trace_ids(a)
                 self.store.save_anomaly(a, "replay")
-                out[a["id"]] = a
+                out[a["id"]] = a | {"source": "replay"}
         return sorted(out.values(), key=lambda a: (a["opened_at"], a["id"]))
 
     # -- reads ----------------------------------------------------------------------------------
