@@ -159,7 +159,8 @@ def evaluate(
         per[(g["type"], g["level"])].append(row)
         per[("all", g["level"])].append(row)
         group = "medium+severe" if g["level"] in ("medium", "severe") else g["level"]
-        per[("all", group)].append(row) if group != g["level"] else None
+        if group != g["level"]:
+            per[("all", group)].append(row)
         if g.get("volume", float("inf")) < 5:  # entities under 5 requests/min
             per[("low", group)].append(row)
     return {"per": per, "fa_day": fa / days, "fa": fa, "n_services": n_services, "fa_idx": fa_idx}
