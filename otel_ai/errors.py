@@ -88,8 +88,9 @@ class Unauthorized(OtelAiError):
     """A request to ``/api/*`` without the configured bearer token (HTTP 401)."""
 
 
-class DetectorError(OtelAiError):
-    """Anomaly detector misuse or failure (e.g. scoring before ``fit``)."""
+class DetectorError(OtelAiError, ValueError):
+    """Anomaly detector misuse or failure (e.g. scoring before ``fit``); a ``ValueError`` too, as
+    scikit-learn's estimator contract expects of bad input."""
 
 
 class LLMError(OtelAiError):
