@@ -29,6 +29,7 @@ from otel_ai.analysis.anomaly.config import AnomalyConfig
 from otel_ai.analysis.anomaly.features import extract
 from otel_ai.analysis.anomaly.service import AnomalyService
 from otel_ai.storage import Storage
+from otel_ai.testing.stores import storage_at
 
 KINDS = ("latency", "errors", "unreachable", "retry", "lag", "traffic")
 MAGNITUDE = {  # mild, medium, severe
@@ -154,7 +155,7 @@ def run_seed(seed: int, path: str, *, train_days: float, hours: float, rate: flo
     """One random application (its own database under the one chDB ``path`` of the process):
     generate, detect, baseline. Returns found anomalies and the truth."""
     app = ra.random_app(seed, rate=rate)
-    st = Storage(f"chdb://{path}", f"random_{seed}")
+    st = storage_at(f"chdb://{path}", f"random_{seed}")
     st.start()
     try:
         now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)

@@ -14,8 +14,8 @@ import pytest
 from otel_ai.analysis.anomaly import randomapp as ra
 from otel_ai.analysis.anomaly.config import AnomalyConfig
 from otel_ai.analysis.anomaly.service import AnomalyService
-from otel_ai.storage import Storage
 from otel_ai.testing.daemons import unique_db
+from otel_ai.testing.stores import storage_at
 
 SEED = 10
 TRAIN_H = 24
@@ -35,7 +35,7 @@ def _pick(app: ra.App) -> dict[str, Any]:
 def world(chdb_path: Path) -> Iterator[dict[str, Any]]:
     app = ra.random_app(SEED, rate=60.0, n_services=8)
     who = _pick(app)
-    st = Storage(f"chdb://{chdb_path}", unique_db())
+    st = storage_at(f"chdb://{chdb_path}", unique_db())
     st.start()
     t0 = int((datetime.now(UTC) - timedelta(days=3)).replace(minute=0, second=0, microsecond=0).timestamp())
     T = t0 + TRAIN_H * 3600
