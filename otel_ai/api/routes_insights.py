@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,12 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from otel_ai.analysis.insights.model import Window
 from otel_ai.analysis.insights.service import InsightsService, check_filters
-from otel_ai.api.params import time_window
+from otel_ai.api.params import hex_id, time_window
 from otel_ai.api.schemas import Answer, Insight, InsightList, doc
 from otel_ai.errors import InvalidParameter, NotFound
 
 router = APIRouter(tags=["insights"])
-_ID = re.compile(r"^[0-9a-f]{16}$")
 MAX_QUESTION = 2000
 
 
@@ -59,8 +57,7 @@ def list_insights(
     "/insights/{insight_id}", summary="One insight by id", response_model=None, responses=doc(Insight)
 )
 def get_insight(request: Request, insight_id: str) -> dict[str, Any]:
-    if not _ID.match(insight_id):
-        raise InvalidParameter("insight_id", f"expected 16 lowercase hex characters, got {insight_id!r}")
+    insight_id = hex_id("insight_id", insight_id, 8)
     found = _svc(request).get(insight_id)
     if found is None:
         raise NotFound(f"insight {insight_id} not found")

@@ -10,7 +10,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
 from otel_ai.api.params import hex_id, time_window
-from otel_ai.api.schemas import Report, ReportList, doc
+from otel_ai.api.schemas import doc
+from otel_ai.api.schemas_reports import Report, ReportList, report_formats
 from otel_ai.errors import InvalidParameter, NotFound
 from otel_ai.reports.config import FORMATS
 from otel_ai.reports.content import Window
@@ -56,7 +57,8 @@ def list_reports(
 @router.get(
     "/reports/{report_id}",
     summary="One report: json (default), md or a self-contained html page",
-    responses=doc(Report, "format=json; format=md is text/markdown, format=html one text/html page"),
+    response_model=None,
+    responses=report_formats(),
 )
 def get_report(request: Request, report_id: str, format: str = "json") -> Response:
     rid = hex_id("report_id", report_id, 8)

@@ -24,6 +24,7 @@ def doc(model: type[BaseModel], description: str = "OK") -> dict[int | str, dict
 
 class ErrorResponse(BaseModel):
     error: str = Field(description="what is wrong; a bad parameter is named first ('since: ...')")
+    type: str = Field(description="the kind of error, snake_case: invalid_parameter, not_found, ...")
 
 
 # -- health --------------------------------------------------------------------------------------
@@ -358,21 +359,3 @@ class Answer(Open):
     insight_ids: list[str]
     abstained: bool
     llm: dict[str, Any] | None
-
-
-# -- reports -------------------------------------------------------------------------------------
-class ReportSummary(Open):
-    id: str
-    name: str
-    created_at: str
-    window: Window
-    status: str
-    counts: dict[str, Any]
-
-
-class ReportList(Open):
-    reports: list[ReportSummary] = Field(description="newest first")
-
-
-class Report(ReportSummary):
-    """The stored report (``?format=json``); ``md`` and ``html`` render the same document."""

@@ -1,8 +1,5 @@
-"""Scheduled anomaly reports: content from stored data, SVG charts, JSON/Markdown/HTML, archive, delivery."""
+"""Scheduled anomaly reports: content from stored data, SVG charts, JSON/Markdown/HTML, archive, delivery.
 
-from __future__ import annotations
-
-from otel_ai.reports.config import ReportsConfig
-from otel_ai.reports.service import ReportService, build_report_service
-
-__all__ = ["ReportService", "ReportsConfig", "build_report_service"]
+The service lives in :mod:`otel_ai.reports.service`; this package file stays empty so that loading
+the configuration (which composes :mod:`otel_ai.reports.config`) imports nothing else.
+"""

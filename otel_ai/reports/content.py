@@ -90,7 +90,7 @@ class ContentBuilder:
             "anomalies_opened": sum(1 for a in anomalies if a["state"] == "opened"),
             "anomalies_ongoing": sum(1 for a in anomalies if a["state"] == "ongoing"),
             "anomalies_closed": sum(1 for a in anomalies if a["closed_at"] and a["closed_in_window"]),
-            "insights": len(insights["items"]),
+            "insights": int(insights.get("total", len(insights["items"]))),
             "services": sum(1 for s in services if s["spans"] > 0),
             "new_services": len(topology["new_services"]),
             "vanished_services": len(topology["vanished_services"]),
@@ -250,18 +250,23 @@ class ContentBuilder:
     def _insights(self, w: Window) -> dict[str, Any]:
         svc = self._src("insights")
         if svc is None:
-            return {"available": False, "reason": "insights: not available on this instance", "items": []}
+            return {
+                "available": False,
+                "reason": "insights: not available on this instance",
+                "items": [],
+                "total": 0,
+            }
         try:
             found = list(svc.list(w.start, w.end, status="all"))
         except Exception as exc:  # another room's failure must not fail the whole report
             log.warning("report: insights not available: %s", exc)
-            return {"available": False, "reason": f"insights: not available ({exc})", "items": []}
+            return {"available": False, "reason": f"insights: not available ({exc})", "items": [], "total": 0}
         found.sort(
             key=lambda i: (_SEVERITY_RANK.get(str(i.get("severity")), 5), -float(i.get("confidence") or 0))
         )
         items = [{k: i.get(k) for k in ("id", "kind", "title", "summary", "severity", "confidence", "status",
-                                         "entities", "first_seen", "last_seen")} for i in found[:10]]  # fmt: skip
-        return {"available": True, "reason": None, "items": items}
+                                         "entities", "first_seen", "last_seen")} for i in found[:5]]  # fmt: skip
+        return {"available": True, "reason": None, "items": items, "total": len(found)}
 
     # -- topology changes -----------------------------------------------------------------------
     def _topology(self, q: ReportQueries, w: Window, services: list[dict[str, Any]]) -> dict[str, Any]:

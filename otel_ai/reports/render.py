@@ -161,7 +161,8 @@ def _sections(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]
          f"{c.get('anomalies_closed', 0)})",
          ["ID", "State", "Severity", "Entity", "Opened", "Closed", "Root causes", "Top features", "Example traces"],
          anomalies, "No anomaly in the window."),
-        ("Top insights", ["ID", "Severity", "Kind", "Title", "Status", "Confidence"], insights,
+        (f"Top insights ({len(insights)} of {ins.get('total', len(insights))})" if insights else "Top insights",
+         ["ID", "Severity", "Kind", "Title", "Status", "Confidence"], insights,
          ins.get("reason") or "No insight in the window."),
         ("Topology changes (vs the comparison period)", ["Change", "What", "Detail"], topo,
          "No new or vanished service or edge, no deploy."),
@@ -210,7 +211,7 @@ def to_markdown(doc: dict[str, Any], *, charts: bool = True) -> str:
     lines += ["", f"_Rule: {h['rule']}._", "", "## Executive summary", ""]
     s = doc.get("summary")
     if not s:
-        lines += ["Executive summary: not available (no LLM manager on this instance).", ""]
+        lines += [f"Executive summary: not available ({doc.get('summary_note') or 'not written'}).", ""]
     else:
         lines += [f"**{s['title']}**", ""]
         lines += [f"- {c['text']} ({_refs(c['evidence_ids'])})" for c in s["claims"]] or [
@@ -335,7 +336,9 @@ def to_html(doc: dict[str, Any]) -> str:
     s = doc.get("summary")
     out.append("<section><h2>Executive summary</h2>")
     if not s:
-        out.append("<p>Executive summary: not available (no LLM manager on this instance).</p>")
+        out.append(
+            f"<p>Executive summary: not available ({_h(doc.get('summary_note') or 'not written')}).</p>"
+        )
     else:
         claims = "".join(f"<li>{_h(x['text'])} {_html_refs(x['evidence_ids'])}</li>" for x in s["claims"])
         out.append(
@@ -356,7 +359,7 @@ def to_html(doc: dict[str, Any]) -> str:
         if title.startswith("LLM") and _llm_line(doc):
             extra = f"<p>{_h(_llm_line(doc))}</p>"
         out.append(f"<section><h2>{_h(title)}</h2>{body}{extra}</section>")
-        if title == "Top insights":
+        if title.startswith("Top insights"):
             out += _html_charts(doc)
     out.append("</main></body></html>")
     return "".join(out)

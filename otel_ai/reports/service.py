@@ -46,6 +46,7 @@ class ReportService:
         self._triggers = {s.name: parse_cron(s.cron, s.timezone) for s in config.schedules}
         self._started = False
         self._lock = threading.Lock()
+        self._last_fire: dict[str, datetime] = {}  # newest fire time run per schedule
         self.m_reports = Counter("otel_ai_reports", "Reports built, by status", ["status"], registry=reg)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -67,9 +68,11 @@ class ReportService:
         for name, trigger in self._triggers.items():
             add_schedule_job(scheduler, f"report-{name}", trigger, self._job(name), self.cfg.misfire_grace_s)
         caught: list[str] = []
+        last = self.store.last_scheduled() if self._triggers else {}
+        with self._lock:
+            self._last_fire.update(last)
         if self.cfg.catch_up and self._triggers:
             now = now or datetime.now(UTC)
-            last = self.store.last_scheduled()
             for name, trigger in self._triggers.items():
                 missed = missed_fire(trigger, last.get(name), now)
                 if missed is not None:
@@ -84,6 +87,10 @@ class ReportService:
             when = (
                 fire or last_fire_at_or_before(self._triggers[name], datetime.now(UTC)) or datetime.now(UTC)
             )
+            with self._lock:  # a fire time runs once (the catch-up and the cron job may both reach it)
+                if name in self._last_fire and when <= self._last_fire[name]:
+                    return
+                self._last_fire[name] = when
             try:
                 self.run_schedule(name, when)
             except Exception:  # a failed run must not kill the scheduler; it is recorded as failed
@@ -123,7 +130,7 @@ class ReportService:
                                "scheduled_for": rfc3339(scheduled_for) if scheduled_for else None}  # fmt: skip
         try:
             doc.update(self.content.build(window))
-            doc["summary"] = self._summary(doc)
+            doc["summary"], doc["summary_note"] = self._summary(doc)
             doc["error"] = None
         except Exception as exc:
             log.warning("report %s (%s) failed to build: %s", doc["id"], name, exc)
@@ -134,15 +141,18 @@ class ReportService:
         doc["deliveries"] = []
         return doc
 
-    def _summary(self, doc: dict[str, Any]) -> dict[str, Any] | None:
+    def _summary(self, doc: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        """The grounded summary, or ``None`` and why there is none (a missing summary is not a failure)."""
         llm = getattr(self.sources, "llm", None) if self.sources is not None else None
-        if not self.cfg.summary or llm is None:
-            return None
+        if not self.cfg.summary:
+            return None, "turned off (reports.summary)"
+        if llm is None:
+            return None, "no LLM manager on this instance (llm.enabled)"
         try:
-            return write_summary(doc, llm, self._run_coro)
-        except Exception as exc:  # a missing summary is not a failed report
+            return write_summary(doc, llm, self._run_coro), None
+        except Exception as exc:
             log.warning("report %s: executive summary failed: %s", doc["id"], exc)
-            return None
+            return None, f"the LLM manager failed ({type(exc).__name__}: {exc})"
 
     # -- reads ------------------------------------------------------------------------------------
     def list(self, since: datetime | None = None, until: datetime | None = None,

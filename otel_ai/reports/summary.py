@@ -38,21 +38,24 @@ def evidence_for(doc: dict[str, Any]) -> list[dict[str, Any]]:
             seen.add(item["id"])
             out.append(item)
 
-    anomalies = {a["id"]: a for a in doc["anomalies"]}
-    for a in doc["anomalies"][:5]:
+    def anomaly(a: dict[str, Any]) -> None:
         cause = a["root_causes"][0]["service"] if a["root_causes"] else a["entity"].get("service")
-        feat = (
-            a["top_features"][0].get("text") or a["top_features"][0].get("name")
-            if a["top_features"]
-            else None
-        )
+        top = a["top_features"][0] if a["top_features"] else {}
+        feat = top.get("text") or top.get("name")
         add({"id": a["id"], "kind": "anomaly", "entity": a["entity"].get("service") or cause,
              "summary": f"{a['severity']} anomaly ({a['state']}) on {a['label']}; likely root cause {cause}"
                         + (f"; {feat}" if feat else "")})  # fmt: skip
-    for i in doc["insights"]["items"][:3]:
+
+    def insight(i: dict[str, Any]) -> None:
         ents = i.get("entities") or []
         add({"id": i["id"], "kind": "insight", "entity": ents[0]["id"] if ents else None,
              "summary": f"{i.get('severity')} insight: {i.get('title')}"})  # fmt: skip
+
+    # Strongest first: real anomalies, the figures behind the headline, serious insights, changes;
+    # then traffic notes and minor insights (the rules provider cites the first five).
+    minor = ("info", "low", None)
+    for a in [a for a in doc["anomalies"] if a["severity"] not in minor][:5]:
+        anomaly(a)
     for r in doc["headline"]["reasons"]:
         for ref in r["refs"]:
             if ref in figs:
@@ -60,10 +63,15 @@ def evidence_for(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 add({"id": ref, "kind": "metric", "entity": ref[4:].rsplit(".", 1)[0] if ref.startswith("svc.") else None,
                      "summary": f["label"], "observed": fmt_value(f["value"], f["unit"]),
                      "baseline": fmt_value(f["previous"], f["unit"])})  # fmt: skip
-            elif ref in anomalies:
-                continue
+    insights = doc["insights"]["items"]
+    for i in [i for i in insights if i.get("severity") not in minor][:3]:
+        insight(i)
     for ch in doc["topology"].get("changes", []):
         add({"id": ch["id"], "kind": "topology", "entity": ch["entity"], "summary": ch["text"]})
+    for a in [a for a in doc["anomalies"] if a["severity"] in minor][:2]:
+        anomaly(a)
+    for i in [i for i in insights if i.get("severity") in minor][:2]:
+        insight(i)
     for key in ("total.requests", "total.error_rate"):
         if key in figs:
             f = figs[key]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ import httpx
 import pytest
 
 from otel_ai.analysis.anomaly import synthetic as syn
+from otel_ai.api.schemas_reports import Report, ReportList
 from otel_ai.cli.main import main
 
 
@@ -46,13 +49,18 @@ def test_generate_returns_the_stored_report(daemon: Any, generated: dict[str, An
     assert generated["llm"]["available"]  # the manager's accounting table exists
     got = httpx.get(f"{daemon.api_url}/api/v1/reports/{generated['id']}", timeout=30).json()
     assert got["figures"] == generated["figures"] and got["deliveries"] == []
+    Report.model_validate(got)  # the documented (OpenAPI) shape
 
 
 def test_list_newest_first_with_filters(daemon: Any, generated: dict[str, Any]) -> None:
+    time.sleep(1.0)  # the LLM manager records usage in the background
     second = httpx.post(
         daemon.api_url + "/api/v1/reports/generate", json={"since": "30m"}, timeout=120
     ).json()
-    items = httpx.get(daemon.api_url + "/api/v1/reports", timeout=30).json()["reports"]
+    assert second["llm"]["calls"] >= 1  # the first report's summary call, accounted in its window
+    listing = httpx.get(daemon.api_url + "/api/v1/reports", timeout=30).json()
+    ReportList.model_validate(listing)
+    items = listing["reports"]
     ids = [r["id"] for r in items]
     assert ids.index(second["id"]) < ids.index(generated["id"])
     item = items[ids.index(generated["id"])]
@@ -108,3 +116,51 @@ def test_cli_report_to_file_and_list(daemon: Any, generated: dict[str, Any], tmp
 def test_cli_unreachable_daemon_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["reports", "list", "--api-url", "http://127.0.0.1:9"]) == 1
     assert "cannot reach the daemon" in capsys.readouterr().err
+
+
+def test_daemon_runs_a_schedule_and_delivers_signed(make_daemon: Any) -> None:
+    """The daemon wiring end to end: a cron schedule fires, the report is archived and delivered."""
+    from otel_ai.reports.deliver import SIGNATURE_HEADER, verify
+    from tests.reports.receivers import WebhookReceiver
+
+    receiver = WebhookReceiver().start()
+    try:
+        d = make_daemon({"llm.embedded.enabled": False, "anomaly.enabled": False, "reports.schedules": [
+            {"name": "tick", "cron": "*/3 * * * * *", "window": "5m",
+             "deliver": [{"webhook": receiver.url, "secret": "k"}]}]})  # fmt: skip
+        jobs = [j["id"] for j in d.get("/api/v1/status").json()["scheduler"]["jobs"]]
+        assert "report-tick" in jobs
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not receiver.hits:
+            time.sleep(0.2)
+        assert receiver.hits, "the scheduled report was not delivered"
+        hit = receiver.hits[0]
+        assert verify("k", hit.headers[SIGNATURE_HEADER], hit.body)
+        rid = json.loads(hit.body)["id"]
+        while time.monotonic() < deadline and not d.get(f"/api/v1/reports/{rid}").json()["deliveries"]:
+            time.sleep(0.2)
+        (attempt,) = d.get(f"/api/v1/reports/{rid}").json()["deliveries"][:1]
+        assert attempt["outcome"] == "ok" and attempt["status_code"] == 200
+        assert any(
+            r["id"] == rid for r in d.get("/api/v1/reports", params={"name": "tick"}).json()["reports"]
+        )
+    finally:
+        receiver.stop()
+
+
+def test_insights_fill_in_when_the_insights_room_runs(daemon: Any) -> None:
+    body = {"since": "1h", "until": "now"}
+    found = httpx.post(daemon.api_url + "/api/v1/insights/generate", json=body, timeout=300)
+    assert found.status_code == 200, found.text
+    doc = httpx.post(daemon.api_url + "/api/v1/reports/generate", json=body, timeout=120).json()
+    assert doc["insights"]["available"] is True and doc["insights"]["reason"] is None
+    listed = httpx.get(
+        daemon.api_url + "/api/v1/insights", params={"status": "all", **body}, timeout=30
+    ).json()
+    assert {i["id"] for i in doc["insights"]["items"]} <= {i["id"] for i in listed["insights"]}
+    print("INSIGHTS", [(i["kind"], i["severity"]) for i in doc["insights"]["items"]])
+    if doc["insights"]["items"]:  # the payment burst is usually found (error propagation)
+        md = httpx.get(
+            f"{daemon.api_url}/api/v1/reports/{doc['id']}", params={"format": "md"}, timeout=30
+        ).text
+        assert doc["insights"]["items"][0]["id"] in md

@@ -33,7 +33,7 @@ def test_deploy_ingest_and_missing_rooms(report: dict[str, Any]) -> None:
     stored = {(r["transport"], r["encoding"]): r["spans"] for r in report["ingest"]["stored"]}
     assert stored[("http", "json")] == 20
     assert report["insights"] == {"available": False, "reason": "insights: not available on this instance",
-                                  "items": []}  # fmt: skip
+                                  "items": [], "total": 0}  # fmt: skip
 
 
 def test_summary_is_grounded(report: dict[str, Any]) -> None:
@@ -81,3 +81,20 @@ def test_charts_have_titles_units_legend_and_anomaly_marks(report: dict[str, Any
     cart = next(c["svg"] for c in charts if c["service"] == "cart")
     assert 'fill-opacity="0.13"' not in cart  # the anomaly is not about cart
     assert report["series"]["points"] == 60 and report["series"]["bucket_s"] == 60
+
+
+@pytest.mark.parametrize("cfg, llm, note", [
+    ({"summary": False}, True, "turned off (reports.summary)"),
+    ({}, False, "no LLM manager on this instance"),
+], ids=["off", "no-llm"])  # fmt: skip
+def test_without_summary_the_report_says_why(seeded: Any, rules_llm: Any, llm_loop: Any, cfg: dict[str, Any],
+                                             llm: bool, note: str) -> None:  # fmt: skip
+    from tests.reports.conftest import make_service
+
+    svc = make_service(seeded[0], rules_llm if llm else None, llm_loop, **cfg)
+    try:
+        doc = svc.generate(seeded[1], "no-summary")
+    finally:
+        svc.shutdown()
+    assert doc["summary"] is None and doc["status"] == "incident"  # the figures do not need a model
+    assert note in to_markdown(doc) and note in to_html(doc)

@@ -113,6 +113,9 @@ def test_catch_up_after_restart(seeded: Any, rules_llm: Any, llm_loop: Any) -> N
         got = _wait(lambda: [r for r in restarted.list(name="daily-cu") if r["window"]["end"].startswith(
             due.strftime("%Y-%m-%dT%H:%M"))])  # fmt: skip
         assert len(got) == 1, "exactly one catch-up run, for the most recent missed fire time"
+        restarted._job("daily-cu")()  # the cron job reaching the same fire time does not run it again
+        again = [r for r in restarted.list(name="daily-cu") if r["window"]["end"] == got[0]["window"]["end"]]
+        assert len(again) == 1
         assert (
             restarted.register_jobs(BackgroundScheduler(timezone="UTC"), now=now) == []
         )  # nothing missed now
