@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from otel_ai.analysis.anomaly.service import AnomalyService
 from otel_ai.api.params import hex_id, time_window
-from otel_ai.api.schemas import Anomaly, AnomalyList, doc
+from otel_ai.api.schemas import Anomaly, AnomalyList, RetrainAnswer, doc
 from otel_ai.errors import DetectorError, InvalidParameter, NotFound
 
 router = APIRouter(tags=["anomalies"])
@@ -71,7 +71,12 @@ def list_anomalies(
     return {"anomalies": [_public(a) for a in found], "model": svc.model_state()}
 
 
-@router.post("/anomalies/retrain", summary="Train a new model now on the history there is")
+@router.post(
+    "/anomalies/retrain",
+    summary="Train a new model now on the history there is",
+    response_model=None,
+    responses=doc(RetrainAnswer),
+)
 async def retrain(request: Request) -> dict[str, Any]:
     svc = _svc(request)
     try:

@@ -197,8 +197,23 @@ class Anomaly(Open):
     status: Literal["open", "closed"]
 
 
+class ModelState(Open):
+    """What the detector is doing; the other keys depend on ``state`` (history, training, model)."""
+
+    state: Literal["no_model", "training", "trained"]
+    text: str | None = Field(
+        default=None, description="one line for people, e.g. 'no model yet: 2 h of 6 h history'"
+    )
+    next_retrain_at: str | None = None
+
+
 class AnomalyList(Open):
     anomalies: list[Anomaly]
+    model: ModelState | None = Field(default=None, description="the live detector's state (list only)")
+
+
+class RetrainAnswer(Open):
+    model: ModelState
 
 
 # -- LLM -----------------------------------------------------------------------------------------
