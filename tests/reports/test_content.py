@@ -59,7 +59,7 @@ def test_formats_carry_the_same_figures(report: dict[str, Any], service: Any, fm
         assert fmt_delta(s["error_rate"], s["prev_error_rate"], "ratio") in text
     assert ANOMALY_ID in text and "1.4.2" in text
     for c in doc["summary"]["claims"]:
-        assert (c["text"] if fmt == "md" else c["text"].replace("&", "&amp;")) in text
+        assert c["text"].replace("&", "&amp;") in text
 
 
 def test_html_is_self_contained(report: dict[str, Any]) -> None:
@@ -98,3 +98,14 @@ def test_without_summary_the_report_says_why(seeded: Any, rules_llm: Any, llm_lo
         svc.shutdown()
     assert doc["summary"] is None and doc["status"] == "incident"  # the figures do not need a model
     assert note in to_markdown(doc) and note in to_html(doc)
+
+
+def test_telemetry_text_cannot_inject_markup(report: dict[str, Any]) -> None:
+    evil = "<img src=http://evil.example/x.png>"
+    doc = json.loads(json.dumps(report))
+    doc["name"] = evil
+    doc["services"][0]["name"] = evil
+    doc["anomalies"][0]["label"] = evil
+    doc["headline"]["reasons"][0]["text"] = evil
+    for text in (to_markdown(doc, charts=False), to_html(doc)):
+        assert "<img" not in text and "&lt;img src=http://evil.example/x.png&gt;" in text
