@@ -27,6 +27,19 @@ def test_headline_anomalies_and_deltas(report: dict[str, Any]) -> None:
     assert report["comparison"]["end"] == report["window"]["start"]
 
 
+def test_topology_changes(report: dict[str, Any]) -> None:
+    t = report["topology"]
+    assert t["new_services"] == ["recommendation"] and t["vanished_services"] == ["legacy-ads"]
+    assert [(e["source"], e["target"]) for e in t["new_edges"]] == [("frontend", "recommendation")]
+    assert [(e["source"], e["target"]) for e in t["vanished_edges"]] == [("frontend", "legacy-ads")]
+    ids = {c["id"] for c in t["changes"]}
+    assert {"topo.new_service.recommendation", "topo.vanished_service.legacy-ads",
+            "topo.new_edge.frontend->recommendation", "topo.deploy.payment.1.4.2"} <= ids  # fmt: skip
+    c = report["counts"]
+    assert (c["new_services"], c["vanished_services"], c["new_edges"], c["vanished_edges"], c["deploys"]) == (
+        1, 1, 1, 1, 1)  # fmt: skip
+
+
 def test_deploy_ingest_and_missing_rooms(report: dict[str, Any]) -> None:
     (d,) = report["topology"]["deploys"]
     assert (d["service"], d["version"], d["previous_versions"]) == ("payment", "1.4.2", ["1.4.1"])
