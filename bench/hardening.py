@@ -28,9 +28,10 @@ sys.path.insert(0, str(ROOT))
 
 from otel_ai.errors import DecodeError  # noqa: E402
 from otel_ai.model import Payload  # noqa: E402
+from otel_ai.native import _native  # noqa: E402
 from otel_ai.otlp.limits import Limits  # noqa: E402
 from otel_ai.otlp.validate import validate  # noqa: E402
-from otel_ai.storage import _native, decode_native  # noqa: E402
+from otel_ai.storage.decoders import native as decode_native  # noqa: E402
 from tests.otlp.cases import now_ns, traces_pb  # noqa: E402
 from tests.storage.test_native_attributes import _request  # noqa: E402
 
@@ -67,7 +68,7 @@ _CHILD = """
 import resource, sys, json
 sys.path.insert(0, sys.argv[1])
 from otel_ai.model import Payload
-from otel_ai.storage import decode_native
+from otel_ai.storage.decoders import native as decode_native
 from tests.otlp.cases import now_ns, traces_pb
 r, n = int(sys.argv[2]), int(sys.argv[3])
 body = traces_pb(b"\\x01" * 16, [now_ns()] * n, resource_attr="r" * r)

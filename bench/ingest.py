@@ -607,7 +607,7 @@ def _insert_stats(api_url: str) -> tuple[int, float]:
     pipe = httpx.get(f"{api_url}/api/v1/status", timeout=10).json().get("pipeline") or {}
     seconds = 0.0
     for line in httpx.get(f"{api_url}/metrics", timeout=10).text.splitlines():
-        if line.startswith("otelai_insert_latency_seconds_sum"):
+        if line.startswith("otel_ai_writer_insert_seconds_sum"):
             seconds += float(line.rsplit(" ", 1)[1])
     return int(pipe.get("inserted_batches", 0)), seconds
 

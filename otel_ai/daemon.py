@@ -32,7 +32,7 @@ from otel_ai.pipeline import Pipeline
 from otel_ai.pipeline.memory import MemoryGuard
 from otel_ai.reports.service import build_report_service
 from otel_ai.sections import split_host_port
-from otel_ai.serving import EmbeddedServer, start_server, stop_server
+from otel_ai.serving import EmbeddedServer, start_server, stop_server, tls_kwargs
 from otel_ai.storage import Storage
 from otel_ai.storage.writer import TelemetryWriter
 
@@ -133,10 +133,12 @@ class Daemon:
             self.ctx.scheduler = self.scheduler
 
         host, port = split_host_port(cfg.server.api)
-        self._api_server, self._api_task = await start_server(create_app(self.ctx), host, port)
+        self._api_server, self._api_task = await start_server(
+            create_app(self.ctx), host, port, **tls_kwargs(cfg.api)
+        )
         log.info(
-            "otel-ai ready: api http://%s, otlp grpc %s, otlp http %s, storage %s",
-            cfg.server.api, cfg.server.otlp_grpc, cfg.server.otlp_http, self.storage.redacted_dsn,
+            "otel-ai ready: api %s://%s, otlp grpc %s, otlp http %s, storage %s",
+            "https" if cfg.api.tls_cert_file else "http", cfg.server.api, cfg.server.otlp_grpc, cfg.server.otlp_http, self.storage.redacted_dsn,
         )  # fmt: skip
 
     def _start_analyzers(self) -> None:

@@ -84,6 +84,10 @@ class NotFound(OtelAiError):
     """A requested entity does not exist (HTTP 404)."""
 
 
+class Unauthorized(OtelAiError):
+    """A request to ``/api/*`` without the configured bearer token (HTTP 401)."""
+
+
 class DetectorError(OtelAiError):
     """Anomaly detector misuse or failure (e.g. scoring before ``fit``)."""
 

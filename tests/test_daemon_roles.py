@@ -1,4 +1,4 @@
-"""Scale-out roles (DESIGN.md decision 10): only one instance runs the scheduled analyzers."""
+"""Scale-out roles (docs/decisions/0010-scale-out-on-clickhouse.md): only one instance runs the scheduled analyzers."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 The JavaScript and CSS come from the ``fastapi-offline`` wheel, which ships Swagger UI (Apache
 2.0) and ReDoc (MIT) builds with their licences; FastAPI's own pages would load them from a CDN
 and stay blank on an offline machine. The OpenAPI document also states our error shape: every
-4xx/5xx is ``{"error": "..."}`` and bad parameters are 400 (never FastAPI's 422).
+4xx/5xx is ``{"error": "...", "type": "..."}`` (``otel_ai/api/errors.py``) and bad parameters are 400 (never FastAPI's 422).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def mount_docs(app: FastAPI) -> None:
 
 
 def _with_error_shape(schema: dict[str, Any]) -> dict[str, Any]:
-    """Replace FastAPI's 422 ``detail`` answers by our 400 ``{"error"}`` on every operation."""
+    """Replace FastAPI's 422 ``detail`` answers by our 400 ``{"error", "type"}`` on every operation."""
     comps = schema.setdefault("components", {}).setdefault("schemas", {})
     comps["ErrorResponse"] = ErrorResponse.model_json_schema()
     ref = {"$ref": "#/components/schemas/ErrorResponse"}

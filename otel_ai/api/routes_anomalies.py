@@ -1,4 +1,4 @@
-"""Anomaly API (DESIGN.md contract): list, get one, replay detection over a past range."""
+"""Anomaly API (the contract in docs/anomaly.md): list, get one, replay detection over a past range."""
 
 from __future__ import annotations
 
@@ -95,7 +95,9 @@ async def detect(request: Request, body: DetectBody) -> dict[str, Any]:
     if body.train_since is not None or body.train_until is not None:
         if body.train_since is None or body.train_until is None:
             raise InvalidParameter("train_since", "give both train_since and train_until, or neither")
-        t0, t1 = time_window(body.train_since, body.train_until, max_days=max_days)
+        t0, t1 = time_window(
+            body.train_since, body.train_until, max_days=max_days, names=("train_since", "train_until")
+        )
     svc = _svc(request)
     try:
         found = await run_in_threadpool(svc.detect, start, end, t0, t1)

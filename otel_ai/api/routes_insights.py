@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,11 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from otel_ai.analysis.insights.model import Window
 from otel_ai.analysis.insights.service import InsightsService, check_filters
-from otel_ai.api.params import time_window
+from otel_ai.api.params import hex_id, time_window
+from otel_ai.api.schemas import Answer, Insight, InsightList, doc
 from otel_ai.errors import InvalidParameter, NotFound
 
 router = APIRouter(tags=["insights"])
-_ID = re.compile(r"^[0-9a-f]{16}$")
 MAX_QUESTION = 2000
 
 
@@ -31,7 +30,12 @@ def _window(request: Request, since: str | None, until: str | None) -> Window:
     return Window(start, end)
 
 
-@router.get("/insights", summary="Insights seen in the window, most severe first (default: open ones)")
+@router.get(
+    "/insights",
+    summary="Insights seen in the window, most severe first (default: open ones)",
+    response_model=None,
+    responses=doc(InsightList),
+)
 def list_insights(
     request: Request,
     since: str | None = None,
@@ -49,10 +53,11 @@ def list_insights(
     return {"insights": found}
 
 
-@router.get("/insights/{insight_id}", summary="One insight by id")
+@router.get(
+    "/insights/{insight_id}", summary="One insight by id", response_model=None, responses=doc(Insight)
+)
 def get_insight(request: Request, insight_id: str) -> dict[str, Any]:
-    if not _ID.match(insight_id):
-        raise InvalidParameter("insight_id", f"expected 16 lowercase hex characters, got {insight_id!r}")
+    insight_id = hex_id("insight_id", insight_id, 8)
     found = _svc(request).get(insight_id)
     if found is None:
         raise NotFound(f"insight {insight_id} not found")
@@ -67,7 +72,10 @@ class GenerateBody(BaseModel):
 
 
 @router.post(
-    "/insights/generate", summary="Run the insight pipeline over [since, until) now (default: last hour)"
+    "/insights/generate",
+    summary="Run the insight pipeline over [since, until) now (default: last hour)",
+    response_model=None,
+    responses=doc(InsightList),
 )
 async def generate(request: Request, body: GenerateBody | None = None) -> dict[str, Any]:
     body = body or GenerateBody()
@@ -83,7 +91,12 @@ class AskBody(BaseModel):
     until: str | None = None
 
 
-@router.post("/insights/ask", summary="A grounded answer from the window's insights, anomalies and topology")
+@router.post(
+    "/insights/ask",
+    summary="A grounded answer from the window's insights, anomalies and topology",
+    response_model=None,
+    responses=doc(Answer),
+)
 async def ask(request: Request, body: AskBody) -> dict[str, Any]:
     if not body.question.strip():
         raise InvalidParameter("question", "must not be empty")

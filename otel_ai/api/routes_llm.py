@@ -1,6 +1,7 @@
 """``/api/v1/llm``: generate (JSON or SSE), models, health, usage, conversations.
 
-Bad parameters answer 400 with a message; an exhausted fallback chain answers 503. Streams are
+Bad parameters answer 400 with a message; an exhausted fallback chain answers 503 (both through
+the error table of :mod:`otel_ai.api.errors`). Streams are
 ``text/event-stream`` with ``chunk`` events, then one ``done`` event carrying the full response
 (usage, cost, cache metadata) or an ``error`` event; a client disconnect cancels the provider call.
 """
@@ -9,12 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Unpack
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from otel_ai.api.errors import error_body, error_kind
 from otel_ai.api.schemas import (
     Conversation,
     ConversationList,
@@ -25,10 +27,9 @@ from otel_ai.api.schemas import (
     LLMUsageReport,
     doc,
 )
-from otel_ai.errors import InvalidParameter, NotFound, OtelAiError
-from otel_ai.llm.errors import AllProvidersFailed, InvalidRequest
+from otel_ai.errors import NotFound, OtelAiError
 from otel_ai.llm.manager import LLMManager
-from otel_ai.llm.types import LLMResponse
+from otel_ai.llm.types import CallOptions, GenerateOptions, LLMResponse
 
 router = APIRouter(tags=["llm"])
 
@@ -51,7 +52,7 @@ class _Options(BaseModel):
     stream: bool = False
     cache: bool = True
 
-    def kwargs(self) -> dict[str, Any]:
+    def kwargs(self) -> CallOptions:
         return {
             "task": self.task,
             "model": self.model,
@@ -91,17 +92,6 @@ def _manager(request: Request) -> LLMManager:
     return llm  # type: ignore[no-any-return]
 
 
-def _bad(exc: InvalidRequest) -> InvalidParameter:
-    name, _, msg = exc.message.partition(": ")
-    return InvalidParameter(name, msg) if msg else InvalidParameter("request", exc.message)
-
-
-def _unavailable(exc: AllProvidersFailed) -> JSONResponse:
-    return JSONResponse(
-        {"error": exc.message, "type": exc.error_type}, status_code=503, headers={"Retry-After": "5"}
-    )
-
-
 def _sse(event: str, payload: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
 
@@ -114,27 +104,26 @@ async def _events(items: AsyncIterator[Any]) -> AsyncIterator[bytes]:
             else:
                 yield _sse("chunk", {"text": item.text})
     except OtelAiError as exc:
-        yield _sse("error", {"error": exc.message, "type": getattr(exc, "error_type", type(exc).__name__)})
+        yield _sse("error", error_body(exc.message, error_kind(exc)))
     finally:
         aclose = getattr(items, "aclose", None)
         if aclose is not None:
             await aclose()  # propagates a client disconnect to the provider call
 
 
-async def _answer(llm: LLMManager, prompt: str | None, stream: bool, **kwargs: Any) -> Any:
-    try:
-        if stream:
-            items = await llm.start_stream(prompt, **kwargs)
-            return StreamingResponse(
-                _events(items),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            )
-        resp = await llm.generate(prompt, **kwargs)
-    except InvalidRequest as exc:
-        raise _bad(exc) from exc
-    except AllProvidersFailed as exc:
-        return _unavailable(exc)
+async def _answer(
+    llm: LLMManager, prompt: str | None, stream: bool, **options: Unpack[GenerateOptions]
+) -> Any:
+    """JSON, or an SSE stream; a bad request (400) or an exhausted chain (503) raises here, before
+    any byte is sent, and the error table answers it."""
+    if stream:
+        items = await llm.start_stream(prompt, **options)
+        return StreamingResponse(
+            _events(items),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    resp = await llm.generate(prompt, **options)
     return resp.as_dict()
 
 
@@ -199,12 +188,9 @@ async def usage(request: Request) -> dict[str, Any]:
     responses={201: {"model": Conversation, "description": "created"}},
 )
 async def create_conversation(body: ConversationBody, request: Request) -> dict[str, Any]:
-    try:
-        conv = await _manager(request).create_conversation(
-            system=body.system, title=body.title, task=body.task, model=body.model
-        )
-    except InvalidRequest as exc:
-        raise _bad(exc) from exc
+    conv = await _manager(request).create_conversation(
+        system=body.system, title=body.title, task=body.task, model=body.model
+    )
     return conv.as_dict()
 
 

@@ -24,6 +24,7 @@ def doc(model: type[BaseModel], description: str = "OK") -> dict[int | str, dict
 
 class ErrorResponse(BaseModel):
     error: str = Field(description="what is wrong; a bad parameter is named first ('since: ...')")
+    type: str = Field(description="the kind of error, snake_case: invalid_parameter, not_found, ...")
 
 
 # -- health --------------------------------------------------------------------------------------
@@ -282,3 +283,79 @@ class ConversationList(Open):
 class Deleted(Open):
     deleted: bool
     id: str
+
+
+# -- insights ------------------------------------------------------------------------------------
+class InsightEntity(Open):
+    kind: Literal["service", "operation", "edge", "database", "messaging", "external"]
+    id: str = Field(
+        description="a topology node id; an edge is caller->callee; an operation service:operation"
+    )
+
+
+class InsightEvidence(Open):
+    id: str
+    kind: str = Field(description="metric | span_pattern | topology | anomaly | trace | deploy")
+    description: str
+    observed: Any = None
+    baseline: Any = None
+    unit: str | None = None
+    trace_ids: list[str] = Field(default_factory=list)
+
+
+class Claim(Open):
+    text: str
+    evidence_ids: list[str]
+
+
+class Recommendation(Open):
+    action: str
+    rationale: str
+    evidence_ids: list[str]
+
+
+class InsightRootCause(Open):
+    entity: Any
+    change_type: str
+    evidence_ids: list[str]
+
+
+class Window(Open):
+    start: str
+    end: str
+
+
+class Insight(Open):
+    id: str
+    fingerprint: str
+    kind: str
+    category: str
+    title: str
+    summary: str
+    severity: Literal["critical", "high", "medium", "low", "info"] = Field(description="set by code")
+    confidence: float = Field(description="0..1, set by code")
+    status: Literal["open", "resolved", "expired"]
+    first_seen: str
+    last_seen: str
+    window: Window
+    entities: list[InsightEntity]
+    root_cause: InsightRootCause | None
+    evidence: list[InsightEvidence]
+    claims: list[Claim]
+    recommendations: list[Recommendation]
+    abstained: bool
+    llm: dict[str, Any] | None = Field(
+        description="provider, model, tokens, cost, latency, cached, prompt_version"
+    )
+
+
+class InsightList(Open):
+    insights: list[Insight] = Field(description="most severe first")
+
+
+class Answer(Open):
+    answer: str
+    claims: list[Claim]
+    insight_ids: list[str]
+    abstained: bool
+    llm: dict[str, Any] | None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -13,7 +14,10 @@ from typing import Any
 import httpx
 import yaml
 
+from otel_ai.cli.progress import spinner
+
 DEFAULT_API = "http://127.0.0.1:8700"
+LONG_CALL_S = 60.0
 _WILDCARD = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
@@ -119,10 +123,19 @@ def call(
     resolve(args)
     headers = {"Authorization": f"Bearer {args.token}"} if getattr(args, "token", None) else {}
     clean = {k: v for k, v in (params or {}).items() if v is not None}
+    # A call allowed to run for minutes (detect, generate, ...) shows a spinner with the elapsed
+    # time on a terminal, so a long wait does not look like a hang.
+    waiting = spinner(f"{method} {path}") if timeout > LONG_CALL_S else contextlib.nullcontext()
     try:
-        resp = httpx.request(
-            method, args.api_url.rstrip("/") + path, params=clean, json=body, headers=headers, timeout=timeout
-        )
+        with waiting:
+            resp = httpx.request(
+                method,
+                args.api_url.rstrip("/") + path,
+                params=clean,
+                json=body,
+                headers=headers,
+                timeout=timeout,
+            )
     except httpx.HTTPError as exc:
         raise ApiError(unreachable_message(args, exc)) from exc
     if resp.status_code >= 400:

@@ -188,8 +188,18 @@ class _Throttle(logging.Filter):
         return True
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is now: under the progress bar, rich's proxy prints above the bar."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def _setup_logging() -> None:
-    handler = logging.StreamHandler()
+    handler = logging.StreamHandler(_Stderr())  # type: ignore[arg-type]
     handler.setFormatter(logging.Formatter("otel-ai demo: %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_Throttle())
     root = logging.getLogger()

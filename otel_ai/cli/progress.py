@@ -97,11 +97,15 @@ def _hms(seconds: float) -> str:
 
 
 @contextmanager
-def spinner(message: str, *, stream: TextIO | None = None) -> Iterator[None]:
+def spinner(
+    message: str, *, stream: TextIO | None = None, force_terminal: bool | None = None
+) -> Iterator[None]:
     """A spinner with elapsed time for one long call with no measurable progress (terminal only)."""
-    console = Console(file=stream or sys.stderr)
+    console = Console(file=stream or sys.stderr, force_terminal=force_terminal)
     if not console.is_terminal:
         yield
         return
-    with Progress(SpinnerColumn(), TextColumn(message), TimeElapsedColumn(), console=console, transient=True):
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        progress.add_task(message, total=None)
         yield

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import sys
 
-from otel_ai.config import load_config
 from otel_ai.errors import ConfigError, OtelAiError
 
 
@@ -48,6 +47,7 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from otel_ai.config import load_config  # here, not at import: the query commands start faster
     from otel_ai.instance import claim_instance
 
     try:

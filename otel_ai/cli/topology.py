@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from typing import Any
 
 from otel_ai.cli.client import add_api_args, call, print_json, run, table
@@ -102,10 +103,17 @@ def render_topology(data: dict[str, Any]) -> str:
     )
 
 
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def covered(window: dict[str, Any]) -> str:
     """Say when rates are over less than the window: the seconds data actually covers."""
     secs = window.get("covered_seconds")
-    if not secs or not window.get("covered_start") or window["covered_start"] <= window["start"]:
+    if not secs or not window.get("covered_start"):
+        return ""
+    length = (_instant(window["end"]) - _instant(window["start"])).total_seconds()
+    if secs >= 0.95 * length:  # (nearly) the whole window: nothing to say
         return ""
     return f"  (rates over the {secs:,.0f} s with data, since {window['covered_start']})"
 

@@ -2,7 +2,7 @@
 
 ``grpc`` → ``opentelemetry.exporter.otlp.proto.grpc``, ``http/protobuf`` →
 ``opentelemetry.exporter.otlp.proto.http``, ``http/json`` → ``opentelemetry.exporter.otlp.json.http``
-(package ``opentelemetry-exporter-otlp-json-http``; DESIGN.md decision 9 pins the set).
+(package ``opentelemetry-exporter-otlp-json-http``; docs/decisions/0009-official-sdk-exporters.md pins the set).
 
 :class:`BlockingBatcher` is the SDK's ``BatchSpanProcessor`` idea (one queue, one worker, large
 batches) with one difference that backfill needs: when the queue is full, producers *wait* instead

@@ -188,6 +188,9 @@ SCENARIOS: dict[str, Scenario] = {
                  insight="slow_query"),
         Scenario("queue-lag", "(pattern)", "kafka", ("accounting", "fraud-detection"), "s", (5.0, 30.0, 120.0),
                  _kafka_lag, "consumers process orders p seconds after they are published", insight="queue_lag"),
+        Scenario("sdk-drift", "(pattern)", "cart", ("cart",), "share", (0.2, 0.5, 0.8), _pattern("sdk_drift"),
+                 "a share p of cart's spans come from an instance on an older OpenTelemetry SDK",
+                 insight="sdk_drift"),
     )
 }  # fmt: skip
 

@@ -110,7 +110,9 @@ class Shop:
         self, service: str, name: str, kind: SpanKind, parent: Context | None, t: int, attrs: Attributes,
         links: Sequence[Link] | None = None,
     ) -> Span:  # fmt: skip
-        tracer = self.tel.tracer(service, self.eff.version.get(service))
+        drift = self.eff.patterns.get("sdk_drift", 0.0)
+        sdk = "1.20.0" if drift and service == "cart" and self.rng.random() < drift else None
+        tracer = self.tel.tracer(service, self.eff.version.get(service), sdk)
         self.spans += 1
         span = tracer.start_span(
             name, context=parent if parent is not None else Context(), kind=kind, attributes=attrs, links=links,

@@ -22,7 +22,7 @@ from otel_ai.ingest.grpc import OtlpGrpcServer
 from otel_ai.ingest.http import OtlpHttpApp
 from otel_ai.pipeline import Pipeline
 from otel_ai.sections import split_host_port
-from otel_ai.serving import EmbeddedServer, start_server, stop_server
+from otel_ai.serving import EmbeddedServer, start_server, stop_server, tls_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,9 @@ class Receivers:
         self.pipeline = pipeline
         pipeline.retry_after = float(ingest_cfg.retry_after_s)
         self.exporter = Exporter(pipeline, ingest_cfg, registry=registry, retention_days=retention_days)
-        self.grpc = OtlpGrpcServer(server_cfg.otlp_grpc, self.exporter, ingest_cfg.max_body_bytes)
+        cert, key = ingest_cfg.tls_cert_file, ingest_cfg.tls_key_file
+        tls = (cert, key) if cert and key else None
+        self.grpc = OtlpGrpcServer(server_cfg.otlp_grpc, self.exporter, ingest_cfg.max_body_bytes, tls)
         self._http: EmbeddedServer | None = None
         self._http_task: asyncio.Task[None] | None = None
         self.ready = False
@@ -62,6 +64,7 @@ class Receivers:
                 server_header=False,
                 date_header=False,
                 timeout_keep_alive=30,
+                **tls_kwargs(self.ingest_cfg),
             )
         except BaseException:
             await self.grpc.shutdown(0)

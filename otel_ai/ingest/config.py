@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from otel_ai.sections import Section
 
@@ -20,3 +20,15 @@ class IngestConfig(Section):
     max_attribute_bytes: int = Field(default=1024 * 1024, ge=64)
     # ... and resource + scope bytes repeated over all rows of a request, per byte of the request.
     max_resource_amplification: int = Field(default=64, ge=1)
+    # TLS on both receivers (PEM files; both or neither), like the Collector's receiver `tls`.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    # Optional bearer token the receivers require (`Authorization: Bearer <token>` header or gRPC
+    # metadata, like the Collector's bearertokenauth): 401 / UNAUTHENTICATED without it.
+    token: str | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> IngestConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self

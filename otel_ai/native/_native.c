@@ -1,7 +1,7 @@
 /*
  * otel_ai.native._native — OTLP/protobuf trace requests → one ClickHouse ``Native`` block.
  *
- * The "native" decoder (DESIGN.md decision 3): the protobuf wire format is walked once, in C,
+ * The "native" decoder (docs/decisions/0003-decode-path.md): the protobuf wire format is walked once, in C,
  * and each span becomes one row of ``otel_traces`` written straight into column buffers, encoded
  * exactly like the python decoder (``decode_python._spans``) and the contrib exporter: lowercase
  * hex ids, span kind and status code names, ``Value.AsString`` attribute maps (last duplicate key
@@ -1134,13 +1134,63 @@ static int js_string(js_t *j, buf_t *out) {
     return E_MALFORMED;
 }
 
-/* Skip any JSON value. */
+/* The JSON number grammar -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? from s; *out: its end. */
+static int js_number_end(const uint8_t *s, const uint8_t *end, const uint8_t **out) {
+    const uint8_t *q = s;
+#define DIGIT(p) ((p) < end && *(p) >= '0' && *(p) <= '9')
+    if (q < end && *q == '-') q++;
+    if (!DIGIT(q)) return E_MALFORMED;
+    if (*q == '0') q++;
+    else while (DIGIT(q)) q++;
+    if (q < end && *q == '.') {
+        q++;
+        if (!DIGIT(q)) return E_MALFORMED;
+        while (DIGIT(q)) q++;
+    }
+    if (q < end && (*q == 'e' || *q == 'E')) {
+        q++;
+        if (q < end && (*q == '+' || *q == '-')) q++;
+        if (!DIGIT(q)) return E_MALFORMED;
+        while (DIGIT(q)) q++;
+    }
+#undef DIGIT
+    *out = q;
+    return OK;
+}
+
+/* Skip any JSON value, checked as strictly as Python's json module reads it: a string's escapes,
+ * no raw control characters, the number grammar (no leading zeros). Escaped lone surrogates, which
+ * Python accepts, are left to it. */
 static int js_skip(js_t *j, int depth) {
     int c = js_peek(j);
     if (depth > MAX_DEPTH) return E_UNSUPPORTED;
     if (c == '"') {
         j->p++;
-        while (j->p < j->end && *j->p != '"') j->p += *j->p == '\\' ? 2 : 1;
+        while (j->p < j->end && *j->p != '"') {
+            uint8_t ch = *j->p;
+            if (ch < 0x20) return E_MALFORMED;
+            if (ch != '\\') {
+                j->p++;
+                continue;
+            }
+            if (j->end - j->p < 2) return E_MALFORMED;
+            uint8_t e = j->p[1];
+            if (e == 'u') {
+                if (j->end - j->p < 6) return E_MALFORMED;
+                uint32_t cp = 0;
+                for (int i = 2; i < 6; i++) {
+                    int h = hexval(j->p[i]);
+                    if (h < 0) return E_MALFORMED;
+                    cp = cp << 4 | (uint32_t)h;
+                }
+                if (cp >= 0xD800 && cp <= 0xDFFF) return E_UNSUPPORTED;
+                j->p += 6;
+            } else if (e == '/' || short_escape((char)e, 1)) {
+                j->p += 2;
+            } else {
+                return E_MALFORMED;
+            }
+        }
         if (j->p >= j->end) return E_MALFORMED;
         j->p++;
         return OK;
@@ -1149,9 +1199,11 @@ static int js_skip(js_t *j, int depth) {
         char close = c == '{' ? '}' : ']';
         j->p++;
         if (js_eat(j, close)) return OK;
-        for (;;) {
+        for (int members = 0;; members++) {
             int rc;
             if (c == '{') {
+                /* a second key could repeat the first (refused): the exact path compares them */
+                if (members) return E_UNSUPPORTED;
                 if (js_peek(j) != '"' || (rc = js_skip(j, depth + 1))) return E_MALFORMED;
                 if (!js_eat(j, ':')) return E_MALFORMED;
             }
@@ -1164,10 +1216,7 @@ static int js_skip(js_t *j, int depth) {
     if (c == 't') return js_literal(j, "true");
     if (c == 'f') return js_literal(j, "false");
     if (c == 'n') return js_literal(j, "null");
-    if (c == '-' || (c >= '0' && c <= '9')) {
-        while (j->p < j->end && strchr("+-0123456789.eE", *j->p)) j->p++;
-        return OK;
-    }
+    if (c == '-' || (c >= '0' && c <= '9')) return js_number_end(j->p, j->end, &j->p);
     return E_MALFORMED;
 }
 
@@ -1183,6 +1232,8 @@ static int js_int(js_t *j, int64_t lo, uint64_t hi, int64_t *neg_out, uint64_t *
     }
     const uint8_t *start = j->p;
     uint64_t v = 0;
+    /* a leading zero: Python's json refuses 0123 as a number (as a string, int() reads it) */
+    if (!quoted && j->end - j->p >= 2 && j->p[0] == '0' && j->p[1] >= '0' && j->p[1] <= '9') return E_MALFORMED;
     while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
         uint64_t d = (uint64_t)(*j->p - '0');
         if (v > (UINT64_MAX - d) / 10) return E_UNSUPPORTED;
@@ -1453,14 +1504,17 @@ static int js_double(jctx_t *c, js_t *j, double *out) {
 
 /* AnyValue: exactly one member, or none ({}). */
 static int js_anyvalue(jctx_t *c, js_t *j, int depth) {
-    int rc, members = 0;
+    int rc, members = 0, keys = 0;
     if (depth > MAX_DEPTH) return E_UNSUPPORTED;
     if (js_peek(j) < 0) return E_MALFORMED;
     if (!js_eat(j, '{')) return E_UNSUPPORTED;
     if (js_eat(j, '}')) return OK;
     for (;;) {
+        /* one key is the norm; a second one might repeat it (refused): the exact path decides */
+        if (keys++) return E_UNSUPPORTED;
         c->key.n = 0;
         if ((rc = js_string(j, &c->key))) return rc;
+        if (c->key.n && memchr(c->key.p, 0, c->key.n)) return E_UNSUPPORTED; /* "a\u0000": exact path */
         if (!js_eat(j, ':')) return E_MALFORMED;
         const char *k = c->key.p;
         size_t kn = c->key.n;
@@ -1499,9 +1553,11 @@ static int js_anyvalue(jctx_t *c, js_t *j, int depth) {
             if (!js_eat(j, '{')) return E_UNSUPPORTED;
             int seen = 0;
             if (!js_eat(j, '}')) {
-                for (;;) {
+                for (int inner_keys = 0;; inner_keys++) {
+                    if (inner_keys) return E_UNSUPPORTED; /* {"values": [...]} alone */
                     c->key.n = 0;
                     if ((rc = js_string(j, &c->key))) return rc;
+                    if (c->key.n && memchr(c->key.p, 0, c->key.n)) return E_UNSUPPORTED;
                     if (!js_eat(j, ':')) return E_MALFORMED;
                     if (c->key.n == 6 && memcmp(c->key.p, "values", 6) == 0) {
                         if (seen++) return E_UNSUPPORTED;
@@ -1597,7 +1653,7 @@ static int js_field(jctx_t *c, js_t *j, const fdesc_t *f, int depth) {
 }
 
 static int js_message(jctx_t *c, js_t *j, const mdesc_t *m, int depth) {
-    int rc;
+    int rc, unknown = 0;
     uint32_t seen = 0;
     if (depth > MAX_DEPTH) return E_UNSUPPORTED;
     if (js_peek(j) < 0) return E_MALFORMED;
@@ -1606,6 +1662,7 @@ static int js_message(jctx_t *c, js_t *j, const mdesc_t *m, int depth) {
     for (;;) {
         c->key.n = 0;
         if ((rc = js_string(j, &c->key))) return rc;
+        if (c->key.n && memchr(c->key.p, 0, c->key.n)) return E_UNSUPPORTED; /* "a\u0000": exact path */
         if (!js_eat(j, ':')) return E_MALFORMED;
         const fdesc_t *f = NULL;
         int idx = 0;
@@ -1625,6 +1682,8 @@ static int js_message(jctx_t *c, js_t *j, const mdesc_t *m, int depth) {
             }
         } else if ((c->key.n && memchr(c->key.p, '_', c->key.n))) {
             return E_UNSUPPORTED; /* json_format also reads proto (snake_case) names */
+        } else if (unknown++) {
+            return E_UNSUPPORTED; /* two unknown keys might be one key twice: the exact path decides */
         } else if ((rc = js_skip(j, depth + 1))) {
             return rc;
         }
@@ -1634,10 +1693,14 @@ static int js_message(jctx_t *c, js_t *j, const mdesc_t *m, int depth) {
     }
 }
 
-/* An OTLP/JSON ExportTraceServiceRequest → protobuf in c->out. */
+static int utf8_ok(const uint8_t *s, const uint8_t *end);
+
+/* An OTLP/JSON ExportTraceServiceRequest → protobuf in c->out. The whole body must be UTF-8, as
+ * for Python's json (unknown fields and keys included: they are skipped, never copied). */
 static int json_request(jctx_t *c, const uint8_t *p, size_t n) {
     js_t j = {p, p + n};
     c->out.n = 0;
+    if (!utf8_ok(p, p + n)) return E_MALFORMED;
     int rc = js_message(c, &j, &M_REQUEST, 0);
     if (rc) return rc;
     js_ws(&j);

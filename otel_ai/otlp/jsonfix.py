@@ -17,7 +17,9 @@ from typing import Any
 from google.protobuf.json_format import ParseDict, ParseError
 
 from otel_ai.errors import DecodeError, RefusedContent
-from otel_ai.otlp.validate import REQUEST_TYPES, _list, _obj, check_hex, parse_json
+from otel_ai.otlp.jsonshape import REQUEST_TYPES, check_hex, parse_json
+from otel_ai.otlp.jsonshape import json_list as _list
+from otel_ai.otlp.jsonshape import json_obj as _obj
 
 _TOP = {"traces": "resourceSpans", "metrics": "resourceMetrics", "logs": "resourceLogs"}
 _SCOPE = {"traces": "scopeSpans", "metrics": "scopeMetrics", "logs": "scopeLogs"}
@@ -83,7 +85,7 @@ def doc_to_request(signal: str, doc: dict[str, Any]) -> Any:
     msg = REQUEST_TYPES[signal]()
     try:
         ParseDict(doc, msg, ignore_unknown_fields=True)
-    except (ParseError, ValueError, TypeError) as exc:
+    except (ParseError, ValueError, TypeError, OverflowError) as exc:  # 1e999 → inf → int(): overflow
         if "recursion depth" in str(exc):
             raise RefusedContent(f"invalid OTLP/JSON: nested too deep ({exc})", reason="too_deep") from exc
         raise DecodeError(f"invalid OTLP/JSON {type(msg).__name__}: {exc}") from exc

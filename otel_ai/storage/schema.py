@@ -6,7 +6,7 @@ column names, types and value encodings, so Grafana's ClickHouse datasource in O
 data unchanged. Extra columns are ours (``IngestEncoding``, ``IngestTransport``, span flags and
 dropped counts); our own tables are prefixed ``otel_ai_``.
 
-Cluster mode (DESIGN.md decisions 2 and 10): every MergeTree table becomes ``<name>_local`` with a
+Cluster mode (docs/decisions/0002 and 0010): every MergeTree table becomes ``<name>_local`` with a
 ``Replicated*MergeTree`` engine created ``ON CLUSTER``, plus a ``Distributed`` table under the
 public name; materialized views read and write the local tables so they fire on each shard.
 """

@@ -1,6 +1,6 @@
 """Batch writer of validated OTLP payloads into the contrib-compatible telemetry tables.
 
-Three decoders (DESIGN.md decision 3, ``pipeline.decoder``):
+Three decoders (docs/decisions/0003-decode-path.md, ``pipeline.decoder``):
 
 * ``native`` (default) — spans (protobuf, and OTLP/JSON transcoded in C) flattened in C into one
   ClickHouse ``Native`` block per batch (:mod:`otel_ai.storage.decoders.native`); what it does not

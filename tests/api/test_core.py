@@ -35,26 +35,34 @@ def test_metrics_is_prometheus_text(daemon: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("trace_id", "status", "fragment"),
+    ("trace_id", "status", "fragment", "kind"),
     [
-        ("xyz", 400, "expected 32 hex characters"),
-        ("0123456789abcdef0123456789abcde", 400, "expected 32 hex characters"),
-        ("0123456789abcdef0123456789abcdeg", 400, "expected 32 hex characters"),
-        ("0123456789abcdef0123456789abcdef", 404, "not found"),
+        ("xyz", 400, "expected 32 hex characters", "invalid_parameter"),
+        ("0123456789abcdef0123456789abcde", 400, "expected 32 hex characters", "invalid_parameter"),
+        ("0123456789abcdef0123456789abcdeg", 400, "expected 32 hex characters", "invalid_parameter"),
+        ("0123456789abcdef0123456789abcdef", 404, "not found", "not_found"),
     ],
     ids=["short-garbage", "31-chars", "non-hex", "unknown"],
 )
-def test_trace_lookup_errors(daemon: Any, trace_id: str, status: int, fragment: str) -> None:
+def test_trace_lookup_errors(daemon: Any, trace_id: str, status: int, fragment: str, kind: str) -> None:
     r = daemon.get(f"/api/v1/traces/{trace_id}")
     assert r.status_code == status
     assert fragment in r.json()["error"]
+    assert set(r.json()) == {"error", "type"} and r.json()["type"] == kind
+
+
+def test_framework_refusals_have_the_same_body(daemon: Any) -> None:
+    r = daemon.get("/api/v1/no-such-path")
+    assert r.status_code == 404
+    assert r.json() == {"error": "no such path: /api/v1/no-such-path", "type": "not_found"}
 
 
 def test_bearer_token_guards_api_but_not_health(make_daemon: Any) -> None:
     d = make_daemon(extra={"api.token": "t0ken-value"})
     assert d.get("/healthz").status_code == 200
     r = d.get("/api/v1/status")
-    assert r.status_code == 401
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert r.json() == {"error": "missing or invalid bearer token", "type": "unauthorized"}
     assert "t0ken-value" not in r.text
     assert d.get("/api/v1/status", headers={"Authorization": "Bearer wrong"}).status_code == 401
     ok = d.get("/api/v1/status", headers={"Authorization": "Bearer t0ken-value"})

@@ -41,21 +41,19 @@ def test_docs_pages_load_every_asset_from_the_daemon(daemon: InProcessDaemon, pa
 @pytest.mark.parametrize(
     ("method", "path", "status", "message"),
     [
-        ("GET", "/", 404, "no such path: /"),
+        ("GET", "/no-such-page", 404, "no such path: /no-such-page"),
         ("GET", "/api/v1/nothing-here", 404, "no such path: /api/v1/nothing-here"),
         ("DELETE", "/healthz", 405, "method DELETE not allowed on /healthz"),
         ("PUT", "/api/v1/status", 405, "method PUT not allowed on /api/v1/status"),
     ],
-    ids=["root", "unknown-api-path", "delete-healthz", "put-status"],
+    ids=["unknown-page", "unknown-api-path", "delete-healthz", "put-status"],
 )
 def test_404_and_405_use_our_error_shape(
     daemon: InProcessDaemon, method: str, path: str, status: int, message: str
 ) -> None:
     r = httpx.request(method, daemon.api_url + path, timeout=10)
-    if path == "/" and r.status_code == 200:
-        pytest.skip("the web UI is served at / on this build")
     assert r.status_code == status
-    assert r.json() == {"error": message}
+    assert r.json() == {"error": message, "type": "not_found" if status == 404 else "method_not_allowed"}
     if status == 405:
         assert "allow" in r.headers
 
@@ -99,6 +97,9 @@ def _check(model: type[BaseModel], body: Any) -> None:
         ("GET", "/api/v1/llm/usage", None, schemas.LLMUsageReport),
         ("GET", "/api/v1/llm/conversations", None, schemas.ConversationList),
         ("POST", "/api/v1/llm/generate", {"prompt": "Say hello", "model": "rules", "max_tokens": 8}, schemas.LLMAnswer),
+        ("GET", "/api/v1/insights", None, schemas.InsightList),
+        ("POST", "/api/v1/insights/generate", {"since": "10m"}, schemas.InsightList),
+        ("GET", "/api/v1/reports", None, schemas.ReportList),
     ],
     ids=lambda v: v if isinstance(v, str) and v.startswith("/") else None,
 )  # fmt: skip

@@ -108,3 +108,15 @@ def test_waterfall_survives_a_parent_cycle() -> None:
     spans = [_span("a", "b", "x.a", 0, 1), _span("b", "a", "x.b", 1, 1)]
     order = [(depth, s["span_id"]) for depth, s in trace.ordered(spans)]
     assert order == [(0, "a"), (1, "b")]  # every span shown once, nothing loops forever
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "piped"])
+def test_spinner_for_long_calls_only_on_a_terminal(terminal: bool) -> None:
+    import time
+
+    from otel_ai.cli.progress import spinner
+
+    out = io.StringIO()
+    with spinner("POST /api/v1/anomalies/detect", stream=out, force_terminal=terminal):
+        time.sleep(0.3)
+    assert ("POST /api/v1/anomalies/detect" in out.getvalue()) is terminal

@@ -85,6 +85,7 @@ def test_unreachable_endpoint_fails_fast_with_one_line(tmp_path: Path) -> None:
     proc, took = _demo("--endpoint", f"http://127.0.0.1:{port}", "--duration", "8",
                        "--ground-truth", str(tmp_path / "gt.json"))  # fmt: skip
     assert proc.returncode == 1
+    assert "done:" not in proc.stdout  # it stopped before generating anything, not after --duration
     assert took < 8 + 40  # within --duration and start-up on a busy machine (was 198-254 s)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

@@ -11,6 +11,7 @@ import pytest
 
 from otel_ai.analysis.insights import record
 from otel_ai.cli.main import main
+from otel_ai.timeutil import parse_instant
 from tests.insights.conftest import SpansPerService, minute_ago, write_traces
 
 ASK_KEYS = {"answer", "claims", "insight_ids", "abstained", "llm"}
@@ -52,6 +53,7 @@ def test_generate_list_get_shapes(daemon: Any, generated: dict[str, Any]) -> Non
     listed = daemon.get("/api/v1/insights", params={"since": "2h"}).json()["insights"]
     assert [i["id"] for i in listed] == [i["id"] for i in out]
     assert daemon.get(f"/api/v1/insights/{out[0]['id']}").json() == listed[0]
+    assert daemon.get(f"/api/v1/insights/{out[0]['id'].upper()}").json() == listed[0]
     only = daemon.get("/api/v1/insights", params={"since": "2h", "service": "frontend"}).json()["insights"]
     assert [i["entities"][0]["id"] for i in only] == ["frontend"]
     assert daemon.get("/api/v1/insights", params={"since": "2h", "kind": "n_plus_one"}).json() == {
@@ -143,3 +145,43 @@ def test_cli_list_show_generate_ask(
     assert "404" in capsys.readouterr().err
     assert main(["insights", *url, "--kind", "bogus"]) == 1
     assert "kind" in capsys.readouterr().err
+
+
+def test_insight_routes_need_the_bearer_token(storage: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from otel_ai.api import AppContext, create_app
+    from otel_ai.config import load_config
+    from tests.insights.conftest import make_service
+
+    cfg = load_config(None, environ={}, overrides={"api.token": "s3cret-token"})
+    app = create_app(AppContext(config=cfg, storage=storage, insights=make_service(storage)))
+    client = TestClient(app)
+    calls = [("GET", "/api/v1/insights", None), ("GET", "/api/v1/insights/" + "0" * 16, None),
+             ("POST", "/api/v1/insights/generate", {}), ("POST", "/api/v1/insights/ask", {"question": "why?"})]  # fmt: skip
+    for method, path, body in calls:
+        assert client.request(method, path, json=body).status_code == 401, path
+    auth = {"Authorization": "Bearer s3cret-token"}
+    assert client.get("/api/v1/insights", headers=auth).json() == {"insights": []}
+    assert client.get("/api/v1/insights/" + "0" * 16, headers=auth).status_code == 404
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/v1/insights", "/api/v1/insights/{insight_id}", "/api/v1/insights/generate",
+            "/api/v1/insights/ask"} <= set(paths)  # fmt: skip
+
+
+def test_generate_without_a_body_covers_the_last_hour(storage: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from otel_ai.api import AppContext, create_app
+    from otel_ai.config import load_config
+    from tests.insights.conftest import make_service
+
+    write_traces(storage, minute_ago(30), 10)
+    app = create_app(
+        AppContext(config=load_config(None, environ={}), storage=storage, insights=make_service(storage))
+    )
+    r = TestClient(app).post("/api/v1/insights/generate")
+    assert r.status_code == 200, r.text
+    (first, *_rest) = r.json()["insights"]
+    w = first["window"]
+    assert (parse_instant(w["end"]) - parse_instant(w["start"])).total_seconds() == 3600

@@ -248,3 +248,28 @@ def test_ask_drops_invented_claims_and_points_at_the_strongest_lead(storage: Sto
     assert honest_ans["abstained"] is False and honest_ans["insight_ids"][0] == found[0]["id"]
     # its summary quotes a name that is no entity (`the question`): the answer is built from the claims
     assert honest_ans["answer"].startswith("From the window's evidence: `checkout`")
+
+
+def test_the_call_budget_leaves_the_rest_for_a_later_run(storage: Storage, echo: Any) -> None:
+    write_traces(storage, minute_ago(30), 20)
+    server = echo(honest)
+    svc = make_service(storage, llm=fake_llm(server), max_narrated_per_run=1)
+    first = svc.generate(_window())
+    assert server.calls("gpt-4o-mini") == 1
+    assert sorted(i["llm"]["provider"] for i in first) == ["none", "openai"]  # the most severe got the call
+    assert first[0]["llm"]["provider"] == "openai"
+    second = svc.generate(_window())
+    assert server.calls("gpt-4o-mini") == 2  # the templated one, not the cached one
+    assert [i["llm"]["cached"] for i in second] == [True, False]
+
+
+def test_ask_without_a_manager_answers_from_the_evidence(storage: Storage) -> None:
+    write_traces(storage, minute_ago(30), 20, error_every=2)
+    svc = make_service(storage, llm=None)
+    found = svc.generate(_window())
+    ans = svc.ask("why is checkout failing?", _window())
+    assert ans["abstained"] is False and ans["llm"]["provider"] == "none"
+    assert (
+        ans["claims"][0]["evidence_ids"] == ["spans:checkout:count"]
+        and ans["insight_ids"][0] == found[0]["id"]
+    )

@@ -203,3 +203,44 @@ def test_scheduled_run_covers_the_lookback(storage: Storage) -> None:
     assert out
     w = out[0]["window"]
     assert parse_instant(w["end"]) - parse_instant(w["start"]) == timedelta(seconds=900)
+
+
+def test_default_llm_config_narrates_with_rules_not_the_embedded_model(storage: Storage) -> None:
+    from otel_ai.llm import LLMConfig, LLMManager
+
+    write_traces(storage, minute_ago(30), 10)
+    llm = LLMManager(LLMConfig())  # no keys: the chain is embedded → rules
+    out = make_service(storage, llm=llm).generate(_window(31, 25))
+    assert out and all(i["llm"]["provider"] == "rules" for i in out)
+    embedded = next(d for d in llm.deployments if d.name == "embedded")
+    assert embedded.calls == 0  # never loaded, never called
+
+
+def test_register_jobs_schedules_the_run() -> None:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from otel_ai.analysis.insights.config import InsightsConfig
+    from otel_ai.analysis.insights.service import InsightsService
+
+    sched = BackgroundScheduler(timezone="UTC")
+    svc = InsightsService(None, InsightsConfig(interval_s=120), detectors=[])  # type: ignore[arg-type]
+    svc.register_jobs(sched)
+    job = sched.get_job("insights.generate")
+    assert job is not None and job.trigger.interval == timedelta(seconds=120)
+
+
+def test_digest_and_ask_context_with_anomalies(storage: Storage) -> None:
+    from otel_ai.analysis.insights import ask
+
+    write_traces(storage, minute_ago(30), 20, error_every=2)
+    svc = make_service(storage, llm=rules_llm())
+    found = svc.generate(_window(31, 20))
+    digest = svc.digest(_window(31, 20))
+    assert digest["abstained"] is False and digest["llm"]["prompt_version"] == "insight.digest@1"
+    assert set(digest["insight_ids"]) <= {i["id"] for i in found} and digest["insight_ids"]
+    anomaly = {"id": "ab" * 8, "entity": {"kind": "service", "service": "payment"}, "severity": "high",
+               "opened_at": "2026-01-01T00:00:00Z", "features": [{"name": "p95", "value": 3.0, "baseline": 1.0}],
+               "root_causes": [{"service": "payment", "score": 1.0}]}  # fmt: skip
+    items, owner, names = ask.context("is payment broken?", found, [anomaly], None)
+    assert items[0]["id"] == "anomaly:" + "ab" * 8  # the entity asked about comes first
+    assert "payment" in names and owner[found[0]["evidence"][0]["id"]] == found[0]["id"]

@@ -58,8 +58,8 @@ def test_purges_only_above_the_threshold_and_at_most_once_per_interval(storage: 
     level.mib = 600
     guard.check()  # the real SYSTEM JEMALLOC PURGE on the embedded engine
     guard.check()  # within the interval: not again
-    assert guard.purges == 1 and registry.get_sample_value("otelai_memory_purges_total") == 1
-    assert registry.get_sample_value("otelai_memory_resident_bytes") == 600 * MIB
+    assert guard.purges == 1 and registry.get_sample_value("otel_ai_memory_purges_total") == 1
+    assert registry.get_sample_value("otel_ai_memory_resident_bytes") == 600 * MIB
     assert not guard.over_soft_limit  # 600 < the soft limit 1000 - 100
     guard._last_purge -= 61
     guard.check()
@@ -254,8 +254,8 @@ def test_daemon_over_its_soft_limit_answers_503_and_keeps_what_it_stored(make_da
     assert status["memory"]["resident_bytes"] > 64 * MIB
     metrics = d.get("/metrics").text
     assert (
-        "otelai_memory_resident_bytes " in metrics
-        and "otelai_memory_soft_limit_bytes 6.7108864e+07" in metrics
+        "otel_ai_memory_resident_bytes " in metrics
+        and "otel_ai_memory_soft_limit_bytes 6.7108864e+07" in metrics
     )
     gate.set()
     t.join(60)

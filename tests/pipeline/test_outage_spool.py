@@ -92,7 +92,7 @@ def test_outage_spool_replay_zero_loss(make_daemon: Any) -> None:
     assert st["spool"]["bytes"] > 0 and st["spool"]["pending_items"] == sum(expected.values())
     assert st["spooled_items"] == sum(expected.values()) and "Connection refused" in st["last_error"]
     assert st["storage_down"] is True
-    assert "otelai_spool_bytes 0.0" not in d.get("/metrics").text
+    assert "otel_ai_spool_bytes 0.0" not in d.get("/metrics").text
     assert d.get(f"/api/v1/traces/{tid_json}").status_code == 404  # not inserted yet, only spooled
 
     switch.down = False

@@ -6,7 +6,7 @@ import pytest
 
 from otel_ai.errors import StorageError
 from otel_ai.storage import Storage
-from otel_ai.storage.client import normalize_dsn, redact_dsn
+from otel_ai.storage.dsn import normalize_dsn, redact_dsn
 from otel_ai.testing.stores import storage_at
 
 

@@ -9,7 +9,7 @@ import pytest
 from otel_ai.config import Config, load_config
 from otel_ai.errors import ConfigError
 from otel_ai.storage import Storage
-from otel_ai.storage.client import _engine_settings
+from otel_ai.storage.migrations import engine_settings
 from otel_ai.storage.schema import (
     CORE_MIGRATIONS,
     MIGRATIONS_TABLE,
@@ -140,7 +140,7 @@ def test_merge_tree_settings_are_applied_to_every_mergetree_table(storage: Stora
     assert all("merge_selector_base = 35.5" in e for e in engines().values())  # follows the config
     # a value that is a prefix of the current one is still applied (35 is not "35.5")
     storage_at(storage.dsn, storage.database, merge_tree_settings={"merge_selector_base": 35}).start()
-    assert {_engine_settings(e)["merge_selector_base"] for e in engines().values()} == {"35"}
+    assert {engine_settings(e)["merge_selector_base"] for e in engines().values()} == {"35"}
 
 
 @pytest.mark.parametrize("bad", [{"x; DROP TABLE t": 1}, {"merge_selector_base": "1; DROP"}])

@@ -24,6 +24,7 @@ class Command:
     argv: tuple[str, ...]
     line: str
     section: str
+    lang: str = ""  # the fence's language: "console" blocks show output, "sh" blocks are to run
 
     @property
     def has_placeholder(self) -> bool:
@@ -91,5 +92,5 @@ def commands(text: str | None = None, *, section: str | None = None) -> list[Com
                     while seg and _ENV.match(seg[0]):
                         seg = seg[1:]
                     if seg and Path(seg[0]).name == "otel-ai":
-                        found.append(Command(tuple(seg[1:]), line, heading))
+                        found.append(Command(tuple(seg[1:]), line, heading, lang))
     return found

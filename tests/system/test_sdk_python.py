@@ -212,7 +212,7 @@ def test_status_counts_by_signal_transport_encoding(daemon: InProcessDaemon) -> 
     )
     metrics = daemon.get("/metrics").text
     assert (
-        'otelai_receiver_items_total{encoding="json",outcome="accepted",signal="traces",transport="http"}'
+        'otel_ai_receiver_items_total{encoding="json",outcome="accepted",signal="traces",transport="http"}'
         in metrics
     )
-    assert "otelai_pipeline_queue_items 0.0" in metrics and "otelai_insert_latency_seconds_count" in metrics
+    assert "otel_ai_pipeline_queue_items 0.0" in metrics and "otel_ai_writer_insert_seconds_count" in metrics

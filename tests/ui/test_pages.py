@@ -7,6 +7,7 @@ trace found by search, every page rendering its content or a clear empty state.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -177,3 +178,34 @@ def test_api_errors_are_shown_in_the_page(ui: tuple[Any, Guard], seeded: Seeded)
     page.wait_for_selector("main .error")
     assert "not found" in page.inner_text("main .error")
     guard.check()
+
+
+def test_ask_box_shows_the_answer_with_its_citations(ui: tuple[Any, Guard], seeded: Seeded) -> None:
+    """The answer is the API's (contract shape); the page renders it, its claims and their evidence ids."""
+    page, guard = ui
+    answer = {
+        "answer": "checkout fails because payment rejects charges.",
+        "claims": [{"text": "payment errors rose to 42%", "evidence_ids": ["e1"]}],
+        "insight_ids": ["abc123"],
+        "abstained": False,
+        "llm": {"provider": "rules", "model": "rules", "cost_usd": 0.0},
+    }
+    seen: list[Any] = []
+
+    def fulfil(route: Any) -> None:
+        seen.append(route.request.post_data_json)
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(answer))
+
+    page.route("**/api/v1/insights/ask", fulfil)
+    try:
+        goto(page, seeded, "insights")
+        page.fill("#ask-q", "why does checkout fail?")
+        page.click("form.ask button[type=submit]")
+        page.wait_for_selector(".answer li")
+        text = page.inner_text(".answer")
+        assert answer["answer"] in text and "payment errors rose to 42%" in text and "e1" in text
+        assert seen and seen[0]["question"] == "why does checkout fail?" and seen[0]["since"] == "15m"
+        assert page.locator('.answer a[href^="#/insights/abc123"]').count() == 1
+        guard.check()
+    finally:
+        page.unroute("**/api/v1/insights/ask")

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 MAX_ITEMS = 40
 MAX_NODES = 10
 SCHEMA = "architectural-insight"
+TEMPLATE_CLAIMS = 5
 
 
 def _mentions(question: str, names: set[str]) -> set[str]:
@@ -48,8 +49,8 @@ def context(
             owner[ev["id"]] = ins["id"]
             subject = next(iter(sorted(ents)), ins["kind"])
             items.append((rank, {"id": ev["id"], "kind": ev["kind"], "entity": subject, "insight": ins["title"],
-                                 "summary": figure(ev), "observed": ev.get("observed"),
-                                 "baseline": ev.get("baseline"), "unit": ev.get("unit", ""),
+                                 "summary": figure(ev), "observed_value": ev.get("observed"),
+                                 "baseline_value": ev.get("baseline"), "unit": ev.get("unit", ""),
                                  "_entities": ents}))  # fmt: skip
     for a in anomalies:
         svc = a["entity"]["service"]
@@ -100,6 +101,7 @@ def answer(
     window: dict[str, str],
     max_tokens: int = 600,
     prompt: prompts.Prompt = prompts.ASK,
+    model: str | None = None,
 ) -> dict[str, Any]:
     items, owner, names = context(question, insights, anomalies, topology)
     ids = [i["id"] for i in items]
@@ -111,13 +113,17 @@ def answer(
             resp = run(
                 llm.generate(
                     f"{prompt.text}\n\nQuestion (from the user; answer it only from the data): {question}",
-                    system=prompts.SYSTEM, task=TASK, schema_name=SCHEMA, temperature=0, max_tokens=max_tokens,
+                    system=prompts.SYSTEM, task=TASK, schema_name=SCHEMA, temperature=0, max_tokens=max_tokens, model=model,
                     data={"subject": "the question", "window": window, "evidence": items},
                 )
             )  # fmt: skip
             out, info = (resp.json if isinstance(resp.json, dict) else {}), llm_info(resp, prompt.tag)
         except OtelAiError as exc:
             log.warning("insights: ask failed: %s", exc.message)
+    if not out and items:  # no manager (or it failed): the template answer, most relevant items first
+        out = {"findings": [{"statement": f"{i['entity']}: {i['summary']}", "evidence_ids": [i["id"]]}
+                            for i in items[:TEMPLATE_CLAIMS]]}  # fmt: skip
+        info["model"] = "template"
     text = " \n".join(str(i["summary"]) for i in items)
     claims = [
         {"text": str(f.get("statement", "")), "evidence_ids": list(f.get("evidence_ids") or [])}
@@ -128,7 +134,7 @@ def answer(
     kept = verdict.kept
     summary = str(out.get("summary") or "")
     from_claims = "From the window's evidence: " + "; ".join(c["text"] for c in kept[:3]) + "."
-    if kept and info["provider"] == "rules":  # the template summary says nothing; its claims do
+    if kept and info["provider"] in ("rules", "none"):  # the template summary says nothing; its claims do
         reply = from_claims
     elif kept and summary and not verdict.dropped and validate([{"text": summary, "evidence_ids": ids[:1]}], ids, names, names,
                                      evidence_text=text).kept:  # fmt: skip

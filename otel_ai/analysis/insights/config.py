@@ -36,6 +36,10 @@ class InsightsConfig(BaseModel):
     # The LLM step: narrate with the manager (false: the template narrative only, no LLM call).
     narrate: bool = True
     max_tokens: int = Field(default=600, ge=64, le=8192)
+    # With no model configured but the embedded one, narrate with it (true) or with the rules
+    # template (false: the 135M embedded model took 60-120 s per narrative here and its output
+    # rarely passed the schema, so every run paid that for the template anyway).
+    embedded_narrative: bool = False
     # Narratives kept in memory by (prompt version, route, evidence hash); also kept on the record.
     cache_entries: int = Field(default=512, ge=0, le=100_000)
     # At most this many insights narrated per run (most severe first); the rest get the template.

@@ -119,12 +119,22 @@ class Narrator:
         self.stats = {"calls": 0, "cache_hits": 0, "template": 0, "errors": 0}
 
     # -- keys -------------------------------------------------------------------------------------
+    def model_override(self) -> str | None:
+        """``"rules"`` when the task's chain has no model but the embedded one and
+        ``embedded_narrative`` is off; else ``None`` (the manager's routing decides)."""
+        if self.llm is None or self.cfg.embedded_narrative:
+            return None
+        chain = self.llm.models()["tasks"].get(TASK, [])
+        models = [g for g in chain if g != "rules"]
+        return "rules" if "rules" in chain and all(g == "embedded" for g in models) else None
+
     def route(self) -> str:
         """Which models would answer (the task's chain and its deployments' models)."""
         if self.llm is None:
             return "none"
         models = self.llm.models()
-        chain = models["tasks"].get(TASK, [])
+        override = self.model_override()
+        chain = [override] if override else models["tasks"].get(TASK, [])
         deps = [f"{d['group']}/{d['model']}" for g in chain for d in models["deployments"] if d["group"] == g]
         return f"{self.llm.config.prompt_version}|{'|'.join(deps)}"
 
@@ -148,11 +158,12 @@ class Narrator:
         previous: dict[str, Any] | None = None,
         *,
         allow_call: bool = True,
-    ) -> None:
-        """Fill ``summary``, ``claims``, ``recommendations``, ``abstained`` and ``llm`` of ``record``."""
+    ) -> str:
+        """Fill ``summary``, ``claims``, ``recommendations``, ``abstained`` and ``llm`` of ``record``;
+        return where the narrative came from: ``calls``, ``cache_hits``, ``template`` or ``errors``."""
         prompt = prompts.for_kind(record["kind"])
         key = self.key(prompt.tag, record["evidence_hash"])
-        record["narrative_key"] = key
+        record["narrative_key"] = ""  # set once a manager narrative is on the record
         cached = self._cache.get(key)
         if (
             cached is None
@@ -166,11 +177,12 @@ class Narrator:
             llm = dict(cached["llm"] or {})
             llm.update(input_tokens=0, output_tokens=0, cost_usd=0.0, latency_ms=0.0, cached=True)
             self._apply(record, {**cached, "llm": llm})
-            return
+            record["narrative_key"] = key
+            return "cache_hits"
         if self.llm is None or not self.cfg.narrate or not allow_call:
             self.stats["template"] += 1
             self._apply(record, self._template(record, prompt.tag))
-            return
+            return "template"
         universe = set(universe)
         try:
             resp = self._run(
@@ -182,17 +194,20 @@ class Narrator:
                     data=payload(record, dict(finding.facts) if finding else None),
                     temperature=0,
                     max_tokens=self.cfg.max_tokens,
+                    model=self.model_override(),
                 )
             )
         except OtelAiError as exc:  # every deployment failed (only with an explicit chain) or bad input
             self.stats["errors"] += 1
             log.warning("insights: narrative for %s failed: %s", record["kind"], exc.message)
             self._apply(record, self._template(record, prompt.tag))
-            return
+            return "errors"
         self.stats["calls"] += 1
         narrative = self._grounded(record, resp, universe, prompt.tag)
         self._apply(record, narrative)
+        record["narrative_key"] = key
         self._remember(key, narrative)
+        return "calls"
 
     def _grounded(self, record: dict[str, Any], resp: Any, universe: set[str], tag: str) -> dict[str, Any]:
         out = resp.json if isinstance(resp.json, dict) else {}

@@ -220,19 +220,12 @@ class InsightsService:
             result.append(rec)
         budget = self.cfg.max_narrated_per_run
         for rec, f, prev in sorted(to_narrate, key=lambda t: record.RANK.get(t[0]["severity"], 9)):
-            before = dict(self.narrator.stats)
-            allow = budget > 0
-            self.narrator.narrate(rec, f, universe, prev, allow_call=allow)
-            if (
-                self.narrator.stats["calls"] > before["calls"]
-                or self.narrator.stats["errors"] > before["errors"]
-            ):
-                budget -= 1
-            source = next((k for k in ("calls", "cache_hits", "template", "errors")
-                           if self.narrator.stats[k] > before[k]), "template")  # fmt: skip
+            source = self.narrator.narrate(rec, f, universe, prev, allow_call=budget > 0)
+            budget -= source in ("calls", "errors")
             self.m_narratives.labels(source).inc()
-        changed = result + self._misses(window, set(fresh), ran) + self._expired(window)
-        self.store.save(changed)
+        # One row per id: an insight both missed and expired in this run is written once (expired).
+        changed = {r["id"]: r for r in result + self._misses(window, set(fresh), ran) + self._expired(window)}
+        self.store.save(changed.values())
         return result
 
     def _misses(self, window: Window, seen: set[str], ran: set[str]) -> list[dict[str, Any]]:
@@ -292,7 +285,7 @@ class InsightsService:
             self.llm if self.cfg.narrate else None, self._run_coro, question, insights[: self.cfg.ask_max_insights],
             self._anomalies(window), self._topology(window),
             window={"start": rfc3339(window.start), "end": rfc3339(window.end)},
-            max_tokens=self.cfg.max_tokens, prompt=prompt,
+            max_tokens=self.cfg.max_tokens, prompt=prompt, model=self.narrator.model_override(),
         )  # fmt: skip
 
 

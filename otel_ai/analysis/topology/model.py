@@ -1,4 +1,4 @@
-"""Typed shapes of a topology (DESIGN.md contract for ``/api/v1/topology`` and ``/api/v1/services``)."""
+"""Typed shapes of a topology (the contract of ``/api/v1/topology`` and ``/api/v1/services``, docs/topology.md)."""
 
 from __future__ import annotations
 

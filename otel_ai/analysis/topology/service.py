@@ -44,7 +44,7 @@ def _naive(t: datetime) -> datetime:
 
 
 class TopologyService:
-    """Topology discovery for any window; a scheduled rollup and snapshot job (DESIGN.md decision 6)."""
+    """Topology discovery for any window; a scheduled rollup and snapshot job (docs/decisions/0006-topology-in-sql.md)."""
 
     def __init__(self, storage: Storage, config: TopologyConfig, registry: CollectorRegistry) -> None:
         self.storage = storage

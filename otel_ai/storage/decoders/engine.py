@@ -1,6 +1,6 @@
 """The "engine" decoder: ClickHouse decodes OTLP (protobuf and JSON) itself and flattens it in SQL.
 
-DESIGN.md decision 3. The batch's protobuf request bodies are written length-delimited to
+docs/decisions/0003-decode-path.md. The batch's protobuf request bodies are written length-delimited to
 temporary files and read with ``file(path, 'Protobuf', structure)`` using our OTLP schema
 (``otel_ai/otlp/proto/otlp_clickhouse.proto``) and ``input_format_protobuf_oneof_presence=1``
 (which ``AnyValue`` member is set), then ``INSERT INTO <contrib table> SELECT …`` flattens with
@@ -161,6 +161,12 @@ class EngineDecoder:
             try:
                 self.insert(group)
             except EngineFallback:
+                self.fallbacks += 1
+                self.fallback(group)
+            except DecodeError:
+                # The engine refused content validation accepted (upb parsed it): the python
+                # decoder stores whatever upb parses, so an acknowledged request is not lost.
+                # (At-least-once: a statement that ran before the refusal is written again.)
                 self.fallbacks += 1
                 self.fallback(group)
 

@@ -1,6 +1,7 @@
 // The shell: hash router, navigation, time-window picker, live refresh, error banner.
 import { clear, errorBox, h } from "./lib/dom.js";
-import { link, parseHash } from "./lib/nav.js";
+import { get } from "./lib/api.js";
+import { apiWindow, link, parseHash } from "./lib/nav.js";
 
 const PAGES = [
   { id: "map", label: "Service map", load: () => import("./pages/map.js") },
@@ -169,6 +170,20 @@ async function route() {
     if (err.name === "AbortError") return;
     console.warn("page failed", err);
     clear(main).append(errorBox(err, page.label.toLowerCase()));
+  }
+}
+
+// The map is the landing page: ask for its data before its module is even loaded.
+{
+  const { parts, query } = parseHash();
+  if (!parts.length || parts[0] === "map" || parts[0] === "services") {
+    const win = apiWindow(windowOf(query));
+    const swallow = (p) => { p.catch(() => {}); return p; }; // map.js reports the error
+    window.__otelAiPrefetch = {
+      key: JSON.stringify(win),
+      topology: swallow(get("/api/v1/topology", win)),
+      anomalies: swallow(get("/api/v1/anomalies", { ...win, status: "open" })),
+    };
   }
 }
 

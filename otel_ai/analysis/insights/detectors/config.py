@@ -27,8 +27,11 @@ class SampleConfig(BaseModel):
     per_entry_operation: int = Field(default=300, ge=10)
     max_traces: int = Field(default=5000, ge=10)
     max_spans: int = Field(default=200_000, ge=1000)
-    # Spans of a sampled trace may end this long after the window.
-    margin_s: int = Field(default=60, ge=0, le=600)
+    # Spans of a sampled trace may start this long after its slice (or the window) ends.
+    margin_s: int = Field(default=30, ge=0, le=600)
+    # A window with more than 2 x max_traces roots is sampled from this many evenly spread time
+    # slices, together just wide enough for the sample (see sample.py): bounded reads.
+    slices: int = Field(default=12, ge=1, le=120)
 
 
 class NPlusOneConfig(_Base):

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from otel_ai.analysis.insights.detectors.common import (
     VIRTUAL_ID,
@@ -31,6 +31,7 @@ from otel_ai.analysis.insights.detectors.common import (
     node,
 )
 from otel_ai.analysis.insights.detectors.config import DependencyChangeConfig
+from otel_ai.analysis.insights.detectors.resources import resources
 from otel_ai.analysis.insights.model import (
     DetectContext,
     Evidence,
@@ -41,20 +42,20 @@ from otel_ai.analysis.insights.model import (
     RootCause,
 )
 
-EDGES_SQL = f"""
-SELECT p.svc AS source, p.ver AS version, if(c.pk = 0, p.vid, c.csvc) AS target,
+_EDGES = """
+SELECT p.svc AS source, {version} AS version, if(c.pk = 0, p.vid, c.csvc) AS target,
        if(c.pk = 0, p.vkind, 'service') AS target_kind, p.t >= {{start:DateTime64(9)}} AS cur,
        count() AS calls, uniq(p.tid) AS traces, min(p.t) AS first, max(p.t) AS last,
        arraySort(groupUniqArray(5)(p.tid)) AS examples
 FROM (
-    SELECT cityHash64(TraceId, SpanId) AS k, ServiceName AS svc, ResourceAttributes['service.version'] AS ver,
-           {VIRTUAL_ID} AS vid, {VIRTUAL_KIND} AS vkind, Timestamp AS t, TraceId AS tid
+    SELECT cityHash64(TraceId, SpanId) AS k, ServiceName AS svc, {version_col} AS ver,
+           {vid} AS vid, {vkind} AS vkind, Timestamp AS t, TraceId AS tid
     FROM {{db:Identifier}}.otel_traces
     PREWHERE Timestamp >= {{p_start:DateTime64(9)}} AND Timestamp < {{end:DateTime64(9)}}
-      AND SpanKind IN ('Client', 'Producer')
+      AND SpanKind IN ('Client', 'Producer'){callers}
 ) AS p
 LEFT JOIN (
-    SELECT DISTINCT cityHash64(TraceId, ParentSpanId) AS pk, ServiceName AS csvc
+    SELECT cityHash64(TraceId, ParentSpanId) AS pk, ServiceName AS csvc
     FROM {{db:Identifier}}.otel_traces
     PREWHERE Timestamp >= {{p_start:DateTime64(9)}} AND Timestamp < {{c_end:DateTime64(9)}}
       AND SpanKind IN ('Server', 'Consumer') AND ParentSpanId != ''
@@ -63,12 +64,20 @@ WHERE (c.pk != 0 AND c.csvc != p.svc) OR (c.pk = 0 AND p.vid != '')
 GROUP BY source, version, target, target_kind, cur
 SETTINGS join_use_nulls = 0
 """
-CALLERS_SQL = """
-SELECT ServiceName, ResourceAttributes['service.version'] AS version, Timestamp >= {start:DateTime64(9)} AS cur,
-       count() AS spans, uniq(TraceId) AS traces, min(Timestamp) AS first, max(Timestamp) AS last
-FROM {db:Identifier}.otel_traces
-PREWHERE Timestamp >= {p_start:DateTime64(9)} AND Timestamp < {end:DateTime64(9)}
-GROUP BY ServiceName, version, cur
+# Every edge per period; per caller version only for the callers that changed version (reading
+# the version means reading ResourceAttributes, so only their spans pay for it).
+EDGES_SQL = _EDGES.format(version="''", version_col="''", vid=VIRTUAL_ID, vkind=VIRTUAL_KIND, callers="")
+DEPLOY_EDGES_SQL = _EDGES.format(
+    version="p.ver",
+    version_col="ResourceAttributes['service.version']",
+    vid=VIRTUAL_ID,
+    vkind=VIRTUAL_KIND,
+    callers=" AND ServiceName IN {callers:Array(String)}",
+)
+PREVIOUS_SQL = """
+SELECT ServiceName, count() AS spans, uniq(TraceId) AS traces FROM {db:Identifier}.otel_traces
+PREWHERE Timestamp >= {p_start:DateTime64(9)} AND Timestamp < {start:DateTime64(9)}
+GROUP BY ServiceName
 """
 
 Change = Literal["new", "vanished"]
@@ -105,47 +114,50 @@ class EdgeChange:
 
 
 def changes(ctx: DetectContext, cfg: DependencyChangeConfig) -> list[EdgeChange]:
-    """Every new and vanished edge of the window (computed once per run)."""
+    """Every new and vanished edge of the window (computed once per run and config)."""
     cache_key = f"edge_changes:{cfg.min_calls}:{cfg.min_compare_spans}"
     cached = ctx.cache.get(cache_key)
     if isinstance(cached, list):
         return cached
     w, prev = ctx.window, ctx.previous
-    p = {
-        "db": ctx.storage.database,
-        "start": naive(w.start),
-        "end": naive(w.end),
-        "p_start": naive(prev.start),
-        "c_end": naive(w.end + timedelta(seconds=30)),
+    p = {"db": ctx.storage.database, "start": naive(w.start), "end": naive(w.end),
+         "p_start": naive(prev.start), "c_end": naive(w.end + timedelta(seconds=30))}  # fmt: skip
+    res = resources(ctx)
+    previous = {str(r[0]): (int(r[1]), int(r[2])) for r in ctx.storage.query(PREVIOUS_SQL, p)}
+    versions = {
+        svc: rows
+        for svc, rows in res.variants("version").items()
+        if len([r for r in rows if r["variant"]]) >= 2
     }
-    edges = ctx.storage.query_dicts(EDGES_SQL, p)
-    callers = ctx.storage.query_dicts(CALLERS_SQL, p)
-    out = _deploys(edges, callers, cfg)
+    out: list[EdgeChange] = []
+    if versions:
+        deploy_edges = ctx.storage.query_dicts(DEPLOY_EDGES_SQL, {**p, "callers": sorted(versions)})
+        out = _deploys(deploy_edges, versions, previous, cfg)
     seen = {(c.source, c.target) for c in out}
-    out += [c for c in _periods(edges, callers, cfg) if (c.source, c.target) not in seen]
+    edges = ctx.storage.query_dicts(EDGES_SQL, p)
+    current = {svc: (int(r["spans"]), int(r["traces"])) for svc, r in res.services.items()}
+    out += [c for c in _periods(edges, current, previous, cfg) if (c.source, c.target) not in seen]
     ctx.cache[cache_key] = out
     return out
 
 
-def _deploys(edges: list[dict], callers: list[dict], cfg: DependencyChangeConfig) -> list[EdgeChange]:  # type: ignore[type-arg]
-    versions: dict[str, dict[str, dict]] = defaultdict(dict)  # type: ignore[type-arg]
-    for r in callers:
-        if r["cur"] and r["version"]:
-            versions[r["ServiceName"]][r["version"]] = r
+def _deploys(
+    edges: list[dict[str, Any]], versions: dict[str, list[dict[str, Any]]],
+    previous: dict[str, tuple[int, int]], cfg: DependencyChangeConfig,
+) -> list[EdgeChange]:  # fmt: skip
     out: list[EdgeChange] = []
-    for svc, by_version in sorted(versions.items()):
-        if len(by_version) < 2:
-            continue
+    for svc, rows in sorted(versions.items()):
+        by_version = {str(r["variant"]): r for r in rows if r["variant"]}
         new_v = max(by_version, key=lambda v: by_version[v]["first"])
         at = by_version[new_v]["first"]
         old = sorted(v for v in by_version if v != new_v)
-        spans_before = sum(r["spans"] for r in callers if r["ServiceName"] == svc and r["version"] in old)
+        spans_before = sum(int(by_version[v]["spans"]) for v in old) + previous.get(svc, (0, 0))[0]
         spans_after = int(by_version[new_v]["spans"])
         if spans_before < cfg.min_compare_spans or spans_after < cfg.min_compare_spans:
             continue
         sides: dict[tuple[str, str], tuple[_Side, _Side]] = defaultdict(lambda: (_Side(), _Side()))
         for e in edges:
-            if e["source"] != svc or (e["version"] not in old and e["version"] != new_v):
+            if e["source"] != svc or not e["version"]:
                 continue
             b, a = sides[(e["target"], e["target_kind"])]
             (a if e["version"] == new_v else b).add(
@@ -159,44 +171,28 @@ def _deploys(edges: list[dict], callers: list[dict], cfg: DependencyChangeConfig
             elif b.calls >= cfg.min_calls and a.calls == 0:
                 change = "vanished"
             if change:
-                out.append(
-                    EdgeChange(
-                        change,
-                        svc,
-                        target,
-                        kind,
-                        b,
-                        a,
-                        spans_before,
-                        spans_after,
-                        traces,
-                        (",".join(old), new_v, at),
-                    )
-                )
+                out.append(EdgeChange(change, svc, target, kind, b, a, spans_before, spans_after, traces,
+                                      (",".join(old), new_v, at)))  # fmt: skip
     return out
 
 
-def _periods(edges: list[dict], callers: list[dict], cfg: DependencyChangeConfig) -> list[EdgeChange]:  # type: ignore[type-arg]
-    spans: dict[tuple[str, bool], int] = defaultdict(int)
-    traces: dict[tuple[str, bool], int] = defaultdict(int)
-    for r in callers:
-        spans[(r["ServiceName"], bool(r["cur"]))] += int(r["spans"])
-        traces[(r["ServiceName"], bool(r["cur"]))] += int(r["traces"])
+def _periods(
+    edges: list[dict[str, Any]], current: dict[str, tuple[int, int]], previous: dict[str, tuple[int, int]],
+    cfg: DependencyChangeConfig,
+) -> list[EdgeChange]:  # fmt: skip
     sides: dict[tuple[str, str, str], tuple[_Side, _Side]] = defaultdict(lambda: (_Side(), _Side()))
     for e in edges:
         b, a = sides[(e["source"], e["target"], e["target_kind"])]
         (a if e["cur"] else b).add(e["calls"], e["traces"], e["first"], e["last"], e["examples"])
     out: list[EdgeChange] = []
     for (svc, target, kind), (b, a) in sorted(sides.items()):
-        before, after = spans[(svc, False)], spans[(svc, True)]
+        (before, before_traces), (after, after_traces) = previous.get(svc, (0, 0)), current.get(svc, (0, 0))
         if before < cfg.min_compare_spans or after < cfg.min_compare_spans:
             continue
         if a.calls >= cfg.min_calls and b.calls == 0:
-            out.append(EdgeChange("new", svc, target, kind, b, a, before, after, traces[(svc, True)], None))
+            out.append(EdgeChange("new", svc, target, kind, b, a, before, after, after_traces, None))
         elif b.calls >= cfg.min_calls and a.calls == 0:
-            out.append(
-                EdgeChange("vanished", svc, target, kind, b, a, before, after, traces[(svc, False)], None)
-            )
+            out.append(EdgeChange("vanished", svc, target, kind, b, a, before, after, before_traces, None))
     return out
 
 

@@ -3,39 +3,22 @@ service whose instances export with different OTLP encodings, or different SDKs.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
-from otel_ai.analysis.insights.detectors.common import evidence, node, params
+from otel_ai.analysis.insights.detectors.common import evidence, node
 from otel_ai.analysis.insights.detectors.config import DriftConfig
+from otel_ai.analysis.insights.detectors.resources import resources
 from otel_ai.analysis.insights.model import DetectContext, Finding, Impact, Kind, Recommendation
 
-_INST = "ResourceAttributes['service.instance.id']"
-VARIANTS_SQL = """
-SELECT ServiceName AS service, {variant} AS variant, count() AS spans, uniq(TraceId) AS traces,
-       uniqExact({inst}) AS instances, arraySort(groupUniqArray(3)({inst})) AS instance_ids,
-       min(Timestamp) AS first, max(Timestamp) AS last, arraySort(groupUniqArray(5)(TraceId)) AS examples
-FROM {{db:Identifier}}.otel_traces
-PREWHERE Timestamp >= {{start:DateTime64(9)}} AND Timestamp < {{end:DateTime64(9)}}
-GROUP BY service, variant
-"""
 
-
-def variants_sql(variant_expr: str) -> str:
-    return VARIANTS_SQL.format(variant=variant_expr, inst=_INST)
-
-
-def drifts(ctx: DetectContext, sql: str, cfg: DriftConfig) -> list[tuple[str, list[dict[str, Any]]]]:
-    """(service, its variants, most spans first) for every service with two or more variants."""
-    by_service: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in ctx.storage.query_dicts(sql, params(ctx)):
-        if r["variant"] and r["spans"] >= cfg.min_spans:
-            by_service[r["service"]].append(r)
+def drifts(ctx: DetectContext, by: str, cfg: DriftConfig) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(service, its variants of ``by``, most spans first) for every service with two or more."""
     out = []
-    for svc, rows in sorted(by_service.items()):
-        if len(rows) >= 2:
-            rows.sort(key=lambda r: (-r["spans"], r["variant"]))
-            out.append((svc, rows))
+    for svc, rows in sorted(resources(ctx).variants(by).items()):
+        kept = [r for r in rows if r["variant"] and r["spans"] >= cfg.min_spans]
+        if len(kept) >= 2:
+            kept.sort(key=lambda r: (-r["spans"], r["variant"]))
+            out.append((svc, kept))
     return out
 
 

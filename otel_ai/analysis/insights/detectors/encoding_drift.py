@@ -4,10 +4,9 @@ JSON, recorded per span in ``IngestEncoding``) — what users debug when they sw
 from __future__ import annotations
 
 from otel_ai.analysis.insights.detectors.config import DetectorsConfig
-from otel_ai.analysis.insights.detectors.drift import drifts, finding, variants_sql
+from otel_ai.analysis.insights.detectors.drift import drifts, finding
 from otel_ai.analysis.insights.model import DetectContext, Finding, Kind
 
-SQL = variants_sql("IngestEncoding || if(IngestTransport != '', '/' || IngestTransport, '')")
 ACTION = (
     "Align the OTLP exporter of every {service} instance on one protocol (e.g. "
     "OTEL_EXPORTER_OTLP_PROTOCOL={major}); mixed encodings usually mean a half-rolled-out config "
@@ -24,6 +23,6 @@ class EncodingDriftDetector:
     def detect(self, ctx: DetectContext) -> list[Finding]:
         found = (
             finding("encoding_drift", svc, rows, "encoding", ACTION, self.cfg.min_traces)
-            for svc, rows in drifts(ctx, SQL, self.cfg)
+            for svc, rows in drifts(ctx, "encoding", self.cfg)
         )
         return [f for f in found if f is not None]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from otel_ai.analysis.insights.detectors.common import KEY_EXPR, VIRTUAL_ID, VIRTUAL_KIND, naive
@@ -24,19 +24,18 @@ from otel_ai.analysis.insights.model import DetectContext
 _CLIENT = "SpanKind IN ('Client', 'Producer')"
 _ROOTS = """
     SELECT TraceId FROM {db:Identifier}.otel_traces
-    PREWHERE Timestamp >= {start:DateTime64(9)} AND Timestamp < {end:DateTime64(9)} AND ParentSpanId = ''
+    PREWHERE (@ROOT_RANGES@) AND ParentSpanId = ''
     ORDER BY cityHash64(TraceId)
     LIMIT {per_op:UInt32} BY ServiceName, SpanName
     LIMIT {max_traces:UInt32}"""
-SPANS_SQL = f"""
+_SPANS = f"""
 SELECT TraceId, SpanId, ParentSpanId, ServiceName, SpanName, SpanKind,
        toUnixTimestamp64Nano(Timestamp) AS s, s + Duration AS e, StatusCode = 'Error' AS err,
        if({_CLIENT}, {VIRTUAL_ID}, '') AS vid, if({_CLIENT}, {VIRTUAL_KIND}, '') AS vkind,
        if({_CLIENT}, {KEY_EXPR}, '') AS skey,
        toUInt32OrZero(SpanAttributes['http.request.resend_count']) AS resend
 FROM {{db:Identifier}}.otel_traces
-PREWHERE Timestamp >= {{start:DateTime64(9)}} AND Timestamp < {{hi:DateTime64(9)}}
-  AND TraceId IN ({_ROOTS})
+PREWHERE (@SPAN_RANGES@) AND TraceId IN ({_ROOTS})
 LIMIT {{max_spans:UInt32}}
 """
 ENTRY_TOTALS_SQL = """
@@ -44,6 +43,32 @@ SELECT ServiceName, SpanName, count() AS n FROM {db:Identifier}.otel_traces
 PREWHERE Timestamp >= {start:DateTime64(9)} AND Timestamp < {end:DateTime64(9)} AND ParentSpanId = ''
 GROUP BY ServiceName, SpanName
 """
+
+
+def _ranges(name: str, n: int) -> str:
+    return " OR ".join(
+        f"(Timestamp >= {{{name}_lo{i}:DateTime64(9)}} AND Timestamp < {{{name}_hi{i}:DateTime64(9)}})"
+        for i in range(n)
+    )
+
+
+def slices(
+    window_start: datetime, window_end: datetime, roots: int, cfg: SampleConfig
+) -> list[tuple[datetime, datetime]]:
+    """Where the sample's traces start: the whole window, or, when it holds more than twice
+    ``max_traces`` roots, ``cfg.slices`` evenly spread slices covering just enough of it.
+
+    Spans are stored in (service, operation, time) order, so traces that start close in time
+    share granules: reading a tenth of the window's time reads about a tenth of its data, where
+    the same number of traces spread over the whole window would touch every granule.
+    """
+    if roots <= 2 * cfg.max_traces or cfg.slices <= 1:
+        return [(window_start, window_end)]
+    length = window_end - window_start
+    fraction = min(1.0, 2 * cfg.max_traces / roots)
+    step = length / cfg.slices
+    width = step * fraction
+    return [(window_start + step * i, window_start + step * i + width) for i in range(cfg.slices)]
 
 
 class SpanRow:
@@ -161,30 +186,35 @@ def load(ctx: DetectContext, cfg: SampleConfig) -> TraceSample:
     if isinstance(cached, TraceSample):
         return cached
     w = ctx.window
-    p = {"db": ctx.storage.database, "start": naive(w.start), "end": naive(w.end)}
+    p: dict[str, object] = {"db": ctx.storage.database, "start": naive(w.start), "end": naive(w.end)}
+    totals = {f"{svc}:{name}": int(n) for svc, name, n in ctx.storage.query(ENTRY_TOTALS_SQL, p)}
+    ranges = slices(w.start, w.end, sum(totals.values()), cfg)
+    margin = timedelta(seconds=cfg.margin_s)
+    for i, (lo, hi) in enumerate(ranges):
+        p |= {
+            f"r_lo{i}": naive(lo),
+            f"r_hi{i}": naive(hi),
+            f"s_lo{i}": naive(lo),
+            f"s_hi{i}": naive(hi) + margin,
+        }
+    sql = _SPANS.replace("@SPAN_RANGES@", _ranges("s", len(ranges))).replace(
+        "@ROOT_RANGES@", _ranges("r", len(ranges))
+    )
     rows = ctx.storage.query(
-        SPANS_SQL,
-        {
-            **p,
-            "hi": naive(w.end) + timedelta(seconds=cfg.margin_s),
-            "per_op": cfg.per_entry_operation,
-            "max_traces": cfg.max_traces,
-            "max_spans": cfg.max_spans,
-        },
+        sql,
+        {**p, "per_op": cfg.per_entry_operation, "max_traces": cfg.max_traces, "max_spans": cfg.max_spans},
     )
     by_trace: dict[str, list[SpanRow]] = {}
     for r in rows:
-        s = SpanRow(r)
-        by_trace.setdefault(s.trace, []).append(s)
+        span = SpanRow(r)
+        by_trace.setdefault(span.trace, []).append(span)
     traces: list[Trace] = []
     for tid in sorted(by_trace):
         spans = by_trace[tid]
         root = _link(spans)
         if root is not None:
             traces.append(Trace(tid, root, spans))
-    sample = TraceSample(traces)
-    for svc, name, n in ctx.storage.query(ENTRY_TOTALS_SQL, p):
-        sample.entry_totals[f"{svc}:{name}"] = int(n)
+    sample = TraceSample(traces, entry_totals=totals)
     for t in traces:
         sample.entry_sampled[t.entry] = sample.entry_sampled.get(t.entry, 0) + 1
     ctx.cache["trace_sample"] = sample

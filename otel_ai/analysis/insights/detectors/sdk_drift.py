@@ -4,16 +4,9 @@ version from the ``telemetry.sdk.*`` resource attributes)."""
 from __future__ import annotations
 
 from otel_ai.analysis.insights.detectors.config import DetectorsConfig
-from otel_ai.analysis.insights.detectors.drift import drifts, finding, variants_sql
+from otel_ai.analysis.insights.detectors.drift import drifts, finding
 from otel_ai.analysis.insights.model import DetectContext, Finding, Kind
 
-_SDK = (
-    "if(ResourceAttributes['telemetry.sdk.language'] = '' AND ResourceAttributes['telemetry.sdk.version'] = '', '',"
-    " concat(ResourceAttributes['telemetry.sdk.language'], if(ResourceAttributes['telemetry.sdk.name'] NOT IN"
-    " ('', 'opentelemetry'), '/' || ResourceAttributes['telemetry.sdk.name'], ''), ' ',"
-    " ResourceAttributes['telemetry.sdk.version']))"
-)
-SQL = variants_sql(_SDK)
 ACTION = (
     "Upgrade every {service} instance to the same OpenTelemetry SDK ({major}); instances on "
     "different SDK versions name attributes differently and skew per-instance comparisons"
@@ -29,6 +22,6 @@ class SdkDriftDetector:
     def detect(self, ctx: DetectContext) -> list[Finding]:
         found = (
             finding("sdk_drift", svc, rows, "SDK", ACTION, self.cfg.min_traces)
-            for svc, rows in drifts(ctx, SQL, self.cfg)
+            for svc, rows in drifts(ctx, "sdk", self.cfg)
         )
         return [f for f in found if f is not None]

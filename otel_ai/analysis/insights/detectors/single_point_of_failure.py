@@ -6,26 +6,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import evidence, node, params
+from otel_ai.analysis.insights.detectors.common import evidence, node
 from otel_ai.analysis.insights.detectors.config import DetectorsConfig
 from otel_ai.analysis.insights.detectors.hits import Hits
+from otel_ai.analysis.insights.detectors.resources import resources
 from otel_ai.analysis.insights.detectors.sample import load
 from otel_ai.analysis.insights.model import DetectContext, Finding, Impact, Kind, Recommendation
 
 KIND: Kind = "single_point_of_failure"
-_INST = "ResourceAttributes['service.instance.id']"
-SERVICES_SQL = f"""
-SELECT ServiceName, uniqExactIf({_INST}, {_INST} != '') AS instances, countIf({_INST} = '') AS unnamed,
-       uniq(TraceId) AS traces, any({_INST}) AS instance, min(Timestamp) AS first, max(Timestamp) AS last,
-       arraySort(groupUniqArray(5)(TraceId)) AS examples
-FROM {{db:Identifier}}.otel_traces
-PREWHERE Timestamp >= {{start:DateTime64(9)}} AND Timestamp < {{end:DateTime64(9)}}
-GROUP BY ServiceName
-"""
-TOTAL_SQL = """
-SELECT uniq(TraceId) FROM {db:Identifier}.otel_traces
-PREWHERE Timestamp >= {start:DateTime64(9)} AND Timestamp < {end:DateTime64(9)}
-"""
 
 
 class SinglePointOfFailureDetector:
@@ -39,24 +27,21 @@ class SinglePointOfFailureDetector:
         )
 
     def detect(self, ctx: DetectContext) -> list[Finding]:
-        p = params(ctx)
-        total_rows = ctx.storage.query(TOTAL_SQL, p)
-        total = int(total_rows[0][0]) if total_rows else 0
+        res = resources(ctx)
+        total = res.total_traces
         if total == 0:
             return []
         out = []
-        for svc, instances, unnamed, traces, instance, first, last, ex in ctx.storage.query(SERVICES_SQL, p):
+        for svc, row in sorted(res.services.items()):
+            instances, traces = res.instances(svc), int(row["traces"])
             share = traces / total
-            if (
-                instances != 1
-                or unnamed
-                or share < self.cfg.min_traffic_share
-                or traces < self.cfg.min_traces
-            ):
+            if len(instances) != 1 or res.unnamed(svc) or share < self.cfg.min_traffic_share:
                 continue
-            out.append(
-                self._service(svc, str(instance), int(traces), total, (last - first).total_seconds(), ex)
-            )
+            if traces < self.cfg.min_traces:
+                continue
+            examples = sorted({str(r["example"]) for r in res.groups if r["service"] == svc})
+            dur = (row["last"] - row["first"]).total_seconds()
+            out.append(self._service(svc, next(iter(instances)), traces, total, dur, examples))
         if self.cfg.include_stores:
             out.extend(self._stores(ctx, total))
         return out

@@ -25,6 +25,7 @@ SELECT ServiceName AS service, {VIRTUAL_ID} AS db, {KEY_EXPR} AS stmt, count() A
        arrayMap(x -> x.2, groupArraySorted({{n:UInt32}})((-toInt64(Duration), TraceId))) AS slowest
 FROM {{db:Identifier}}.otel_traces
 PREWHERE Timestamp >= {{start:DateTime64(9)}} AND Timestamp < {{end:DateTime64(9)}} AND SpanKind = 'Client'
+  AND mapContains(SpanAttributes, 'db.system')
 WHERE SpanAttributes['db.system'] != ''
 GROUP BY service, db, stmt
 """

@@ -25,29 +25,33 @@ function figure(ev) {
   return `${obs} vs ${base}`;
 }
 
-function cites(ids, anchorPrefix) {
-  return (ids || []).map((id) => h("a", { class: "cite", href: `#${anchorPrefix}-${id}`, onclick: (ev) => {
+function cites(ids, anchorPrefix, numbers) {
+  return (ids || []).map((id) => h("a", { class: "cite", href: `#${anchorPrefix}-${id}`, "aria-label": `evidence ${id}`, onclick: (ev) => {
     ev.preventDefault();
     const el = document.getElementById(`${anchorPrefix}-${id}`);
     if (el) { el.scrollIntoView({ block: "center" }); el.classList.add("flash"); }
-  }, title: `evidence ${id}` }, id));
+  }, title: `evidence ${id}` }, numbers && numbers.has(id) ? `[${numbers.get(id)}]` : id));
 }
 
 export function insightCard(ins, opts = {}) {
   const pre = `ev-${ins.id}`;
+  const numbers = new Map((ins.evidence || []).map((ev, i) => [ev.id, i + 1]));
+  const cite = (ids) => cites(ids, pre, numbers);
   return h("article", { class: `card ins s-${ins.severity}`, "data-insight": ins.id, "aria-labelledby": `t-${ins.id}` },
     h("div", { class: "meta" }, severityBadge(ins.severity), chip(ins.kind), ins.category ? chip(ins.category) : null,
       h("span", {}, `confidence ${fmtPct(ins.confidence)}`), h("span", {}, ins.status), h("span", {}, "last seen ", timeEl(ins.last_seen))),
     h("h2", { id: `t-${ins.id}` }, opts.link ? h("a", { href: link(["insights", ins.id]) }, ins.title) : ins.title),
     ins.summary ? h("p", {}, ins.summary) : null,
     (ins.entities || []).length ? h("div", { class: "row wrap" }, ins.entities.map(entityLink)) : null,
-    ins.root_cause ? h("p", { class: "muted" }, "Root cause: ", h("b", {}, ins.root_cause.entity), ` (${ins.root_cause.change_type})`, cites(ins.root_cause.evidence_ids, pre)) : null,
-    (ins.claims || []).length ? h("div", { class: "psec" }, h("h3", {}, "Claims"), h("ul", {}, ins.claims.map((c) => h("li", {}, c.text, cites(c.evidence_ids, pre))))) : null,
-    (ins.recommendations || []).length ? h("div", { class: "psec" }, h("h3", {}, "Recommendations"), h("ul", {}, ins.recommendations.map((r) => h("li", {}, h("b", {}, r.action), r.rationale ? h("span", { class: "muted" }, ` — ${r.rationale}`) : null, cites(r.evidence_ids, pre))))) : null,
+    ins.root_cause ? h("p", { class: "muted" }, "Root cause: ", h("b", {}, ins.root_cause.entity), ` (${ins.root_cause.change_type})`, cite(ins.root_cause.evidence_ids)) : null,
+    (opts.compact ? (el) => h("details", { class: "ins-more", open: opts.open || null }, h("summary", {}, `${(ins.claims || []).length} claims · ${(ins.recommendations || []).length} recommendations · ${(ins.evidence || []).length} evidence`), el) : (el) => el)(h("div", {},
+    (ins.claims || []).length ? h("div", { class: "psec" }, h("h3", {}, "Claims"), h("ul", {}, ins.claims.map((c) => h("li", {}, c.text, cite(c.evidence_ids))))) : null,
+    (ins.recommendations || []).length ? h("div", { class: "psec" }, h("h3", {}, "Recommendations"), h("ul", {}, ins.recommendations.map((r) => h("li", {}, h("b", {}, r.action), r.rationale ? h("span", { class: "muted" }, ` — ${r.rationale}`) : null, cite(r.evidence_ids))))) : null,
     (ins.evidence || []).length ? h("div", { class: "psec" }, h("h3", {}, `Evidence (${ins.evidence.length})`), ins.evidence.map((ev) => h("div", { class: "ev", id: `${pre}-${ev.id}` },
-      h("span", { class: "eid" }, ev.id), h("span", {}, ev.description, " ", h("span", { class: "muted tiny" }, ev.kind),
+      h("span", { class: "eid", title: ev.id }, `[${numbers.get(ev.id)}]`), h("span", {}, ev.description, " ", h("span", { class: "muted tiny" }, `${ev.kind} · ${ev.id}`),
         (ev.trace_ids || []).length ? h("div", { class: "row wrap gap tiny" }, ev.trace_ids.slice(0, 5).map((t) => h("a", { class: "mono", href: link(["traces", t]) }, `trace ${t.slice(0, 10)}…`))) : null),
-      h("span", { class: "fig" }, figure(ev))))) : null,
+      h("span", { class: "fig" }, figure(ev))))) : null
+    )),
     ins.llm ? h("p", { class: "muted tiny" }, `narrative: ${ins.llm.provider || "–"} ${ins.llm.model || ""}${ins.llm.cached ? " (cached)" : ""} · ${fmtUsd(ins.llm.cost_usd)}${ins.abstained ? " · abstained" : ""}`) : null,
   );
 }
@@ -108,7 +112,7 @@ export async function render(ctx) {
       const sorted = [...insights].sort((a, b) => SEVERITY_ORDER.indexOf(a.severity) - SEVERITY_ORDER.indexOf(b.severity));
       for (const sev of SEVERITY_ORDER) {
         const group = sorted.filter((i) => i.severity === sev);
-        if (group.length) box.append(h("h3", {}, `${sev} (${group.length})`), ...group.map((i) => insightCard(i, { link: true })));
+        if (group.length) box.append(h("h3", {}, `${sev} (${group.length})`), ...group.map((i, n) => insightCard(i, { link: true, compact: true, open: n < 2 && (sev === "critical" || sev === "high") })));
       }
     } catch (err) {
       if (err.name === "AbortError") return;

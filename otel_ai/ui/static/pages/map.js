@@ -26,20 +26,23 @@ function anomalousServices(anomalies) {
 
 async function load(ctx) {
   const win = apiWindow(ctx.win);
+  // The shell started these two requests on page load (first paint); use them once.
+  const pre = window.__otelAiPrefetch;
+  window.__otelAiPrefetch = null;
+  const fresh = pre && pre.key === JSON.stringify(win);
   const [topo, anomalies] = await Promise.all([
-    get("/api/v1/topology", win, { signal: ctx.signal }),
-    get("/api/v1/anomalies", { ...win, status: "open" }, { signal: ctx.signal }).then((r) => r.anomalies, () => null),
+    fresh ? pre.topology : get("/api/v1/topology", win, { signal: ctx.signal }),
+    (fresh ? pre.anomalies : get("/api/v1/anomalies", { ...win, status: "open" }, { signal: ctx.signal })).then((r) => r.anomalies, () => null),
   ]);
   return { topo, anomalies };
 }
 
 export async function render(ctx) {
-  const t0 = performance.now();
   const { topo, anomalies } = await load(ctx);
   st = { ctx, topo, anomalies, view: null, selectedEdge: null, filter: "" };
   drawPage();
-  const ms = performance.now() - t0;
-  window.__otelAiFirstMap = window.__otelAiFirstMap || ms; // read by the UI tests and docs
+  // ms from navigation start to the map drawn (read by the UI tests and docs/ui.md's figure)
+  if (!window.__otelAiFirstMap) window.__otelAiFirstMap = performance.now();
   ctx.live(async () => {
     const fresh = await load(ctx);
     if (st && st.ctx === ctx) {

@@ -61,9 +61,9 @@ export async function render(ctx) {
       box.append(h("div", { class: "card" }, table(["Created", "Name", "Window", "Status", "Counts", "Deliveries"], reports.map((r) => h("tr", {},
         h("td", {}, h("a", { href: link(["reports", r.id]) }, timeEl(r.created_at))),
         h("td", {}, h("a", { href: link(["reports", r.id]) }, r.name)),
-        h("td", { class: "muted" }, r.window ? `${r.window.start} → ${r.window.end}` : "–"),
-        h("td", {}, r.status),
-        h("td", {}, Object.entries(r.counts || {}).map(([k, v]) => chip(`${k} ${typeof v === "object" ? JSON.stringify(v) : v}`))),
+        h("td", { class: "muted" }, r.window ? [timeEl(r.window.start), " → ", timeEl(r.window.end)] : "–"),
+        h("td", {}, h("span", { class: `sev sev-${{ incident: "critical", degraded: "medium", healthy: "low" }[r.status] || "info"}` }, r.status)),
+        h("td", {}, Object.entries(r.counts || {}).filter(([, v]) => v).map(([k, v]) => chip(`${k.replaceAll("_", " ")} ${typeof v === "object" ? JSON.stringify(v) : v}`))),
         h("td", {}, (r.deliveries || []).map((d) => chip(typeof d === "object" ? `${d.target || d.kind || "delivery"} ${d.status || ""}` : String(d)))))))));
     } catch (err) {
       if (err.name === "AbortError") return;
