@@ -11,7 +11,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from otel_ai.api import schemas
+from otel_ai.api import schemas, schemas_reports
 from otel_ai.testing.daemons import InProcessDaemon, daemon_config
 
 
@@ -99,7 +99,7 @@ def _check(model: type[BaseModel], body: Any) -> None:
         ("POST", "/api/v1/llm/generate", {"prompt": "Say hello", "model": "rules", "max_tokens": 8}, schemas.LLMAnswer),
         ("GET", "/api/v1/insights", None, schemas.InsightList),
         ("POST", "/api/v1/insights/generate", {"since": "10m"}, schemas.InsightList),
-        ("GET", "/api/v1/reports", None, schemas.ReportList),
+        ("GET", "/api/v1/reports", None, schemas_reports.ReportList),
     ],
     ids=lambda v: v if isinstance(v, str) and v.startswith("/") else None,
 )  # fmt: skip
