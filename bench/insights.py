@@ -31,6 +31,7 @@ from otel_ai.analysis.insights.model import DetectContext, Window  # noqa: E402
 from otel_ai.demo import patterns  # noqa: E402
 from otel_ai.storage import Storage  # noqa: E402
 from otel_ai.storage.writer import TelemetryWriter  # noqa: E402
+from otel_ai.testing.stores import storage_at  # noqa: E402
 
 SPANS_PER_TRACE = 10.5  # measured mean of the planted apps
 CHUNK_TRACES = 20_000
@@ -73,7 +74,7 @@ def main() -> int:
     ap.add_argument("--measure", nargs=2, metavar=("DSN", "START"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:  # the child: detectors only, over a store filled by the parent
-        st = Storage(args.measure[0], "bench")
+        st = storage_at(args.measure[0], "bench")
         st.start()
         measure(st, datetime.fromisoformat(args.measure[1]))
         return 0
@@ -90,7 +91,7 @@ def main() -> int:
 
 
 def fill_store(dsn: str, spans: int, start: str) -> None:
-    st = Storage(dsn, "bench")
+    st = storage_at(dsn, "bench")
     st.start()
     print(f"{fill(st, spans, datetime.fromisoformat(start))} spans written")
 

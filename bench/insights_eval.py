@@ -108,15 +108,15 @@ def run_in_process(apps: list[patterns.App]) -> list[list[Found]]:
     from otel_ai.analysis.insights.config import InsightsConfig
     from otel_ai.analysis.insights.detectors import build_detectors
     from otel_ai.analysis.insights.model import DetectContext, Window
-    from otel_ai.storage import Storage
     from otel_ai.storage.writer import TelemetryWriter
+    from otel_ai.testing.stores import storage_at
 
     try:
         from otel_ai.analysis.insights import scoring  # the pipeline's severity, when present
     except ImportError:
         scoring = None  # type: ignore[assignment]
     cfg = InsightsConfig()
-    st = Storage(f"chdb://{tempfile.mkdtemp(prefix='insights-eval-')}/store", "otel")
+    st = storage_at(f"chdb://{tempfile.mkdtemp(prefix='insights-eval-')}/store", "otel")
     st.start()
     writer = TelemetryWriter(st)
     for app in apps:

@@ -30,7 +30,20 @@ class ConfigError(OtelAiError):
 
 
 class DecodeError(OtelAiError):
-    """An OTLP payload (or other input) could not be decoded; never retryable."""
+    """An OTLP payload (or other input) could not be decoded; never retryable.
+
+    ``reason`` labels the refusal in the receivers' metrics (``invalid`` unless a subclass says).
+    """
+
+    reason = "invalid"
+
+
+class RefusedContent(DecodeError):
+    """Decodable OTLP the store could not hold faithfully (a limit, a time out of range): 400."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class PayloadTooLarge(DecodeError):
@@ -43,6 +56,10 @@ class UnsupportedMediaType(DecodeError):
 
 class StorageError(OtelAiError):
     """ClickHouse (embedded or remote) failed. Connection problems are retryable."""
+
+
+class InstanceLocked(OtelAiError):
+    """Another otel-ai holds this store or spool; the daemon must not start on it."""
 
 
 class OverloadedError(OtelAiError):
@@ -67,8 +84,13 @@ class NotFound(OtelAiError):
     """A requested entity does not exist (HTTP 404)."""
 
 
-class DetectorError(OtelAiError):
-    """Anomaly detector misuse or failure (e.g. scoring before ``fit``)."""
+class Unauthorized(OtelAiError):
+    """A request to ``/api/*`` without the configured bearer token (HTTP 401)."""
+
+
+class DetectorError(OtelAiError, ValueError):
+    """Anomaly detector misuse or failure (e.g. scoring before ``fit``); a ``ValueError`` too, as
+    scikit-learn's estimator contract expects of bad input."""
 
 
 class LLMError(OtelAiError):

@@ -33,6 +33,8 @@ class Payload:
     rejected: int = 0
     error_message: str = ""
     wire: Encoding | None = None
+    # (reason, count) of the ``rejected`` items, for the receivers' metrics
+    reasons: tuple[tuple[str, int], ...] = ()
 
     @property
     def body_encoding(self) -> Encoding:

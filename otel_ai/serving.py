@@ -44,6 +44,13 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def tls_kwargs(cfg: Any) -> dict[str, str]:
+    """uvicorn's TLS settings from a config section's ``tls_cert_file`` / ``tls_key_file`` ({} = plain)."""
+    if not getattr(cfg, "tls_cert_file", None):
+        return {}
+    return {"ssl_certfile": cfg.tls_cert_file, "ssl_keyfile": cfg.tls_key_file}
+
+
 async def start_server(
     app: Any, host: str, port: int, **kwargs: Any
 ) -> tuple[EmbeddedServer, asyncio.Task[None]]:

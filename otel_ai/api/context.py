@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
-from otel_ai.config import Config
 from otel_ai.storage import Storage
+
+if TYPE_CHECKING:  # the config composes every room's section, the API's included
+    from otel_ai.config import Config
 
 
 @dataclass
@@ -31,4 +33,6 @@ class AppContext:
     llm: Any | None = None
     topology: Any | None = None
     anomaly: Any | None = None
+    insights: Any | None = None
+    reports: Any | None = None
     extras: dict[str, Any] = field(default_factory=dict)

@@ -1,4 +1,4 @@
-"""Topology and services API (DESIGN.md contracts): windows, stored snapshots and window diffs."""
+"""Topology and services API (the contracts in docs/topology.md): windows, stored snapshots and window diffs."""
 
 from __future__ import annotations
 
@@ -27,8 +27,10 @@ def _svc(request: Request) -> TopologyService:
     return svc  # type: ignore[no-any-return]
 
 
-def _window(request: Request, since: str | None, until: str | None) -> tuple[datetime, datetime]:
-    return time_window(since, until, max_days=request.app.state.ctx.config.api.max_window_days)
+def _window(
+    request: Request, since: str | None, until: str | None, names: tuple[str, str] = ("since", "until")
+) -> tuple[datetime, datetime]:
+    return time_window(since, until, max_days=request.app.state.ctx.config.api.max_window_days, names=names)
 
 
 @router.get(
@@ -72,11 +74,11 @@ def get_topology_diff(
     b_since: str | None = Query(None, description="window b start; default: b_until - 1h"),
     b_until: str | None = Query(None, description="window b end; default: now"),
 ) -> TopologyDiff:
-    b = _window(request, b_since, b_until)
+    b = _window(request, b_since, b_until, ("b_since", "b_until"))
     if a_since is None and a_until is None:
         a = (b[0] - (b[1] - b[0]), b[0])
     else:
-        a = _window(request, a_since or None, a_until or rfc3339(b[0]))
+        a = _window(request, a_since or None, a_until or rfc3339(b[0]), ("a_since", "a_until"))
     return _svc(request).diff(a, b)
 
 

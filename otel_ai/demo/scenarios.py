@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from otel_ai import timeutil
 from otel_ai.errors import ConfigError
 
 Magnitude = str | float
@@ -218,18 +219,21 @@ class TimelineEvent:
             raise ConfigError(f"timeline {self.scenario}", "start must be >= 0 and duration > 0")
 
 
-_DUR = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$")
-_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SECONDS = re.compile(r"\d+(?:\.\d+)?")
 
 
 def parse_duration(value: str | float | int, key: str = "duration") -> timedelta:
-    """``90``, ``"90s"``, ``"15m"``, ``"7d"`` → timedelta (plain numbers are seconds)."""
+    """``90``, ``"90"``, ``"90s"``, ``"15m"``, ``"7d"`` → timedelta (plain numbers are seconds); a
+    bad value is a :class:`ConfigError` naming ``key``."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return timedelta(seconds=float(value))
-    m = _DUR.match(str(value).strip())
-    if not m:
-        raise ConfigError(key, f"expected a duration such as 30s, 15m, 2h, 7d; got {value!r}")
-    return timedelta(seconds=float(m.group(1)) * _UNIT[m.group(2)])
+    text = str(value).strip()
+    try:
+        return timedelta(seconds=float(text)) if _SECONDS.fullmatch(text) else timeutil.parse_duration(text)
+    except ValueError:
+        raise ConfigError(
+            key, f"expected a duration: seconds (300) or with a unit (30s, 15m, 2h, 7d); got {value!r}"
+        ) from None
 
 
 def load_timeline(path: str | Path) -> list[TimelineEvent]:

@@ -1,7 +1,7 @@
 """The one export path per signal that both transports call: validate → pipeline.submit → response.
 
-The error classification lives here, once (DESIGN.md decision 5, STYLE.md "errors are classified
-once"): each outcome has a gRPC code and an HTTP status, and the transports only translate.
+The error classification lives here, once (docs/decisions/0005-otlp-status-table.md): each
+outcome has a gRPC code and an HTTP status, and the transports only translate.
 
 | outcome       | when                                         | HTTP | gRPC                      |
 |---------------|----------------------------------------------|------|---------------------------|
@@ -13,11 +13,13 @@ once"): each outcome has a gRPC code and an HTTP status, and the transports only
 | unsupported   | Content-Type / Content-Encoding not accepted | 415  | —                         |
 | overloaded    | queue full, spool full, shutting down        | 503 + Retry-After | UNAVAILABLE + RetryInfo |
 | error         | a bug; storage refused the content for good  | 500  | INTERNAL                  |
+| unauthenticated | ingest.token set, no or another bearer token | 401  | UNAUTHENTICATED           |
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +30,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from otel_ai.errors import DecodeError, OverloadedError, PayloadTooLarge, StorageError, UnsupportedMediaType
 from otel_ai.ingest import status as st
+from otel_ai.ingest.config import IngestConfig
 from otel_ai.model import Encoding, Payload, Signal, Transport
+from otel_ai.otlp.limits import Limits
 from otel_ai.otlp.validate import validate
+from otel_ai.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +44,12 @@ INLINE_VALIDATE_BYTES = 1 << 20
 
 HTTP_STATUS = {
     "ok": 200, "partial": 200, "invalid": 400, "not_found": 404, "bad_method": 405,
-    "too_large": 413, "unsupported": 415, "overloaded": 503, "error": 500,
+    "too_large": 413, "unsupported": 415, "overloaded": 503, "error": 500, "unauthenticated": 401,
 }  # fmt: skip
 GRPC_CODE = {
     "ok": st.OK, "partial": st.OK, "invalid": st.INVALID_ARGUMENT, "not_found": st.UNIMPLEMENTED,
     "bad_method": st.UNIMPLEMENTED, "too_large": st.RESOURCE_EXHAUSTED, "unsupported": st.INVALID_ARGUMENT,
-    "overloaded": st.UNAVAILABLE, "error": st.INTERNAL,
+    "overloaded": st.UNAVAILABLE, "error": st.INTERNAL, "unauthenticated": st.UNAUTHENTICATED,
 }  # fmt: skip
 
 
@@ -88,29 +93,59 @@ class _Counts:
 class Exporter:
     """validate → submit → response, with the receiver metrics. Shared by HTTP and gRPC."""
 
-    def __init__(self, pipeline: Any, ingest_cfg: Any, *, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        ingest_cfg: IngestConfig,
+        *,
+        registry: CollectorRegistry,
+        retention_days: int = 0,
+    ) -> None:
         self.pipeline = pipeline
+        self.ingest_cfg = ingest_cfg
+        self.retention_days = int(retention_days)  # storage.ttl_days: older rows are refused
         self.retry_after_s = int(ingest_cfg.retry_after_s)
         self.max_body_bytes = int(ingest_cfg.max_body_bytes)
         self.counts: dict[tuple[str, str, str], _Counts] = {}
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="otlp-validate")
         self.m_requests = Counter(
-            "otelai_receiver_requests",
+            "otel_ai_receiver_requests",
             "OTLP export requests by outcome",
             ["signal", "transport", "encoding", "outcome"],
             registry=registry,
         )
         self.m_items = Counter(
-            "otelai_receiver_items",
+            "otel_ai_receiver_items",
             "Items (spans, data points, log records): received, accepted (inserted or spooled), refused (retryable failure), rejected (invalid)",
             ["signal", "transport", "encoding", "outcome"],
             registry=registry,
         )
+        self.m_rejected = Counter(
+            "otel_ai_receiver_rejected_items",
+            "Items refused before the acknowledgement (partial_success or a refused request), by reason",
+            ["signal", "reason"],
+            registry=registry,
+        )
+        self.m_refused_requests = Counter(
+            "otel_ai_receiver_rejected_requests",
+            "Export requests refused whole with 400 / INVALID_ARGUMENT, by reason",
+            ["signal", "reason"],
+            registry=registry,
+        )
         self.m_latency = Histogram(
-            "otelai_export_latency_seconds", "OTLP export request latency, receipt of body to response",
+            "otel_ai_export_latency_seconds", "OTLP export request latency, receipt of body to response",
             ["signal", "transport"], registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )  # fmt: skip
+
+    def authorized(self, header: bytes | str | None) -> bool:
+        """Whether an ``Authorization`` value carries ``ingest.token`` (always, without a token)."""
+        token = self.ingest_cfg.token
+        if not token:
+            return True
+        raw = header.encode("latin-1") if isinstance(header, str) else (header or b"")
+        scheme, _, given = raw.partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), token.encode())
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -122,14 +157,16 @@ class Exporter:
         t0 = time.perf_counter()
         c = self._counts(signal, transport, encoding)
         c.requests += 1
+        limits = Limits.now(self.ingest_cfg, self.retention_days)
         try:
             if len(body) >= INLINE_VALIDATE_BYTES:
                 payload: Payload = await asyncio.get_running_loop().run_in_executor(
-                    self._pool, validate, signal, encoding, transport, body
+                    self._pool, validate, signal, encoding, transport, body, limits
                 )
             else:
-                payload = validate(signal, encoding, transport, body)
+                payload = validate(signal, encoding, transport, body, limits)
         except DecodeError as exc:
+            self.m_refused_requests.labels(signal, exc.reason).inc()
             return self._finish(
                 self.fail(signal, transport, encoding, exc, counted=True), signal, transport, t0
             )
@@ -139,6 +176,8 @@ class Exporter:
         if payload.rejected:
             c.items_rejected += payload.rejected
             self._item(signal, transport, encoding, "rejected", payload.rejected)
+            for reason, n in payload.reasons:
+                self.m_rejected.labels(signal, reason).inc(n)
         if payload.items:
             try:
                 await self.pipeline.submit(payload)

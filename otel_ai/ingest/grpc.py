@@ -9,6 +9,7 @@ the same trailer grpcio-status writes.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -28,6 +29,13 @@ _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 def _handler(exporter: Exporter, signal: Signal) -> Any:
     async def export(request: bytes, context: aio.ServicerContext[bytes, bytes]) -> bytes:
+        if exporter.ingest_cfg.token:
+            auth = dict(context.invocation_metadata() or ()).get("authorization")
+            if not exporter.authorized(auth if isinstance(auth, str | bytes) else None):
+                exporter.rejected_request(signal, "grpc", "protobuf", "unauthenticated", "")
+                await context.abort(
+                    grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token (ingest.token)"
+                )
         result = await exporter.export(signal, "protobuf", "grpc", request)
         if result.grpc_code == 0:
             return result.body
@@ -43,8 +51,11 @@ def _handler(exporter: Exporter, signal: Signal) -> Any:
 class OtlpGrpcServer:
     """The gRPC listener; ``start`` binds (raising OSError if the port is taken)."""
 
-    def __init__(self, address: str, exporter: Exporter, max_body_bytes: int) -> None:
+    def __init__(
+        self, address: str, exporter: Exporter, max_body_bytes: int, tls: tuple[str, str] | None = None
+    ) -> None:
         self.address = address
+        self.tls = tls  # (cert file, key file): TLS on the listener
         self.exporter = exporter
         self.max_body_bytes = max_body_bytes
         self.server: aio.Server | None = None
@@ -62,7 +73,12 @@ class OtlpGrpcServer:
                 (grpc.method_handlers_generic_handler(service, {"Export": _handler(self.exporter, signal)}),)
             )
         try:
-            port = server.add_insecure_port(self.address)
+            if self.tls is not None:
+                cert, key = (Path(p).read_bytes() for p in self.tls)
+                creds = grpc.ssl_server_credentials([(key, cert)])
+                port = server.add_secure_port(self.address, creds)
+            else:
+                port = server.add_insecure_port(self.address)
         except RuntimeError as exc:
             raise OSError(f"cannot listen for OTLP/gRPC on {self.address}: {exc}") from exc
         if not port:

@@ -94,6 +94,8 @@ class OtlpHttpApp:
         headers = [(b"content-type", st.CONTENT_TYPES[encoding].encode())]
         if result.outcome == "bad_method":
             headers.append((b"allow", b"POST"))
+        if result.outcome == "unauthenticated":
+            headers.append((b"www-authenticate", b"Bearer"))
         if result.retry_after_s is not None:
             headers.append((b"retry-after", str(result.retry_after_s).encode()))
         headers.append((b"content-length", str(len(result.body)).encode()))
@@ -118,6 +120,10 @@ class OtlpHttpApp:
                 counted,
                 "not_found",
                 f"unknown path {path!r}: OTLP/HTTP accepts POST /v1/traces, /v1/metrics, /v1/logs",
+            ), reply_enc
+        if not ex.authorized(_header(scope, b"authorization")):
+            return ex.rejected_request(
+                signal, "http", counted, "unauthenticated", "missing or invalid bearer token (ingest.token)"
             ), reply_enc
         if scope["method"] != "POST":
             return ex.rejected_request(

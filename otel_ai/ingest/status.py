@@ -29,6 +29,8 @@ OK, INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, UNIMPLEMENTED, INTERNAL, UN
     14,
 )
 
+UNAUTHENTICATED = 16
+
 CONTENT_TYPES: dict[Encoding, str] = {"protobuf": "application/x-protobuf", "json": "application/json"}
 
 # The encoding label of the receiver counters (``/api/v1/status``, ``/metrics``). A request whose

@@ -16,8 +16,10 @@ from typing import Any
 
 from google.protobuf.json_format import ParseDict, ParseError
 
-from otel_ai.errors import DecodeError
-from otel_ai.otlp.validate import REQUEST_TYPES, _list, _obj, check_hex, parse_json
+from otel_ai.errors import DecodeError, RefusedContent
+from otel_ai.otlp.jsonshape import REQUEST_TYPES, check_hex, parse_json
+from otel_ai.otlp.jsonshape import json_list as _list
+from otel_ai.otlp.jsonshape import json_obj as _obj
 
 _TOP = {"traces": "resourceSpans", "metrics": "resourceMetrics", "logs": "resourceLogs"}
 _SCOPE = {"traces": "scopeSpans", "metrics": "scopeMetrics", "logs": "scopeLogs"}
@@ -74,10 +76,19 @@ def fix_ids(signal: str, doc: dict[str, Any]) -> dict[str, Any]:
 
 def json_to_request(signal: str, body: bytes) -> Any:
     """The ``Export*ServiceRequest`` message of an OTLP/JSON body."""
-    doc = fix_ids(signal, parse_json(body))
+    return doc_to_request(signal, parse_json(body))
+
+
+def doc_to_request(signal: str, doc: dict[str, Any]) -> Any:
+    """The ``Export*ServiceRequest`` message of a parsed OTLP/JSON document (its ids are rewritten)."""
+    doc = fix_ids(signal, doc)
     msg = REQUEST_TYPES[signal]()
     try:
         ParseDict(doc, msg, ignore_unknown_fields=True)
-    except (ParseError, ValueError, TypeError) as exc:
+    except (ParseError, ValueError, TypeError, OverflowError) as exc:  # 1e999 → inf → int(): overflow
+        if "recursion depth" in str(exc):
+            raise RefusedContent(f"invalid OTLP/JSON: nested too deep ({exc})", reason="too_deep") from exc
         raise DecodeError(f"invalid OTLP/JSON {type(msg).__name__}: {exc}") from exc
+    except RecursionError as exc:
+        raise RefusedContent("invalid OTLP/JSON: nested too deep", reason="too_deep") from exc
     return msg

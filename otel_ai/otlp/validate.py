@@ -18,48 +18,61 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from typing import Any
 
-import orjson
 from google.protobuf.message import DecodeError as ProtoDecodeError
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from otel_ai.errors import DecodeError
+from otel_ai.errors import DecodeError, RefusedContent
 from otel_ai.model import Encoding, Payload, Signal, Transport
+from otel_ai.otlp.jsonfix import doc_to_request
+from otel_ai.otlp.jsonshape import REQUEST_TYPES, check_hex
+from otel_ai.otlp.jsonshape import json_kind as _kind
+from otel_ai.otlp.jsonshape import json_list as _list
+from otel_ai.otlp.jsonshape import json_obj as _obj
+from otel_ai.otlp.limits import Limits, Verdict, check, reject_message
 
-REQUEST_TYPES: dict[str, Any] = {
-    "traces": ExportTraceServiceRequest,
-    "metrics": ExportMetricsServiceRequest,
-    "logs": ExportLogsServiceRequest,
-}
 _TOP = {"traces": "resourceSpans", "metrics": "resourceMetrics", "logs": "resourceLogs"}
 _SCOPE = {"traces": "scopeSpans", "metrics": "scopeMetrics", "logs": "scopeLogs"}
 _ITEMS = {"traces": "spans", "metrics": "metrics", "logs": "logRecords"}
 _METRIC_KINDS = ("gauge", "sum", "histogram", "exponentialHistogram", "summary")
-_HEX = frozenset("0123456789abcdefABCDEF")
 _ZERO16 = bytes(16)
 _ZERO8 = bytes(8)
 
 
-def validate(signal: Signal, encoding: Encoding, transport: Transport, body: bytes) -> Payload:
+_DEFAULT_LIMITS = Limits()
+
+
+def validate(
+    signal: Signal, encoding: Encoding, transport: Transport, body: bytes, limits: Limits | None = None
+) -> Payload:
     """Decode-check ``body`` (already decompressed) and return the :class:`Payload` to queue.
 
-    Raises :class:`DecodeError` when the body cannot be decoded at all.
+    Everything the store could not hold faithfully is refused here, before any acknowledgement
+    (:mod:`otel_ai.otlp.limits`): items out of range are removed and reported, a request over a
+    limit raises :class:`~otel_ai.errors.RefusedContent`. OTLP/JSON leaves as protobuf
+    (``Payload.wire``), parsed once with protobuf's own rules, so what was accepted is what every
+    decoder reads. Raises :class:`DecodeError` when the body cannot be decoded at all.
     """
     if signal not in REQUEST_TYPES:
         raise DecodeError(f"unknown signal {signal!r}")
+    lim = limits or _DEFAULT_LIMITS
     if encoding == "protobuf":
-        body, items, rejected, message = _validate_protobuf(signal, body)
+        body, items, verdict = _validate_protobuf(signal, body, lim)
+        wire: Encoding | None = None
     elif encoding == "json":
-        if signal == "traces" and (transcoded := _validate_json_fast(body)) is not None:
+        if signal == "traces" and (transcoded := _validate_json_fast(body, lim)) is not None:
             pb, items = transcoded
             return Payload(signal, encoding, transport, pb, items, wire="protobuf")
-        body, items, rejected, message = _validate_json(signal, body)
+        body, items, verdict = _validate_json(signal, body, lim)
+        wire = "protobuf"
     else:
         raise DecodeError(f"unknown encoding {encoding!r}")
-    return Payload(signal, encoding, transport, body, items, rejected, message)
+    if not verdict.rejected:
+        return Payload(signal, encoding, transport, body, items, wire=wire)
+    reasons = tuple(sorted((verdict.reasons or {}).items()))
+    message = reject_message(signal, verdict)
+    return Payload(signal, encoding, transport, body, items, verdict.rejected, message, wire, reasons)
 
 
 # -- protobuf ---------------------------------------------------------------------------------
@@ -113,24 +126,42 @@ def _bad_log_ids(rec: Any) -> str | None:
     return None
 
 
-def _validate_protobuf(signal: str, body: bytes) -> tuple[bytes, int, int, str]:
+def _validate_protobuf(signal: str, body: bytes, limits: Limits) -> tuple[bytes, int, Verdict]:
     native = _native() if signal == "traces" else None
     if native is not None:
         # The C walk accepts a subset of what upb does (well-formed, UTF-8 strings, every span's
-        # ids fine, only fields it knows); anything else is decided — and worded — by upb below.
+        # ids fine, only fields it knows, within the limits); anything else is decided — and
+        # worded — by upb and the limits below.
         with contextlib.suppress(native.Unsupported):
-            return body, native.check_traces(body), 0, ""
+            return body, native.check_traces(body, **limits.native_args(len(body))), Verdict()
     req = parse_protobuf(signal, body)
-    items = rejected = 0
-    first_error = ""
+    return _checked(signal, req, body, limits, _remove_bad_ids(signal, req))
+
+
+def _checked(
+    signal: str, req: Any, body: bytes, limits: Limits, verdict: Verdict, size: int | None = None
+) -> tuple[bytes, int, Verdict]:
+    """Apply the limits to the parsed ``req`` (after the id checks in ``verdict``); re-encode if changed.
+
+    ``size`` is the request's size as received (default ``len(body)``), the base of the
+    amplification bound.
+    """
+    ids = verdict
+    verdict = check(signal, req, limits, len(body) if size is None else size)
+    if ids.reasons:
+        for reason, n in ids.reasons.items():
+            verdict.reject(reason, n, "")
+        verdict.first = ids.first or verdict.first
+    if verdict.changed:
+        body = req.SerializeToString()
+    return body, verdict.items, verdict
+
+
+def _remove_bad_ids(signal: str, req: Any) -> Verdict:
+    """Remove the spans / log records with invalid ids from ``req`` (reason ``invalid_id``)."""
+    verdict = Verdict()
     if signal == "metrics":
-        for rm in req.resource_metrics:
-            for sm in rm.scope_metrics:
-                for m in sm.metrics:
-                    kind = m.WhichOneof("data")
-                    if kind is not None:
-                        items += len(getattr(m, kind).data_points)
-        return body, items, 0, ""
+        return verdict
     check = _bad_span_ids if signal == "traces" else _bad_log_ids
     top, scope, leaf = (
         ("resource_spans", "scope_spans", "spans")
@@ -148,94 +179,35 @@ def _validate_protobuf(signal: str, body: bytes) -> tuple[bytes, int, int, str]:
                 why = check(item)
                 if why is not None:
                     bad.append(k)
-                    if not first_error:
-                        first_error = (
+                    if not verdict.first:
+                        verdict.first = (
                             f"{_TOP[signal]}[{ri}].{_SCOPE[signal]}[{si}].{_ITEMS[signal]}[{k}].{why}"
                         )
-            items += len(leaves) - len(bad)
             if bad:
-                rejected += len(bad)
+                verdict.reject("invalid_id", len(bad), "")
                 for k in reversed(bad):
                     del leaves[k]
-    if rejected:
-        body = req.SerializeToString()
-        return body, items, rejected, _reject_message(signal, rejected, first_error)
-    return body, items, 0, ""
-
-
-def _reject_message(signal: str, rejected: int, first: str) -> str:
-    what = {"traces": "span", "metrics": "data point", "logs": "log record"}[signal]
-    plural = "s" if rejected != 1 else ""
-    return f"rejected {rejected} {what}{plural} with invalid ids; first: {first}"
+    return verdict
 
 
 # -- JSON -------------------------------------------------------------------------------------
 
 
-def parse_json(body: bytes) -> dict[str, Any]:
-    """The parsed OTLP/JSON object of ``body``; :class:`DecodeError` if it is not a JSON object."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"invalid JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise DecodeError(f"invalid OTLP/JSON: expected an object at the top level, got {_kind(doc)}")
-    return doc
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(value), "a number"
-    )
-
-
-def _list(parent: dict[str, Any], key: str, path: str) -> list[Any]:
-    value = parent.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise DecodeError(f"{path}{key}: expected a list, got {_kind(value)}")
-    return value
-
-
-def _obj(value: Any, path: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise DecodeError(f"{path}: expected an object, got {_kind(value)}")
-    return value
-
-
-def check_hex(value: Any, nbytes: int, path: str, *, optional: bool) -> str:
-    """Lowercase hex of a JSON id; raises :class:`DecodeError` naming ``path`` when malformed."""
-    if value is None or value == "":
-        if optional:
-            return ""
-        raise DecodeError(f"{path}: expected {nbytes * 2} hex characters, got none")
-    if not isinstance(value, str):
-        raise DecodeError(f"{path}: expected a hex string, got {_kind(value)}")
-    if len(value) != nbytes * 2:
-        raise DecodeError(f"{path}: expected {nbytes * 2} hex characters, got {len(value)}")
-    if not _HEX.issuperset(value):
-        raise DecodeError(f"{path}: not a hex string")
-    return value.lower()
-
-
 @functools.cache
 def _native() -> Any:
-    """The compiled module (``otel_ai/storage/_native.c``: the span check, the JSON transcoder), or None.
+    """The compiled module (``otel_ai/native/_native.c``: the span check, the JSON transcoder), or None.
 
     Imported lazily: the module is built by ``pip install`` next to the storage code that uses
     it most; without a C compiler every request takes the upb / pure-Python paths.
     """
     try:
-        from otel_ai.storage import _native as native
+        from otel_ai.native import _native as native
     except ImportError:  # pragma: no cover
         return None
     return native
 
 
-def _validate_json_fast(body: bytes) -> tuple[bytes, int] | None:
+def _validate_json_fast(body: bytes, limits: Limits) -> tuple[bytes, int] | None:
     """Trace requests: transcode in C and check the ids on the protobuf (no Python dicts built).
 
     Returns the protobuf and its span count: the payload carries the protobuf from here on
@@ -252,16 +224,70 @@ def _validate_json_fast(body: bytes) -> tuple[bytes, int] | None:
         return None
     try:
         pb = native.json_traces_to_protobuf(body)
-        return pb, native.check_traces(pb)
+        return pb, native.check_traces(pb, **limits.native_args(len(body)))
     except (ValueError, native.Unsupported):  # malformed or unusual: the Python path words it
         return None
 
 
-def _validate_json(signal: str, body: bytes) -> tuple[bytes, int, int, str]:
-    doc = parse_json(body)
+def _validate_json(signal: str, body: bytes, limits: Limits) -> tuple[bytes, int, Verdict]:
+    """The exact path: strict parse, shape and id checks naming JSON paths, then protobuf's parser.
+
+    The result is the protobuf request (checked against the limits like any other), so no
+    decoder reads this JSON again: whatever it accepts here is what gets stored.
+    """
+    doc = parse_json_strict(body)
+    ids = _json_remove_bad_ids(signal, doc)
+    pb = doc_to_request(signal, doc).SerializeToString()
+    # parsed back with upb, as every decoder will: what upb refuses (nesting past its limit, which
+    # json_format counts differently) is refused now, not after the ack
+    return _checked(signal, parse_protobuf(signal, pb), pb, limits, ids, size=len(body))
+
+
+def parse_json_strict(body: bytes) -> dict[str, Any]:
+    """Parse like :func:`parse_json`, and refuse a duplicate key anywhere (400, ``duplicate_key``).
+
+    Python's parser with a pairs hook (orjson keeps the last duplicate silently); a document
+    nested too deep for it is refused (``too_deep``).
+    """
+    try:
+        doc = json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except RefusedContent:
+        raise
+    except RecursionError as exc:
+        raise RefusedContent("invalid JSON: nested too deep", reason="too_deep") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise DecodeError(f"invalid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise DecodeError(f"invalid OTLP/JSON: expected an object at the top level, got {_kind(doc)}")
+    return doc
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    for key, value in pairs:  # a lone surrogate (\ud800) is no text: protobuf cannot hold it
+        if "\x00" in key:  # protobuf's JSON parser would read "name\u0000" as "name"
+            raise DecodeError(f"invalid OTLP/JSON: a NUL character in the key {key!r:.60}")
+        for text in (key, value) if type(value) is str else (key,):
+            if not text.isascii():
+                try:
+                    text.encode()
+                except UnicodeEncodeError:
+                    raise DecodeError(f"invalid JSON: a lone surrogate in {key!r:.60}") from None
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise RefusedContent(f"invalid JSON: duplicate key {dup!r} in one object", reason="duplicate_key")
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise DecodeError(f"invalid JSON: {name} is not a JSON value")
+
+
+def _json_remove_bad_ids(signal: str, doc: dict[str, Any]) -> Verdict:
+    """Shape-check ``doc`` naming JSON paths; remove spans / log records with invalid ids."""
     top, scope, leaf = _TOP[signal], _SCOPE[signal], _ITEMS[signal]
-    items = rejected = 0
-    first_error = ""
+    verdict = Verdict()
     for ri, rs in enumerate(_list(doc, top, "")):
         rpath = f"{top}[{ri}]"
         rs = _obj(rs, rpath)
@@ -273,7 +299,7 @@ def _validate_json(signal: str, body: bytes) -> tuple[bytes, int, int, str]:
             leaves = _list(ss, leaf, f"{spath}.")
             if signal == "metrics":
                 for mi, m in enumerate(leaves):
-                    items += _count_metric(_obj(m, f"{spath}.metrics[{mi}]"), f"{spath}.metrics[{mi}]")
+                    _count_metric(_obj(m, f"{spath}.metrics[{mi}]"), f"{spath}.metrics[{mi}]")
                 continue
             keep: list[Any] = []
             fast = _fast_span_ok if signal == "traces" else _fast_log_ok
@@ -290,16 +316,13 @@ def _validate_json(signal: str, body: bytes) -> tuple[bytes, int, int, str]:
                         check_hex(item.get("traceId"), 16, f"{ipath}.traceId", optional=True)
                         check_hex(item.get("spanId"), 8, f"{ipath}.spanId", optional=True)
                 except DecodeError as exc:
-                    rejected += 1
-                    first_error = first_error or exc.message
+                    verdict.first = verdict.first or exc.message
+                    verdict.reject("invalid_id", 1, "")
                     continue
                 keep.append(item)
             if len(keep) != len(leaves):
                 ss[leaf] = keep
-            items += len(keep)
-    if rejected:
-        return orjson.dumps(doc), items, rejected, _reject_message(signal, rejected, first_error)
-    return body, items, 0, ""
+    return verdict
 
 
 def _hex_ok(value: Any, nchars: int) -> bool:

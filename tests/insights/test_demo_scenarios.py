@@ -18,7 +18,8 @@ from otel_ai.demo import SCENARIOS, TimelineEvent, generate
 from otel_ai.model import Payload
 from otel_ai.storage import Storage
 from otel_ai.storage.writer import TelemetryWriter
-from tests.helpers import unique_db
+from otel_ai.testing.daemons import unique_db
+from otel_ai.testing.stores import storage_at
 
 PATTERN_SCENARIOS = sorted(n for n, s in SCENARIOS.items() if s.insight)
 MINUTES = 3
@@ -27,7 +28,7 @@ BASE = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(
 
 @pytest.fixture(scope="module")
 def storage(chdb_path: Path) -> Iterator[Storage]:
-    st = Storage(f"chdb://{chdb_path}", unique_db("scen"))
+    st = storage_at(f"chdb://{chdb_path}", unique_db("scen"))
     st.start()
     yield st
     st.command(f"DROP DATABASE IF EXISTS `{st.database}`")

@@ -16,7 +16,8 @@ from otel_ai.analysis.insights.model import KINDS, DetectContext, Finding, Windo
 from otel_ai.demo import patterns
 from otel_ai.storage import Storage
 from otel_ai.storage.writer import TelemetryWriter
-from tests.helpers import unique_db
+from otel_ai.testing.daemons import unique_db
+from otel_ai.testing.stores import storage_at
 
 BASE = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=40)
 SLOTS = ["clean", *patterns.PATTERNS, "clean-no-history"]
@@ -25,7 +26,7 @@ SLOTS = ["clean", *patterns.PATTERNS, "clean-no-history"]
 @pytest.fixture(scope="module")
 def store(chdb_path: Path) -> Iterator[tuple[Storage, dict[str, patterns.App]]]:
     """One database holding every planted app, each in its own hour."""
-    st = Storage(f"chdb://{chdb_path}", unique_db("insights"))
+    st = storage_at(f"chdb://{chdb_path}", unique_db("insights"))
     st.start()
     writer = TelemetryWriter(st)
     apps = {}
