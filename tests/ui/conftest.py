@@ -134,10 +134,10 @@ def ui(_module_page: tuple[Any, Guard]) -> tuple[Any, Guard]:
     return page, guard
 
 
-def shot(page: Any, name: str) -> Path:
+def shot(page: Any, name: str, *, full: bool = False) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path))
+    page.screenshot(path=str(path), full_page=full)
     return path
 
 

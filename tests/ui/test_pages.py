@@ -114,7 +114,7 @@ def test_a_trace_opens_from_search(ui: tuple[Any, Guard], seeded: Seeded) -> Non
     assert page.locator("#waterfall .wf-row").count() == len(spans)
     assert page.locator('#waterfall .wf-row[data-critical="true"]').count() >= 1
     assert page.locator("#waterfall .wf-err").count() == sum(s["status_code"] == "Error" for s in spans)
-    shot(page, "trace")
+    shot(page, "trace", full=True)
     page.locator("#waterfall .wf-row").nth(1).click()
     detail = page.locator(".wf-detail")
     for label in ("Attributes", "Resource", "Events", "Links", "encoding"):
