@@ -17,13 +17,19 @@ class SuggestingParser(argparse.ArgumentParser):
     def __init__(self, *args: Any, root: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._root = root
+        if not root:
+            # The deepest sub-command chosen wins (its defaults are applied last): the root
+            # parser hands it the leftovers. Only the defaults mechanism is relied on, not
+            # argparse internals, so this holds across Python versions.
+            self.set_defaults(_chosen_parser=self)
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         ns, extras = super().parse_known_args(args, namespace)
-        if extras and not self._root:
-            self.error(self.unrecognized(extras))
+        chosen = getattr(ns, "_chosen_parser", None)
+        if extras and self._root and isinstance(chosen, SuggestingParser):
+            chosen.error(chosen.unrecognized(extras))
         return ns, extras
 
     def flags(self) -> list[str]:

@@ -1,4 +1,5 @@
-"""``otel-ai trace ID``: one trace as a terminal waterfall (``GET /api/v1/traces/{id}``)."""
+"""``otel-ai trace ID``: one trace as a terminal waterfall (``GET /api/v1/traces/{id}``);
+``otel-ai traces``: find traces to look at (``GET /api/v1/traces``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from otel_ai.cli.client import add_api_args, call, print_json, run
+from otel_ai.cli.client import add_api_args, call, print_json, run, table
 from otel_ai.cli.status import console
 
 BAR_WIDTH = 40
@@ -18,9 +19,42 @@ BAR_WIDTH = 40
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("trace", help="show one trace as a waterfall of its spans")
-    p.add_argument("trace_id", metavar="TRACE_ID", help="32 hex characters")
+    p.add_argument("trace_id", metavar="TRACE_ID", help="32 hex characters (otel-ai traces lists some)")
     add_api_args(p)
     p.set_defaults(func=run(cmd_trace))
+
+    s = sub.add_parser("traces", help="find traces, newest first (then: otel-ai trace TRACE_ID)")
+    add_api_args(s)
+    s.add_argument("--since", help="window start: RFC 3339 or a duration before now (default 1h)")
+    s.add_argument("--until", help="window end: RFC 3339 or a duration before now (default now)")
+    s.add_argument("--service", help="a span of this service is in the trace")
+    s.add_argument("--operation", help="a span with this name is in the trace")
+    s.add_argument("--status", choices=("error", "ok", "unset"), help="the trace's worst span status")
+    s.add_argument("--min-duration-ms", type=float, help="traces lasting at least this long")
+    s.add_argument("--limit", type=int, default=20, help="at most this many (default 20, max 1000)")
+    s.set_defaults(func=run(cmd_traces))
+
+
+def cmd_traces(args: argparse.Namespace) -> int:
+    params = {"since": args.since, "until": args.until, "service": args.service, "operation": args.operation,
+              "status": args.status, "min_duration_ms": args.min_duration_ms, "limit": args.limit}  # fmt: skip
+    data = call(args, "GET", "/api/v1/traces", params=params)
+    if args.json:
+        print_json(data)
+        return 0
+    print(render_list(data.get("traces") or []))
+    return 0
+
+
+def render_list(traces: list[dict[str, Any]]) -> str:
+    rows = [
+        [t["trace_id"], t["start_time"], f"{t['duration_ms']:,.1f}", t["span_count"], t["error_count"] or "-",
+         f"{t['root_service']}: {t['root_operation']}", ", ".join(t.get("services") or [])]
+        for t in traces
+    ]  # fmt: skip
+    if not rows:
+        return "no traces in the window"
+    return table(rows, ["trace", "start", "ms", "spans", "errors", "root", "services"])
 
 
 def cmd_trace(args: argparse.Namespace) -> int:

@@ -120,3 +120,14 @@ def test_spinner_for_long_calls_only_on_a_terminal(terminal: bool) -> None:
     with spinner("POST /api/v1/anomalies/detect", stream=out, force_terminal=terminal):
         time.sleep(0.3)
     assert ("POST /api/v1/anomalies/detect" in out.getvalue()) is terminal
+
+
+def test_trace_list_shows_ids_to_open() -> None:
+    rows = [{"trace_id": "ab" * 16, "start_time": "2026-12-01T10:00:00Z", "duration_ms": 1234.5, "span_count": 7,
+             "error_count": 2, "root_service": "frontend", "root_operation": "GET /cart",
+             "services": ["frontend", "cart"]}]  # fmt: skip
+    text = trace.render_list(rows)
+    line = text.splitlines()[2]
+    assert line.startswith("ab" * 16) and "1,234.5" in line and "frontend: GET /cart" in line
+    assert "frontend, cart" in line
+    assert trace.render_list([]) == "no traces in the window"

@@ -146,7 +146,7 @@ def test_quick_start_end_to_end(daemon: SubprocessDaemon, tmp_path: Path) -> Non
         )
         outputs.setdefault(cmd.argv[0], proc.stdout)
         ran.append(cmd.argv[0])
-    assert {"demo", "services", "topology", "status"} <= set(ran)
+    assert {"demo", "services", "topology", "status", "traces"} <= set(ran)
     # What the README promises each step shows.
     assert "spans generated =" in outputs["demo"] and " exported + 0 dropped" in outputs["demo"]
     services = outputs["services"].splitlines()
@@ -160,6 +160,8 @@ def test_quick_start_end_to_end(daemon: SubprocessDaemon, tmp_path: Path) -> Non
     assert "scheduled jobs" in outputs["status"]
     # The waterfall of one trace, and the raw JSON still there for scripts.
     tid = _known_trace(daemon)
+    found = _run(["traces", "--service", "web"], env, tmp_path)
+    assert found.returncode == 0 and tid in found.stdout and "web: GET /" in found.stdout, found.stdout
     proc = _run(["trace", tid], env, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "2 spans, 1 services" in proc.stdout and "  SELECT" in proc.stdout
