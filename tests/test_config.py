@@ -6,6 +6,7 @@ import pytest
 
 from otel_ai.config import load_config
 from otel_ai.errors import ConfigError
+from otel_ai.sections import split_host_port
 
 
 def test_defaults_bind_loopback() -> None:
@@ -77,3 +78,20 @@ def test_shipped_config_documents_every_setting_with_its_default() -> None:
     defaults = Config().model_dump(mode="json")
     assert _leaves(shipped) == _leaves(defaults)
     assert load_config(path, environ={}).model_dump(mode="json") == defaults
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("127.0.0.1:4317", ("127.0.0.1", 4317)), ("[::1]:8700", ("::1", 8700)), ("0.0.0.0:0", ("0.0.0.0", 0))],
+    ids=["ipv4", "ipv6-bracketed", "port-0"],
+)
+def test_split_host_port(value: str, expected: tuple[str, int]) -> None:
+    assert split_host_port(value) == expected
+
+
+@pytest.mark.parametrize("bad", ["4317", "localhost:", ":4317", "h:99999", "h:x1"], ids=str)
+def test_a_listen_address_that_is_not_host_port_names_its_key(bad: str) -> None:
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        split_host_port(bad)
+    with pytest.raises(ConfigError, match=r"^server\.otlp_grpc: .*HOST:PORT"):
+        load_config(None, environ={}, overrides={"server.otlp_grpc": bad})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from otel_ai.llm.accounting import CallRecord
@@ -25,28 +25,18 @@ from otel_ai.llm.telemetry import LLMMetrics
 from otel_ai.llm.types import Chunk, GenerateRequest, LLMResponse, Usage, messages_tokens
 
 
+@dataclass
 class RetryLoop:
     """``async for item in loop.run(prep, stream=...)``: chunks (when streaming), then the response."""
 
-    def __init__(
-        self,
-        config: LLMConfig,
-        router: Router,
-        cache: ResponseCache,
-        metrics: LLMMetrics,
-        attempt: DeploymentCall,
-        account: Callable[[CallRecord], None],
-        persist_turn: Callable[[Prepared, LLMResponse], Awaitable[None]],
-        sleep: Callable[[float], Awaitable[Any]],
-    ) -> None:
-        self.config = config
-        self.router = router
-        self.cache = cache
-        self.metrics = metrics
-        self.attempt = attempt
-        self.account = account
-        self.persist_turn = persist_turn
-        self.sleep = sleep
+    config: LLMConfig
+    router: Router
+    cache: ResponseCache
+    metrics: LLMMetrics
+    attempt: DeploymentCall
+    account: Callable[[CallRecord], None]
+    persist_turn: Callable[[Prepared, LLMResponse], Awaitable[None]]
+    sleep: Callable[[float], Awaitable[Any]]
 
     async def run(self, prep: Prepared, *, stream: bool) -> AsyncIterator[Chunk | LLMResponse]:
         req = prep.request

@@ -1183,7 +1183,8 @@ static int js_skip(js_t *j, int depth) {
                     if (h < 0) return E_MALFORMED;
                     cp = cp << 4 | (uint32_t)h;
                 }
-                if (cp >= 0xD800 && cp <= 0xDFFF) return E_UNSUPPORTED;
+                /* lone surrogates, and NUL (refused in a key): the exact path decides */
+                if ((cp >= 0xD800 && cp <= 0xDFFF) || cp == 0) return E_UNSUPPORTED;
                 j->p += 6;
             } else if (e == '/' || short_escape((char)e, 1)) {
                 j->p += 2;

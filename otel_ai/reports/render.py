@@ -108,8 +108,13 @@ def to_json(doc: dict[str, Any]) -> str:
 
 
 # -- Markdown ---------------------------------------------------------------------------------
+def _md_text(v: Any) -> str:
+    """Telemetry text as Markdown text: raw HTML (which viewers would render) is neutralised."""
+    return str(v).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+
+
 def _md_cell(v: Any) -> str:
-    return str(v).replace("|", "\\|").replace("\n", " ")
+    return _md_text(v).replace("|", "\\|")
 
 
 def _md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
@@ -197,7 +202,7 @@ def _title(doc: dict[str, Any]) -> str:
 
 
 def to_markdown(doc: dict[str, Any], *, charts: bool = True) -> str:
-    lines = [f"# {_title(doc)}", ""]
+    lines = [f"# {_md_text(_title(doc))}", ""]
     lines.append(f"**Window:** {_span(doc['window'])}  ")
     if doc.get("comparison"):
         lines.append(f"**Compared with:** {_span(doc['comparison'])}  ")
@@ -207,20 +212,22 @@ def to_markdown(doc: dict[str, Any], *, charts: bool = True) -> str:
         return "\n".join(lines)
     h = doc["headline"]
     lines += [f"## Status: {h['status'].upper()}", ""]
-    lines += [f"- {r['text']} ({_refs(r['refs'])})" for r in h["reasons"]] or ["- Nothing abnormal found."]
+    lines += [f"- {_md_text(r['text'])} ({_refs(r['refs'])})" for r in h["reasons"]] or [
+        "- Nothing abnormal found."
+    ]
     lines += ["", f"_Rule: {h['rule']}._", "", "## Executive summary", ""]
     s = doc.get("summary")
     if not s:
         lines += [f"Executive summary: not available ({doc.get('summary_note') or 'not written'}).", ""]
     else:
         lines += [f"**{s['title']}**", ""]
-        lines += [f"- {c['text']} ({_refs(c['evidence_ids'])})" for c in s["claims"]] or [
+        lines += [f"- {_md_text(c['text'])} ({_refs(c['evidence_ids'])})" for c in s["claims"]] or [
             "- No claim survived validation."
         ]
         if s.get("recommendations"):
             lines += ["", "What to look at first:", ""]
             lines += [
-                f"- **{r['action']}** — {r['rationale']} ({_refs(r['evidence_ids'])})"
+                f"- **{_md_text(r['action'])}** — {_md_text(r['rationale'])} ({_refs(r['evidence_ids'])})"
                 for r in s["recommendations"]
             ]
         lines += ["", f"_{_summary_note(s)}_", ""]

@@ -24,7 +24,10 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from otel_ai.model import Payload
+from otel_ai.storage.client import Storage
 from otel_ai.storage.decoders import native
 from otel_ai.storage.decoders.python import write_python
 
@@ -36,7 +39,7 @@ DECODERS = ("native", "engine", "python")
 STALE_SCRATCH_S = 3600
 
 
-def _scratch_dir(storage: Any) -> str | None:
+def _scratch_dir(storage: Storage) -> str | None:
     """The engine's scratch dir (made if missing), cleared of what killed processes left in it."""
     path = getattr(storage, "scratch_dir", None)
     if path is None:
@@ -62,7 +65,9 @@ def _scratch_dir(storage: Any) -> str | None:
 class TelemetryWriter:
     """Writes batches of payloads of one signal; thread-safe (the storage client is)."""
 
-    def __init__(self, storage: Any, *, decoder: str = "native", registry: Any = None) -> None:
+    def __init__(
+        self, storage: Storage, *, decoder: str = "native", registry: CollectorRegistry | None = None
+    ) -> None:
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
         self.storage = storage

@@ -130,3 +130,22 @@ def test_closed_anomaly_is_not_restated(store: tuple[Storage, dict[str, patterns
     f = next(f for f in findings(st, app) if f.kind == "anomaly")
     assert f.root_cause is not None and f.root_cause.entity.id == app.planted[0].entity
     assert {"root_cause", "critical_failure", "impact"} <= set(f.facts)
+
+
+@pytest.mark.parametrize(
+    "anomalies",
+    [
+        [],
+        [{"id": "x"}],
+        [{"entity": "checkout", "closed_at": None}],
+        [{"entity": {"service": "nobody"}, "features": [{}]}],
+    ],
+    ids=["none", "no-entity", "entity-not-a-mapping", "unknown-service"],
+)
+def test_empty_window_and_odd_anomalies_yield_nothing(
+    store: tuple[Storage, dict[str, patterns.App]], anomalies: list[dict[str, object]]
+) -> None:
+    st, _ = store
+    start = BASE - timedelta(days=3)  # nothing stored then
+    ctx = DetectContext(st, Window(start, start + timedelta(minutes=15)), anomalies=anomalies)
+    assert [f for d in build_detectors(DetectorsConfig()) for f in d.detect(ctx)] == []

@@ -22,8 +22,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from otel_ai.testing import otlp_cases as c
 from otel_ai.testing.daemons import InProcessDaemon, daemon_config
-from tests.otlp import cases as c
 
 RESPONSES = {
     "traces": (ExportTraceServiceResponse, "rejected_spans", "rejectedSpans"),

@@ -38,7 +38,11 @@ EXPECTED = {
     # found by bench/fuzz.py under ASan: protobuf's JSON parser read "name\u0000" as "name"
     "json-nul-in-key-51a2019370c4.json": "refused",
     "json-nul-in-key-a678b045ff94.json": "refused",
-    "json-nul-in-key-e932e5514f85.json": "refused",  # found by bench/fuzz.py: int(inf) raised OverflowError (a 500)
+    "json-nul-in-key-e932e5514f85.json": "refused",
+    "json-nul-in-skipped-key.json": "refused",
+    "json-nul-in-unknown-object-key.json": "refused",
+    # found under ASan: upb reads it, the C reader called it malformed (now: the next decoder)
+    "pb-upb-reads-the-c-reader-does-not.pb": "ok",  # found by bench/fuzz.py: int(inf) raised OverflowError (a 500)
     "pb-start-2^63.pb": "partial",
     "pb-start-2^64-1.pb": "partial",
     "pb-start-0.pb": "partial",

@@ -59,6 +59,20 @@ def _spans_with_versions(storage: Storage, now: datetime) -> None:
                                          "IngestEncoding", "IngestTransport"])  # fmt: skip
 
 
+def _topology_changes(storage: Storage, now: datetime) -> None:
+    """frontend starts calling ``recommendation`` in the window; ``legacy-ads`` was called only before."""
+    rows = []
+    for i in range(12):
+        for child, minutes in (("recommendation", 10), ("legacy-ads", 70)):
+            ts = now - timedelta(minutes=minutes, seconds=i)
+            tid, parent = f"{0xABC000 + i + minutes:032x}", f"{0xF000 + i + minutes:016x}"
+            rows.append([ts, tid, parent, "", "GET /", "Server", "frontend", 9_000_000, "Unset"])
+            rows.append(
+                [ts, tid, f"{0xE000 + i + minutes:016x}", parent, "Get", "Server", child, 3_000_000, "Unset"]
+            )
+    storage.insert("otel_traces", rows, syn.COLUMNS)
+
+
 @pytest.fixture(scope="session")
 def seeded(chdb_path: Path) -> Iterator[tuple[Storage, Window]]:
     """Two hours of shop traffic; payment fails 40% of calls in the last 30 minutes."""
@@ -71,6 +85,7 @@ def seeded(chdb_path: Path) -> Iterator[tuple[Storage, Window]]:
     )
     syn.write(st, start, 120, syn.SynthConfig(rate_per_min=30, faults=[fault], seed=7, diurnal=0.0))
     _spans_with_versions(st, now)
+    _topology_changes(st, now)
     store = AnomalyStore(st)
     store.migrate()
     store.save_anomaly({

@@ -27,6 +27,19 @@ def test_headline_anomalies_and_deltas(report: dict[str, Any]) -> None:
     assert report["comparison"]["end"] == report["window"]["start"]
 
 
+def test_topology_changes(report: dict[str, Any]) -> None:
+    t = report["topology"]
+    assert t["new_services"] == ["recommendation"] and t["vanished_services"] == ["legacy-ads"]
+    assert [(e["source"], e["target"]) for e in t["new_edges"]] == [("frontend", "recommendation")]
+    assert [(e["source"], e["target"]) for e in t["vanished_edges"]] == [("frontend", "legacy-ads")]
+    ids = {c["id"] for c in t["changes"]}
+    assert {"topo.new_service.recommendation", "topo.vanished_service.legacy-ads",
+            "topo.new_edge.frontend->recommendation", "topo.deploy.payment.1.4.2"} <= ids  # fmt: skip
+    c = report["counts"]
+    assert (c["new_services"], c["vanished_services"], c["new_edges"], c["vanished_edges"], c["deploys"]) == (
+        1, 1, 1, 1, 1)  # fmt: skip
+
+
 def test_deploy_ingest_and_missing_rooms(report: dict[str, Any]) -> None:
     (d,) = report["topology"]["deploys"]
     assert (d["service"], d["version"], d["previous_versions"]) == ("payment", "1.4.2", ["1.4.1"])
@@ -59,7 +72,7 @@ def test_formats_carry_the_same_figures(report: dict[str, Any], service: Any, fm
         assert fmt_delta(s["error_rate"], s["prev_error_rate"], "ratio") in text
     assert ANOMALY_ID in text and "1.4.2" in text
     for c in doc["summary"]["claims"]:
-        assert (c["text"] if fmt == "md" else c["text"].replace("&", "&amp;")) in text
+        assert c["text"].replace("&", "&amp;") in text
 
 
 def test_html_is_self_contained(report: dict[str, Any]) -> None:
@@ -98,3 +111,14 @@ def test_without_summary_the_report_says_why(seeded: Any, rules_llm: Any, llm_lo
         svc.shutdown()
     assert doc["summary"] is None and doc["status"] == "incident"  # the figures do not need a model
     assert note in to_markdown(doc) and note in to_html(doc)
+
+
+def test_telemetry_text_cannot_inject_markup(report: dict[str, Any]) -> None:
+    evil = "<img src=http://evil.example/x.png>"
+    doc = json.loads(json.dumps(report))
+    doc["name"] = evil
+    doc["services"][0]["name"] = evil
+    doc["anomalies"][0]["label"] = evil
+    doc["headline"]["reasons"][0]["text"] = evil
+    for text in (to_markdown(doc, charts=False), to_html(doc)):
+        assert "<img" not in text and "&lt;img src=http://evil.example/x.png&gt;" in text

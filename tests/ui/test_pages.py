@@ -52,9 +52,11 @@ def test_map_shows_the_seeded_services(ui: tuple[Any, Guard], seeded: Seeded) ->
         assert (node.get_attribute("aria-label") or "").startswith(f"{name}:")
     # payment fails (seeded fault): drawn unhealthy, and listed first among the least healthy
     assert "h-bad" in (page.locator('a.node[data-id="payment"]').get_attribute("class") or "")
-    assert page.locator("#node-list li").first.get_attribute("data-id") in ("payment", "checkout")
+    ranked = page.eval_on_selector_all("#node-list li", "els => els.map(e => e.dataset.id)")
+    assert "payment" in ranked[:2], ranked
+    # drawn, from navigation start; a loose bound (shared CI machines) — bench/ui_first_paint.py measures
     first_paint = page.evaluate("window.__otelAiFirstMap")
-    assert 0 < first_paint < 5000, first_paint
+    assert 0 < first_paint < 20000, first_paint
     shot(page, "map")
     guard.check()
 
@@ -112,7 +114,7 @@ def test_a_trace_opens_from_search(ui: tuple[Any, Guard], seeded: Seeded) -> Non
     assert page.locator("#waterfall .wf-row").count() == len(spans)
     assert page.locator('#waterfall .wf-row[data-critical="true"]').count() >= 1
     assert page.locator("#waterfall .wf-err").count() == sum(s["status_code"] == "Error" for s in spans)
-    shot(page, "trace")
+    shot(page, "trace", full=True)
     page.locator("#waterfall .wf-row").nth(1).click()
     detail = page.locator(".wf-detail")
     for label in ("Attributes", "Resource", "Events", "Links", "encoding"):

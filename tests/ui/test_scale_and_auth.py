@@ -105,17 +105,17 @@ def test_token_is_asked_once_and_kept_in_the_session(browser: Any, token_daemon:
     assert httpx.get(seeded.url + "/", timeout=10).status_code == 200  # the page itself is public
     ctx, page, guard = open_page(browser, (*OPTIONAL_APIS, ("/api/v1/", 401)))
     try:
-        page.goto(f"{seeded.url}/#/map?since=15m")
+        page.goto(f"{seeded.url}/#/ingest")
         page.wait_for_selector("#token-dialog[open]")
         page.fill("#token-input", "wrong")
         page.keyboard.press("Enter")
         page.wait_for_selector("#token-dialog[open] .bad-text")  # refused: asked again, saying so
         page.fill("#token-input", token)
         page.keyboard.press("Enter")
-        page.wait_for_selector("svg.map a.node")
+        page.wait_for_selector("#ingest-body table")
         assert page.evaluate("sessionStorage.getItem('otel-ai.token')") == token
         page.reload()
-        page.wait_for_selector("svg.map a.node")
+        page.wait_for_selector("#ingest-body table")
         assert page.locator("#token-dialog").count() == 0  # kept for the session: not asked again
         page.goto(f"{seeded.url}/#/traces?since=15m")
         page.wait_for_selector("#trace-table tbody tr")

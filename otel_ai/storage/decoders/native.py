@@ -20,6 +20,8 @@ import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from otel_ai.errors import DecodeError
 from otel_ai.model import Payload
 from otel_ai.storage.quoting import quote
@@ -42,7 +44,21 @@ def _flatten(payloads: Sequence[Payload], fd: int = -1) -> tuple[bytes | int, in
     try:
         return _native.traces([(p.body, p.encoding, p.transport, p.body_encoding) for p in payloads], fd)
     except ValueError as exc:
+        # What upb reads (validation accepted it) but this reader does not — e.g. a group in an
+        # unknown field — goes to the next decoder, not back to the sender as undecodable.
+        if all(_upb_reads(p) for p in payloads):
+            raise UNSUPPORTED(f"{exc}; upb reads it: handed to the next decoder") from exc
         raise DecodeError(str(exc)) from exc
+
+
+def _upb_reads(p: Payload) -> bool:
+    if p.body_encoding != "protobuf":
+        return False
+    try:
+        ExportTraceServiceRequest.FromString(p.body)
+    except Exception:
+        return False
+    return True
 
 
 def traces_block(payloads: Sequence[Payload]) -> tuple[bytes, int]:

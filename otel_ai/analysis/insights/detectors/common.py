@@ -8,6 +8,8 @@ the virtual node id the topology derives from the client span (``postgresql/orde
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +40,8 @@ KEY_EXPR = f"""multiIf(
     SpanAttributes['url.full'] != '' OR SpanAttributes['http.url'] != '', {_METHOD} || ' ' || {_PATH},
     SpanName)"""
 
+_SAFE = re.compile(r"[A-Za-z0-9_.\-/>|:{}]*")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-/>|:]+")
 _KIND_OF_VIRTUAL: dict[str, EntityKind] = {"database": "database", "messaging": "messaging"}
 
 
@@ -69,7 +73,15 @@ def edge(source: str, target: str) -> Entity:
 
 
 def ev_id(kind: str, key: str, figure: str) -> str:
-    """A stable evidence id: the same finding yields the same ids on every run."""
+    """A stable evidence id: the same finding yields the same ids on every run.
+
+    Short, plain keys are used as they are (``n_plus_one:orders|…:calls``); a key with spaces or
+    quotes (a statement, a route) or longer than 64 characters keeps a readable head and a hash of
+    the whole, so a model can cite the id verbatim.
+    """
+    if len(key) > 64 or not _SAFE.fullmatch(key):
+        head = _UNSAFE.sub("_", key)[:40].strip("_")
+        key = f"{head}~{hashlib.sha1(key.encode()).hexdigest()[:8]}"
     return f"{kind}:{key}:{figure}"
 
 

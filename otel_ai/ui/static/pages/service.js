@@ -149,7 +149,9 @@ export function edgePanel(e, close) {
 
 export function overviewPanel(topo, anomalies, anomalous) {
   const services = topo.nodes.filter((n) => n.kind === "service");
-  const req = services.reduce((a, n) => a + (n.request_rate || 0), 0);
+  const called = new Set(topo.edges.map((e) => e.target));
+  const entries = services.filter((n) => !called.has(n.id));
+  const req = entries.reduce((a, n) => a + (n.request_rate || 0), 0); // what enters the system
   const errs = services.reduce((a, n) => a + (n.error_count || 0), 0);
   const reqs = services.reduce((a, n) => a + (n.request_count || 0), 0);
   const ranked = [...topo.nodes].sort((a, b) =>
@@ -157,7 +159,7 @@ export function overviewPanel(topo, anomalies, anomalous) {
   const open = (anomalies || []).filter((a) => !a.closed_at);
   return h("div", {},
     h("header", { class: "phead" }, h("div", { class: "grow" }, h("h2", {}, "System"), h("div", { class: "muted" }, `${services.length} services, ${topo.nodes.length - services.length} databases / queues / externals`))),
-    h("div", { class: "stats4" }, stat("requests", fmtRate(req)), stat("error rate", fmtPct(reqs ? errs / reqs : 0), errs && errs / reqs >= 0.05 ? "bad" : ""),
+    h("div", { class: "stats4" }, stat("entry requests", fmtRate(req)), stat("error rate", fmtPct(reqs ? errs / reqs : 0), errs && errs / reqs >= 0.05 ? "bad" : ""),
       stat("open anomalies", String(anomalies ? open.length : "–"), open.length ? "bad" : ""), stat("edges", String(topo.edges.length))),
     section("Open anomalies", anomalies === null ? h("p", { class: "muted" }, "Anomaly detection is not running.")
       : open.length ? h("ul", { class: "plain" }, open.slice(0, 6).map((a) => h("li", {}, severityBadge(a.severity), " ",

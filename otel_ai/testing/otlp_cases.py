@@ -108,3 +108,22 @@ def metrics_json(service: str, t: int, attr_value: dict[str, Any]) -> bytes:
            "scopeMetrics": [{"metrics": [{"name": "harden.gauge", "gauge": {"dataPoints": [
                {"timeUnixNano": str(t), "asDouble": 1.0, "attributes": [{"key": "a", "value": attr_value}]}]}}]}]}]}  # fmt: skip
     return json.dumps(doc).encode()
+
+
+def many_attributes_request(
+    keys: list[str], *, resource_keys: list[str] | None = None, tid: bytes = b"\x07" * 16
+) -> bytes:
+    """One span with an attribute per key (and an event with the first 40), under a resource with
+    ``resource_keys``: for the decoders' attribute limits and their cost."""
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    for i, k in enumerate(resource_keys or []):
+        rs.resource.attributes.add(key=k).value.int_value = i
+    sp = rs.scope_spans.add().spans.add(trace_id=tid, span_id=b"\x01" * 8, name="many")
+    sp.start_time_unix_nano = now_ns()
+    for i, k in enumerate(keys):
+        sp.attributes.add(key=k).value.string_value = f"v{i}"
+    ev = sp.events.add(time_unix_nano=sp.start_time_unix_nano, name="e")
+    for i, k in enumerate(keys[:40]):
+        ev.attributes.add(key=k).value.int_value = i
+    return req.SerializeToString()
