@@ -185,3 +185,15 @@ def test_rooms_import_one_way(room: str, above: str) -> None:
 def test_a_circle_is_reported() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c", "a"]]
+
+
+def test_bench_does_not_import_the_tests() -> None:
+    """What benchmarks share with the tests lives in ``otel_ai/testing``, not in ``tests/``."""
+    bad = []
+    for path in sorted((PACKAGE.parent / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            bad += [f"{path.name}: {n}" for n in names if n == "tests" or n.startswith("tests.")]
+    assert not bad, "bench/ imports from tests/:\n" + "\n".join(bad)

@@ -26,7 +26,7 @@ from otel_ai.storage.decoders import native as decode_native
 from otel_ai.storage.decoders import python as decode_python
 from otel_ai.testing import otlp_samples as s
 
-CORPUS = Path(__file__).resolve().parent / "corpus"
+CORPUS = Path(__file__).resolve().parents[2] / "tests" / "otlp" / "corpus"  # a checkout's regression bodies
 LIMITS = Limits(max_attributes=64, max_attribute_bytes=2048)  # small, so the fuzz reaches them
 
 JSON_SNIPPETS = [
