@@ -60,6 +60,7 @@ function draw(box, list, ctx) {
       const y = i * rowH + 4;
       const label = entityText(a.entity);
       return s("a", { href: link(["anomalies", a.id]), role: "listitem", "aria-label": `${a.severity} anomaly on ${label}` },
+        s("rect", { class: "tl-row", x: 0, y, width: w, height: rowH, fill: "transparent" }), // the whole row is the link
         s("text", { class: "tl-label", x: 0, y: y + 13 }, label.length > 38 ? `${label.slice(0, 37)}…` : label),
         s("rect", { class: "tl-bar", x: x(a0), y: y + 2, width: Math.max(x(a1) - x(a0), 4), height: rowH - 8, rx: 4, fill: SEV_COLOUR[a.severity] || "#94a3b8", opacity: a.closed_at ? 0.55 : 0.95 }),
         a.closed_at ? null : s("circle", { cx: x(a1), cy: y + rowH / 2 - 2, r: 4, fill: "#f8fafc" }));
