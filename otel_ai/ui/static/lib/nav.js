@@ -31,3 +31,21 @@ export function go(parts, query) {
 export function apiWindow(win) {
   return win.until ? { since: win.since, until: win.until } : { since: win.since };
 }
+
+const UNITS = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+
+/** An API instant (RFC 3339, "now" or a duration before now such as 15m) → epoch ms, or null. */
+export function instantMs(text, now = Date.now()) {
+  if (!text || text === "now") return now;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$/.exec(text);
+  if (m) return now - Number(m[1]) * UNITS[m[2]] * 1000;
+  const t = Date.parse(text);
+  return Number.isNaN(t) ? null : t;
+}
+
+/** [start, end] of a route's window in epoch ms (the API's default: the hour before until). */
+export function windowMs(win, now = Date.now()) {
+  const end = instantMs(win.until || "now", now) ?? now;
+  const start = win.since ? instantMs(win.since, now) ?? end - 3600000 : end - 3600000;
+  return [start, end];
+}

@@ -2,7 +2,7 @@
 import { get } from "../lib/api.js";
 import { featureChart, timeTicks } from "../lib/charts.js";
 import { clear, emptyState, errorBox, fmtAgo, fmtNum, fmtTime, h, s, severityBadge, stat, table, timeEl, SEVERITY_ORDER } from "../lib/dom.js";
-import { apiWindow, link } from "../lib/nav.js";
+import { apiWindow, link, windowMs } from "../lib/nav.js";
 
 function entityText(e) {
   if (!e) return "–";
@@ -44,23 +44,23 @@ function draw(box, list, ctx) {
     return;
   }
   const now = Date.now();
-  const t0 = Math.min(...list.map((a) => new Date(a.opened_at).getTime()));
-  const tEnd = Math.max(now, ...list.map((a) => (a.closed_at ? new Date(a.closed_at).getTime() : now)));
+  const [t0, tEnd] = windowMs(ctx.win, now); // the whole window, so quiet time shows too
   const rowH = 24;
   const labelW = 260;
   const w = 1100;
   const rows = [...list].sort((a, b) => (a.opened_at < b.opened_at ? -1 : 1));
-  const x = (t) => labelW + ((t - t0) / Math.max(tEnd - t0, 1)) * (w - labelW - 20);
+  const x = (t) => labelW + ((t - t0) / Math.max(tEnd - t0, 1)) * (w - labelW - 40);
   const hgt = rows.length * rowH + 30;
   const ticks = timeTicks(t0, tEnd, 8);
   const svg = s("svg", { class: "timeline", viewBox: `0 0 ${w} ${hgt}`, role: "list", "aria-label": "anomaly timeline" },
     ticks.map((t) => s("g", {}, s("line", { class: "gridline", x1: x(t), x2: x(t), y1: 0, y2: hgt - 22 }), s("text", { class: "axis", x: x(t), y: hgt - 6, "text-anchor": "middle" }, fmtTime(new Date(t).toISOString())))),
     rows.map((a, i) => {
-      const a0 = new Date(a.opened_at).getTime();
-      const a1 = a.closed_at ? new Date(a.closed_at).getTime() : now;
+      const a0 = Math.max(new Date(a.opened_at).getTime(), t0);
+      const a1 = Math.min(a.closed_at ? new Date(a.closed_at).getTime() : now, tEnd);
       const y = i * rowH + 4;
       const label = entityText(a.entity);
       return s("a", { href: link(["anomalies", a.id]), role: "listitem", "aria-label": `${a.severity} anomaly on ${label}` },
+        s("rect", { class: "tl-row", x: 0, y, width: w, height: rowH, fill: "transparent" }), // the whole row is the link
         s("text", { class: "tl-label", x: 0, y: y + 13 }, label.length > 38 ? `${label.slice(0, 37)}…` : label),
         s("rect", { class: "tl-bar", x: x(a0), y: y + 2, width: Math.max(x(a1) - x(a0), 4), height: rowH - 8, rx: 4, fill: SEV_COLOUR[a.severity] || "#94a3b8", opacity: a.closed_at ? 0.55 : 0.95 }),
         a.closed_at ? null : s("circle", { cx: x(a1), cy: y + rowH / 2 - 2, r: 4, fill: "#f8fafc" }));
