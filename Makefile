@@ -4,10 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit bench clean js-deps
+.PHONY: run test lint typecheck unit bench clean js-deps ui-deps
 
 # setup.py and the C source: an edited decoder is rebuilt by the next `make test` / `make run`.
-$(STAMP): pyproject.toml Makefile setup.py otel_ai/storage/_native.c
+$(STAMP): pyproject.toml Makefile setup.py otel_ai/native/_native.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -26,12 +26,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy otel_ai
 
-unit: $(STAMP) js-deps
+unit: $(STAMP) js-deps ui-deps
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 test: lint typecheck unit
 
-# Node modules for tests/ingest/test_js_sdk.py (the official OpenTelemetry JS SDK exporters), at the
+# Node modules for tests/system/test_sdk_js.py (the official OpenTelemetry JS SDK exporters), at the
 # exact versions of tests/js/package-lock.json. Optional: without node/npm, or when npm cannot
 # install, make warns and that test skips; nothing else depends on it.
 JS_DIR := tests/js
@@ -48,6 +48,20 @@ js-deps:
 $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
 	npm ci --prefix $(JS_DIR) --no-audit --no-fund
 	touch $(JS_STAMP)
+
+# Debian's Chromium for the browser tests of the web UI (tests/ui, Playwright with executable_path;
+# never a Playwright browser download). Installed when running as root and missing; otherwise make
+# warns and those tests skip with the reason.
+CHROMIUM ?= /usr/bin/chromium
+
+ui-deps:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get install -y chromium >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1 && apt-get install -y chromium >/dev/null 2>&1; }) \
+		|| echo "warning: apt-get install chromium failed: the web UI tests (tests/ui) will be skipped" >&2; \
+	else \
+		echo "warning: $(CHROMIUM) not found and not root: the web UI tests (tests/ui) will be skipped (apt-get install chromium)" >&2; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

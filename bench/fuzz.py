@@ -12,7 +12,7 @@ crash the run with a report instead of passing silently):
 
     gcc -shared -fPIC -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \\
         -fno-sanitize-recover=undefined -std=gnu11 -I"$(python -c 'import sysconfig;print(sysconfig.get_paths()["include"])')" \\
-        otel_ai/storage/_native.c -o otel_ai/storage/_native$(python -c 'import sysconfig;print(sysconfig.get_config_var("EXT_SUFFIX"))') -lm
+        otel_ai/native/_native.c -o otel_ai/native/_native$(python -c 'import sysconfig;print(sysconfig.get_config_var("EXT_SUFFIX"))') -lm
     LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \\
         ASAN_OPTIONS=detect_leaks=0 .venv/bin/python bench/fuzz.py --minutes 10
 

@@ -28,11 +28,12 @@ sys.path.insert(0, str(ROOT))
 
 from otel_ai.errors import DecodeError  # noqa: E402
 from otel_ai.model import Payload  # noqa: E402
+from otel_ai.native import _native  # noqa: E402
 from otel_ai.otlp.limits import Limits  # noqa: E402
 from otel_ai.otlp.validate import validate  # noqa: E402
-from otel_ai.storage import _native, decode_native  # noqa: E402
-from tests.otlp.cases import now_ns, traces_pb  # noqa: E402
-from tests.storage.test_native_attributes import _request  # noqa: E402
+from otel_ai.storage.decoders import native as decode_native  # noqa: E402
+from otel_ai.testing.otlp_cases import many_attributes_request as _request  # noqa: E402
+from otel_ai.testing.otlp_cases import now_ns, traces_pb  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -67,8 +68,8 @@ _CHILD = """
 import resource, sys, json
 sys.path.insert(0, sys.argv[1])
 from otel_ai.model import Payload
-from otel_ai.storage import decode_native
-from tests.otlp.cases import now_ns, traces_pb
+from otel_ai.storage.decoders import native as decode_native
+from otel_ai.testing.otlp_cases import now_ns, traces_pb
 r, n = int(sys.argv[2]), int(sys.argv[3])
 body = traces_pb(b"\\x01" * 16, [now_ns()] * n, resource_attr="r" * r)
 def rss():

@@ -7,10 +7,10 @@ Pre-encodes OTLP requests of 512 spans with realistic attributes (HTTP server/cl
 spans, events, the odd link), then measures:
 
 (a) ``engine``  — ClickHouse (embedded chDB) decoding + flattening + inserting the protobuf batches
-    itself (``otel_ai.storage.decode_engine``), in this process, no receivers;
-(b) ``python``  — upb parse + Python flatten + column-oriented insert (``decode_python``);
+    itself (``otel_ai.storage.decoders.engine``), in this process, no receivers;
+(b) ``python``  — upb parse + Python flatten + column-oriented insert (``storage.decoders.python``);
     and, beside them, ``native`` — the C flatten into one Native block per batch
-    (``decode_native``, the daemon's default decoder), in this process;
+    (``storage.decoders.native``, the daemon's default decoder), in this process;
 (c) the daemon end to end — ``python -m otel_ai serve`` as a subprocess on free ports with its own
     data dir, loaded over OTLP/HTTP (protobuf, then JSON, each against a fresh daemon and store) by a
     separate light load process using concurrent httpx clients, which re-stamps every request
@@ -306,16 +306,16 @@ class FreshBodies:
 
 
 def bench_decoders(n_requests: int, batch: int) -> dict[str, float]:
-    from otel_ai.storage.client import Storage
-    from otel_ai.storage.decode_engine import EngineDecoder
-    from otel_ai.storage.decode_native import NativeDecoder
-    from otel_ai.storage.writer import write_python
+    from otel_ai.storage.decoders.engine import EngineDecoder
+    from otel_ai.storage.decoders.native import NativeDecoder
+    from otel_ai.storage.decoders.python import write_python
+    from otel_ai.testing.stores import storage_at
 
     pb = payloads(n_requests, "protobuf")
     js = payloads(max(4, n_requests // 4), "json")
     tmp = tempfile.mkdtemp(prefix="otel-ai-bench-")
     atexit.register(shutil.rmtree, tmp, True)  # the engine keeps it open until the process ends
-    storage = Storage(f"chdb://{tmp}/clickhouse", "bench")
+    storage = storage_at(f"chdb://{tmp}/clickhouse", "bench")
     storage.start()
     engine = EngineDecoder(storage)
     native = NativeDecoder(storage, engine.write)
@@ -352,19 +352,19 @@ def bench_decoders(n_requests: int, batch: int) -> dict[str, float]:
 def bench_breakdown(n_requests: int) -> None:
     """CPU per span of each step of the engine path, in-process, one batch of ``n_requests``."""
     from otel_ai.analysis.topology.schema import MIGRATIONS
-    from otel_ai.storage.client import Storage
-    from otel_ai.storage.decode_engine import EngineDecoder
-    from otel_ai.storage.decode_native import NativeDecoder, traces_block
+    from otel_ai.storage.decoders.engine import EngineDecoder
+    from otel_ai.storage.decoders.native import NativeDecoder, traces_block
+    from otel_ai.testing.stores import storage_at
 
     pb = payloads(n_requests)
     bodies = [p.body for p in pb]
     spans = sum(p.items for p in pb)
     tmp = tempfile.mkdtemp(prefix="otel-ai-bench-")
     atexit.register(shutil.rmtree, tmp, True)  # the engine keeps it open until the process ends
-    core = Storage(f"chdb://{tmp}/clickhouse", "core")
+    core = storage_at(f"chdb://{tmp}/clickhouse", "core")
     core.start()
     core.command("CREATE TABLE core.null_traces AS core.otel_traces ENGINE = Null")
-    topo = Storage(core.dsn, "topo")
+    topo = storage_at(core.dsn, "topo")
     topo.start()
     topo.apply_migrations("topology", MIGRATIONS)
 
@@ -444,18 +444,13 @@ def bench_storage_alone(
     import psutil
 
     from otel_ai.analysis.topology.schema import MIGRATIONS
-    from otel_ai.config import Config
     from otel_ai.storage.client import Storage
-    from otel_ai.storage.decode_native import NativeDecoder
+    from otel_ai.storage.config import StorageConfig
+    from otel_ai.storage.decoders.native import NativeDecoder
 
-    cfg = Config().storage
     tmp = root or tempfile.mkdtemp(prefix="otel-ai-bench-alone-")
-    storage = Storage(
-        f"chdb://{tmp}/clickhouse",
-        "alone",
-        merge_tree_settings=cfg.merge_tree_settings,
-        defer_attribute_indexes=cfg.defer_attribute_indexes,
-    )
+    # The daemon's storage settings (MergeTree tuning, deferred attribute indexes).
+    storage = Storage(StorageConfig(dsn=f"chdb://{tmp}/clickhouse", database="alone"))
     storage.start()
     if topology_views:  # the only component with views on otel_traces
         storage.apply_migrations("topology", MIGRATIONS)
@@ -612,7 +607,7 @@ def _insert_stats(api_url: str) -> tuple[int, float]:
     pipe = httpx.get(f"{api_url}/api/v1/status", timeout=10).json().get("pipeline") or {}
     seconds = 0.0
     for line in httpx.get(f"{api_url}/metrics", timeout=10).text.splitlines():
-        if line.startswith("otelai_insert_latency_seconds_sum"):
+        if line.startswith("otel_ai_writer_insert_seconds_sum"):
             seconds += float(line.rsplit(" ", 1)[1])
     return int(pipe.get("inserted_batches", 0)), seconds
 
@@ -667,7 +662,7 @@ def _bench_daemon_phases(
     import httpx
     import psutil
 
-    from tests.helpers import SubprocessDaemon
+    from otel_ai.testing.daemons import SubprocessDaemon
 
     data = Path(tempfile.mkdtemp(prefix="otel-ai-bench-daemon-"))
     daemon = SubprocessDaemon(data, extra_env={"OTEL_AI_PIPELINE__DECODER": decoder, **(env or {})}).start()

@@ -22,7 +22,7 @@ import openai
 from otel_ai.llm import LLMConfig, LLMManager
 from otel_ai.llm.providers import Provider, register_provider
 from otel_ai.llm.types import Chunk, ProviderCall, Usage
-from tests.llm.fakes import FakeLLMServer
+from otel_ai.testing.llm_server import FakeLLMServer
 
 
 class NullProvider(Provider):

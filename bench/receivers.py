@@ -30,8 +30,8 @@ from otel_ai.config import load_config  # noqa: E402
 from otel_ai.ingest import Receivers  # noqa: E402
 from otel_ai.model import Payload  # noqa: E402
 from otel_ai.pipeline import Pipeline  # noqa: E402
-from tests.helpers import free_port  # noqa: E402
-from tests.ingest.otlp_payloads import trace_request  # noqa: E402
+from otel_ai.testing.daemons import free_port  # noqa: E402
+from otel_ai.testing.otlp_payloads import trace_request  # noqa: E402
 
 GRPC_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 

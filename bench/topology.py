@@ -34,7 +34,7 @@ from bench.topology_gen import generate
 from otel_ai.analysis.topology import queries as q
 from otel_ai.analysis.topology.config import TopologyConfig
 from otel_ai.analysis.topology.service import TopologyService, _naive
-from otel_ai.storage import Storage
+from otel_ai.testing.stores import storage_at
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -68,7 +68,7 @@ def main() -> int:
     print(f"otel-ai topology benchmark: {spans:,} spans over 1 h, chDB at {path}")
 
     rows: list[tuple[str, float, str]] = []
-    st = Storage(f"chdb://{path}", "bench")
+    st = storage_at(f"chdb://{path}", "bench")
     st.start()
     cfg = TopologyConfig(rollup_horizon_s=3 * 3600, rollup_batch_minutes=61, rollup_settle_s=0)
     svc = TopologyService(st, cfg, CollectorRegistry())
@@ -80,7 +80,7 @@ def main() -> int:
     rows.append(("insert, with topology views", gen_s, f"{spans / gen_s:,.0f} spans/s"))
     total = st.query("SELECT count() FROM {db:Identifier}.otel_traces", {"db": st.database})[0][0]
     if not args.skip_plain:  # the same insert without the topology views: what they cost
-        plain = Storage(f"chdb://{path}", "bench_plain")
+        plain = storage_at(f"chdb://{path}", "bench_plain")
         plain.start()
         t = time.perf_counter()
         generate(plain, spans, start_ns, 3600)

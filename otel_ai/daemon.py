@@ -11,13 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
-from typing import Any
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
 
 from otel_ai.analysis.anomaly.service import build_anomaly_service
+from otel_ai.analysis.insights.service import build_insights_service
 from otel_ai.analysis.topology.service import build_topology_service
 from otel_ai.api import AppContext, create_app
 from otel_ai.config import Config
@@ -26,6 +30,8 @@ from otel_ai.instance import Claim, claim_instance
 from otel_ai.llm.service import build_llm_manager
 from otel_ai.pipeline import Pipeline
 from otel_ai.pipeline.memory import MemoryGuard
+from otel_ai.reports.service import build_report_service
+from otel_ai.sections import split_host_port
 from otel_ai.serving import EmbeddedServer, start_server, stop_server, tls_kwargs
 from otel_ai.storage import Storage
 from otel_ai.storage.writer import TelemetryWriter
@@ -33,9 +39,26 @@ from otel_ai.storage.writer import TelemetryWriter
 log = logging.getLogger(__name__)
 
 
-def _hostport(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    return host.strip("[]"), int(port)
+@dataclass
+class SignalPolicy:
+    """What a SIGTERM/SIGINT means: the first drains; a repeat forces exit only once the drain
+    has started and ``grace_s`` has passed since both the first signal and the drain's start.
+
+    One event often arrives as two signals: ``kill -TERM -PGID`` on ``make run`` (what a
+    supervisor or a closing terminal does) reaches the daemon directly and again from make,
+    which passes it on to its child. Treating that second copy as "force" would skip the drain.
+    """
+
+    grace_s: float = 2.0
+    first_at: float | None = None
+
+    def on_signal(self, now: float, draining_since: float | None) -> Literal["drain", "repeat", "force"]:
+        if self.first_at is None:
+            self.first_at = now
+            return "drain"
+        if draining_since is None or now - max(self.first_at, draining_since) < self.grace_s:
+            return "repeat"
+        return "force"
 
 
 class Daemon:
@@ -43,17 +66,7 @@ class Daemon:
         self.config = config
         self._claims: list[Claim] = list(claims or [])  # the store and spool locks (otel_ai.instance)
         self.registry = CollectorRegistry()
-        self.storage = Storage(
-            config.storage.dsn,
-            config.storage.database,
-            cluster=config.storage.cluster,
-            ttl_days=config.storage.ttl_days,
-            replication_path=config.storage.replication_path,
-            connect_timeout_s=config.storage.connect_timeout_s,
-            query_timeout_s=config.storage.query_timeout_s,
-            merge_tree_settings=config.storage.merge_tree_settings,
-            defer_attribute_indexes=config.storage.defer_attribute_indexes,
-        )
+        self.storage = Storage(config.storage)
         self.ctx = AppContext(config=config, storage=self.storage, registry=self.registry)
         self.memory = MemoryGuard(config.memory, self.storage.release_memory, registry=self.registry)
         self.ctx.memory = self.memory
@@ -65,6 +78,7 @@ class Daemon:
         self._api_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._stopped = False
+        self._draining_since: float | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def claim(self) -> None:
@@ -96,7 +110,18 @@ class Daemon:
         self.ctx.anomaly = build_anomaly_service(
             self.storage, cfg.anomaly, self.registry, topology=self.ctx.topology
         )
-        self.analyzers = [a for a in (self.ctx.topology, self.ctx.anomaly) if a is not None]
+        self.ctx.insights = build_insights_service(
+            self.storage, cfg.insights, self.registry, topology=self.ctx.topology, anomaly=self.ctx.anomaly,
+            llm=self.ctx.llm,
+        )  # fmt: skip
+        self.ctx.reports = build_report_service(
+            self.storage, cfg.reports, self.registry, sources=self.ctx, loop=asyncio.get_running_loop()
+        )
+        self.analyzers = [
+            a
+            for a in (self.ctx.topology, self.ctx.anomaly, self.ctx.insights, self.ctx.reports)
+            if a is not None
+        ]
         await asyncio.to_thread(self._start_analyzers)
         if runs_analyzers and cfg.scheduler.enabled:
             self.scheduler = BackgroundScheduler(
@@ -107,7 +132,7 @@ class Daemon:
             self.scheduler.start()
             self.ctx.scheduler = self.scheduler
 
-        host, port = _hostport(cfg.server.api)
+        host, port = split_host_port(cfg.server.api)
         self._api_server, self._api_task = await start_server(
             create_app(self.ctx), host, port, **tls_kwargs(cfg.api)
         )
@@ -124,21 +149,20 @@ class Daemon:
         self._stop.set()
 
     async def run(self) -> None:
-        """Start, wait for SIGTERM/SIGINT, drain. A second signal forces an immediate exit."""
+        """Start, wait for SIGTERM/SIGINT, drain. A later second signal forces an immediate exit."""
         loop = asyncio.get_running_loop()
         signals = (signal.SIGTERM, signal.SIGINT)
-        count = 0
+        policy = SignalPolicy()
 
         def on_signal() -> None:
-            nonlocal count
-            count += 1
-            if count == 1:
-                log.info("signal received: draining (send again to force)")
+            action = policy.on_signal(time.monotonic(), self._draining_since)
+            if action == "drain":
+                log.info("signal received: draining (send it again after %g s to force exit)", policy.grace_s)
                 self._stop.set()
+            elif action == "repeat":
+                log.info("repeated signal within %g s: the drain goes on", policy.grace_s)
             else:
                 log.warning("second signal: forcing exit")
-                import os
-
                 os._exit(130)
 
         self.claim()  # before anything starts: a second daemon exits with one line
@@ -158,6 +182,7 @@ class Daemon:
         if self._stopped:
             return
         self._stopped = True
+        self._draining_since = time.monotonic()
         timeout = self.config.server.shutdown_timeout_s
         if self.receivers is not None:
             await self.receivers.shutdown(grace_s=min(5.0, timeout / 3))

@@ -84,8 +84,13 @@ class NotFound(OtelAiError):
     """A requested entity does not exist (HTTP 404)."""
 
 
-class DetectorError(OtelAiError):
-    """Anomaly detector misuse or failure (e.g. scoring before ``fit``)."""
+class Unauthorized(OtelAiError):
+    """A request to ``/api/*`` without the configured bearer token (HTTP 401)."""
+
+
+class DetectorError(OtelAiError, ValueError):
+    """Anomaly detector misuse or failure (e.g. scoring before ``fit``); a ``ValueError`` too, as
+    scikit-learn's estimator contract expects of bad input."""
 
 
 class LLMError(OtelAiError):

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from otel_ai.storage import Storage
-from tests.helpers import InProcessDaemon, daemon_config, unique_db
+from otel_ai.testing.daemons import InProcessDaemon, daemon_config, unique_db
+from otel_ai.testing.llm_server import FakeLLMServer
+from otel_ai.testing.stores import storage_at
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +20,7 @@ def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def storage(chdb_path: Path) -> Iterator[Storage]:
     """A started :class:`Storage` on a fresh database of the session's chDB path."""
-    st = Storage(f"chdb://{chdb_path}", unique_db())
+    st = storage_at(f"chdb://{chdb_path}", unique_db())
     st.start()
     yield st
     st.command(f"DROP DATABASE IF EXISTS `{st.database}`")
@@ -38,3 +40,11 @@ def make_daemon(chdb_path: Path, tmp_path: Path) -> Iterator[object]:
     yield factory
     for d in started:
         d.stop()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeLLMServer]:
+    """A started loopback server speaking the OpenAI and Anthropic wire formats."""
+    server = FakeLLMServer().start()
+    yield server
+    server.stop()

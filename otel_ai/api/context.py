@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
-from otel_ai.config import Config
 from otel_ai.storage import Storage
+
+if TYPE_CHECKING:  # types only: the config composes the API's section; the rooms sit below the API
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from otel_ai.analysis.anomaly.service import AnomalyService
+    from otel_ai.analysis.insights.service import InsightsService
+    from otel_ai.analysis.topology.service import TopologyService
+    from otel_ai.config import Config
+    from otel_ai.ingest import Receivers
+    from otel_ai.llm.manager import LLMManager
+    from otel_ai.pipeline import Pipeline
+    from otel_ai.pipeline.memory import MemoryGuard
+    from otel_ai.reports.service import ReportService
 
 
 @dataclass
@@ -24,11 +36,13 @@ class AppContext:
     storage: Storage
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     started_at: float = field(default_factory=time.time)
-    pipeline: Any | None = None
-    memory: Any | None = None
-    receivers: Any | None = None
-    scheduler: Any | None = None
-    llm: Any | None = None
-    topology: Any | None = None
-    anomaly: Any | None = None
+    pipeline: Pipeline | None = None
+    memory: MemoryGuard | None = None
+    receivers: Receivers | None = None
+    scheduler: BackgroundScheduler | None = None
+    llm: LLMManager | None = None
+    topology: TopologyService | None = None
+    anomaly: AnomalyService | None = None
+    insights: InsightsService | None = None
+    reports: ReportService | None = None
     extras: dict[str, Any] = field(default_factory=dict)

@@ -1,4 +1,4 @@
-"""Anomaly API (DESIGN.md contract): list, get one, replay detection over a past range."""
+"""Anomaly API (the contract in docs/anomaly.md): list, get one, replay detection over a past range."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from pydantic import BaseModel, ConfigDict
 
 from otel_ai.analysis.anomaly.service import AnomalyService
 from otel_ai.api.params import hex_id, time_window
+from otel_ai.api.schemas import Anomaly, AnomalyList, RetrainAnswer, doc
 from otel_ai.errors import DetectorError, InvalidParameter, NotFound
 
 router = APIRouter(tags=["anomalies"])
 STATUSES = ("open", "closed")
+SOURCES = ("live", "replay", "all")
 
 
 def _svc(request: Request) -> AnomalyService:
@@ -34,29 +36,59 @@ def _public(a: dict[str, Any]) -> dict[str, Any]:
         "features",
         "root_causes",
         "evidence",
+        "source",
     )
     out = {k: a.get(k) for k in keys}
     out["status"] = "closed" if a.get("closed_at") else "open"
     return out
 
 
-@router.get("/anomalies", summary="Open and recent anomalies, newest first")
+@router.get(
+    "/anomalies",
+    summary="Open and recent anomalies, newest first",
+    response_model=None,
+    responses=doc(AnomalyList),
+)
 def list_anomalies(
     request: Request,
     since: str | None = None,
     until: str | None = None,
     service: str | None = None,
     status: str | None = None,
+    source: str = "live",
 ) -> dict[str, Any]:
+    """Live anomalies by default (replays of ``POST /anomalies/detect`` with ``source=replay|all``),
+    plus ``"model"``: what the detector is doing (no model yet / training / trained, next retrain)."""
     start, end = time_window(since, until, max_days=request.app.state.ctx.config.api.max_window_days)
     if status is not None and status not in STATUSES:
         raise InvalidParameter("status", f"expected one of {', '.join(STATUSES)}, got {status!r}")
+    if source not in SOURCES:
+        raise InvalidParameter("source", f"expected one of {', '.join(SOURCES)}, got {source!r}")
     if service is not None and not service.strip():
         raise InvalidParameter("service", "must not be empty")
-    return {"anomalies": [_public(a) for a in _svc(request).list(start, end, service=service, status=status)]}
+    svc = _svc(request)
+    found = svc.list(start, end, service=service, status=status, source=source)
+    return {"anomalies": [_public(a) for a in found], "model": svc.model_state()}
 
 
-@router.get("/anomalies/{anomaly_id}", summary="One anomaly by id")
+@router.post(
+    "/anomalies/retrain",
+    summary="Train a new model now on the history there is",
+    response_model=None,
+    responses=doc(RetrainAnswer),
+)
+async def retrain(request: Request) -> dict[str, Any]:
+    svc = _svc(request)
+    try:
+        await run_in_threadpool(svc.retrain, None, force=True)
+    except DetectorError as exc:  # too little history, or no spans at all
+        raise InvalidParameter("history", exc.message) from None
+    return {"model": svc.model_state()}
+
+
+@router.get(
+    "/anomalies/{anomaly_id}", summary="One anomaly by id", response_model=None, responses=doc(Anomaly)
+)
 def get_anomaly(request: Request, anomaly_id: str) -> dict[str, Any]:
     aid = hex_id("anomaly_id", anomaly_id, 8)
     found = _svc(request).get(aid)
@@ -74,7 +106,12 @@ class DetectBody(BaseModel):
     train_until: str | None = None
 
 
-@router.post("/anomalies/detect", summary="Score every window of [since, until); optional training range")
+@router.post(
+    "/anomalies/detect",
+    summary="Score every window of [since, until); optional training range",
+    response_model=None,
+    responses=doc(AnomalyList),
+)
 async def detect(request: Request, body: DetectBody) -> dict[str, Any]:
     max_days = request.app.state.ctx.config.api.max_window_days
     start, end = time_window(body.since, body.until, max_days=max_days)

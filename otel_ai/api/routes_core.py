@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from otel_ai import __version__
 from otel_ai.api.context import AppContext
 from otel_ai.api.params import hex_id
+from otel_ai.api.schemas import Health, Readiness, Status, doc
 from otel_ai.errors import NotFound
 from otel_ai.timeutil import ns_to_rfc3339
 
@@ -25,12 +26,18 @@ def _ctx(request: Request) -> AppContext:
     return ctx
 
 
-@public.get("/healthz", summary="Liveness: 200 while the process lives")
+@public.get(
+    "/healthz", summary="Liveness: 200 while the process lives", response_model=None, responses=doc(Health)
+)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@public.get("/readyz", summary="Readiness: 200 only when storage answers and receivers listen")
+@public.get(
+    "/readyz",
+    summary="Readiness: 200 only when storage answers and receivers listen",
+    responses={**doc(Readiness), 503: {"model": Readiness, "description": "not ready"}},
+)
 def readyz(request: Request) -> JSONResponse:
     ctx = _ctx(request)
     storage_ok = ctx.storage.ping()
@@ -48,7 +55,10 @@ def metrics(request: Request) -> Response:
 
 
 @router.get(
-    "/status", summary="Version, storage, uptime, receiver counters, queue, spool, jobs, LLM providers"
+    "/status",
+    summary="Version, storage, uptime, receiver counters, queue, spool, jobs, LLM providers",
+    response_model=None,
+    responses=doc(Status),
 )
 def status(request: Request) -> dict[str, Any]:
     ctx = _ctx(request)

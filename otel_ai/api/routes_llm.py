@@ -1,6 +1,7 @@
 """``/api/v1/llm``: generate (JSON or SSE), models, health, usage, conversations.
 
-Bad parameters answer 400 with a message; an exhausted fallback chain answers 503. Streams are
+Bad parameters answer 400 with a message; an exhausted fallback chain answers 503 (both through
+the error table of :mod:`otel_ai.api.errors`). Streams are
 ``text/event-stream`` with ``chunk`` events, then one ``done`` event carrying the full response
 (usage, cost, cache metadata) or an ``error`` event; a client disconnect cancels the provider call.
 """
@@ -9,16 +10,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Unpack
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from otel_ai.errors import InvalidParameter, NotFound, OtelAiError
-from otel_ai.llm.errors import AllProvidersFailed, InvalidRequest
+from otel_ai.api.errors import error_body, error_kind
+from otel_ai.api.schemas import (
+    Conversation,
+    ConversationList,
+    Deleted,
+    LLMAnswer,
+    LLMHealth,
+    LLMModels,
+    LLMUsageReport,
+    doc,
+)
+from otel_ai.errors import NotFound, OtelAiError
 from otel_ai.llm.manager import LLMManager
-from otel_ai.llm.types import LLMResponse
+from otel_ai.llm.types import CallOptions, GenerateOptions, LLMResponse
 
 router = APIRouter(tags=["llm"])
 
@@ -41,7 +52,7 @@ class _Options(BaseModel):
     stream: bool = False
     cache: bool = True
 
-    def kwargs(self) -> dict[str, Any]:
+    def kwargs(self) -> CallOptions:
         return {
             "task": self.task,
             "model": self.model,
@@ -81,17 +92,6 @@ def _manager(request: Request) -> LLMManager:
     return llm  # type: ignore[no-any-return]
 
 
-def _bad(exc: InvalidRequest) -> InvalidParameter:
-    name, _, msg = exc.message.partition(": ")
-    return InvalidParameter(name, msg) if msg else InvalidParameter("request", exc.message)
-
-
-def _unavailable(exc: AllProvidersFailed) -> JSONResponse:
-    return JSONResponse(
-        {"error": exc.message, "type": exc.error_type}, status_code=503, headers={"Retry-After": "5"}
-    )
-
-
 def _sse(event: str, payload: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
 
@@ -104,31 +104,35 @@ async def _events(items: AsyncIterator[Any]) -> AsyncIterator[bytes]:
             else:
                 yield _sse("chunk", {"text": item.text})
     except OtelAiError as exc:
-        yield _sse("error", {"error": exc.message, "type": getattr(exc, "error_type", type(exc).__name__)})
+        yield _sse("error", error_body(exc.message, error_kind(exc)))
     finally:
         aclose = getattr(items, "aclose", None)
         if aclose is not None:
             await aclose()  # propagates a client disconnect to the provider call
 
 
-async def _answer(llm: LLMManager, prompt: str | None, stream: bool, **kwargs: Any) -> Any:
-    try:
-        if stream:
-            items = await llm.start_stream(prompt, **kwargs)
-            return StreamingResponse(
-                _events(items),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            )
-        resp = await llm.generate(prompt, **kwargs)
-    except InvalidRequest as exc:
-        raise _bad(exc) from exc
-    except AllProvidersFailed as exc:
-        return _unavailable(exc)
+async def _answer(
+    llm: LLMManager, prompt: str | None, stream: bool, **options: Unpack[GenerateOptions]
+) -> Any:
+    """JSON, or an SSE stream; a bad request (400) or an exhausted chain (503) raises here, before
+    any byte is sent, and the error table answers it."""
+    if stream:
+        items = await llm.start_stream(prompt, **options)
+        return StreamingResponse(
+            _events(items),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    resp = await llm.generate(prompt, **options)
     return resp.as_dict()
 
 
-@router.post("/generate", summary="Generate text or schema-constrained JSON (SSE with stream: true)")
+@router.post(
+    "/generate",
+    summary="Generate text or schema-constrained JSON (SSE with stream: true)",
+    response_model=None,
+    responses=doc(LLMAnswer, "the answer (JSON), or text/event-stream events chunk / done / error"),
+)
 async def generate(body: GenerateBody, request: Request) -> Any:
     llm = _manager(request)
     messages = [m.model_dump() for m in body.messages] if body.messages else None
@@ -143,12 +147,22 @@ async def generate(body: GenerateBody, request: Request) -> Any:
     )
 
 
-@router.get("/models", summary="Model groups, deployments, capabilities, prices and task chains")
+@router.get(
+    "/models",
+    summary="Model groups, deployments, capabilities, prices and task chains",
+    response_model=None,
+    responses=doc(LLMModels),
+)
 async def models(request: Request) -> dict[str, Any]:
     return _manager(request).models()
 
 
-@router.get("/health", summary="Per-deployment status, circuit-breaker state and last latency")
+@router.get(
+    "/health",
+    summary="Per-deployment status, circuit-breaker state and last latency",
+    response_model=None,
+    responses=doc(LLMHealth),
+)
 async def health(
     request: Request, probe: bool = Query(False, description="make a 1-token call to every deployment first")
 ) -> dict[str, Any]:
@@ -156,29 +170,47 @@ async def health(
     return await llm.probe() if probe else llm.providers_status()
 
 
-@router.get("/usage", summary="Tokens, cost (USD) and latency totals by provider, model and task")
+@router.get(
+    "/usage",
+    summary="Tokens, cost (USD) and latency totals by provider, model and task",
+    response_model=None,
+    responses=doc(LLMUsageReport),
+)
 async def usage(request: Request) -> dict[str, Any]:
     return await _manager(request).usage()
 
 
-@router.post("/conversations", status_code=201, summary="Create a conversation")
+@router.post(
+    "/conversations",
+    status_code=201,
+    summary="Create a conversation",
+    response_model=None,
+    responses={201: {"model": Conversation, "description": "created"}},
+)
 async def create_conversation(body: ConversationBody, request: Request) -> dict[str, Any]:
-    try:
-        conv = await _manager(request).create_conversation(
-            system=body.system, title=body.title, task=body.task, model=body.model
-        )
-    except InvalidRequest as exc:
-        raise _bad(exc) from exc
+    conv = await _manager(request).create_conversation(
+        system=body.system, title=body.title, task=body.task, model=body.model
+    )
     return conv.as_dict()
 
 
-@router.get("/conversations", summary="List conversations, most recently updated first")
+@router.get(
+    "/conversations",
+    summary="List conversations, most recently updated first",
+    response_model=None,
+    responses=doc(ConversationList),
+)
 async def list_conversations(request: Request, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     convs = await _manager(request).list_conversations(limit)
     return {"conversations": [c.as_dict(with_messages=False) for c in convs]}
 
 
-@router.get("/conversations/{conv_id}", summary="A conversation with its messages")
+@router.get(
+    "/conversations/{conv_id}",
+    summary="A conversation with its messages",
+    response_model=None,
+    responses=doc(Conversation),
+)
 async def get_conversation(conv_id: str, request: Request) -> dict[str, Any]:
     conv = await _manager(request).get_conversation(conv_id)
     if conv is None:
@@ -186,14 +218,21 @@ async def get_conversation(conv_id: str, request: Request) -> dict[str, Any]:
     return conv.as_dict()
 
 
-@router.post("/conversations/{conv_id}/messages", summary="Continue a conversation (JSON or SSE)")
+@router.post(
+    "/conversations/{conv_id}/messages",
+    summary="Continue a conversation (JSON or SSE)",
+    response_model=None,
+    responses=doc(LLMAnswer),
+)
 async def continue_conversation(conv_id: str, body: ContinueBody, request: Request) -> Any:
     return await _answer(
         _manager(request), body.content, body.stream, conversation_id=conv_id, **body.kwargs()
     )
 
 
-@router.delete("/conversations/{conv_id}", summary="Delete a conversation")
+@router.delete(
+    "/conversations/{conv_id}", summary="Delete a conversation", response_model=None, responses=doc(Deleted)
+)
 async def delete_conversation(conv_id: str, request: Request) -> dict[str, Any]:
     if not await _manager(request).delete_conversation(conv_id):
         raise NotFound(f"conversation {conv_id} not found")

@@ -1,4 +1,4 @@
-"""Topology and services API (DESIGN.md contracts): windows, stored snapshots and window diffs."""
+"""Topology and services API (the contracts in docs/topology.md): windows, stored snapshots and window diffs."""
 
 from __future__ import annotations
 

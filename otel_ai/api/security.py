@@ -10,7 +10,9 @@ import hmac
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import Request
+
+from otel_ai.errors import Unauthorized
 
 DOC_PATHS = ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
 
@@ -25,9 +27,7 @@ def require_token(request: Request) -> None:
     if not token:
         return
     if not token_ok(request.headers.get("authorization", ""), token):
-        raise HTTPException(
-            status_code=401, detail="missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise Unauthorized("missing or invalid bearer token")  # 401 + WWW-Authenticate (api/errors.py)
 
 
 class GuardPaths:

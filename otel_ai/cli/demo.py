@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
+from otel_ai.cli.progress import Reporter
 from otel_ai.demo import (
     PROTOCOLS,
     SCENARIOS,
@@ -23,10 +24,15 @@ from otel_ai.demo import (
     load_timeline,
     parse_duration,
 )
+from otel_ai.demo.export import default_endpoint, unreachable
 from otel_ai.errors import ConfigError
 
 LIVE_RATE = 5.0  # requests/s: ~35 spans/s, a few % of one core
-BACKFILL_RATE = 0.2  # requests per simulated second: 7 days ≈ 121k requests ≈ 0.8M spans
+# A backfill at the live rate: the history the detector learns from then looks like the live
+# traffic that follows it (a slower backfill makes the live demo look like a traffic surge).
+BACKFILL_RATE = LIVE_RATE
+# How long the queued telemetry may take to go out at the end before it is counted as dropped.
+DRAIN_S = {"live": 10.0, "backfill": 60.0}
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,9 +56,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--scenario", choices=sorted(SCENARIOS), help="inject this fault from the start")
     p.add_argument("--magnitude", default="medium", help="low | medium | severe | a number (scenario units)")
     p.add_argument(
-        "--rate", type=float, help=f"requests per second (default {LIVE_RATE}; backfill {BACKFILL_RATE})"
+        "--rate",
+        type=float,
+        help=f"requests per (simulated) second, live and backfill alike (default {LIVE_RATE:g})",
     )
-    p.add_argument("--duration", help="stop after this long (e.g. 90s, 15m; default: until Ctrl-C)")
+    p.add_argument(
+        "--duration", help="stop after this long: seconds (300) or 90s, 15m (default: until Ctrl-C)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same traffic")
     p.add_argument("--timeline", type=Path, help="YAML list of {start, duration, scenario, magnitude}")
     p.add_argument(
@@ -62,7 +72,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--ground-truth", type=Path, help="where to write the ground-truth JSON (default data/demo/…)"
     )
     p.add_argument("--no-logs", action="store_true", help="do not emit log records")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_demo)
 
 
@@ -100,13 +110,19 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("--rate", f"must be > 0 requests per second, got {rate:g}")
     timeline = _timeline(args, backfill or duration)
     gt = args.ground_truth or Path("data/demo") / f"ground-truth-{now:%Y%m%dT%H%M%SZ}.json"
+    endpoint = args.endpoint or default_endpoint(args.protocol)
+    why = unreachable(endpoint)
+    if why is not None:
+        print(
+            f"otel-ai demo: cannot connect to {endpoint} ({why}). Is `otel-ai serve` listening there? "
+            "Set --endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT) and --protocol to match its receiver.",
+            file=sys.stderr,
+        )
+        return 1
     stop = threading.Event()
     _install_signals(stop)
     _setup_logging()
     mode = f"backfill {args.backfill} ({start:%Y-%m-%d %H:%M} → {end:%H:%M} UTC)" if backfill else "live"
-    endpoint = args.endpoint or (
-        "http://127.0.0.1:4317" if args.protocol == "grpc" else "http://127.0.0.1:4318"
-    )
     if not args.quiet:
         print(
             f"otel-ai demo: {mode}, {rate:g} req/s, protocol {args.protocol} → {endpoint}, seed {args.seed}"
@@ -114,31 +130,41 @@ def _run(args: argparse.Namespace) -> int:
         for ev in timeline:
             print(f"  scenario {ev.scenario} ({ev.magnitude}) at +{ev.offset} for {ev.duration}")
         print(f"  ground truth → {gt}")
-    last = [time.monotonic()]
+    total = (backfill or duration or timedelta(0)).total_seconds() or None
+    start_ns = int((start or now).timestamp() * 1e9)
+    label = "backfill" if backfill else "live"
+    with contextlib.ExitStack() as stack:
+        bar = None if args.quiet else stack.enter_context(Reporter(label, total))
 
-    def progress(res: RunResult) -> None:
-        if args.quiet or time.monotonic() - last[0] < 10:
-            return
-        last[0] = time.monotonic()
-        sim = datetime.fromtimestamp(res.end_ns / 1e9, UTC)
-        print(
-            f"  {sim:%Y-%m-%d %H:%M:%S}Z  requests {res.requests}  spans {res.spans} (exported "
-            f"{res.exported_spans}, queued {res.queued_spans}, dropped {res.dropped_spans})  "
-            f"{res.spans_per_cpu_second:,.0f} spans/CPU-s",
-            flush=True,
-        )
+        def progress(res: RunResult) -> None:
+            if bar is not None:
+                sim = datetime.fromtimestamp(res.end_ns / 1e9, UTC)
+                bar.update(
+                    (res.end_ns - start_ns) / 1e9,
+                    f"{sim:%m-%d %H:%M:%S}Z  {res.spans:,} spans, {res.exported_spans:,} exported"
+                    + (f", {res.dropped_spans:,} dropped" if res.dropped_spans else ""),
+                )
 
-    res = generate(
-        start, end, endpoint=args.endpoint, protocol=args.protocol, rate=rate, seed=args.seed, timeline=timeline,
-        realtime=backfill is None, ground_truth_path=gt, logs=not args.no_logs, stop=stop, on_step=progress,
-    )  # fmt: skip
+        res = generate(
+            start, end, endpoint=endpoint, protocol=args.protocol, rate=rate, seed=args.seed, timeline=timeline,
+            realtime=backfill is None, ground_truth_path=gt, logs=not args.no_logs, stop=stop, on_step=progress,
+            drain_timeout_s=DRAIN_S[label], encoder="wire" if backfill and args.protocol != "http/json" else "sdk",
+        )  # fmt: skip
     if not args.quiet:
-        print(
-            f"done: {res.requests} requests, {res.spans} spans ({res.exported_spans} exported, {res.dropped_spans} "
-            f"dropped), {res.logs} logs in {res.wall_seconds:.1f} s wall / {res.cpu_seconds:.1f} s CPU "
-            f"({res.spans_per_cpu_second:,.0f} spans per CPU-second)"
-        )
-    return 0 if res.dropped_spans == 0 else 1
+        print(summary(res))
+    return 0 if res.exported_spans == res.spans else 1
+
+
+def summary(res: RunResult) -> str:
+    """The closing line; its span figures add up: generated = exported + dropped + unsent."""
+    parts = [f"{res.exported_spans:,} exported", f"{res.dropped_spans:,} dropped (export failed)"]
+    if res.unsent_spans:
+        parts.append(f"{res.unsent_spans:,} unsent (still queued at exit)")
+    return (
+        f"done: {res.spans:,} spans generated = {' + '.join(parts)}; {res.requests:,} requests, "
+        f"{res.logs:,} logs in {res.wall_seconds:.1f} s wall / {res.cpu_seconds:.1f} s CPU "
+        f"({res.spans_per_cpu_second:,.0f} spans per CPU-second)"
+    )
 
 
 class _Throttle(logging.Filter):
@@ -162,8 +188,18 @@ class _Throttle(logging.Filter):
         return True
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is now: under the progress bar, rich's proxy prints above the bar."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def _setup_logging() -> None:
-    handler = logging.StreamHandler()
+    handler = logging.StreamHandler(_Stderr())  # type: ignore[arg-type]
     handler.setFormatter(logging.Formatter("otel-ai demo: %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_Throttle())
     root = logging.getLogger()

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from otel_ai.cli.client import ApiError, add_api_args, call, print_json, run, table
+from otel_ai.cli.client import ApiError, add_api_args, call, print_json, run, table, unreachable_message
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -134,7 +134,7 @@ def _stream(args: argparse.Namespace, body: dict[str, Any]) -> int:
                         print()
                         raise ApiError(f"stream failed: {data['error']}")
     except httpx.HTTPError as exc:
-        raise ApiError(f"cannot reach the daemon at {args.api_url}: {exc}") from exc
+        raise ApiError(unreachable_message(args, exc)) from exc
     return 0
 
 

@@ -7,17 +7,20 @@ import sys
 from collections.abc import Sequence
 
 from otel_ai import __version__
-from otel_ai.cli import anomalies, demo, llm, serve, status, topology
+from otel_ai.cli import anomalies, demo, insights, llm, reports, serve, status, topology, trace
+from otel_ai.cli.parsing import SuggestingParser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="otel-ai", description="OTLP → ClickHouse daemon with topology, anomalies and LLM insights."
+    parser = SuggestingParser(
+        prog="otel-ai",
+        description="OTLP → ClickHouse daemon with topology, anomalies and LLM insights.",
+        root=True,
     )
     parser.add_argument("--version", action="version", version=f"otel-ai {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (serve, demo, status, topology, anomalies, llm):
+    for module in (serve, demo, status, topology, trace, anomalies, insights, llm, reports):
         module.add_parser(sub)
     return parser
 

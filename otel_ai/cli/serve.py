@@ -7,7 +7,6 @@ import asyncio
 import logging
 import sys
 
-from otel_ai.config import load_config
 from otel_ai.errors import ConfigError, OtelAiError
 
 
@@ -31,15 +30,24 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=cmd_serve)
 
 
+# Libraries that narrate routine work at INFO (job added/run, each HTTP request): WARNING
+# unless logging.level is DEBUG, so the log shows our own lines.
+QUIET_LOGGERS = ("apscheduler", "httpx", "httpcore", "uvicorn.access")
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if level != "DEBUG":
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from otel_ai.config import load_config  # here, not at import: the query commands start faster
     from otel_ai.instance import claim_instance
 
     try:

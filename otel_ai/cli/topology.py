@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from typing import Any
 
 from otel_ai.cli.client import add_api_args, call, print_json, run, table
@@ -73,6 +74,7 @@ def render_topology(data: dict[str, Any]) -> str:
     head = f"window {w['start']} .. {w['end']}"
     if data.get("snapshot_at"):
         head += f"  (snapshot taken {data['snapshot_at']})"
+    head += covered(w)
     nodes = [
         [n["id"], n["kind"], n["span_count"], n["request_count"], _f(n["request_rate"], 2), n["error_count"],
          _pct(n["error_rate"]), _f(n["p50_ms"]), _f(n["p95_ms"]), _f(n["p99_ms"])]
@@ -101,6 +103,21 @@ def render_topology(data: dict[str, Any]) -> str:
     )
 
 
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def covered(window: dict[str, Any]) -> str:
+    """Say when rates are over less than the window: the seconds data actually covers."""
+    secs = window.get("covered_seconds")
+    if not secs or not window.get("covered_start"):
+        return ""
+    length = (_instant(window["end"]) - _instant(window["start"])).total_seconds()
+    if secs >= 0.95 * length:  # (nearly) the whole window: nothing to say
+        return ""
+    return f"  (rates over the {secs:,.0f} s with data, since {window['covered_start']})"
+
+
 def render_services(data: dict[str, Any], *, operations: bool = False) -> str:
     rows = []
     for s in data["services"]:
@@ -112,6 +129,8 @@ def render_services(data: dict[str, Any], *, operations: bool = False) -> str:
     out = [
         table(rows, ["service", "spans", "req/s", "errors", "err%", "p50ms", "p95ms", "p99ms", "encodings"])
     ]
+    if covered(data.get("window") or {}):
+        out.append(covered(data["window"]).strip())
     if operations:
         for s in data["services"]:
             ops = [

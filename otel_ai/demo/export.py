@@ -2,7 +2,7 @@
 
 ``grpc`` → ``opentelemetry.exporter.otlp.proto.grpc``, ``http/protobuf`` →
 ``opentelemetry.exporter.otlp.proto.http``, ``http/json`` → ``opentelemetry.exporter.otlp.json.http``
-(package ``opentelemetry-exporter-otlp-json-http``; DESIGN.md decision 9 pins the set).
+(package ``opentelemetry-exporter-otlp-json-http``; docs/decisions/0009-official-sdk-exporters.md pins the set).
 
 :class:`BlockingBatcher` is the SDK's ``BatchSpanProcessor`` idea (one queue, one worker, large
 batches) with one difference that backfill needs: when the queue is full, producers *wait* instead
@@ -14,11 +14,13 @@ counted as dropped, so a daemon that sheds load slows the generator down instead
 from __future__ import annotations
 
 import random
+import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
@@ -41,6 +43,27 @@ def _check(protocol: str) -> Protocol:
     if protocol not in PROTOCOLS:
         raise ConfigError("protocol", f"expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     return protocol  # type: ignore[return-value]
+
+
+def unreachable(endpoint: str, timeout: float = 3.0) -> str | None:
+    """Why a TCP connection to ``endpoint`` fails (e.g. ``connection refused``), or ``None``.
+
+    A check before the first export: the SDK exporters retry an unreachable endpoint for as
+    long as their timeout, once per batch, so without it a typo in the port costs minutes.
+    """
+    parsed = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+    host = parsed.hostname or "127.0.0.1"
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError:
+        return f"bad port in {endpoint!r}"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except TimeoutError:
+        return f"no answer within {timeout:g} s"
+    except OSError as exc:
+        return (exc.strerror or str(exc)).lower()
 
 
 def _grpc_target(endpoint: str) -> tuple[str, bool]:
@@ -124,6 +147,7 @@ class BlockingBatcher:
         self._flush_req = 0
         self._flush_done = 0
         self._closed = False
+        self._abort = threading.Event()
         self.exported = 0
         self.dropped = 0
         self.failed_attempts = 0
@@ -170,10 +194,12 @@ class BlockingBatcher:
                 self.exported += len(batch)
                 return
             self.failed_attempts += 1
-            if time.monotonic() + backoff > give_up:
+            if self._abort.is_set() or time.monotonic() + backoff > give_up:
                 self.dropped += len(batch)
                 return
-            time.sleep(backoff * (0.5 + random.random()))
+            if self._abort.wait(backoff * (0.5 + random.random())):
+                self.dropped += len(batch)
+                return
             backoff = min(backoff * 2, 10.0)
 
     def _run(self) -> None:
@@ -200,12 +226,19 @@ class BlockingBatcher:
             )
 
     def shutdown(self, timeout: float = 60.0) -> None:
+        """Send what is queued within ``timeout`` s; past it, give up and count the rest as dropped."""
         with self._cond:
             if self._closed:
                 return
             self._closed = True
             self._cond.notify_all()
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._abort.set()  # the batch in flight is counted as dropped when its attempt returns
+            with self._cond:
+                self.dropped += len(self._q)
+                self._q.clear()
+                self._cond.notify_all()
         self._shutdown_exporter()
 
     @property
@@ -225,8 +258,8 @@ class BlockingSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         self.batcher.put(span)
 
-    def shutdown(self) -> None:
-        self.batcher.shutdown()
+    def shutdown(self, timeout_s: float = 60.0) -> None:
+        self.batcher.shutdown(timeout_s)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self.batcher.flush(timeout_millis / 1000)
@@ -251,8 +284,8 @@ class BlockingLogProcessor(LogRecordProcessor):
             )
         )
 
-    def shutdown(self) -> None:
-        self.batcher.shutdown()
+    def shutdown(self, timeout_s: float = 60.0) -> None:
+        self.batcher.shutdown(timeout_s)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self.batcher.flush(timeout_millis / 1000)

@@ -47,9 +47,15 @@ class RunResult:
     exported_spans: int = 0
     dropped_spans: int = 0
     queued_spans: int = 0
+    failed_exports: int = 0
     cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
     ground_truth: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def unsent_spans(self) -> int:
+        """Spans neither exported nor dropped: queued or in flight when the run ended."""
+        return max(0, self.spans - self.exported_spans - self.dropped_spans)
 
     @property
     def spans_per_cpu_second(self) -> float:
@@ -108,6 +114,7 @@ def generate(
     max_batch: int = 4096,
     max_queue: int = 32768,
     export_timeout_s: float = 30.0,
+    drain_timeout_s: float = 120.0,
     stop: threading.Event | None = None,
     on_step: Callable[[RunResult], None] | None = None,
     encoder: str = "sdk",
@@ -125,7 +132,9 @@ def generate(
     large batch on a busy daemon needs more than the SDK's 10 s default, and a timed-out batch is
     sent again (a duplicate, which OTLP allows). ``encoder="wire"`` encodes spans with
     :mod:`otel_ai.demo.wire` (5-10x faster than the SDK's encoder; grpc and http/protobuf only),
-    for large backfills.
+    for large backfills. At the end, what is queued gets ``drain_timeout_s`` seconds to go out
+    (flush, then shutdown); past that it is counted as dropped, so a dead endpoint cannot hold
+    the exit for minutes.
     """
     proto = export._check(protocol)
     if not rate > 0:
@@ -195,9 +204,21 @@ def generate(
                 _fill(res, shop, sp, cpu0, wall0)
                 on_step(res)
     finally:
-        tel.force_flush()
+        # An endpoint that has refused every export so far gets a short drain, not the full one.
+        refused_all = sp.batcher.exported == 0 and sp.batcher.failed_attempts > 0
+        deadline = time.monotonic() + (min(drain_timeout_s, 2.0) if refused_all else drain_timeout_s)
+
+        def left() -> float:
+            return max(0.5, deadline - time.monotonic())
+
+        for proc in (sp, lp):
+            if proc is not None:
+                proc.force_flush(int(left() * 1000))
         _fill(res, shop, sp, cpu0, wall0)
-        tel.shutdown()
+        for proc in (sp, lp):
+            if proc is not None:
+                proc.shutdown(left())
+        tel.shutdown(timeout_s=min(10.0, left()))
         _fill(res, shop, sp, cpu0, wall0)
         if end_ns is None:
             res.ground_truth = ground_truth(
@@ -212,6 +233,7 @@ def _fill(res: RunResult, shop: Shop, sp: export.BlockingSpanProcessor, cpu0: fl
     res.requests, res.spans, res.logs = shop.requests, shop.spans, shop.logs
     res.exported_spans, res.dropped_spans = sp.batcher.exported, sp.batcher.dropped
     res.queued_spans = sp.batcher.queued
+    res.failed_exports = sp.batcher.failed_attempts
     res.cpu_seconds = time.process_time() - cpu0
     res.wall_seconds = time.monotonic() - wall0
 

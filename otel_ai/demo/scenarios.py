@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from otel_ai import timeutil
 from otel_ai.errors import ConfigError
 
 Magnitude = str | float
@@ -39,6 +40,8 @@ class Effects:
     cpu_load: dict[str, float] = field(default_factory=dict)  # extra CPU utilisation (0..1)
     memory_factor: dict[str, float] = field(default_factory=dict)
     version: dict[str, str] = field(default_factory=dict)
+    # Architectural patterns planted in the shop's call trees (pattern name → parameter).
+    patterns: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Scenario:
     description: str
     benign: bool = False
     permanent: bool = False
+    insight: str | None = None  # the insight kind this scenario plants (pattern scenarios)
 
     def parameter(self, magnitude: Magnitude) -> float:
         if isinstance(magnitude, int | float) and not isinstance(magnitude, bool):
@@ -110,6 +114,13 @@ def _unreachable(e: Effects, p: float, _: float) -> None:
     _add(e.unreachable, "payment", p)
 
 
+def _pattern(name: str) -> Callable[[Effects, float, float], None]:
+    def apply(e: Effects, p: float, _: float) -> None:
+        e.patterns[name] = p
+
+    return apply
+
+
 def _slow(service: str) -> Callable[[Effects, float, float], None]:
     return lambda e, ms, _: _add(e.latency_add_ms, service, ms)
 
@@ -152,6 +163,34 @@ SCENARIOS: dict[str, Scenario] = {
                  (0.05, 0.1, 0.2), _deploy,
                  "product-catalog 2.1.4 deployed: latency x (1 + p) from then on (benign, permanent)",
                  benign=True, permanent=True),
+        # Architectural patterns: what the insight detectors find (docs/insights.md).
+        Scenario("n-plus-one", "(pattern)", "product-catalog", ("product-catalog",), "calls", (6.0, 10.0, 20.0),
+                 _pattern("n_plus_one"), "ListProducts reads reviews with one SELECT per product",
+                 insight="n_plus_one"),
+        Scenario("retry-storm", "(pattern)", "payment", ("payment", "checkout"), "probability", (0.4, 0.6, 0.8),
+                 _pattern("retry_storm"), "Charge attempts fail with probability p; checkout retries up to 4 times",
+                 insight="retry_storm"),
+        Scenario("sequential-calls", "(pattern)", "frontend", ("frontend",), "ms", (60.0, 150.0, 300.0),
+                 _pattern("sequential_calls"),
+                 "the product page calls recommendation, ad and shipping one after another, p ms each",
+                 insight="sequential_calls"),
+        Scenario("fan-out", "(pattern)", "recommendation", ("recommendation", "product-catalog"), "calls",
+                 (10.0, 15.0, 30.0), _pattern("fan_out"),
+                 "recommendation fetches p products from product-catalog concurrently", insight="fan_out"),
+        Scenario("chatty-dependency", "(pattern)", "frontend", ("frontend", "currency"), "calls", (10.0, 15.0, 25.0),
+                 _pattern("chatty_dependency"), "the product page converts p prices one call at a time",
+                 insight="chatty_dependency"),
+        Scenario("dependency-cycle", "(pattern)", "shipping", ("shipping", "checkout"), "probability",
+                 (0.3, 0.6, 1.0), _pattern("dependency_cycle"),
+                 "shipping calls back into checkout while quoting an order", insight="dependency_cycle"),
+        Scenario("slow-query", "(pattern)", "product-catalog", ("product-catalog",), "ms", (600.0, 1200.0, 3000.0),
+                 _pattern("slow_query"), "a fifth of ListProducts run a p ms search query",
+                 insight="slow_query"),
+        Scenario("queue-lag", "(pattern)", "kafka", ("accounting", "fraud-detection"), "s", (5.0, 30.0, 120.0),
+                 _kafka_lag, "consumers process orders p seconds after they are published", insight="queue_lag"),
+        Scenario("sdk-drift", "(pattern)", "cart", ("cart",), "share", (0.2, 0.5, 0.8), _pattern("sdk_drift"),
+                 "a share p of cart's spans come from an instance on an older OpenTelemetry SDK",
+                 insight="sdk_drift"),
     )
 }  # fmt: skip
 
@@ -180,18 +219,21 @@ class TimelineEvent:
             raise ConfigError(f"timeline {self.scenario}", "start must be >= 0 and duration > 0")
 
 
-_DUR = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$")
-_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SECONDS = re.compile(r"\d+(?:\.\d+)?")
 
 
 def parse_duration(value: str | float | int, key: str = "duration") -> timedelta:
-    """``90``, ``"90s"``, ``"15m"``, ``"7d"`` → timedelta (plain numbers are seconds)."""
+    """``90``, ``"90"``, ``"90s"``, ``"15m"``, ``"7d"`` → timedelta (plain numbers are seconds); a
+    bad value is a :class:`ConfigError` naming ``key``."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return timedelta(seconds=float(value))
-    m = _DUR.match(str(value).strip())
-    if not m:
-        raise ConfigError(key, f"expected a duration such as 30s, 15m, 2h, 7d; got {value!r}")
-    return timedelta(seconds=float(m.group(1)) * _UNIT[m.group(2)])
+    text = str(value).strip()
+    try:
+        return timedelta(seconds=float(text)) if _SECONDS.fullmatch(text) else timeutil.parse_duration(text)
+    except ValueError:
+        raise ConfigError(
+            key, f"expected a duration: seconds (300) or with a unit (30s, 15m, 2h, 7d); got {value!r}"
+        ) from None
 
 
 def load_timeline(path: str | Path) -> list[TimelineEvent]:

@@ -110,7 +110,9 @@ class Shop:
         self, service: str, name: str, kind: SpanKind, parent: Context | None, t: int, attrs: Attributes,
         links: Sequence[Link] | None = None,
     ) -> Span:  # fmt: skip
-        tracer = self.tel.tracer(service, self.eff.version.get(service))
+        drift = self.eff.patterns.get("sdk_drift", 0.0)
+        sdk = "1.20.0" if drift and service == "cart" and self.rng.random() < drift else None
+        tracer = self.tel.tracer(service, self.eff.version.get(service), sdk)
         self.spans += 1
         span = tracer.start_span(
             name, context=parent if parent is not None else Context(), kind=kind, attributes=attrs, links=links,
@@ -277,6 +279,11 @@ class Shop:
         c.work(1.2)
         if self.rng.random() < 0.2:
             c.db("postgresql", "SELECT", "products", "postgresql", 2.5)
+        pat = self.eff.patterns
+        for _ in range(int(pat.get("n_plus_one", 0))):  # one query per product: N+1
+            c.db("postgresql", "SELECT", "product_reviews", "postgresql", 10.0)
+        if pat.get("slow_query") and self.rng.random() < 0.2:
+            c.db("postgresql", "SELECT", "product_search", "postgresql", pat["slow_query"])
 
     def h_convert(self, c: Call) -> None:
         c.work(0.25)
@@ -285,12 +292,29 @@ class Shop:
         c.work(2.0)
         pid = self._product_id()
         if c.rpc("product-catalog", "GetProduct", self.h_get_product, {"app.product.id": pid}):
-            c.rpc(
-                "currency",
-                "Convert",
-                self.h_convert,
-                {"app.currency.conversion.to": self.rng.choice(CURRENCIES)},
-            )
+            for _ in range(int(self.eff.patterns.get("chatty_dependency", 1))):
+                c.rpc(
+                    "currency",
+                    "Convert",
+                    self.h_convert,
+                    {"app.currency.conversion.to": self.rng.choice(CURRENCIES)},
+                )
+        ms = self.eff.patterns.get("sequential_calls")
+        if ms:  # independent calls made one after another
+            for callee, method, handler in (
+                ("recommendation", "ListRecommendations", self.h_recommend),
+                ("ad", "GetAds", self.h_ads),
+                ("shipping", "GetQuote", self.h_ship_quote),
+            ):
+                c.rpc(callee, method, self._slowed(handler, ms))
+
+    @staticmethod
+    def _slowed(handler: Handler, ms: float) -> Handler:
+        def run(s: Call) -> None:
+            handler(s)
+            s.work(ms, 0.1)
+
+        return run
 
     def f_products(self, c: Call) -> None:
         c.work(2.5)
@@ -300,6 +324,12 @@ class Shop:
         self.flag(c, "recommendationCacheFailure")
         c.work(1.5)
         c.rpc("product-catalog", "ListProducts", self.h_list_products)
+        t0, end = c.t, c.t
+        for _ in range(int(self.eff.patterns.get("fan_out", 0))):  # concurrent calls: fan-out
+            c.t = t0 + int(self.rng.random() * 0.3 * MS)
+            c.rpc("product-catalog", "GetProduct", self.h_get_product, {"app.product.id": self._product_id()})
+            end = max(end, c.t)
+        c.t = end
 
     def f_recommendations(self, c: Call) -> None:
         c.work(1.5)
@@ -343,6 +373,9 @@ class Shop:
     def h_ship_quote(self, c: Call) -> None:
         c.work(0.5)
         c.http("quote", "POST", "/getquote", self.h_quote)
+        p = self.eff.patterns.get("dependency_cycle", 0.0)
+        if p and c.shop.rng.random() < p:  # shipping calls back into checkout: a cycle
+            c.rpc("checkout", "GetOrderStatus", self.h_convert)
 
     def h_ship_order(self, c: Call) -> None:
         c.work(0.6)
@@ -367,6 +400,22 @@ class Shop:
         if c.ok:
             self.log("payment", c, "INFO", "Transaction complete.", {"app.payment.amount": 100.0})
 
+    def _charge(self, c: Call) -> bool:
+        p = self.eff.patterns.get("retry_storm", 0.0)
+        if not p:
+            return c.rpc("payment", "Charge", self.h_charge)
+
+        def flaky(s: Call) -> None:
+            self.h_charge(s)
+            if self.rng.random() < p:
+                s.ok, s.error = False, "card processor timeout"
+
+        for _ in range(4):  # retried right away, no backoff: a retry storm
+            if c.rpc("payment", "Charge", flaky):
+                c.ok, c.error = True, ""
+                return True
+        return False
+
     def h_email(self, c: Call) -> None:
         c.work(4.0)
         self.log("email", c, "INFO", "Order confirmation email sent")
@@ -387,7 +436,7 @@ class Shop:
             c.rpc("currency", "Convert", self.h_convert)
         if not c.rpc("shipping", "GetQuote", self.h_ship_quote):
             return
-        if not c.rpc("payment", "Charge", self.h_charge):
+        if not self._charge(c):
             return
         if not c.rpc("shipping", "ShipOrder", self.h_ship_order):
             return

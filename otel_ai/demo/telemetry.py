@@ -89,16 +89,18 @@ class Telemetry:
     metric_exporter: Callable[[], MetricExporter] | None = None
     metric_interval_ms: int = 10_000
     wire: bool = False  # backfill: light spans (otel_ai.demo.wire) instead of SDK spans
-    _tracers: dict[tuple[str, str], Tracer] = field(default_factory=dict)
+    _tracers: dict[tuple[str, str, str], Tracer] = field(default_factory=dict)
     _loggers: dict[str, Logger] = field(default_factory=dict)
     _meters: dict[str, ServiceMetrics] = field(default_factory=dict)
     _meter_providers: list[MeterProvider] = field(default_factory=list)
     state: dict[str, ServiceState] = field(default_factory=dict)
 
-    def resource(self, service: str, version: str | None = None) -> Resource:
+    def resource(self, service: str, version: str | None = None, sdk: str | None = None) -> Resource:
+        """``sdk``: another OpenTelemetry SDK version, run by another instance of the service."""
         info = SERVICES[service]
-        rng = random.Random(f"{self.seed}/{service}")
+        rng = random.Random(f"{self.seed}/{service}" + (f"/{sdk}" if sdk else ""))
         instance = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        extra = {"telemetry.sdk.version": sdk} if sdk else {}
         return Resource.create(
             {
                 "service.name": service,
@@ -110,11 +112,12 @@ class Telemetry:
                 "host.name": f"{service}-{instance[:8]}",
                 "telemetry.sdk.language": info.language,
                 "otel_ai.demo": True,
+                **extra,
             }
         )
 
-    def tracer(self, service: str, version: str | None = None) -> Tracer:
-        key = (service, version or SERVICES[service].version)
+    def tracer(self, service: str, version: str | None = None, sdk: str | None = None) -> Tracer:
+        key = (service, version or SERVICES[service].version, sdk or "")
         tracer = self._tracers.get(key)
         if tracer is None and self.wire:
             from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -122,11 +125,13 @@ class Telemetry:
             from otel_ai.demo.wire import WireTracer
 
             scope = InstrumentationScope("oteldemo", key[1])
-            tracer = WireTracer(self.span_processor, self.resource(service, key[1]), scope, self.id_generator)  # type: ignore[assignment]
+            tracer = WireTracer(
+                self.span_processor, self.resource(service, key[1], sdk), scope, self.id_generator
+            )  # type: ignore[assignment]
             self._tracers[key] = tracer  # type: ignore[assignment]
         if tracer is None:
             provider = TracerProvider(
-                resource=self.resource(service, key[1]),
+                resource=self.resource(service, key[1], sdk),
                 id_generator=self.id_generator,
                 shutdown_on_exit=False,
             )

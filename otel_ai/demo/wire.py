@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from otel_ai.demo import export
+from otel_ai.otlp.wire import varint
 
 _Q = struct.Struct("<Q")
 _D = struct.Struct("<d")
@@ -33,19 +34,9 @@ _CACHE_LIMIT = 200_000
 EXPORT_PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
-def _varint(n: int) -> bytes:
-    n &= 0xFFFFFFFFFFFFFFFF  # int64 two's complement, as protobuf encodes negative ints
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _ld(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited field: tag, length, payload."""
-    return tag + _varint(len(payload)) + payload
+    return tag + varint(len(payload)) + payload
 
 
 def _any(value: Any) -> bytes:
@@ -55,7 +46,7 @@ def _any(value: Any) -> bytes:
     if isinstance(value, bool):
         return b"\x10\x01" if value else b"\x10\x00"
     if isinstance(value, int):
-        return b"\x18" + _varint(value)
+        return b"\x18" + varint(value)
     if isinstance(value, float):
         return b"\x21" + _D.pack(value)
     if isinstance(value, bytes):
@@ -114,7 +105,7 @@ class SpanEncoder:
         if parent is not None and parent.span_id:
             parts += (b"\x22\x08", parent.span_id.to_bytes(8, "big"))
         parts.append(_ld(b"\x2a", s.name.encode()))
-        parts += (b"\x30", _varint(s.kind.value + 1), b"\x39", _Q.pack(s.start_time or 0),
+        parts += (b"\x30", varint(s.kind.value + 1), b"\x39", _Q.pack(s.start_time or 0),
                   b"\x41", _Q.pack(s.end_time or 0), self._attrs(b"\x4a", s.attributes))  # fmt: skip
         for ev in s.events:
             body = (
@@ -134,7 +125,7 @@ class SpanEncoder:
         if st.description:
             body += _ld(b"\x12", st.description.encode())
         if st.status_code is not StatusCode.UNSET:
-            body += b"\x18" + _varint(st.status_code.value)
+            body += b"\x18" + varint(st.status_code.value)
         parts.append(_ld(b"\x7a", body))
         remote = parent is not None and parent.is_remote
         parts += (b"\x85\x01", _I.pack(0x100 | (0x200 if remote else 0)))

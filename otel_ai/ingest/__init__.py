@@ -15,17 +15,16 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from otel_ai.daemon_config import ServerConfig
+from otel_ai.ingest.config import IngestConfig
 from otel_ai.ingest.export import Exporter
 from otel_ai.ingest.grpc import OtlpGrpcServer
 from otel_ai.ingest.http import OtlpHttpApp
+from otel_ai.pipeline import Pipeline
+from otel_ai.sections import split_host_port
 from otel_ai.serving import EmbeddedServer, start_server, stop_server, tls_kwargs
 
 log = logging.getLogger(__name__)
-
-
-def _hostport(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 class Receivers:
@@ -33,9 +32,9 @@ class Receivers:
 
     def __init__(
         self,
-        server_cfg: Any,
-        ingest_cfg: Any,
-        pipeline: Any,
+        server_cfg: ServerConfig,
+        ingest_cfg: IngestConfig,
+        pipeline: Pipeline,
         *,
         registry: CollectorRegistry,
         retention_days: int = 0,
@@ -43,10 +42,10 @@ class Receivers:
         self.server_cfg = server_cfg
         self.ingest_cfg = ingest_cfg
         self.pipeline = pipeline
-        if hasattr(pipeline, "retry_after"):
-            pipeline.retry_after = float(ingest_cfg.retry_after_s)
+        pipeline.retry_after = float(ingest_cfg.retry_after_s)
         self.exporter = Exporter(pipeline, ingest_cfg, registry=registry, retention_days=retention_days)
-        tls = (ingest_cfg.tls_cert_file, ingest_cfg.tls_key_file) if ingest_cfg.tls_cert_file else None
+        cert, key = ingest_cfg.tls_cert_file, ingest_cfg.tls_key_file
+        tls = (cert, key) if cert and key else None
         self.grpc = OtlpGrpcServer(server_cfg.otlp_grpc, self.exporter, ingest_cfg.max_body_bytes, tls)
         self._http: EmbeddedServer | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -54,7 +53,7 @@ class Receivers:
 
     async def start(self) -> None:
         await self.grpc.start()
-        host, port = _hostport(self.server_cfg.otlp_http)
+        host, port = split_host_port(self.server_cfg.otlp_http)
         app = OtlpHttpApp(self.exporter, self.ingest_cfg.max_body_bytes)
         try:
             self._http, self._http_task = await start_server(

@@ -1,7 +1,7 @@
 """The one export path per signal that both transports call: validate → pipeline.submit → response.
 
-The error classification lives here, once (DESIGN.md decision 5, STYLE.md "errors are classified
-once"): each outcome has a gRPC code and an HTTP status, and the transports only translate.
+The error classification lives here, once (docs/decisions/0005-otlp-status-table.md): each
+outcome has a gRPC code and an HTTP status, and the transports only translate.
 
 | outcome       | when                                         | HTTP | gRPC                      |
 |---------------|----------------------------------------------|------|---------------------------|
@@ -30,9 +30,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from otel_ai.errors import DecodeError, OverloadedError, PayloadTooLarge, StorageError, UnsupportedMediaType
 from otel_ai.ingest import status as st
+from otel_ai.ingest.config import IngestConfig
 from otel_ai.model import Encoding, Payload, Signal, Transport
 from otel_ai.otlp.limits import Limits
 from otel_ai.otlp.validate import validate
+from otel_ai.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,12 @@ class Exporter:
     """validate → submit → response, with the receiver metrics. Shared by HTTP and gRPC."""
 
     def __init__(
-        self, pipeline: Any, ingest_cfg: Any, *, registry: CollectorRegistry, retention_days: int = 0
+        self,
+        pipeline: Pipeline,
+        ingest_cfg: IngestConfig,
+        *,
+        registry: CollectorRegistry,
+        retention_days: int = 0,
     ) -> None:
         self.pipeline = pipeline
         self.ingest_cfg = ingest_cfg
@@ -105,13 +112,13 @@ class Exporter:
         self.counts: dict[tuple[str, str, str], _Counts] = {}
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="otlp-validate")
         self.m_requests = Counter(
-            "otelai_receiver_requests",
+            "otel_ai_receiver_requests",
             "OTLP export requests by outcome",
             ["signal", "transport", "encoding", "outcome"],
             registry=registry,
         )
         self.m_items = Counter(
-            "otelai_receiver_items",
+            "otel_ai_receiver_items",
             "Items (spans, data points, log records): received, accepted (inserted or spooled), refused (retryable failure), rejected (invalid)",
             ["signal", "transport", "encoding", "outcome"],
             registry=registry,
@@ -129,7 +136,7 @@ class Exporter:
             registry=registry,
         )
         self.m_latency = Histogram(
-            "otelai_export_latency_seconds", "OTLP export request latency, receipt of body to response",
+            "otel_ai_export_latency_seconds", "OTLP export request latency, receipt of body to response",
             ["signal", "transport"], registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )  # fmt: skip

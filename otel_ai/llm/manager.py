@@ -1,70 +1,50 @@
 """The LLM manager: one API for text and schema-constrained JSON over every provider, with
 routing, retries, breakers, deadlines, caching, conversations, streaming and accounting.
 
-The manager is the only retry loop. For each group of the task's chain it tries the best usable
-deployment; retryable errors (429, 5xx, timeouts) back off with jitter (``Retry-After`` is a
-floor) and may switch to another deployment of the group; other errors exclude the deployment
-for this request; when a group is exhausted the next group of the chain is tried. ``rules``
-always ends the chain, so insight schemas always get a valid answer.
+This module prepares requests (validation, messages, cache key) and keeps the books; the one
+retry loop is :mod:`otel_ai.llm.retry` and one deployment call is :mod:`otel_ai.llm.attempt`.
+The keywords every entry point takes are :class:`~otel_ai.llm.types.GenerateOptions`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Unpack
 
 from prometheus_client import CollectorRegistry
 
-from otel_ai.errors import LLMError
-from otel_ai.llm import semconv as sc
+from otel_ai.errors import LLMError, NotFound
 from otel_ai.llm.accounting import CallRecord, MemoryUsageStore, UsageStore, summarize
+from otel_ai.llm.attempt import AttemptResult, DeploymentCall
 from otel_ai.llm.cache import ResponseCache, cache_key
 from otel_ai.llm.config import TASK_TYPES, LLMConfig
 from otel_ai.llm.conversations import Conversation, ConversationStore, MemoryConversationStore
 from otel_ai.llm.errors import (
-    AllProvidersFailed,
-    BadResponse,
     InvalidRequest,
-    SchemaMismatch,
-    Timeout,
-    counts_for_breaker,
-    error_type,
 )
-from otel_ai.llm.prompting import DEFAULT_SYSTEM, Prepared, build_messages, collect, provider_messages
-from otel_ai.llm.router import Deployment, Router, backoff_delay, build_deployments
+from otel_ai.llm.prompting import DEFAULT_SYSTEM, Prepared, build_messages
+from otel_ai.llm.retry import RetryLoop
+from otel_ai.llm.router import Deployment, Router, build_deployments
 from otel_ai.llm.schemas import get_schema
-from otel_ai.llm.structured import check_schema, parse_structured, schema_instruction
+from otel_ai.llm.structured import check_schema
 from otel_ai.llm.telemetry import LLMMetrics, LLMTracer
 from otel_ai.llm.types import (
+    CallOptions,
     Chunk,
+    GenerateOptions,
     GenerateRequest,
     LLMResponse,
     Message,
-    ProviderCall,
-    Usage,
-    estimate_tokens,
-    messages_tokens,
 )
 
 log = logging.getLogger(__name__)
 
 MAX_PENDING_RECORDS = 1000
-
-
-@dataclass
-class _Outcome:
-    text: str = ""
-    value: Any = None
-    usage: Usage | None = None
-    finish: str | None = None
-    model: str | None = None
 
 
 class LLMManager:
@@ -88,38 +68,42 @@ class LLMManager:
         self.tracer = LLMTracer(tracer_provider)
         self.conversations: ConversationStore = conversations or MemoryConversationStore()
         self.usage_store: UsageStore = usage_store or MemoryUsageStore()
-        self._sleep = sleep
         self._pending: set[asyncio.Future[Any]] = set()
         self._closed = False
+        self._attempt = DeploymentCall(self.config, self.metrics, self.tracer, self._account)
+        self._loop = RetryLoop(
+            self.config, self.router, self.cache, self.metrics, self._attempt, self._account,
+            self._persist_turn, sleep,
+        )  # fmt: skip
 
     # -- public API -------------------------------------------------------------------------
-    async def generate(self, prompt: str | None = None, **kwargs: Any) -> LLMResponse:
+    async def generate(self, prompt: str | None = None, **options: Unpack[GenerateOptions]) -> LLMResponse:
         """Text (or, with ``schema``/``schema_name``, validated JSON in ``response.json``)."""
-        prep = await self._prepare(prompt, **kwargs)
+        prep = await self._prepare(prompt, **options)
         result: LLMResponse | None = None
-        async for item in self._run(prep, stream=False):
+        async for item in self._loop.run(prep, stream=False):
             if isinstance(item, LLMResponse):
                 result = item
         assert result is not None
         return result
 
     async def stream(
-        self, prompt: str | None = None, **kwargs: Any
+        self, prompt: str | None = None, **options: Unpack[GenerateOptions]
     ) -> AsyncGenerator[Chunk | LLMResponse, None]:
         """Yield text :class:`Chunk`s as they arrive, then the final :class:`LLMResponse`.
 
         Structured (schema) streams deliver the validated JSON text as one chunk at the end.
         Closing the iterator early cancels the provider call.
         """
-        async for item in await self.start_stream(prompt, **kwargs):
+        async for item in await self.start_stream(prompt, **options):
             yield item
 
     async def start_stream(
-        self, prompt: str | None = None, **kwargs: Any
+        self, prompt: str | None = None, **options: Unpack[GenerateOptions]
     ) -> AsyncIterator[Chunk | LLMResponse]:
         """Validate the request now (errors raise here), then return the chunk iterator."""
-        prep = await self._prepare(prompt, **kwargs)
-        return self._run(prep, stream=True)
+        prep = await self._prepare(prompt, **options)
+        return self._loop.run(prep, stream=True)
 
     def models(self) -> dict[str, Any]:
         return {
@@ -170,7 +154,7 @@ class LLMManager:
                 return
             with contextlib.suppress(LLMError):
                 async for _ in self._attempt(
-                    dep, prep, False, time.monotonic() + self.config.timeouts.call_s, False, _Outcome()
+                    dep, prep, False, time.monotonic() + self.config.timeouts.call_s, False, AttemptResult()
                 ):
                     pass
 
@@ -226,8 +210,10 @@ class LLMManager:
     async def delete_conversation(self, conv_id: str) -> bool:
         return await asyncio.to_thread(self.conversations.delete, conv_id)
 
-    async def continue_conversation(self, conv_id: str, content: str, **kwargs: Any) -> LLMResponse:
-        return await self.generate(content, conversation_id=conv_id, **kwargs)
+    async def continue_conversation(
+        self, conv_id: str, content: str, **options: Unpack[CallOptions]
+    ) -> LLMResponse:
+        return await self.generate(content, conversation_id=conv_id, **options)
 
     # -- preparation --------------------------------------------------------------------------
     def _check_task(self, task: str) -> None:
@@ -254,8 +240,6 @@ class LLMManager:
         if conversation_id:
             conv = await self.get_conversation(conversation_id)
             if conv is None:
-                from otel_ai.errors import NotFound
-
                 raise NotFound(f"conversation {conversation_id} not found")
             task = task or conv.task
             model = model or conv.model
@@ -297,286 +281,6 @@ class LLMManager:
             )
         new = [msgs[-1]] if conv is not None else []
         return Prepared(req, msgs, schema, limit, chain, key, conv, new)
-
-    # -- the retry loop -----------------------------------------------------------------------
-    async def _run(self, prep: Prepared, *, stream: bool) -> AsyncIterator[Chunk | LLMResponse]:
-        req = prep.request
-        t0 = time.monotonic()
-        if prep.key is not None:
-            hit = self.cache.get(prep.key)
-            self.metrics.cache.labels("hit" if hit else "miss").inc()
-            if hit is not None:
-                cached, age = hit
-                resp = replace(
-                    cached,
-                    cached=True,
-                    cache_age_s=age,
-                    cost_usd=0.0,
-                    latency_s=time.monotonic() - t0,
-                    attempts=0,
-                    fallbacks=[],
-                    conversation_id=req.conversation_id,
-                )
-                if stream:
-                    yield Chunk(text=resp.text)
-                self._account(
-                    CallRecord(
-                        req.task,
-                        resp.provider,
-                        resp.model,
-                        resp.deployment,
-                        latency_s=resp.latency_s,
-                        cached=True,
-                    )
-                )
-                await self._persist_turn(prep, resp)
-                self.metrics.requests.labels(req.task, "cache_hit").inc()
-                yield resp
-                return
-        deadline = t0 + self.config.timeouts.total_s
-        errors: list[tuple[str, LLMError]] = []
-        skipped_all: list[str] = []
-        passed: list[str] = []
-        attempts = 0
-        forward = stream and prep.schema is None
-        emitted = False
-        tokens_in = (
-            messages_tokens(prep.messages)
-            if prep.conversation is None
-            else messages_tokens(prep.messages[:1] + prep.messages[-1:])
-        )
-        for entry in prep.chain:
-            exclude: set[str] = set()
-            tries = 0
-            while tries < self.config.retry.max_attempts:
-                ordered, skipped = self.router.order(entry, tokens_in, prep.max_tokens, exclude)
-                skipped_all.extend(skipped)
-                if not ordered:
-                    break
-                dep = ordered[0]
-                if not dep.breaker.allow():
-                    exclude.add(dep.name)
-                    continue
-                now = time.monotonic()
-                if now >= deadline and dep.kind != "rules":  # rules is instant: it still answers
-                    dep.breaker.release_probe()
-                    errors.append(
-                        (dep.name, Timeout(f"total deadline of {self.config.timeouts.total_s}s passed"))
-                    )
-                    break
-                tries += 1
-                attempts += 1
-                outcome = _Outcome()
-                until = deadline if dep.kind != "rules" else max(deadline, now + 1.0)
-                try:
-                    async for chunk in self._attempt(dep, prep, stream, until, forward, outcome):
-                        emitted = True
-                        yield chunk
-                except LLMError as exc:
-                    errors.append((dep.name, exc))
-                    if emitted:  # a stream already reached the caller: no silent switch
-                        self.metrics.requests.labels(req.task, "error").inc()
-                        raise
-                    if not exc.retryable:
-                        exclude.add(dep.name)
-                        continue
-                    retry_after = getattr(exc, "retry_after", None)
-                    if (
-                        tries >= self.config.retry.max_attempts
-                        or (retry_after or 0) > self.config.retry.max_retry_after_s
-                    ):
-                        break
-                    others = [d for d in ordered[1:] if d.name not in exclude]
-                    if others:  # another deployment of the group can take it now
-                        exclude.add(dep.name)
-                        continue
-                    delay = backoff_delay(tries - 1, self.config.retry, retry_after)
-                    if time.monotonic() + delay >= deadline:
-                        break
-                    await self._sleep(delay)
-                    continue
-                resp = self._response(dep, prep, outcome, t0, attempts, passed)
-                if prep.key is not None and not passed:  # a degraded (fallback) answer is not cached
-                    size = len(resp.text.encode()) + 256
-                    self.cache.put(prep.key, replace(resp, conversation_id=None), size)
-                await self._persist_turn(prep, resp)
-                self.metrics.requests.labels(req.task, "ok" if not passed else "fallback").inc()
-                yield resp
-                return
-            passed.append(entry)
-        self.metrics.requests.labels(req.task, "error").inc()
-        raise self._all_failed(req, errors, skipped_all)
-
-    def _all_failed(
-        self, req: GenerateRequest, errors: list[tuple[str, LLMError]], skipped: list[str]
-    ) -> LLMError:
-        if len(errors) == 1 and not skipped and isinstance(errors[0][1], InvalidRequest) and req.model:
-            return errors[0][1]
-        detail = "; ".join(f"{name}: {type(e).__name__}: {e.message}" for name, e in errors[-6:])
-        if skipped:
-            detail += ("; " if detail else "") + "; ".join(dict.fromkeys(skipped))
-        return AllProvidersFailed(
-            f"all providers failed for task {req.task!r}: {detail or 'no usable deployment'}", errors
-        )
-
-    def _response(
-        self, dep: Deployment, prep: Prepared, out: _Outcome, t0: float, attempts: int, passed: list[str]
-    ) -> LLMResponse:
-        usage = out.usage or Usage()
-        return LLMResponse(
-            text=out.text,
-            json=out.value,
-            provider=dep.kind,
-            model=out.model or dep.model,
-            deployment=dep.name,
-            group=dep.group,
-            task=prep.request.task,
-            usage=usage,
-            cost_usd=round(dep.price.cost(usage), 10),
-            latency_s=time.monotonic() - t0,
-            finish_reason=out.finish,
-            attempts=attempts,
-            fallbacks=list(passed),
-            conversation_id=prep.request.conversation_id,
-        )
-
-    async def _attempt(
-        self, dep: Deployment, prep: Prepared, stream: bool, deadline: float, forward: bool, out: _Outcome
-    ) -> AsyncIterator[Chunk]:
-        """One deployment call (plus at most one schema-repair call); records health and usage."""
-        req = prep.request
-        msgs, replaced = provider_messages(dep, prep)
-        if replaced:
-            self.metrics.redactions.inc(replaced)
-        timeout = dep.provider.deployment.timeout_s or self.config.timeouts.call_s
-        call = ProviderCall(
-            msgs,
-            dep.model,
-            min(prep.max_tokens, dep.max_output_tokens),
-            req.temperature,
-            prep.schema,
-            req.schema_name,
-            req.data,
-            timeout,
-        )
-        span = self.tracer.start(
-            dep.kind,
-            dep.model,
-            stream=stream,
-            server_address=dep.provider.server_address,
-            max_tokens=call.max_tokens,
-            temperature=req.temperature,
-            json_output=prep.schema is not None,
-            conversation_id=req.conversation_id,
-        )
-        t0 = time.monotonic()
-        ttfc: list[float] = []
-        usage_total = Usage()
-        err: LLMError | None = None
-        try:
-            text, usage, finish, model = "", None, None, None
-            async for piece in collect(dep, call, stream, deadline, ttfc):
-                if isinstance(piece, Chunk):
-                    if forward:
-                        yield piece
-                    continue
-                text, usage, finish, model = piece
-            usage_total = usage or Usage(messages_tokens(msgs), estimate_tokens(text), estimated=True)
-            out.text, out.finish, out.model = text, finish, model
-            if prep.schema is not None:
-                try:
-                    out.value = parse_structured(text, prep.schema)
-                except BadResponse as bad:  # one repair retry with the validation error
-                    if finish == "length":  # cut by max_tokens: a repair under the same limit cannot fit
-                        raise SchemaMismatch(
-                            f"{dep.name}: reply truncated at max_tokens={call.max_tokens}: {bad.message}"
-                        ) from bad
-                    repair = replace(
-                        call,
-                        messages=(
-                            *msgs,
-                            Message("assistant", text[:4000]),
-                            Message(
-                                "user",
-                                f"That reply was invalid: {bad.message}. {schema_instruction(prep.schema)}",
-                            ),
-                        ),
-                    )
-                    async for piece in collect(dep, repair, False, deadline, []):
-                        if not isinstance(piece, Chunk):
-                            text, usage, finish, model = piece
-                    u2 = usage or Usage(
-                        messages_tokens(repair.messages), estimate_tokens(text), estimated=True
-                    )
-                    usage_total = Usage(
-                        usage_total.input_tokens + u2.input_tokens,
-                        usage_total.output_tokens + u2.output_tokens,
-                        usage_total.cache_read_input_tokens + u2.cache_read_input_tokens,
-                        usage_total.cache_creation_input_tokens + u2.cache_creation_input_tokens,
-                        usage_total.estimated or u2.estimated,
-                    )
-                    out.text, out.finish, out.model = text, finish, model
-                    try:
-                        out.value = parse_structured(text, prep.schema)
-                    except BadResponse as bad2:
-                        raise SchemaMismatch(f"{dep.name}: {bad2.message} (after one repair retry)") from bad2
-                out.text = json.dumps(out.value, ensure_ascii=False)
-                if stream:
-                    yield Chunk(text=out.text)
-            out.usage = usage_total
-        except asyncio.CancelledError:
-            dep.breaker.release_probe()
-            span.end()
-            raise
-        except LLMError as exc:
-            err = exc
-        except Exception as exc:  # a provider bug must not crash the caller
-            err = BadResponse(f"{dep.name}: unexpected failure: {type(exc).__name__}: {exc}")
-        latency = time.monotonic() - t0
-        etype = error_type(err) if err else None
-        if err is None or counts_for_breaker(err):
-            dep.breaker.record(err is None)
-            self.metrics.breaker_open.labels(dep.name).set(1 if dep.breaker.state == "open" else 0)
-        else:
-            dep.breaker.release_probe()
-        dep.observe(err is None, latency, None if err is None else f"{etype}: {err.message}"[:300])
-        self.metrics.attempts.labels(dep.name, "ok" if err is None else etype or "error").inc()
-        self.metrics.record_operation(
-            dep.kind, dep.model, latency, usage_total if err is None else None, etype
-        )
-        if ttfc:
-            self.metrics.ttfc.labels(
-                sc.OPERATION_CHAT, sc.PROVIDER_NAMES.get(dep.kind, dep.kind), dep.model
-            ).observe(ttfc[0])
-        self.tracer.finish(
-            span,
-            usage=usage_total if err is None else None,
-            response_model=out.model,
-            response_id=None,
-            finish_reason=out.finish,
-            ttfc_s=ttfc[0] if ttfc else None,
-            error=etype,
-        )
-        cost = dep.price.cost(usage_total) if err is None else 0.0
-        if err is None:
-            self.metrics.cost.labels(dep.kind, dep.model, req.task).inc(cost)
-        self._account(
-            CallRecord(
-                req.task,
-                dep.kind,
-                dep.model,
-                dep.name,
-                usage_total.input_tokens if err is None else 0,
-                usage_total.output_tokens if err is None else 0,
-                cost,
-                latency,
-                err is None,
-                False,
-                etype or "",
-            )
-        )
-        if err is not None:
-            raise err
 
     # -- bookkeeping --------------------------------------------------------------------------
     def _background(self, fn: Callable[..., Any], *args: Any) -> None:

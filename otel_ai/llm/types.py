@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 Role = Literal["system", "user", "assistant"]
 
@@ -49,6 +49,27 @@ class GenerateRequest:
     max_tokens: int | None = None
     cache: bool = True
     conversation_id: str | None = None
+
+
+class CallOptions(TypedDict, total=False):
+    """The keywords of :meth:`LLMManager.generate` besides the prompt (see :class:`GenerateRequest`)."""
+
+    task: str | None  # a task type (llm.tasks): which model groups, in which order
+    model: str | None  # a group or deployment name: an explicit override of the chain
+    schema: dict[str, Any] | None  # a JSON Schema the reply must validate against
+    schema_name: str | None  # a named schema (otel_ai.llm.schemas) instead of ``schema``
+    data: Any  # telemetry/evidence, quoted into the prompt as data (never as instructions)
+    temperature: float | None
+    max_tokens: int | None
+    cache: bool  # serve and store the answer in the response cache (default True)
+
+
+class GenerateOptions(CallOptions, total=False):
+    """:class:`CallOptions` plus the conversation and message keywords."""
+
+    messages: list[dict[str, str]] | list[Message] | None  # instead of (or before) ``prompt``
+    system: str | None  # the system prompt (default: the manager's)
+    conversation_id: str | None  # continue this conversation (its history goes first)
 
 
 @dataclass(frozen=True)

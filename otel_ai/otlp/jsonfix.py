@@ -17,7 +17,9 @@ from typing import Any
 from google.protobuf.json_format import ParseDict, ParseError
 
 from otel_ai.errors import DecodeError, RefusedContent
-from otel_ai.otlp.validate import REQUEST_TYPES, _list, _obj, check_hex, parse_json
+from otel_ai.otlp.jsonshape import REQUEST_TYPES, check_hex, parse_json
+from otel_ai.otlp.jsonshape import json_list as _list
+from otel_ai.otlp.jsonshape import json_obj as _obj
 
 _TOP = {"traces": "resourceSpans", "metrics": "resourceMetrics", "logs": "resourceLogs"}
 _SCOPE = {"traces": "scopeSpans", "metrics": "scopeMetrics", "logs": "scopeLogs"}

@@ -21,26 +21,21 @@ import functools
 import json
 from typing import Any
 
-import orjson
 from google.protobuf.message import DecodeError as ProtoDecodeError
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_ai.errors import DecodeError, RefusedContent
 from otel_ai.model import Encoding, Payload, Signal, Transport
+from otel_ai.otlp.jsonfix import doc_to_request
+from otel_ai.otlp.jsonshape import REQUEST_TYPES, check_hex
+from otel_ai.otlp.jsonshape import json_kind as _kind
+from otel_ai.otlp.jsonshape import json_list as _list
+from otel_ai.otlp.jsonshape import json_obj as _obj
 from otel_ai.otlp.limits import Limits, Verdict, check, reject_message
 
-REQUEST_TYPES: dict[str, Any] = {
-    "traces": ExportTraceServiceRequest,
-    "metrics": ExportMetricsServiceRequest,
-    "logs": ExportLogsServiceRequest,
-}
 _TOP = {"traces": "resourceSpans", "metrics": "resourceMetrics", "logs": "resourceLogs"}
 _SCOPE = {"traces": "scopeSpans", "metrics": "scopeMetrics", "logs": "scopeLogs"}
 _ITEMS = {"traces": "spans", "metrics": "metrics", "logs": "logRecords"}
 _METRIC_KINDS = ("gauge", "sum", "histogram", "exponentialHistogram", "summary")
-_HEX = frozenset("0123456789abcdefABCDEF")
 _ZERO16 = bytes(16)
 _ZERO8 = bytes(8)
 
@@ -198,64 +193,15 @@ def _remove_bad_ids(signal: str, req: Any) -> Verdict:
 # -- JSON -------------------------------------------------------------------------------------
 
 
-def parse_json(body: bytes) -> dict[str, Any]:
-    """The parsed OTLP/JSON object of ``body``; :class:`DecodeError` if it is not a JSON object."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"invalid JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise DecodeError(f"invalid OTLP/JSON: expected an object at the top level, got {_kind(doc)}")
-    return doc
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(value), "a number"
-    )
-
-
-def _list(parent: dict[str, Any], key: str, path: str) -> list[Any]:
-    value = parent.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise DecodeError(f"{path}{key}: expected a list, got {_kind(value)}")
-    return value
-
-
-def _obj(value: Any, path: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise DecodeError(f"{path}: expected an object, got {_kind(value)}")
-    return value
-
-
-def check_hex(value: Any, nbytes: int, path: str, *, optional: bool) -> str:
-    """Lowercase hex of a JSON id; raises :class:`DecodeError` naming ``path`` when malformed."""
-    if value is None or value == "":
-        if optional:
-            return ""
-        raise DecodeError(f"{path}: expected {nbytes * 2} hex characters, got none")
-    if not isinstance(value, str):
-        raise DecodeError(f"{path}: expected a hex string, got {_kind(value)}")
-    if len(value) != nbytes * 2:
-        raise DecodeError(f"{path}: expected {nbytes * 2} hex characters, got {len(value)}")
-    if not _HEX.issuperset(value):
-        raise DecodeError(f"{path}: not a hex string")
-    return value.lower()
-
-
 @functools.cache
 def _native() -> Any:
-    """The compiled module (``otel_ai/storage/_native.c``: the span check, the JSON transcoder), or None.
+    """The compiled module (``otel_ai/native/_native.c``: the span check, the JSON transcoder), or None.
 
     Imported lazily: the module is built by ``pip install`` next to the storage code that uses
     it most; without a C compiler every request takes the upb / pure-Python paths.
     """
     try:
-        from otel_ai.storage import _native as native
+        from otel_ai.native import _native as native
     except ImportError:  # pragma: no cover
         return None
     return native
@@ -289,8 +235,6 @@ def _validate_json(signal: str, body: bytes, limits: Limits) -> tuple[bytes, int
     The result is the protobuf request (checked against the limits like any other), so no
     decoder reads this JSON again: whatever it accepts here is what gets stored.
     """
-    from otel_ai.otlp.jsonfix import doc_to_request  # jsonfix imports this module
-
     doc = parse_json_strict(body)
     ids = _json_remove_bad_ids(signal, doc)
     pb = doc_to_request(signal, doc).SerializeToString()

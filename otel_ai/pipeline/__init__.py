@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from otel_ai.pipeline.core import Pipeline, Writer
+from otel_ai.pipeline.core import Pipeline
+from otel_ai.pipeline.isolation import Writer
 from otel_ai.pipeline.spool import Spool, SpoolFull
 
 __all__ = ["Pipeline", "Spool", "SpoolFull", "Writer"]

@@ -33,6 +33,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from otel_ai.pipeline.config import MemoryConfig
+
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
@@ -54,7 +56,7 @@ class MemoryGuard:
 
     def __init__(
         self,
-        config: Any,
+        config: MemoryConfig,
         purge: Callable[[], bool] | None,
         *,
         registry: CollectorRegistry | None = None,
@@ -77,19 +79,19 @@ class MemoryGuard:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         reg = registry or CollectorRegistry()
-        Gauge("otelai_memory_resident_bytes", "Resident set size of the daemon", registry=reg).set_function(
+        Gauge("otel_ai_memory_resident_bytes", "Resident set size of the daemon", registry=reg).set_function(
             lambda: self.rss
         )
         Gauge(
-            "otelai_memory_soft_limit_bytes",
+            "otel_ai_memory_soft_limit_bytes",
             "Exports are refused while the resident set is above this (0: no limit)",
             registry=reg,
         ).set_function(lambda: self.soft_limit)
         self.m_purges = Counter(
-            "otelai_memory_purges", "Times the embedded engine was asked to return freed pages", registry=reg
+            "otel_ai_memory_purges", "Times the embedded engine was asked to return freed pages", registry=reg
         )
         self.m_purged = Counter(
-            "otelai_memory_purged_bytes", "Resident bytes released by those purges", registry=reg
+            "otel_ai_memory_purged_bytes", "Resident bytes released by those purges", registry=reg
         )
 
     # -- lifecycle ------------------------------------------------------------------------------

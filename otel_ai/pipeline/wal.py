@@ -4,7 +4,7 @@ With ``ack: insert`` (the default) a request is acknowledged once its rows are i
 a batch can hold only what the senders have in flight (32 senders x 512 spans ≈ 16k spans), and
 every insert pays the engine's fixed cost (query analysis, one part per table and view, merges
 later). With ``ack: spool`` a request is acknowledged as soon as it is appended to a per-signal
-write-ahead log and fsynced (OTLP allows acking once data is durable; DESIGN.md decision 4), and
+write-ahead log and fsynced (OTLP allows acking once data is durable; docs/decisions/0004-at-least-once.md), and
 one drainer per signal inserts from the log in batches of up to ``batch_items``/``batch_bytes``: the batch size no
 longer depends on the senders, and while an insert runs the next batch accumulates on disk.
 
@@ -15,7 +15,7 @@ longer depends on the senders, and while an insert runs the next batch accumulat
 * Storage outage: the drainer keeps the records and retries every ``spool_replay_interval_s``.
 * Content the engine refuses on its own (after ``validate`` accepted it: rare) cannot be reported
   to a sender that was already acknowledged: it is dropped and counted
-  (``otelai_pipeline_dropped_items_total``), never retried forever.
+  (``otel_ai_pipeline_dropped_items_total``), never retried forever.
 * The trade-off: rows become queryable a batch after the ack, not at the ack.
 """
 
@@ -31,16 +31,17 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
 
-from otel_ai.errors import DecodeError, OverloadedError, StorageError
+from otel_ai.errors import OverloadedError, StorageError
 from otel_ai.model import SIGNALS, Payload, Signal
+from otel_ai.pipeline.config import PipelineConfig
+from otel_ai.pipeline.outcome import Outcome
 from otel_ai.pipeline.spool import Spool, SpoolRecord
 
 log = logging.getLogger(__name__)
 
 # A batch being inserted from the log: its records and the insert's per-payload results.
-_InFlight = tuple[list[SpoolRecord], Future[list[Any]]]
+_InFlight = tuple[list[SpoolRecord], Future[list[Outcome]]]
 
 # One append round takes at most this many requests / body bytes (one write + one fsync per
 # signal); the bytes bound keeps the round's joined copy small.
@@ -51,15 +52,15 @@ _GROUP_BYTES = 8 * 1024 * 1024
 class WriteAheadFront:
     """Appends admitted payloads to per-signal logs (group commit) and drains them to storage.
 
-    ``write_batch(payloads) -> results`` inserts one batch and returns one result per payload:
-    ``None`` (written), a ``DecodeError``/``StorageError`` refused on its own, or anything else
-    meaning "not written, keep it" (an outage).
+    ``write_batch(payloads) -> outcomes`` inserts one batch and returns one
+    :class:`~otel_ai.pipeline.outcome.Outcome` per payload: written, refused on its own (dropped),
+    or not written and to be kept (an outage).
     """
 
     def __init__(
         self,
-        config: Any,
-        write_batch: Callable[[Sequence[Payload]], list[Any]],
+        config: PipelineConfig,
+        write_batch: Callable[[Sequence[Payload]], list[Outcome]],
         on_drained: Callable[[], None],
         under_memory_pressure: Callable[[], bool] = lambda: False,
     ) -> None:
@@ -226,8 +227,8 @@ class WriteAheadFront:
             return spool.read_batch(max(1, cfg.batch_items // 2), max(1, cfg.batch_bytes // 2))
         return spool.read_batch(cfg.batch_items, cfg.batch_bytes)
 
-    def _settle_batch(self, spool: Spool, records: list[SpoolRecord], out: list[Any]) -> bool:
-        if any(r is not None and not isinstance(r, DecodeError | StorageError) for r in out):
+    def _settle_batch(self, spool: Spool, records: list[SpoolRecord], out: list[Outcome]) -> bool:
+        if any(r.retry for r in out):
             self.storage_down = True
             return False  # an outage: keep the records, retry after the interval
         # Records refused on their own (DecodeError, non-retryable StorageError) were counted as

@@ -8,9 +8,7 @@ module catches driver exceptions. SQL is always parameterised (``parameters=``).
 from __future__ import annotations
 
 import logging
-import re
 import threading
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,52 +20,12 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import OperationalError
 
 from otel_ai.errors import StorageError
-from otel_ai.storage.schema import (
-    CORE_MIGRATIONS,
-    MIGRATIONS_TABLE,
-    TTL_TABLES,
-    Migration,
-    SchemaContext,
-)
+from otel_ai.storage import migrations
+from otel_ai.storage.config import StorageConfig
+from otel_ai.storage.dsn import normalize_dsn, redact_dsn
+from otel_ai.storage.schema import CORE_MIGRATIONS, Migration, SchemaContext
 
 log = logging.getLogger(__name__)
-
-
-def normalize_dsn(dsn: str, base_dir: Path | None = None) -> str:
-    """Resolve a relative ``chdb://`` path to an absolute one (``chdb://./x`` reads ``.`` as a host)."""
-    if not dsn.startswith("chdb:"):
-        return dsn
-    rest = (
-        dsn[len("chdb:") :].lstrip("/") if dsn.startswith("chdb://./") or dsn.startswith("chdb:./") else None
-    )
-    if rest is not None:
-        path = (
-            (base_dir or Path.cwd()) / rest[2:] if rest.startswith("./") else (base_dir or Path.cwd()) / rest
-        )
-        return f"chdb://{path.resolve()}"
-    path_part = dsn[len("chdb://") :]
-    if not path_part.startswith("/"):
-        return f"chdb://{((base_dir or Path.cwd()) / path_part).resolve()}"
-    return dsn
-
-
-def redact_dsn(dsn: str) -> str:
-    """The DSN without its password, for status pages and logs."""
-    if dsn.startswith("chdb:"):
-        return dsn
-    parts = urlsplit(dsn)
-    # a password in the query (?password=...) is one too
-    query = re.sub(r"(?i)((?:^|&)(?:password|passwd|pwd|secret|token)=)[^&]*", r"\1***", parts.query)
-    if parts.password is None and query == parts.query:
-        return dsn
-    netloc = parts.hostname or ""
-    if parts.username:
-        netloc = (
-            f"{parts.username}:***@{netloc}" if parts.password is not None else f"{parts.username}@{netloc}"
-        )
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _translate(exc: Exception, what: str) -> StorageError:
@@ -129,40 +87,33 @@ def _embedded_pool(dsn: str, size: int) -> _HandlePool:
 
 
 class Storage:
-    """A thread-safe handle on one ClickHouse database.
+    """A thread-safe handle on one ClickHouse database, configured by the ``storage`` section.
 
-    ``embedded`` tells whether this is chDB (one path per process; see DESIGN.md decision 1).
+    ``embedded`` tells whether this is chDB (one path per process: an embedded engine owns its
+    directory).
     """
 
-    def __init__(
-        self,
-        dsn: str,
-        database: str = "otel",
-        *,
-        cluster: str | None = None,
-        ttl_days: int = 14,
-        replication_path: str = "/clickhouse/tables/{shard}/{database}/{table}",
-        connect_timeout_s: float = 10.0,
-        query_timeout_s: float = 60.0,
-        pool_size: int = 6,
-        merge_tree_settings: Mapping[str, int | float | str] | None = None,
-        defer_attribute_indexes: bool = False,
-    ) -> None:
-        self.dsn = normalize_dsn(dsn)
+    def __init__(self, config: StorageConfig, *, pool_size: int = 6) -> None:
+        self.config = config
+        self.dsn = normalize_dsn(config.dsn)
         self.embedded = self.dsn.startswith("chdb:")
+        database = config.database
         parts = urlsplit(self.dsn)
         if not self.embedded and parts.path.strip("/"):
             database = parts.path.strip("/")
         self.database = database
         self.ctx = SchemaContext(
-            database=database, cluster=cluster, ttl_days=ttl_days, replication_path=replication_path
+            database=database,
+            cluster=config.cluster,
+            ttl_days=config.ttl_days,
+            replication_path=config.replication_path,
         )
-        self.merge_tree_settings = dict(merge_tree_settings or {})
-        self.defer_attribute_indexes = defer_attribute_indexes
+        self.merge_tree_settings = dict(config.merge_tree_settings)
+        self.defer_attribute_indexes = config.defer_attribute_indexes
         # Settings every telemetry INSERT carries (see insert_settings); decided in start().
         self.insert_settings: dict[str, str] = {}
-        self._connect_timeout = connect_timeout_s
-        self._query_timeout = query_timeout_s
+        self._connect_timeout = config.connect_timeout_s
+        self._query_timeout = config.query_timeout_s
         # Embedded: a pool of chDB connection handles shared by every Storage on this path in
         # the process (see _HandlePool). Remote: one HTTP client (thread-safe, pooled sockets).
         self._pool = _embedded_pool(self.dsn, pool_size) if self.embedded else None
@@ -219,36 +170,15 @@ class Storage:
         """Connect, create the database and apply the core migrations (idempotent)."""
         self.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`{self.ctx.on_cluster}")
         self.apply_migrations("core", CORE_MIGRATIONS)
-        self.sync_ttl()
-        self.insert_settings = self._telemetry_insert_settings()
-
-    def _telemetry_insert_settings(self) -> dict[str, str]:
-        """``defer_attribute_indexes``: the attribute bloom filters are built by merges, not INSERTs.
-
-        The contrib schema's bloom-filter indexes over attribute keys and values (and the logs'
-        body token index) cost the embedded engine ~2.5 µs of CPU per span at insert, and every
-        background merge rebuilds them from the merged rows anyway. Left out of the INSERT they
-        exist once a part has been merged (seconds to minutes under load); a query over parts not
-        merged yet reads them whole — the index only ever skips granules, results are the same.
-        The trace-id and duration indexes are still built at insert (a just-exported trace is
-        looked up at once). A server without the setting (ClickHouse < 25.x) keeps building them.
-        """
-        if not self.defer_attribute_indexes:
-            return {}
-        rows = self.query(
-            "SELECT count() FROM system.settings WHERE name = {n:String}", {"n": _DEFER_SETTING}
-        )
-        if not rows or not rows[0][0]:
-            log.info("storage.defer_attribute_indexes: the server does not know %s; ignored", _DEFER_SETTING)
-            return {}
-        return {_DEFER_SETTING: ", ".join(DEFERRED_INDEXES)}
+        migrations.sync_ttl(self)
+        self.insert_settings = migrations.telemetry_insert_settings(self)
 
     def insert_settings_clause(self) -> str:
         """`` SETTINGS …`` for an INSERT into a telemetry table ('' when there is none)."""
         if not self.insert_settings:
             return ""
         return " SETTINGS " + ", ".join(
-            f"{k} = {_setting_literal(v)}" for k, v in self.insert_settings.items()
+            f"{k} = {migrations.setting_literal(v)}" for k, v in self.insert_settings.items()
         )
 
     def shutdown(self) -> None:
@@ -357,135 +287,7 @@ class Storage:
             raise _translate(exc, f"insert into {table}") from exc
 
     # -- migrations -----------------------------------------------------------------------------
-    def apply_migrations(self, component: str, migrations: Iterable[Migration]) -> list[int]:
-        """Apply the not-yet-applied migrations of ``component`` in version order; return them."""
-        db = f"`{self.database}`"
-        self.command(
-            f"CREATE TABLE IF NOT EXISTS {db}.`{MIGRATIONS_TABLE}`{self.ctx.on_cluster} ("
-            " Component LowCardinality(String), Version UInt32, Name String,"
-            " AppliedAt DateTime64(3) DEFAULT now64(3)"
-            f") ENGINE = {'Replicated' if self.ctx.cluster else ''}ReplacingMergeTree"
-            f"{self._repl_args()} ORDER BY (Component, Version)"
-        )
-        done = {
-            int(r[0])
-            for r in self.query(
-                f"SELECT Version FROM {db}.`{MIGRATIONS_TABLE}` FINAL WHERE Component = {{c:String}}",
-                {"c": component},
-            )
-        }
-        applied: list[int] = []
-        for mig in sorted(migrations, key=lambda m: m.version):
-            if mig.version in done:
-                continue
-            for stmt in mig.statements(self.ctx):
-                self.command(stmt)
-            self.insert(
-                MIGRATIONS_TABLE, [[component, mig.version, mig.name]], ["Component", "Version", "Name"]
-            )
-            log.info("applied migration %s/%d: %s", component, mig.version, mig.name)
-            applied.append(mig.version)
-        self.sync_merge_settings()
-        return applied
-
-    def sync_merge_settings(self) -> None:
-        """Apply ``merge_tree_settings`` to every MergeTree table of the database (idempotent).
-
-        The defaults (``storage.merge_tree_settings``) trade a few more active parts for less
-        background merging (``merge_selector_base``: each row is re-read and re-compressed fewer
-        times; the embedded engine spent as much CPU merging as inserting) and cap the memory an
-        insert or a merge holds (compact parts up to 64 MiB keep one write buffer instead of one
-        per column stream; smaller compression blocks). A server that does not know a setting
-        gets a warning, not a failed start. Names and values are validated by the config.
-        """
-        if not self.merge_tree_settings:
-            return
-        want = {k: _setting_literal(v) for k, v in self.merge_tree_settings.items()}
-        rows = self.query(
-            "SELECT name, engine_full FROM system.tables WHERE database = {db:String} AND engine LIKE '%MergeTree'",
-            {"db": self.database},
-        )
-        for name, engine in rows:
-            have = _engine_settings(str(engine))
-            missing = [f"{k} = {v}" for k, v in want.items() if have.get(k) != v]
-            if not missing:
-                continue
-            try:
-                self.command(
-                    f"ALTER TABLE `{self.database}`.`{name}`{self.ctx.on_cluster} MODIFY SETTING {', '.join(missing)}"
-                )
-            except StorageError as exc:
-                log.warning("cannot apply storage.merge_tree_settings to %s: %s", name, exc.message)
-                return
-
-    def _repl_args(self) -> str:
-        if not self.ctx.cluster:
-            return "()"
-        return f"('{self.ctx.replication_path}', '{{replica}}')"
-
-    def sync_ttl(self) -> None:
-        """Bring each telemetry table's TTL in line with ``ttl_days`` (retention is configurable)."""
-        rows = self.query(
-            "SELECT name, engine_full FROM system.tables WHERE database = {db:String}", {"db": self.database}
-        )
-        engines = {str(name): str(engine) for name, engine in rows}
-        for spec in TTL_TABLES:
-            name = f"{spec.name}_local" if self.ctx.cluster else spec.name
-            engine = engines.get(name)
-            if engine is None or spec.ttl is None:
-                continue
-            want = f"toIntervalDay({self.ctx.ttl_days})" if self.ctx.ttl_days > 0 else None
-            has_ttl = " TTL " in engine
-            if want and want not in engine.replace(" ", "").replace("toIntervalDay(", "toIntervalDay("):
-                self.command(
-                    f"ALTER TABLE `{self.database}`.`{name}`{self.ctx.on_cluster} "
-                    f"MODIFY TTL {spec.ttl} + toIntervalDay({int(self.ctx.ttl_days)})"
-                )
-            elif want is None and has_ttl:
-                self.command(f"ALTER TABLE `{self.database}`.`{name}`{self.ctx.on_cluster} REMOVE TTL")
-
-
-_DEFER_SETTING = "exclude_materialize_skip_indexes_on_insert"
-# The attribute indexes of the contrib schema (traces, logs, the five metrics tables); a name a
-# table does not have is ignored by ClickHouse.
-DEFERRED_INDEXES = (
-    "idx_res_attr_key",
-    "idx_res_attr_value",
-    "idx_scope_attr_key",
-    "idx_scope_attr_value",
-    "idx_span_attr_key",
-    "idx_span_attr_value",
-    "idx_log_attr_key",
-    "idx_log_attr_value",
-    "idx_attr_key",
-    "idx_attr_value",
-    "idx_lower_body",
-)
-
-
-def _engine_settings(engine_full: str) -> dict[str, str]:
-    """The ``SETTINGS a = 1, b = 'x'`` of a table's ``engine_full``, as name → literal."""
-    _, found, tail = engine_full.partition(" SETTINGS ")
-    pairs = (item.partition(" = ") for item in tail.split(", ")) if found else ()
-    return {k.strip(): v.strip() for k, sep, v in pairs if sep}
-
-
-def _setting_literal(value: int | float | str) -> str:
-    """How ClickHouse shows a setting's value in ``engine_full`` (so a re-run finds it applied)."""
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, int):
-        return str(value)
-    return f"'{value}'"
-
-
-def wait_until_ready(storage: Storage, timeout_s: float) -> bool:
-    """Poll ``storage.ping`` until it answers or ``timeout_s`` passes."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if storage.ping():
-            return True
-        time.sleep(0.2)
-    return False
+    def apply_migrations(self, component: str, migrations_: Iterable[Migration]) -> list[int]:
+        """Apply the not-yet-applied migrations of ``component`` in version order; return them
+        (see :mod:`otel_ai.storage.migrations`)."""
+        return migrations.apply_migrations(self, component, migrations_)

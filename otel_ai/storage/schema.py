@@ -6,13 +6,14 @@ column names, types and value encodings, so Grafana's ClickHouse datasource in O
 data unchanged. Extra columns are ours (``IngestEncoding``, ``IngestTransport``, span flags and
 dropped counts); our own tables are prefixed ``otel_ai_``.
 
-Cluster mode (DESIGN.md decisions 2 and 10): every MergeTree table becomes ``<name>_local`` with a
+Cluster mode (docs/decisions/0002 and 0010): every MergeTree table becomes ``<name>_local`` with a
 ``Replicated*MergeTree`` engine created ``ON CLUSTER``, plus a ``Distributed`` table under the
 public name; materialized views read and write the local tables so they fire on each shard.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -365,3 +366,37 @@ CORE_MIGRATIONS: tuple[Migration, ...] = (
 )
 
 MIGRATIONS_TABLE = "otel_ai_schema_migrations"
+
+_NESTED = re.compile(r"^(\w+) Nested \($")
+_COMPUTED = re.compile(r"\b(DEFAULT|MATERIALIZED|ALIAS|EPHEMERAL)\b")
+
+
+def insert_columns(spec: TableSpec) -> tuple[str, ...]:
+    """The columns an INSERT writes, in DDL order, read from ``spec.columns``.
+
+    ``Nested`` columns expand to their ``Parent.Child`` arrays; computed columns (``DEFAULT``,
+    ``MATERIALIZED``...) and ``INDEX`` lines are left out. Every decoder writes this order, so
+    the DDL is the one definition of a table's columns.
+    """
+    out: list[str] = []
+    parent: str | None = None
+    for line in (raw.strip() for raw in spec.columns.splitlines()):
+        if not line or line.startswith("INDEX "):
+            continue
+        if parent is not None:
+            if line.startswith(")"):
+                parent = None
+            else:
+                out.append(f"{parent}.{line.split()[0]}")
+            continue
+        nested = _NESTED.match(line)
+        if nested:
+            parent = nested.group(1)
+        elif not _COMPUTED.search(line):
+            out.append(line.split()[0])
+    return tuple(out)
+
+
+TRACE_COLUMNS = insert_columns(TRACES)
+LOG_COLUMNS = insert_columns(LOGS)
+METRIC_COLUMNS: dict[str, tuple[str, ...]] = {kind: insert_columns(t) for kind, t in METRIC_TABLES.items()}

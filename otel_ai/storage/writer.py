@@ -1,14 +1,14 @@
 """Batch writer of validated OTLP payloads into the contrib-compatible telemetry tables.
 
-Three decoders (DESIGN.md decision 3, ``pipeline.decoder``):
+Three decoders (docs/decisions/0003-decode-path.md, ``pipeline.decoder``):
 
 * ``native`` (default) — spans (protobuf, and OTLP/JSON transcoded in C) flattened in C into one
-  ClickHouse ``Native`` block per batch (:mod:`otel_ai.storage.decode_native`); what it does not
+  ClickHouse ``Native`` block per batch (:mod:`otel_ai.storage.decoders.native`); what it does not
   cover (logs, metrics, content it declines) goes to ``engine`` on chDB and to ``python`` on a server.
 * ``engine`` — ClickHouse decodes OTLP itself (``Protobuf`` input format with an OTLP schema, or
-  typed ``JSONEachRow`` for OTLP/JSON) and flattens it in SQL; see :mod:`otel_ai.storage.decode_engine`.
+  typed ``JSONEachRow`` for OTLP/JSON) and flattens it in SQL; see :mod:`otel_ai.storage.decoders.engine`.
 * ``python`` — upb parse + Python flatten + column-oriented insert; see
-  :mod:`otel_ai.storage.decode_python`. Portable fallback and benchmark baseline.
+  :mod:`otel_ai.storage.decoders.python`. Portable fallback and benchmark baseline.
 
 ``write`` is blocking (called from pipeline worker threads) and raises
 :class:`~otel_ai.errors.StorageError` (retryable when storage is unreachable) or
@@ -24,9 +24,12 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from otel_ai.errors import DecodeError, StorageError
+from prometheus_client import CollectorRegistry
+
 from otel_ai.model import Payload
-from otel_ai.storage import decode_native, decode_python
+from otel_ai.storage.client import Storage
+from otel_ai.storage.decoders import native
+from otel_ai.storage.decoders.python import write_python
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,7 @@ DECODERS = ("native", "engine", "python")
 STALE_SCRATCH_S = 3600
 
 
-def _scratch_dir(storage: Any) -> str | None:
+def _scratch_dir(storage: Storage) -> str | None:
     """The engine's scratch dir (made if missing), cleared of what killed processes left in it."""
     path = getattr(storage, "scratch_dir", None)
     if path is None:
@@ -62,13 +65,15 @@ def _scratch_dir(storage: Any) -> str | None:
 class TelemetryWriter:
     """Writes batches of payloads of one signal; thread-safe (the storage client is)."""
 
-    def __init__(self, storage: Any, *, decoder: str = "native", registry: Any = None) -> None:
+    def __init__(
+        self, storage: Storage, *, decoder: str = "native", registry: CollectorRegistry | None = None
+    ) -> None:
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
         self.storage = storage
         self.registry = registry
         embedded = getattr(storage, "embedded", True)
-        if decoder == "native" and not decode_native.available():
+        if decoder == "native" and not native.available():
             log.warning("the native decoder was not built (no C compiler at install time); using engine")
             decoder = "engine"
         if decoder == "engine" and not embedded:
@@ -84,13 +89,13 @@ class TelemetryWriter:
         self._native: Any = None
         scratch = None  # where the engine reads insert files from (chDB only)
         if decoder != "python" and embedded:
-            from otel_ai.storage.decode_engine import EngineDecoder
+            from otel_ai.storage.decoders.engine import EngineDecoder
 
             scratch = _scratch_dir(storage)
             self._engine = EngineDecoder(storage, fallback=write, tmp_dir=scratch)
             write = _Counted(self._engine, engine_fallbacks)
         if decoder == "native":
-            self._native = decode_native.NativeDecoder(storage, write, tmp_dir=scratch)
+            self._native = native.NativeDecoder(storage, write, tmp_dir=scratch)
             write = _Counted(self._native, native_fallbacks)
         self._write = write
 
@@ -120,26 +125,6 @@ class _Counted:
         self.decoder.write(payloads)
         if self.counter is not None and self.decoder.fallbacks > before:
             self.counter.labels(signal=payloads[0].signal).inc(self.decoder.fallbacks - before)
-
-
-def write_python(storage: Any, payloads: Sequence[Payload]) -> None:
-    """The python decoder: flatten every payload and insert each table column-oriented."""
-    tables = decode_python.flatten(payloads)
-    for table, rows in tables.items():
-        if not rows:
-            continue
-        columns = [list(col) for col in zip(*rows, strict=True)]
-        try:
-            # Over HTTP the INSERT's settings are URL parameters; chDB's driver would pay a SET and
-            # a restore per setting, so this (fallback) path builds every index there.
-            settings = None if storage.embedded else storage.insert_settings
-            storage.insert(
-                table, columns, decode_python.columns_of(table), column_oriented=True, settings=settings
-            )
-        except StorageError:
-            raise
-        except (TypeError, ValueError, OverflowError) as exc:  # a value the driver cannot encode
-            raise DecodeError(f"cannot encode rows for {table}: {exc}") from exc
 
 
 def _metrics(registry: Any) -> tuple[Any, Any, Any]:

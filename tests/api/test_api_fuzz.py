@@ -17,7 +17,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.helpers import InProcessDaemon, daemon_config
+from otel_ai.testing.daemons import InProcessDaemon, daemon_config
 
 # Endpoints that call the language model (each example would wait for a completion).
 _SLOW = r"^/api/v1/llm/(generate|health|conversations/\{conv_id\}/messages)"

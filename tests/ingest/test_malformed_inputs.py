@@ -19,8 +19,8 @@ import pytest
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from tests.helpers import InProcessDaemon, daemon_config
-from tests.ingest.otlp_payloads import json_span, json_trace, trace_request
+from otel_ai.testing.daemons import InProcessDaemon, daemon_config
+from otel_ai.testing.otlp_payloads import json_span, json_trace, trace_request
 
 MAX_BODY = 2 * 1024 * 1024
 PB = {"content-type": "application/x-protobuf"}

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 from google.rpc import status_pb2
 
-from tests.helpers import InProcessDaemon
-from tests.ingest.otlp_payloads import trace_request
+from otel_ai.testing.daemons import InProcessDaemon
+from otel_ai.testing.otlp_payloads import trace_request
 
 PB = {"content-type": "application/x-protobuf"}
 
@@ -58,6 +58,6 @@ def test_unknown_content_type_is_counted_as_unknown_not_protobuf(make_daemon: An
     }
 
     metrics = daemon.get("/metrics").text
-    line = 'otelai_receiver_requests_total{encoding="unknown",outcome="unsupported",signal="traces",transport="http"} 3.0'
+    line = 'otel_ai_receiver_requests_total{encoding="unknown",outcome="unsupported",signal="traces",transport="http"} 3.0'
     assert line in metrics
     assert 'encoding="protobuf",outcome="unsupported"' not in metrics

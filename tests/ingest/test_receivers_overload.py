@@ -15,7 +15,7 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from otel_ai.model import Payload
-from tests.ingest.otlp_payloads import trace_request
+from otel_ai.testing.otlp_payloads import trace_request
 
 GRPC_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 PB = {"content-type": "application/x-protobuf"}
@@ -105,7 +105,7 @@ def test_overload_503_and_unavailable_with_retry_info(make_daemon: Any) -> None:
         assert d.get(f"/api/v1/traces/{requests[i][1]}").status_code == 404
     metrics = d.get("/metrics").text
     assert (
-        'otelai_receiver_items_total{encoding="protobuf",outcome="refused",signal="traces",transport="http"}'
+        'otel_ai_receiver_items_total{encoding="protobuf",outcome="refused",signal="traces",transport="http"}'
         in metrics
     )
     assert d.get("/api/v1/status").json()["pipeline"]["queue"]["items"] == 0

@@ -22,7 +22,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from tests.helpers import InProcessDaemon, daemon_config
+from otel_ai.testing.daemons import InProcessDaemon, daemon_config
 
 TOKEN = "s3cret-ingest"
 API_TOKEN = "s3cret-api"

@@ -8,7 +8,7 @@
 //
 // Prints {"trace_id", "remote_parent_id", "server_span_id", "client_span_id", "server_start_ns",
 // "client_start_ns"} as JSON on stdout; exits 1 when the daemon did not acknowledge every span.
-// The span contents are fixed here and asserted field by field in tests/ingest/test_js_sdk.py:
+// The span contents are fixed here and asserted field by field in tests/system/test_sdk_js.py:
 // change both together.
 
 import { randomBytes } from 'node:crypto';

@@ -1,19 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from otel_ai.llm import LLMConfig, LLMManager
-from tests.llm.fakes import FakeLLMServer
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeLLMServer]:
-    server = FakeLLMServer().start()
-    yield server
-    server.stop()
+from otel_ai.testing.llm_server import FakeLLMServer
 
 
 def make_config(fake: FakeLLMServer, deployments: list[dict[str, Any]], **extra: Any) -> LLMConfig:

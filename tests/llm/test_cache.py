@@ -7,8 +7,8 @@ import pytest
 from otel_ai.llm import LLMResponse
 from otel_ai.llm.cache import ResponseCache, cache_key
 from otel_ai.llm.config import CacheConfig
+from otel_ai.testing.llm_server import FakeLLMServer
 from tests.llm.conftest import SleepRecorder, make_config, manager
-from tests.llm.fakes import FakeLLMServer
 
 OPENAI = {"name": "oa", "group": "smart", "provider": "openai", "model": "gpt-4o-mini"}
 

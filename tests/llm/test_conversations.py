@@ -10,8 +10,8 @@ from otel_ai.llm.conversations import trim_to_window
 from otel_ai.llm.service import build_llm_manager
 from otel_ai.llm.types import Message
 from otel_ai.storage import Storage
+from otel_ai.testing.llm_server import FakeLLMServer
 from tests.llm.conftest import make_config
-from tests.llm.fakes import FakeLLMServer
 
 OPENAI = {"name": "oa", "group": "smart", "provider": "openai", "model": "gpt-4o-mini"}
 

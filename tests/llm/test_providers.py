@@ -9,8 +9,8 @@ import pytest
 
 from otel_ai.llm import BadResponse, LLMResponse, Timeout
 from otel_ai.llm.errors import AuthFailed, ContextTooLarge, ProviderUnavailable, RateLimited
+from otel_ai.testing.llm_server import FakeLLMServer
 from tests.llm.conftest import SleepRecorder, make_config, manager
-from tests.llm.fakes import FakeLLMServer
 
 OPENAI = {"name": "oa", "group": "smart", "provider": "openai", "model": "gpt-4o-mini"}
 ANTHROPIC = {"name": "claude", "group": "smart", "provider": "anthropic", "model": "claude-haiku-4-5"}

@@ -11,8 +11,8 @@ from otel_ai.llm import AllProvidersFailed, InvalidRequest
 from otel_ai.llm.breaker import CircuitBreaker
 from otel_ai.llm.config import BreakerConfig, LLMConfig, RetryConfig
 from otel_ai.llm.router import backoff_delay
+from otel_ai.testing.llm_server import FakeLLMServer
 from tests.llm.conftest import SleepRecorder, make_config, manager
-from tests.llm.fakes import FakeLLMServer
 
 OPENAI = {"name": "oa", "group": "smart", "provider": "openai", "model": "gpt-4o-mini"}
 

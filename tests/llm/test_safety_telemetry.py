@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from otel_ai.llm import semconv as sc
 from otel_ai.llm.redact import luhn_ok, quote_data, redact
+from otel_ai.testing.llm_server import FakeLLMServer
 from tests.llm.conftest import make_config, manager
-from tests.llm.fakes import FakeLLMServer
 
 SECRETS = "key sk-proj-abcdefghijklmnopqrstuvwx, Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload, mail ops@example.com from 10.1.2.3 card 4111 1111 1111 1111 password=hunter2"
 

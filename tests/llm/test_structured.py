@@ -9,8 +9,8 @@ import pytest
 from otel_ai.llm import SCHEMAS, BadResponse, InvalidRequest
 from otel_ai.llm.providers.rules import fill_insight, minimal_instance
 from otel_ai.llm.structured import ThinkFilter, extract_json, validate
+from otel_ai.testing.llm_server import FakeLLMServer
 from tests.llm.conftest import make_config, manager
-from tests.llm.fakes import FakeLLMServer
 
 OPENAI = {"name": "oa", "group": "smart", "provider": "openai", "model": "gpt-4o-mini"}
 EVIDENCE = {

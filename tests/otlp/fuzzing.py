@@ -22,8 +22,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from otel_ai.errors import DecodeError
 from otel_ai.otlp import validate as v
 from otel_ai.otlp.limits import Limits
-from otel_ai.storage import decode_native, decode_python
-from tests.ingest import otlp_samples as s
+from otel_ai.storage.decoders import native as decode_native
+from otel_ai.storage.decoders import python as decode_python
+from otel_ai.testing import otlp_samples as s
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 LIMITS = Limits(max_attributes=64, max_attribute_bytes=2048)  # small, so the fuzz reaches them

@@ -3,7 +3,7 @@
 Each case sends one body over real HTTP or gRPC to a real daemon (``pipeline.ack: insert`` and
 ``spool``) and checks the answer (200 with ``partial_success``, or 400 / INVALID_ARGUMENT), the
 reason counted in ``/metrics``, and that exactly the acknowledged items can be queried — none
-dropped after the ack (``otelai_pipeline_dropped_items_total`` stays 0).
+dropped after the ack (``otel_ai_pipeline_dropped_items_total`` stays 0).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from tests.helpers import InProcessDaemon, daemon_config
-from tests.otlp import cases as c
+from otel_ai.testing import otlp_cases as c
+from otel_ai.testing.daemons import InProcessDaemon, daemon_config
 
 RESPONSES = {
     "traces": (ExportTraceServiceResponse, "rejected_spans", "rejectedSpans"),
@@ -140,7 +140,9 @@ def daemon(
     d = InProcessDaemon(cfg, ep).start()
     yield d
     d.stop()
-    dropped = d.daemon.registry.get_sample_value("otelai_pipeline_dropped_items_total", {"reason": "invalid"})
+    dropped = d.daemon.registry.get_sample_value(
+        "otel_ai_pipeline_dropped_items_total", {"reason": "invalid"}
+    )
     assert not dropped, f"ack: {request.param} dropped {dropped} acknowledged items"
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from otel_ai.errors import InstanceLocked
 from otel_ai.instance import claim_spool, claim_store, default_spool_dir
-from tests.helpers import ROOT, endpoints
+from otel_ai.testing.daemons import ROOT, endpoints
 
 
 @pytest.mark.parametrize(

@@ -10,27 +10,12 @@ import time
 from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_ai.model import Payload
-from otel_ai.storage import Storage, decode_native
-from otel_ai.storage.writer import write_python
-from tests.otlp.cases import now_ns
-
-
-def _request(keys: list[str], *, resource_keys: list[str] | None = None, tid: bytes = b"\x07" * 16) -> bytes:
-    req = ExportTraceServiceRequest()
-    rs = req.resource_spans.add()
-    for i, k in enumerate(resource_keys or []):
-        rs.resource.attributes.add(key=k).value.int_value = i
-    sp = rs.scope_spans.add().spans.add(trace_id=tid, span_id=b"\x01" * 8, name="many")
-    sp.start_time_unix_nano = now_ns()
-    for i, k in enumerate(keys):
-        sp.attributes.add(key=k).value.string_value = f"v{i}"
-    ev = sp.events.add(time_unix_nano=sp.start_time_unix_nano, name="e")
-    for i, k in enumerate(keys[:40]):
-        ev.attributes.add(key=k).value.int_value = i
-    return req.SerializeToString()
+from otel_ai.storage import Storage
+from otel_ai.storage.decoders import native as decode_native
+from otel_ai.storage.decoders.python import write_python
+from otel_ai.testing.otlp_cases import many_attributes_request
 
 
 def _flatten_seconds(body: bytes) -> float:
@@ -49,8 +34,8 @@ def test_attribute_handling_is_linear_up_to_100k() -> None:
     The quadratic scan took 0.20 s at 10k and 0.74 s at 20k attributes, so ~20 s at 100k; the
     key index takes ~15-40 ms here (bench/hardening.py prints the figures).
     """
-    distinct = _request([f"key.{i}" for i in range(100_000)])
-    repeated = _request([f"key.{i % 1000}" for i in range(100_000)])
+    distinct = many_attributes_request([f"key.{i}" for i in range(100_000)])
+    repeated = many_attributes_request([f"key.{i % 1000}" for i in range(100_000)])
     assert _flatten_seconds(distinct) < 1.0
     assert _flatten_seconds(repeated) < 1.0
 
@@ -69,8 +54,12 @@ def test_attribute_handling_is_linear_up_to_100k() -> None:
 def test_repeated_keys_first_position_last_value_like_python(storage: Storage, keys: list[str]) -> None:
     native_tid, py_tid = b"\x0a" * 16, b"\x0b" * 16
     rkeys = [f"r{i % 19}" for i in range(60)]
-    native = Payload("traces", "protobuf", "http", _request(keys, resource_keys=rkeys, tid=native_tid), 1)
-    python = Payload("traces", "protobuf", "http", _request(keys, resource_keys=rkeys, tid=py_tid), 1)
+    native = Payload(
+        "traces", "protobuf", "http", many_attributes_request(keys, resource_keys=rkeys, tid=native_tid), 1
+    )
+    python = Payload(
+        "traces", "protobuf", "http", many_attributes_request(keys, resource_keys=rkeys, tid=py_tid), 1
+    )
 
     def fail(_: Any) -> None:
         raise AssertionError("the native decoder handed the batch over")

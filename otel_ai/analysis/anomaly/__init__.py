@@ -1,1 +1,1 @@
-"""Autoencoder anomaly detection with root-cause ranking (DESIGN.md decision 7)."""
+"""Autoencoder anomaly detection with root-cause ranking (docs/decisions/0007-anomaly-estimator-contract.md)."""

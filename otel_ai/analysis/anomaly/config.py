@@ -1,6 +1,6 @@
 """Configuration of anomaly detection (YAML section ``anomaly``).
 
-Defaults follow the research notes (``anomaly_anchors.md`` §4): 1-minute windows, a false-alarm
+Defaults (docs/anomaly.md): 1-minute windows, a false-alarm
 budget calibrated on held-out normal windows, open after 2 abnormal windows, close after 5 normal
 ones, expiry after 48 h, a nightly retrain on the trailing 7 days.
 """
@@ -44,6 +44,27 @@ class AnomalyConfig(BaseModel):
     )
     value_term: bool = Field(
         default=True, description="score a figure's own deviation too, not only its reconstruction error"
+    )
+    # Count tests (``stats.py``): exact small-count tests over multi-resolution windows.
+    count_tests: bool = Field(
+        default=True, description="also score additive counts (quiet entities, retries, queue lag)"
+    )
+    resolutions_s: list[int] = Field(
+        default=[60, 300, 900], min_length=1, max_length=6,
+        description="window lengths of the count tests; quiet entities use the longer ones",
+    )  # fmt: skip
+    count_min: int = Field(
+        default=20, ge=1, description="spans per window that make a resolution long enough"
+    )
+    count_false_alarm_rate: float = Field(default=0.001, gt=0, lt=0.5)
+    min_ratio: float = Field(
+        default=3.0, ge=1.0, description="a share (slow, errors) must reach this x its baseline"
+    )
+    min_drop: float = Field(default=0.3, gt=0, lt=1, description="a traffic drop must be at least this share")
+    min_latency_change: float = Field(
+        default=0.2,
+        ge=0,
+        description="latency figures of the autoencoder count only when this far from baseline",
     )
     # Hysteresis, merging and expiry.
     open_after: int = Field(default=2, ge=1)

@@ -1,8 +1,8 @@
-"""Window detectors with scikit-learn's estimator contract (DESIGN.md decision 7).
+"""Window detectors with scikit-learn's estimator contract (docs/decisions/0007-anomaly-estimator-contract.md).
 
 ``X`` is windows x (features + ``n_context`` context columns); NaN marks a masked value (volume
 guard), which is imputed with the training median and never scored. Every detector here shares
-one calibration (``anomaly_anchors.md`` §4.4):
+one calibration:
 
 1. a per-feature deviation ``e_j ≥ 0`` (the autoencoder: squared reconstruction residual over its
    median on training windows; baselines: squared z-scores and the like);
@@ -32,29 +32,38 @@ import warnings
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_array as sk_check_array
 
 from otel_ai.errors import DetectorError
 
-MIN_SAMPLES = 20
+MIN_SAMPLES = 10
 VOLUME_GROUPS = frozenset({"rate"})  # pool groups whose own deviation the value term scores
 
 
-def check_array(X: Any, *, n_columns: int | None = None) -> np.ndarray:
+class NotFitted(DetectorError, NotFittedError):
+    """Scoring before ``fit`` (scikit-learn's ``NotFittedError`` too)."""
+
+
+def check_array(X: Any, *, n_columns: int | None = None, name: str = "the detector") -> np.ndarray:
+    """2-D float array, NaN allowed (masked values), inf refused; scikit-learn's messages."""
     try:
-        arr = np.asarray(X, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise DetectorError(f"X must be numeric: {exc}") from None
-    if arr.ndim != 2:
-        raise DetectorError(f"X must be 2-D (windows x features), got shape {arr.shape}")
+        arr = sk_check_array(X, dtype=np.float64, ensure_all_finite="allow-nan", ensure_min_samples=1)
+    except ValueError as exc:
+        raise DetectorError(str(exc)) from None
     if n_columns is not None and arr.shape[1] != n_columns:
-        raise DetectorError(f"X has {arr.shape[1]} columns, the detector was fitted with {n_columns}")
-    if np.isinf(arr).any():
-        raise DetectorError("X contains infinite values")
-    return arr
+        raise DetectorError(
+            f"X has {arr.shape[1]} features, but {name} is expecting {n_columns} features as input"
+        )
+    return np.asarray(arr)
 
 
-class WindowDetector:
-    """Shared calibration; subclasses implement ``_fit_core`` and ``_deviation``."""
+class WindowDetector(OutlierMixin, BaseEstimator):  # type: ignore[misc]
+    """Shared calibration; subclasses implement ``_fit_core`` and ``_deviation``.
+
+    A scikit-learn estimator (``BaseEstimator``/``OutlierMixin``: ``get_params``/``set_params``,
+    ``clone``, ``fit_predict``); NaN input is allowed (masked values)."""
 
     calibrated = True
     fixed_threshold = 9.0  # for uncalibrated variants: z² > 9 ⇔ |z| > 3
@@ -96,7 +105,7 @@ class WindowDetector:
                 f"X needs at least one feature column besides {self.n_context} context columns"
             )
         if n < MIN_SAMPLES:
-            raise DetectorError(f"need at least {MIN_SAMPLES} windows to fit, got {n}")
+            raise DetectorError(f"need at least {MIN_SAMPLES} windows to fit, got n_samples = {n}")
         if not 0 < self.false_alarm_rate < 0.5:
             raise DetectorError(f"false_alarm_rate must be in (0, 0.5), got {self.false_alarm_rate}")
         train, cal = self._split(X)
@@ -200,8 +209,8 @@ class WindowDetector:
 
     def _check_fitted(self, X: Any) -> np.ndarray:
         if not hasattr(self, "threshold_"):
-            raise DetectorError(f"{type(self).__name__} is not fitted yet: call fit() first")
-        return check_array(X, n_columns=self.n_features_in_)
+            raise NotFitted(f"{type(self).__name__} is not fitted yet: call fit() first")
+        return check_array(X, n_columns=self.n_features_in_, name=type(self).__name__)
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:
         """Robust z (median/IQR), clipped, minus the time-of-day profile when ``seasonal_slots``;
@@ -251,7 +260,7 @@ class WindowDetector:
         """Per time-of-day slot, the median robust z of every feature (the daily profile).
 
         Only with ``seasonal_slots`` > 0, time-of-day context, and at least 3 windows in every
-        slot (in practice a full day of history: ``anomaly_anchors.md`` §4.6); else no profile.
+        slot (in practice a full day of history); else no profile.
         """
         d = train.shape[1] - self.n_context
         k = self.seasonal_slots
@@ -275,11 +284,10 @@ class WindowDetector:
     def _deviation(self, Z: np.ndarray, ctx: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        import inspect
-
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {k: getattr(self, k) for k in names}
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
 
 
 def pot_quantile(values: np.ndarray, p: float, tail_quantile: float = 0.95) -> tuple[float, float]:
@@ -373,7 +381,7 @@ class AutoencoderDetector(WindowDetector):
         Zf = np.nan_to_num(Z, nan=0.0)
         mlp = MLPRegressor(
             hidden_layer_sizes=(h, b, h), activation=self.activation, alpha=self.alpha,
-            learning_rate_init=1e-3, max_iter=self.max_iter, early_stopping=True, n_iter_no_change=10,
+            learning_rate_init=1e-3, max_iter=self.max_iter, early_stopping=len(Zf) >= 50, n_iter_no_change=10,
             random_state=self.random_state,
         )  # fmt: skip
         with warnings.catch_warnings():

@@ -2,7 +2,7 @@
 
 The same :class:`Tracker` runs live (one new window per cycle) and over a replayed range, so a
 backfill evaluation exercises exactly the code that pages in production. Rules
-(``anomaly_anchors.md`` §4.4): open after ``open_after`` consecutive abnormal windows; close after
+(docs/anomaly.md): open after ``open_after`` consecutive abnormal windows; close after
 ``close_after`` windows below ``close_ratio x threshold``; expire after ``expire_s``. Services that
 are abnormal in the same window and connected in the service graph form one component; components
 that touch an existing track join it, so a fault and its propagation are ONE anomaly.
@@ -20,7 +20,8 @@ import numpy as np
 from otel_ai.analysis.anomaly.config import AnomalyConfig
 from otel_ai.analysis.anomaly.detector import WindowDetector
 from otel_ai.analysis.anomaly.features import METRICS, Feature, FeatureFrame, inverse
-from otel_ai.analysis.anomaly.rca import rank_root_causes
+from otel_ai.analysis.anomaly.rca import TRAFFIC, rank_root_causes
+from otel_ai.analysis.anomaly.stats import StatScores
 from otel_ai.timeutil import rfc3339
 
 UP_ONLY = frozenset({"err"})
@@ -49,9 +50,14 @@ class Scored:
 MARGINAL_GATE = 0.25
 
 
+LATENCY_METRICS = frozenset({"p50", "p95", "p99", "self"})
+
+
 def score_frame(
-    det: WindowDetector, frame: FeatureFrame, model_id: str, *, gate: float = MARGINAL_GATE
-) -> Scored:
+    det: WindowDetector, frame: FeatureFrame, model_id: str, *, gate: float = MARGINAL_GATE,
+    stats: StatScores | None = None, peer_edges: list[tuple[str, str]] | None = None,
+    min_latency_change: float = 0.0,
+) -> Scored:  # fmt: skip
     """Calibrated per-feature scores, gated by the value's own deviation.
 
     An autoencoder smears a fault: one broken input shifts the reconstruction of healthy
@@ -71,12 +77,43 @@ def score_frame(
     if down.any():
         F = F.copy()
         F[:, down] = np.where(frame.X[:, down] < ref[:, down], 0.0, F[:, down])
+    if min_latency_change > 0 and exp is not None:
+        F = _latency_floor(frame, F, exp, min_latency_change)
+    if stats is not None:
+        frame, F, exp = _with_stats(frame, F, exp, stats, peer_edges or [])
     scored = Scored(frame, F, exp, float(det.threshold_), model_id)
     owners: dict[str, list[int]] = {}
     for j, f in enumerate(frame.features):
         owners.setdefault(f.owner, []).append(j)
     scored.S = {s: F[:, cols].max(axis=1) for s, cols in owners.items()}
     return scored
+
+
+def _latency_floor(frame: FeatureFrame, F: np.ndarray, exp: np.ndarray, change: float) -> np.ndarray:
+    """Latency figures count only when they moved by more than ``change`` (relative): a busy
+    service's p50 is so stable that a +10% deploy step is "significant", but it is no incident."""
+    cols = np.array([f.metric in LATENCY_METRICS for f in frame.features], bool)
+    if not cols.any():
+        return F
+    F = F.copy()
+    base = np.column_stack([inverse(f.metric, exp[:, j]) for j, f in enumerate(frame.features) if cols[j]])
+    with np.errstate(all="ignore"):
+        ratio = frame.raw[:, cols] / np.maximum(base, 1e-9)
+    small = np.nan_to_num(np.abs(np.log(ratio)), nan=0.0) < np.log1p(change)
+    F[:, cols] = np.where(small, 0.0, F[:, cols])
+    return F
+
+
+def _with_stats(frame: FeatureFrame, F: np.ndarray, exp: np.ndarray | None, st: StatScores,
+                peer_edges: list[tuple[str, str]]) -> tuple[FeatureFrame, np.ndarray, np.ndarray | None]:  # fmt: skip
+    """The frame widened by the count tests' columns (values and baselines in natural units)."""
+    ref = exp if exp is not None else np.full(frame.X.shape, np.nan)
+    edges = sorted(set(frame.edges) | set(peer_edges))
+    wide = FeatureFrame(
+        frame.windows, frame.window_s, frame.features + st.features, np.hstack([frame.X, st.raw]),
+        np.hstack([frame.raw, st.raw]), frame.context, frame.services, edges, frame.volume, frame.unanswered,
+    )  # fmt: skip
+    return wide, np.hstack([F, st.F]), np.hstack([ref, st.expected])
 
 
 @dataclass
@@ -235,7 +272,7 @@ def _parse(text: str) -> float:
 def describe(
     track: Track, scored: Scored, *, closed: bool, top_k: int = 5, open_after: int = 2
 ) -> dict[str, Any]:
-    """The API shape of one anomaly (DESIGN.md contract), built from the scored windows."""
+    """The API shape of one anomaly (the contract in docs/anomaly.md), built from the scored windows."""
     fr, thr, w = scored.frame, scored.threshold, scored.frame.window_s
     i0 = scored.index_of(track.first) or 0
     i1 = scored.index_of(track.last)
@@ -259,6 +296,7 @@ def describe(
     k = max(1, min(open_after, i1 + 1 - onset))
     top_metrics: dict[str, list[tuple[str, float]]] = {}
     dropped: dict[str, list[tuple[str, float]]] = {}  # caller → callees it reaches less often
+    retrying: dict[str, list[str]] = {}  # caller → callees it re-sends calls to
     for j, f in enumerate(fr.features):
         if f.owner in track.services and _run(scored.F[span, j] > thr) >= k:
             at = onset + int(np.argmax(scored.F[span, j]))
@@ -266,6 +304,8 @@ def describe(
             top_metrics.setdefault(f.owner, []).append((f.metric, signed))
             if f.kind == "edge" and f.metric == "cpr" and signed < 0:
                 dropped.setdefault(f.service, []).append((f.target, signed))
+            if f.metric == "retries" and signed > 0:
+                retrying.setdefault(f.service, []).append(f.target)
     # A callee that refused calls (client errors with no server span) is unreachable, and explains
     # why the calls after it were skipped too. Only refusals make a callee a suspect: calls that
     # were merely skipped (fewer calls per request, no refusals) follow from a failure elsewhere.
@@ -284,9 +324,10 @@ def describe(
     root = rank_root_causes(
         services=fr.services, edges=fr.edges, score=peak_by_svc, onset=onset_by_svc, anomalous=anomalous,
         top_metrics=top_metrics, threshold=thr, dropped_calls={c: d for c, d in suspects.items() if d},
+        retrying=retrying,
     )  # fmt: skip
     all_metrics = {m for ms in top_metrics.values() for m, _ in ms}
-    surge = bool(anomalous) and not root and all_metrics <= {"rate"}
+    surge = bool(anomalous) and not root and all_metrics <= TRAFFIC
     if not surge and _load_induced(top_metrics):
         # More traffic everywhere, and the only other change is latency going up where traffic
         # went up: the load explains the latency (a flash crowd), so no service is the cause.
@@ -335,14 +376,14 @@ def describe(
 
 
 def _load_induced(top_metrics: dict[str, list[tuple[str, float]]]) -> bool:
-    busier = {s for s, ms in top_metrics.items() if any(m == "rate" and v > 0 for m, v in ms)}
+    busier = {s for s, ms in top_metrics.items() if any(m in TRAFFIC and v > 0 for m, v in ms)}
     if len(busier) < 2:
         return False
     for s, ms in top_metrics.items():
         for m, v in ms:
-            if m == "rate" and v > 0:
+            if m in TRAFFIC and v > 0:
                 continue
-            if m in {"p50", "p95", "p99", "self"} and v > 0 and s in busier:
+            if m in {"p50", "p95", "p99", "self", "slow"} and v > 0 and s in busier:
                 continue
             return False
     return True
@@ -357,8 +398,15 @@ def _run(mask: np.ndarray) -> int:
     return best
 
 
+COUNT_METRICS = frozenset({"slow", "self_slow", "errors", "volume", "cfail", "retries", "lag"})
+
+
 def _signed(scored: Scored, i: int, j: int) -> float:
+    """Signed deviation at window ``i`` (log ratio for the count tests' natural units)."""
     fr = scored.frame
+    if fr.features[j].metric in COUNT_METRICS and scored.expected is not None:
+        x, e = float(np.nan_to_num(fr.raw[i, j])), float(np.nan_to_num(scored.expected[i, j]))
+        return float(np.log((x + 1e-3) / (e + 1e-3)))
     if scored.expected is None:
         return float(np.nan_to_num(fr.X[i, j] - np.nanmedian(fr.X[:, j])))
     return float(np.nan_to_num(fr.X[i, j] - scored.expected[i, j]))
@@ -391,17 +439,23 @@ def _round(v: float | None) -> float | None:
 
 def _kind(metrics: list[tuple[str, float]]) -> str:
     names = {m for m, _ in metrics}
-    if "err" in names:
+    if "retries" in names:
+        return "retry_storm"
+    if "lag" in names:
+        return "queue_lag"
+    if names & {"err", "errors"}:
         return "own_errors"
-    if "self" in names:
+    if "cfail" in names:
+        return "failing_or_unreachable_dependency"
+    if names & {"self", "self_slow"}:
         return "slow_itself"
     if "cpr" in names:
         return "retry_storm_or_fanout"
     if names & {"childless", "spans_per_trace"}:
         return "structure_change"
-    if names and names <= {"rate"}:
+    if names and names <= TRAFFIC:
         return "traffic_drop"
-    if names & {"p50", "p95", "p99"}:
+    if names & {"p50", "p95", "p99", "slow"}:
         return "slow_dependency"
     return "unknown"
 

@@ -1,7 +1,7 @@
 """Window features pulled from ``otel_traces`` by one SQL query per time range.
 
 Every window (default 1 minute) of the range gets, per service, per top operation and per
-service→service edge, the figures of ``anomaly_anchors.md`` §4.1: request rate, error ratio,
+service→service edge, these figures: request rate, error ratio,
 p50/p95/p99 latency, self-time per request (duration minus direct children), calls per request to
 each dependency, span structure (spans per trace, share of entry spans without children), and the
 time-of-day context. The query returns all windows at once (long format) and :func:`pivot` turns
@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -99,7 +100,16 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "childless": ("entry spans without children", "ratio", "raw"),
     "spans_per_trace": ("spans per trace", "spans", "log1p"),
     "cpr": ("calls per request", "calls", "log1p"),
+    # count tests (``stats.py``): shares and rates in natural units, judged by exact-tail tests
+    "slow": ("share slower than its usual p95", "ratio", "raw"),
+    "self_slow": ("share with self-time above its usual p95", "ratio", "raw"),
+    "errors": ("error share (count test)", "ratio", "raw"),
+    "volume": ("requests vs time-of-day profile", "req/min", "raw"),
+    "cfail": ("failed client calls", "ratio", "raw"),
+    "retries": ("re-sent calls per logical call", "calls", "raw"),
+    "lag": ("queue lag above its usual p95", "ratio", "raw"),
 }
+CALLER_METRICS = frozenset({"cpr", "retries"})  # edge figures that point at the caller
 VOLUME_METRICS = frozenset({"rate"})
 
 
@@ -148,7 +158,7 @@ class Feature:
     @property
     def owner(self) -> str:
         """The service a deviation of this feature points at (calls per request: the caller)."""
-        if self.kind == "edge" and self.metric != "cpr":
+        if self.kind == "edge" and self.metric not in CALLER_METRICS:
             return self.target
         return self.service
 
@@ -159,6 +169,8 @@ class Feature:
             return f"{self.service} {self.operation}: {what}"
         if self.kind == "edge":
             return f"{self.service}→{self.target}: {what}"
+        if self.kind == "queue":
+            return f"{self.service} ← {self.operation}: {what}"
         return f"{self.service}: {what}"
 
     @staticmethod
@@ -243,6 +255,11 @@ def time_context(windows: np.ndarray, window_s: int) -> np.ndarray:
     return np.column_stack([np.sin(phase), np.cos(phase)])
 
 
+# chDB cannot read Map subcolumns of some parts (``SpanAttributes.key_peer.service``): read whole maps.
+MAP_SETTINGS = {"optimize_functions_to_subcolumns": 0}
+QueryFn = Callable[[Storage, datetime, datetime, int], list[tuple]]
+
+
 def _query_rows(storage: Storage, start: datetime, end: datetime, window_s: int) -> list[tuple]:
     params = {
         "db": storage.database,
@@ -250,15 +267,16 @@ def _query_rows(storage: Storage, start: datetime, end: datetime, window_s: int)
         "start": start.astimezone(UTC).replace(tzinfo=None),
         "end": end.astimezone(UTC).replace(tzinfo=None),
     }
-    return list(storage.query(FEATURES_SQL, params))
+    return list(storage.query(FEATURES_SQL, params, settings=MAP_SETTINGS))
 
 
-def _read_windows(storage: Storage, lo: float, hi: float, w: int, floor: float, ceil: float) -> list[tuple]:
+def _read_windows(storage: Storage, lo: float, hi: float, w: int, floor: float, ceil: float,
+                  query: QueryFn = _query_rows) -> list[tuple]:  # fmt: skip
     """Rows of the windows of ``[lo, hi)``, read with one window more on either side (inside
     ``[floor, ceil)``): their spans pair with these windows' (a parent in the window before,
     children in the window after), their rows are dropped."""
     keep_lo = int(lo) // w * w
-    rows = _query_rows(storage, _at(max(floor, lo - w)), _at(min(ceil, hi + w)), w)
+    rows = query(storage, _at(max(floor, lo - w)), _at(min(ceil, hi + w)), w)
     return [r for r in rows if keep_lo <= int(r[1]) < hi]
 
 
@@ -296,13 +314,17 @@ class WindowRows:
     whole.
     """
 
-    def __init__(self, refresh: int) -> None:
+    def __init__(
+        self, refresh: int, query: QueryFn = _query_rows, parse: Callable[[list[tuple]], Any] | None = None
+    ) -> None:
         self.refresh = max(1, refresh)
+        self.query = query
+        self.parse = parse or Rows.from_tuples
         self.rows: dict[int, list[tuple]] = {}
         self.until: int | None = None  # end of the last range read (unix seconds)
         self.windows_read = 0  # windows queried (for tests and metrics)
 
-    def fetch(self, storage: Storage, start_ts: int, end_ts: int, window_s: int) -> Rows:
+    def fetch(self, storage: Storage, start_ts: int, end_ts: int, window_s: int) -> Any:
         """Rows of ``[start_ts, end_ts)``; both bounds are multiples of ``window_s``."""
         w = window_s
         keep_from, old = start_ts, {}
@@ -310,11 +332,11 @@ class WindowRows:
             keep_from = max(start_ts, self.until - self.refresh * w)
             old = {win: r for win, r in self.rows.items() if start_ts <= win < keep_from}
         fresh: dict[int, list[tuple]] = {}
-        for row in _read_windows(storage, keep_from, end_ts, w, start_ts, end_ts):
+        for row in _read_windows(storage, keep_from, end_ts, w, start_ts, end_ts, self.query):
             fresh.setdefault(int(row[1]), []).append(row)
         self.windows_read += (end_ts - max(start_ts, keep_from - w)) // w
         self.rows, self.until = old | fresh, end_ts
-        return Rows.from_tuples([row for win in sorted(self.rows) for row in self.rows[win]])
+        return self.parse([row for win in sorted(self.rows) for row in self.rows[win]])
 
 
 def _at(ts: float) -> datetime:

@@ -1,4 +1,4 @@
-"""Root-cause ranking over the service graph (``anomaly_anchors.md`` §4.7-4.8).
+"""Root-cause ranking over the service graph (docs/anomaly.md, "Root cause").
 
 Primary rule: the *deepest anomalous dependency* — anomalous services none of whose (transitive)
 callees are anomalous, earliest onset first. Personalized PageRank over the anomaly subgraph
@@ -17,8 +17,12 @@ from collections.abc import Iterable
 
 import numpy as np
 
-LATENCY = frozenset({"p50", "p95", "p99"})
-OWN = frozenset({"err", "self"})  # evidence that a service itself misbehaves
+LATENCY = frozenset({"p50", "p95", "p99", "slow"})
+OWN = frozenset(
+    {"err", "self", "self_slow", "errors", "cfail", "lag"}
+)  # evidence that a service itself misbehaves
+TRAFFIC = frozenset({"rate", "volume"})
+SERVER_SIDE = frozenset({"err", "errors", "self", "self_slow", "slow"})
 
 
 def descendants(graph: dict[str, set[str]], node: str) -> set[str]:
@@ -71,12 +75,15 @@ def rank_root_causes(
     top_metrics: dict[str, list[tuple[str, float]]],
     threshold: float,
     dropped_calls: dict[str, list[tuple[str, float]]] | None = None,
+    retrying: dict[str, list[str]] | None = None,
 ) -> list[dict[str, float | str]]:
     """``[{"service", "score"}]`` best first.
 
     ``score``: each service's peak calibrated score; ``onset``: its first abnormal window;
     ``top_metrics``: per service, (metric, signed deviation) of its abnormal features;
-    ``dropped_calls``: per caller, (callee, signed deviation) of abnormal falls in calls per request.
+    ``dropped_calls``: per caller, (callee, signed deviation) of abnormal falls in calls per request;
+    ``retrying``: per caller, the callees it re-sends calls to abnormally often (a retry storm: the
+    caller amplifies, unless the callee shows errors of its own — then the callee is the cause).
     """
     edges = list(edges)
     graph: dict[str, set[str]] = {}
@@ -85,10 +92,10 @@ def rank_root_causes(
         graph.setdefault(a, set()).add(b)
         callers.setdefault(b, set()).add(a)
     metrics = {s: {m for m, _ in top_metrics.get(s, [])} for s in anomalous}
-    if anomalous and all(ms <= {"rate"} for ms in metrics.values()):
+    if anomalous and all(ms <= TRAFFIC for ms in metrics.values()):
         # Which way did the traffic go? Weigh the moves, not the count of services that moved.
-        ups = sum(v for s in anomalous for m, v in top_metrics.get(s, []) if m == "rate" and v > 0)
-        downs = sum(-v for s in anomalous for m, v in top_metrics.get(s, []) if m == "rate" and v < 0)
+        ups = sum(v for s in anomalous for m, v in top_metrics.get(s, []) if m in TRAFFIC and v > 0)
+        downs = sum(-v for s in anomalous for m, v in top_metrics.get(s, []) if m in TRAFFIC and v < 0)
         if ups >= downs:
             return []  # a traffic surge (flash crowd) is not caused by a service
         # A traffic drop enters at the edge: blame the entry point(s) upstream of what dropped
@@ -107,23 +114,36 @@ def rank_root_causes(
 
     def symptom_only(s: str) -> bool:
         ms = metrics.get(s, set())
-        return (
-            bool(ms) and ms <= LATENCY | {"rate", "cpr", "spans_per_trace", "childless"} and "self" not in ms
-        )
+        return bool(ms) and ms <= LATENCY | TRAFFIC | {"cpr", "spans_per_trace", "childless"} and not ms & OWN
 
     own = {s for s, ms in metrics.items() if ms & OWN}
     unreachable: list[str] = []
     for caller, drops in sorted((dropped_calls or {}).items()):
         if caller in anomalous and not (graph.get(caller, set()) & own):
             unreachable += [t for t, _ in drops if t not in unreachable]  # caller's order: most likely first
+    # Server-side evidence of the callee (a failing call alone may be the caller's timeout).
+    served = {s for s, ms in top_metrics.items() if any(m in SERVER_SIDE and v > 0 for m, v in ms)}
+    retry_first = [c for c, callees in sorted((retrying or {}).items())
+                   if c in anomalous and c not in unreachable and not set(callees) & served]  # fmt: skip
+    unreachable += retry_first
     anomalous = anomalous | set(unreachable)
+    # Services whose traffic only fell are a consequence when something else has evidence of its
+    # own (the callees of an unreachable service lose their calls): they rank after the others.
+    fell = {s for s in anomalous if metrics.get(s) and metrics[s] <= TRAFFIC
+            and all(v < 0 for m, v in top_metrics.get(s, []) if m in TRAFFIC)}  # fmt: skip
+    if fell and anomalous - fell - set(unreachable):
+        anomalous = anomalous - fell
+    else:
+        fell = set()
     deepest = [s for s in anomalous if not (descendants(graph, s) & anomalous) and s not in unreachable]
     deepest.sort(key=lambda s: (symptom_only(s), onset.get(s, 1 << 62), -ppr.get(s, 0.0), s))
     others = sorted(
         anomalous - set(deepest) - set(unreachable), key=lambda s: (symptom_only(s), -ppr.get(s, 0.0), s)
     )
-    tail = sorted((s for s in services if s not in anomalous), key=lambda s: (-score.get(s, 0.0), s))
-    return _scored(unreachable + deepest + others + tail[:5])
+    tail = sorted(
+        (s for s in services if s not in anomalous and s not in fell), key=lambda s: (-score.get(s, 0.0), s)
+    )
+    return _scored(unreachable + deepest + others + sorted(fell) + tail[:5])
 
 
 def _scored(order: list[str]) -> list[dict[str, float | str]]:

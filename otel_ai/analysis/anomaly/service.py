@@ -10,6 +10,7 @@ Replay: :meth:`AnomalyService.detect` scores every window of a past range.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
@@ -20,13 +21,15 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from otel_ai.analysis.anomaly.config import AnomalyConfig
+from otel_ai.analysis.anomaly.counts import CountRows, fetch_counts, query_counts
 from otel_ai.analysis.anomaly.detector import AutoencoderDetector
 from otel_ai.analysis.anomaly.engine import Scored, Track, Tracker, anomaly_id, describe, score_frame
 from otel_ai.analysis.anomaly.features import Feature, FeatureFrame, WindowRows, extract, pivot, pool_groups
+from otel_ai.analysis.anomaly.stats import CountTests
 from otel_ai.analysis.anomaly.store import AnomalyStore, StoredModel
 from otel_ai.errors import DetectorError, InvalidParameter
 from otel_ai.storage import Storage
-from otel_ai.timeutil import parse_instant
+from otel_ai.timeutil import parse_instant, rfc3339
 
 log = logging.getLogger(__name__)
 LOOKBACK_WINDOWS = 30
@@ -34,10 +37,36 @@ EXCLUDE_MARGIN_S = 1800
 
 
 class Model:
-    """A fitted detector with its feature schema (what a stored model row holds)."""
+    """A fitted detector with its feature schema and count tests (what a stored model row holds)."""
 
-    def __init__(self, det: AutoencoderDetector, features: list[Feature], model_id: str, train_end: datetime):
+    def __init__(self, det: AutoencoderDetector, features: list[Feature], model_id: str, train_end: datetime,
+                 stats: CountTests | None = None, train_start: datetime | None = None,
+                 trained_at: datetime | None = None) -> None:  # fmt: skip
         self.det, self.features, self.model_id, self.train_end = det, features, model_id, train_end
+        self.stats = stats
+        self.train_start = train_start
+        self.trained_at = trained_at or datetime.now(UTC)
+
+    def to_bytes(self) -> bytes:
+        """One ``.npz`` (no pickle): the autoencoder's own blob and the count tests as JSON."""
+        buf = io.BytesIO()
+        parts = {"ae": np.frombuffer(self.det.to_bytes(), dtype=np.uint8)}
+        if self.stats is not None:
+            parts["stats"] = np.frombuffer(self.stats.to_json().encode(), dtype=np.uint8)
+        np.savez(buf, **parts)  # type: ignore[arg-type]
+        return buf.getvalue()
+
+    @staticmethod
+    def parts(blob: bytes) -> tuple[AutoencoderDetector, CountTests | None]:
+        try:
+            data = np.load(io.BytesIO(blob), allow_pickle=False)
+            ae = bytes(data["ae"])
+            st = CountTests.from_json(bytes(data["stats"]).decode()) if "stats" in data.files else None
+        except DetectorError:
+            raise
+        except Exception as exc:
+            raise DetectorError(f"stored model is unreadable: {exc}") from None
+        return AutoencoderDetector.from_bytes(ae), st
 
 
 class AnomalyService:
@@ -48,8 +77,12 @@ class AnomalyService:
         self.model: Model | None = None
         self.tracker = Tracker(config)
         self._windows = WindowRows(config.refresh_windows)  # the scoring cycles' feature rows
+        self._counts = WindowRows(config.refresh_windows, query_counts, CountRows.from_tuples)
         self._last_window: int | None = None
         self._lock = threading.Lock()
+        self._started_at = datetime.now(UTC)
+        self._last_retrain_at: datetime | None = None
+        self._training_since: datetime | None = None
         reg = registry if registry is not None else CollectorRegistry()
         self.m_cycles = Counter(
             "otel_ai_anomaly_cycles", "Detection cycles by outcome", ["outcome"], registry=reg
@@ -67,9 +100,10 @@ class AnomalyService:
         stored = self.store.latest_model(self.cfg.window_s)
         if stored is not None:
             try:
-                det = AutoencoderDetector.from_bytes(stored.blob)
+                det, stats = Model.parts(stored.blob)
                 feats = [Feature.parse(n) for n in stored.features]
-                self.model = Model(det, feats, stored.model_id, stored.train_end)
+                self.model = Model(det, feats, stored.model_id, stored.train_end, stats, stored.train_start,
+                                   stored.created_at)  # fmt: skip
                 self.m_trained.set(stored.created_at.timestamp())
                 log.info("anomaly: loaded model %s (%d features)", stored.model_id, len(feats))
             except DetectorError as exc:
@@ -127,24 +161,71 @@ class AnomalyService:
         det = self._detector(train)
         det.fit(np.hstack([train.X, train.context]))
         mid = f"ae-{end.astimezone(UTC):%Y%m%dT%H%M%S}-{len(frame.features)}f"
-        return Model(det, frame.features, mid, end)
+        stats = None
+        if self.cfg.count_tests:
+            stats = self._count_tests()
+            stats.fit(fetch_counts(self.storage, start, end, self.cfg.window_s), frame.windows, keep)
+        return Model(det, frame.features, mid, end, stats, start)
 
-    def retrain(self, now: datetime | None = None) -> bool:
-        """Train on the trailing ``train_days`` if enough history exists; persist and go live."""
-        now = now or datetime.now(UTC)
+    def _count_tests(self) -> CountTests:
+        c = self.cfg
+        return CountTests(window_s=c.window_s, resolutions_s=tuple(c.resolutions_s), min_count=c.count_min,
+                          false_alarm_rate=c.count_false_alarm_rate, min_ratio=c.min_ratio, min_drop=c.min_drop,
+                          slots=max(1, c.seasonal_slots))  # fmt: skip
+
+    def _score(self, model: Model, frame: FeatureFrame, counts: CountRows | None) -> Scored:
+        """Autoencoder scores, widened by the count tests when the model has them."""
+        st = peers = None
+        if model.stats is not None and counts is not None:
+            h, w = model.stats.history_windows, frame.window_s
+            lead = frame.windows[0] - w * np.arange(h, 0, -1) if len(frame.windows) else np.zeros(0, np.int64)
+            st = model.stats.score(counts, np.concatenate([lead, frame.windows]).astype(np.int64), first=h)
+            peers = model.stats.peer_edges()
+        return score_frame(model.det, frame, model.model_id, stats=st, peer_edges=peers,
+                           min_latency_change=self.cfg.min_latency_change)  # fmt: skip
+
+    def _range_counts(self, model: Model, start: datetime, end: datetime) -> CountRows | None:
+        if model.stats is None:
+            return None
+        lead = timedelta(seconds=model.stats.history_windows * self.cfg.window_s)
+        return fetch_counts(self.storage, start - lead, end, self.cfg.window_s)
+
+    def _history(self, now: datetime) -> tuple[datetime | None, float]:
+        """First span inside the training horizon and the seconds of history since it."""
         start = now - timedelta(days=self.cfg.train_days)
         rows = self.storage.query(
             "SELECT min(Timestamp), count() FROM {db:Identifier}.otel_traces WHERE Timestamp >= {s:DateTime64(9)}",
-            {"db": self.storage.database, "s": start.replace(tzinfo=None)},
+            {"db": self.storage.database, "s": start.astimezone(UTC).replace(tzinfo=None)},
         )
         first, count = rows[0] if rows else (None, 0)
-        if not count or (now - first.replace(tzinfo=UTC)).total_seconds() < self.cfg.min_history_s:
+        if not count or first is None:
+            return None, 0.0
+        first = max(first.replace(tzinfo=UTC), start)
+        return first, max(0.0, (now - first).total_seconds())
+
+    def retrain(self, now: datetime | None = None, *, force: bool = False) -> bool:
+        """Train on the trailing ``train_days`` if enough history exists; persist and go live.
+
+        ``force`` (``POST /api/v1/anomalies/retrain``): train now on whatever history there is,
+        down to ``FORCE_MIN_HISTORY_S`` (the model state then says how little it has seen)."""
+        now = now or datetime.now(UTC)
+        self._last_retrain_at = now
+        start = now - timedelta(days=self.cfg.train_days)
+        first, have = self._history(now)
+        need = FORCE_MIN_HISTORY_S if force else self.cfg.min_history_s
+        if first is None or have < need:
+            if force:
+                raise DetectorError(f"not enough history to train: {_dur(have)} of at least {_dur(need)}")
             return False
         exclude, adopted = self._exclusions(now)
-        model = self.train(max(start, first.replace(tzinfo=UTC)), now, exclude=exclude)
+        self._training_since = now
+        try:
+            model = self.train(max(start, first), now, exclude=exclude)
+        finally:
+            self._training_since = None
         self.store.save_model(
             StoredModel(model.model_id, now, self.cfg.window_s, start, now, [f.name for f in model.features],
-                        model.det.to_bytes()),
+                        model.to_bytes()),
             model.det.threshold_,
         )  # fmt: skip
         with self._lock:
@@ -196,7 +277,10 @@ class AnomalyService:
         frame = pivot(rows, model.features, datetime.fromtimestamp(start_ts, UTC),
                       datetime.fromtimestamp(end_ts, UTC), w, min_count=self.cfg.min_count,
                       min_errors=self.cfg.min_errors)  # fmt: skip
-        scored = score_frame(model.det, frame, model.model_id)
+        counts = None
+        if model.stats is not None:
+            counts = self._counts.fetch(self.storage, start_ts - model.stats.history_windows * w, end_ts, w)
+        scored = self._score(model, frame, counts)
         out: list[dict[str, Any]] = []
         with self._lock:
             for i, win in enumerate(frame.windows):
@@ -220,6 +304,7 @@ class AnomalyService:
             a["evidence"]["trace_ids"] = self._trace_ids(a)
             track.saved_peak, track.saved_services = track.peak, len(track.services)
             self.store.save_anomaly(a, source)
+            a["source"] = source
             if event == "open":
                 self.m_opened.labels(a["severity"]).inc()
             out.append(a)
@@ -255,24 +340,24 @@ class AnomalyService:
         else:
             raise InvalidParameter("train_since", "no live model yet: give train_since and train_until")
         frame = self._frame(model, since, until)
-        scored = score_frame(model.det, frame, model.model_id)
+        scored = self._score(model, frame, self._range_counts(model, since, until))
         tracker = Tracker(self.cfg)
         out: dict[str, dict[str, Any]] = {}
         for i in range(len(frame.windows)):
-            for a in self._handle(tracker.step(scored, i), scored, "detect"):
+            for a in self._handle(tracker.step(scored, i), scored, "replay"):
                 out[a["id"]] = a
         for t in tracker.tracks:  # still open at the end of the range: final description
             if t.opened and t.anomaly_id:
                 a = describe(t, scored, closed=False, open_after=self.cfg.open_after)
                 a["evidence"]["trace_ids"] = self._trace_ids(a)
-                self.store.save_anomaly(a, "detect")
-                out[a["id"]] = a
+                self.store.save_anomaly(a, "replay")
+                out[a["id"]] = a | {"source": "replay"}
         return sorted(out.values(), key=lambda a: (a["opened_at"], a["id"]))
 
     # -- reads ----------------------------------------------------------------------------------
     def list(self, since: datetime, until: datetime, *, service: str | None = None,
-             status: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
-        return self.store.find(since, until, service=service, status=status)
+             status: str | None = None, source: str = "live") -> list[dict[str, Any]]:  # fmt: skip
+        return self.store.find(since, until, service=service, status=status, source=source)
 
     def get(self, anomaly_id: str) -> dict[str, Any] | None:
         return self.store.get(anomaly_id)
@@ -281,6 +366,61 @@ class AnomalyService:
         m = self.model
         return {"model_id": m.model_id if m else None, "features": len(m.features) if m else 0,
                 "threshold": m.det.threshold_ if m else None, "checked_at": time.time()}  # fmt: skip
+
+    def model_state(self, now: datetime | None = None) -> dict[str, Any]:
+        """What the detector is doing, for ``GET /api/v1/anomalies`` (``"model"``) and the CLI."""
+        now = now or datetime.now(UTC)
+        nxt = (self._last_retrain_at or self._started_at) + timedelta(seconds=self.cfg.retrain_interval_s)
+        sooner = ("POST /api/v1/anomalies/retrain (otel-ai anomalies retrain) trains now on the history there is "
+                  f"(at least {_dur(FORCE_MIN_HISTORY_S)}); or lower anomaly.min_history_s")  # fmt: skip
+        m = self.model
+        out: dict[str, Any] = {"state": "no_model", "next_retrain_at": rfc3339(nxt)}
+        if self._training_since is not None:
+            out |= {"state": "training", "training_since": rfc3339(self._training_since)}
+        if m is None:
+            _first, have = self._history(now)
+            need = self.cfg.min_history_s
+            out |= {"history_s": round(have), "needed_s": need, "how_to_get_there_sooner": sooner,
+                    "text": f"no model yet: {_dur(have)} of {_dur(need)} history (no alerts until then)"}  # fmt: skip
+            if out["state"] == "training":
+                out["text"] = f"training the first model since {out['training_since']}"
+            return out
+        span = (m.train_end - m.train_start).total_seconds() if m.train_start else None
+        conf, note = _confidence(span)
+        out |= {"state": out["state"] if out["state"] == "training" else "trained", "model_id": m.model_id,
+                "trained_at": rfc3339(m.trained_at),
+                "train_range": {"start": rfc3339(m.train_start) if m.train_start else None,
+                                "end": rfc3339(m.train_end)},
+                "features": len(m.features), "count_tests": len(m.stats.tests) if m.stats else 0,
+                "confidence": conf,
+                "text": f"trained at {rfc3339(m.trained_at)} on {_dur(span or 0)} of history; {note}"}  # fmt: skip
+        if conf != "high":
+            out["how_to_get_there_sooner"] = "confidence grows with history; retraining runs every " + _dur(
+                self.cfg.retrain_interval_s
+            )
+        return out
+
+
+FORCE_MIN_HISTORY_S = 1800
+
+
+def _dur(seconds: float) -> str:
+    s = int(seconds)
+    if s >= 86400:
+        return f"{s / 86400:.1f} d"
+    if s >= 3600:
+        return f"{s / 3600:.1f} h"
+    return f"{s // 60} min"
+
+
+def _confidence(span_s: float | None) -> tuple[str, str]:
+    """Honest wording of how much a model trained on ``span_s`` of history can be trusted."""
+    if span_s is None or span_s < 86400:
+        return "low", ("less than a day of history: no time-of-day profile, so daily swings may alert; "
+                       "expect more false alarms until a full day has been seen")  # fmt: skip
+    if span_s < 7 * 86400:
+        return "medium", "under a week of history: weekly patterns (weekends) are not known yet"
+    return "high", "a week or more of history"
 
 
 def build_anomaly_service(storage: Storage, config: AnomalyConfig, registry: CollectorRegistry | None,

@@ -20,7 +20,9 @@ from otel_ai.storage.schema import Migration, TableSpec
 from otel_ai.timeutil import parse_instant, rfc3339
 
 COMPONENT = "anomaly"
-SCHEMA_VERSION = 2  # bump when the feature definitions change: older models are then ignored
+# Stored ``Source`` values per public source ("detect" is what replays were stored as before).
+SOURCES = {"live": ("live",), "replay": ("replay", "detect")}
+SCHEMA_VERSION = 3  # bump when the feature definitions change: older models are then ignored
 
 ANOMALIES = TableSpec(
     name="otel_ai_anomalies",
@@ -140,8 +142,8 @@ class AnomalyStore:
     )
 
     def find(self, start: datetime, end: datetime, *, service: str | None = None, status: str | None = None,
-             limit: int = 1000) -> list[dict[str, Any]]:  # fmt: skip
-        """Anomalies overlapping ``[start, end)``, newest first."""
+             source: str = "all", limit: int = 1000) -> list[dict[str, Any]]:  # fmt: skip
+        """Anomalies overlapping ``[start, end)``, newest first; ``source`` live|replay|all."""
         where = ["OpenedAt < {end:DateTime64(3)}", "(ClosedAt IS NULL OR ClosedAt >= {start:DateTime64(3)})"]
         params: dict[str, Any] = {"db": self.storage.database, "start": _naive(start), "end": _naive(end)}
         if service:
@@ -150,6 +152,9 @@ class AnomalyStore:
         if status:
             where.append("Status = {status:String}")
             params["status"] = status
+        if source != "all":
+            where.append("Source IN {sources:Array(String)}")
+            params["sources"] = list(SOURCES[source])
         sql = f"{self._SELECT} WHERE {' AND '.join(where)} ORDER BY OpenedAt DESC, Id LIMIT {int(limit)}"
         return [self._row(r) for r in self.storage.query(sql, params)]
 
@@ -174,7 +179,7 @@ class AnomalyStore:
             "id": aid,
             "entity": {"kind": kind, "service": svc, "operation": op or None, "target": target or None},
             "status": status,
-            "source": source,
+            "source": "replay" if source in SOURCES["replay"] else source,
             "opened_at": rfc3339(opened.replace(tzinfo=UTC)),
             "closed_at": rfc3339(closed.replace(tzinfo=UTC)) if closed else None,
             "score": score,

@@ -3,6 +3,14 @@
 A claim (or recommendation) is kept only when it cites at least one evidence id, every id it
 cites is known, and every entity it names is one the evidence is about. Telemetry text is data:
 nothing in a claim is executed or followed, it is only checked against the evidence.
+
+"Names" are found three ways: any entity of the known ``universe`` (every service and peer the
+store knows) written in the text; anything written in backticks (the prompts ask models to
+quote entity names that way); and bare tokens shaped like an entity id even when nobody knows
+them — an edge ``a->b``, a ``snake_case`` identifier, a hyphenated name ending in a component
+word (``billing-service``, ``user-db``), a host name (``api.example.com``). A name is fine when
+it is one of ``allowed_entities`` (or a part of one) or appears verbatim in ``evidence_text``
+(e.g. a table named inside a quoted statement).
 """
 
 from __future__ import annotations
@@ -12,10 +20,27 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from otel_ai.analysis.insights.model import KINDS
+
 # Names that look like entity ids: service-like tokens (letters, digits, '-', '_', '.', '/')
 # and edges written "a->b". Only names from the known universe (every entity the store knows)
 # are checked, so ordinary words never count as invented names.
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-/:]*(?:->[A-Za-z0-9][A-Za-z0-9_.\-/:]*)?")
+_QUOTED = re.compile(r"`([^`\n]{1,160})`")
+_COMPONENT_WORDS = (
+    "service", "svc", "api", "db", "database", "server", "worker", "cache", "queue", "gateway",
+    "backend", "proxy", "store", "broker", "topic", "cluster", "app",
+)  # fmt: skip
+_SHAPED = [
+    re.compile(r"[A-Za-z0-9][\w.\-/:]*->[A-Za-z0-9][\w.\-/:]*"),  # an edge
+    re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b"),  # snake_case identifier
+    re.compile(r"\b[a-z][a-z0-9]*(?:-[a-z0-9]+)*-(?:" + "|".join(_COMPONENT_WORDS) + r")s?\b", re.I),
+    re.compile(
+        r"\b[a-z0-9][a-z0-9\-]*(?:\.[a-z0-9\-]+)*\.(?:com|net|org|io|dev|cloud|internal|local|svc)\b", re.I
+    ),
+]
+_VOCABULARY = frozenset(KINDS)  # the insight kinds are words of the domain, not entities
+_NUMBERISH = re.compile(r"^[\d.,%:\s+\-x\u00d7/]*(?:ms|s|us|µs|ns|m|h|%|x|rps|req/s)?$", re.I)
 
 
 @dataclass(frozen=True)
@@ -34,6 +59,27 @@ def _names_in(text: str) -> set[str]:
     return names
 
 
+def _shaped_names(text: str) -> set[str]:
+    """Names written in backticks or shaped like entity ids, whether known or not."""
+    names = {m.group(1).strip() for m in _QUOTED.finditer(text)}
+    bare = _QUOTED.sub(" ", text)
+    for pattern in _SHAPED:
+        names.update(m.group(0).rstrip(".:,;") for m in pattern.finditer(bare))
+    return {n for n in names if n and not _NUMBERISH.match(n)}
+
+
+def _unknown_name(text: str, allowed_lower: set[str], evidence_lower: str) -> str | None:
+    for name in sorted(_shaped_names(text)):
+        low = name.lower()
+        if low in _VOCABULARY or low in allowed_lower or low in evidence_lower:
+            continue
+        parts = [p for p in re.split(r"->|:", low) if p]
+        if parts and all(p.strip() in allowed_lower or p.strip() in evidence_lower for p in parts):
+            continue
+        return name
+    return None
+
+
 def validate(
     items: Sequence[Mapping[str, Any]],
     evidence_ids: Iterable[str],
@@ -41,12 +87,15 @@ def validate(
     universe: Iterable[str] = (),
     *,
     text_keys: tuple[str, ...] = ("text",),
+    evidence_text: str = "",
 ) -> Verdict:
     """Split ``items`` (claims ``{"text", "evidence_ids"}`` or recommendations ``{"action",
     "rationale", "evidence_ids"}``) into kept and dropped ones.
 
     ``universe`` holds every entity name the store knows (services, virtual nodes); a claim
-    naming one of them that is not in ``allowed_entities`` is dropped as an invented subject.
+    naming one of them that is not in ``allowed_entities`` is dropped as an invented subject, and
+    so is one naming an unknown entity-shaped name (see the module docstring). ``evidence_text``
+    is the evidence's own wording (descriptions), in which quoted names are fine.
     """
     known_ids = set(evidence_ids)
     allowed = set(allowed_entities)
@@ -54,6 +103,8 @@ def validate(
         allowed.update(entity.split("->"))
         allowed.update(part for part in entity.split(":") if part)
     foreign = set(universe) - allowed
+    allowed_lower = {a.lower() for a in allowed}
+    evidence_lower = evidence_text.lower()
     kept: list[dict[str, Any]] = []
     dropped: list[tuple[dict[str, Any], str]] = []
     for item in items:
@@ -69,6 +120,10 @@ def validate(
         invented = sorted(_names_in(text) & foreign)
         if invented:
             dropped.append((dict(item), f"names {invented[0]!r}, which the evidence is not about"))
+            continue
+        unknown_name = _unknown_name(text, allowed_lower, evidence_lower)
+        if unknown_name is not None:
+            dropped.append((dict(item), f"names {unknown_name!r}, which is not in the evidence"))
             continue
         kept.append(dict(item))
     return Verdict(kept, dropped)

@@ -150,6 +150,8 @@ class DetectContext:
     window: Window
     topology: dict[str, Any] | None = None
     anomalies: Sequence[dict[str, Any]] = ()
+    # Per-run scratch the detectors share (e.g. the trace sample, read once per run).
+    cache: dict[str, Any] = field(default_factory=dict)
 
     @property
     def previous(self) -> Window:

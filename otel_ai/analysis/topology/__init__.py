@@ -1,1 +1,1 @@
-"""Service topology discovered with SQL over closed windows (DESIGN.md decision 6)."""
+"""Service topology discovered with SQL over closed windows (docs/decisions/0006-topology-in-sql.md)."""

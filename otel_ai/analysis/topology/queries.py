@@ -3,7 +3,7 @@
 Edges pair a child span with its parent span (same trace, ``ParentSpanId = SpanId``) or, for
 CONSUMER spans, with the span each link points at (``Links.TraceId``/``Links.SpanId``). Jaeger's
 rule, not the servicegraph connector's: any parent in another service makes an edge, so root
-spans count as parents and no client/server pairing TTL exists (ingest_anchors.md §3).
+spans count as parents and no client/server pairing TTL exists.
 
 Why the join looks the way it does: the seed's ``t1 JOIN t2`` on full rows ran out of memory at
 3M spans. Here both sides are narrow projections keyed by ``cityHash64(TraceId, SpanId)`` (one
@@ -168,7 +168,7 @@ _EDGE_KEYS = """
     multiIf(c.pk = 0, p.conn, c.via = 'link' OR c.ckind = 'Consumer', 'messaging',
             p.conn != '', p.conn, 'call') AS kind"""
 # Counts are of distinct (parent span, child span) pairs: at-least-once delivery may store a span
-# twice (DESIGN.md decision 4), and k copies of a parent joined to k of its child would otherwise
+# twice (at-least-once: docs/decisions/0004-at-least-once.md), and k copies of a parent joined to k of its child would otherwise
 # count k² calls. Copies share their timestamp, so they always meet in the same window and minute.
 _EDGE_FIGURES = f"""
     any(dest) AS destination,
@@ -237,6 +237,11 @@ EDGES_LIVE_RAW, EDGES_BY_MINUTE_RAW, EDGES_SQL_RAW = _edge_queries(_pairs(_PAREN
 # Spans per minute as the pairing join sees them, and what each rollup saw. Counted from the span
 # index itself, not from another view: views of one insert commit one after the other, so a
 # count from elsewhere could run ahead of the index and mark a minute clean that is not.
+# The first span of a window (the span index is ordered by time: this reads one granule).
+COVERED_SQL = """
+SELECT min(Timestamp) FROM {db:Identifier}.otel_ai_topology_spans
+WHERE Timestamp >= {lo:DateTime64(9)} AND Timestamp < {hi:DateTime64(9)}
+"""
 MINUTE_COUNTS_SQL = """
 SELECT toStartOfMinute(Timestamp) AS minute, count() FROM {db:Identifier}.otel_ai_topology_spans
 WHERE Timestamp >= {lo:DateTime64(9)} AND Timestamp < {hi:DateTime64(9)} GROUP BY minute

@@ -44,7 +44,7 @@ def _naive(t: datetime) -> datetime:
 
 
 class TopologyService:
-    """Topology discovery for any window; a scheduled rollup and snapshot job (DESIGN.md decision 6)."""
+    """Topology discovery for any window; a scheduled rollup and snapshot job (docs/decisions/0006-topology-in-sql.md)."""
 
     def __init__(self, storage: Storage, config: TopologyConfig, registry: CollectorRegistry) -> None:
         self.storage = storage
@@ -174,8 +174,22 @@ class TopologyService:
         return params
 
     # -- queries --------------------------------------------------------------------------------
+    def covered(self, start: datetime, end: datetime) -> tuple[datetime, float]:
+        """The part of ``[start, end)`` that data covers: from its first span to ``min(end, now)``.
+
+        Rates divide by these seconds, not the whole window: 35 s into a demo, a one-hour window
+        holds 35 s of traffic, and dividing by 3600 s would show 1/100 of the real rate.
+        """
+        hi = min(end, datetime.now(UTC))
+        rows = self.storage.query(
+            q.COVERED_SQL, {"db": self.storage.database, "lo": _naive(start), "hi": _naive(end)}
+        )
+        first = _utc(rows[0][0]) if rows and rows[0][0] is not None else None
+        lo = first if first is not None and start <= first < hi else start
+        return lo, max(1.0, (hi - lo).total_seconds())
+
     def topology(self, start: datetime, end: datetime) -> Topology:
-        seconds = (end - start).total_seconds()
+        covered_start, seconds = self.covered(start, end)
         t0 = time.perf_counter()
         params = self._plan(start, end)
         edge_rows = self.storage.query_dicts(q.EDGES_SQL, params, settings=self.edge_settings)
@@ -186,17 +200,18 @@ class TopologyService:
         self._query_seconds.labels("nodes").observe(time.perf_counter() - t1)
         edges, per_target = build_edges(edge_rows, seconds)
         nodes = build_nodes(node_rows, op_rows, ingest_rows, edges, per_target, seconds)
-        return Topology(window=_window(start, end), nodes=nodes, edges=edges)
+        return Topology(window=_window(start, end, covered_start, seconds), nodes=nodes, edges=edges)
 
     def services(self, start: datetime, end: datetime) -> ServicesResponse:
-        seconds = (end - start).total_seconds()
+        covered_start, seconds = self.covered(start, end)
         params = self._params(start, end)
         t0 = time.perf_counter()
         node_rows, op_rows = self._nodes(params)
         ingest_rows = self.storage.query_dicts(q.INGEST_SQL, params)
         self._query_seconds.labels("services").observe(time.perf_counter() - t0)
         return ServicesResponse(
-            window=_window(start, end), services=build_services(node_rows, op_rows, ingest_rows, seconds)
+            window=_window(start, end, covered_start, seconds),
+            services=build_services(node_rows, op_rows, ingest_rows, seconds),
         )
 
     def _nodes(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -313,8 +328,11 @@ def _utc(t: datetime) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
-def _window(start: datetime, end: datetime) -> Window:
-    return Window(start=rfc3339(start), end=rfc3339(end))
+def _window(
+    start: datetime, end: datetime, covered_start: datetime | None = None, covered_s: float | None = None
+) -> Window:
+    covered = rfc3339(covered_start) if covered_start is not None else None
+    return Window(start=rfc3339(start), end=rfc3339(end), covered_start=covered, covered_seconds=covered_s)
 
 
 def build_topology_service(

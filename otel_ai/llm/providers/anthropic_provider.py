@@ -26,7 +26,7 @@ from otel_ai.llm.errors import (
     RateLimited,
     Timeout,
 )
-from otel_ai.llm.providers.base import Provider, register_provider, retry_after_from_headers
+from otel_ai.llm.providers.base import Provider, retry_after_from_headers
 from otel_ai.llm.types import Chunk, ProviderCall, Usage
 
 _CONTEXT_HINTS = ("prompt is too long", "context window", "too many tokens", "maximum context")
@@ -184,6 +184,3 @@ class AnthropicProvider(Provider):
 
     async def aclose(self) -> None:
         await self._client.close()
-
-
-register_provider("anthropic", AnthropicProvider)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any, ClassVar
 
 from otel_ai.llm.config import EXTERNAL_PROVIDERS, DeploymentConfig, LLMConfig
@@ -50,33 +50,6 @@ class Provider:
     def status(self) -> dict[str, Any]:
         """Provider-specific health details (never secrets)."""
         return {}
-
-
-ProviderFactory = Callable[[DeploymentConfig, LLMConfig], Provider]
-PROVIDERS: dict[str, ProviderFactory] = {}
-_BUILTINS = frozenset({"openai", "anthropic", "local", "embedded", "rules"})
-
-
-def register_provider(kind: str, factory: ProviderFactory) -> None:
-    PROVIDERS[kind] = factory
-
-
-def make_provider(deployment: DeploymentConfig, config: LLMConfig) -> Provider:
-    _load_builtins()
-    try:
-        factory = PROVIDERS[deployment.provider]
-    except KeyError:
-        raise ValueError(
-            f"llm.deployments[{deployment.name}].provider: unknown provider {deployment.provider!r}"
-        ) from None
-    return factory(deployment, config)
-
-
-def _load_builtins() -> None:
-    if _BUILTINS.issubset(PROVIDERS):
-        return
-    # Imported lazily so `import otel_ai.llm` stays cheap; each module calls register_provider.
-    from otel_ai.llm.providers import anthropic_provider, embedded, openai_compat, rules  # noqa: F401
 
 
 def retry_after_from_headers(headers: Mapping[str, str] | None) -> float | None:

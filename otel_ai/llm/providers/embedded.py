@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from otel_ai.llm.errors import BadResponse, ContextTooLarge, InvalidRequest, ProviderUnavailable
-from otel_ai.llm.providers.base import Provider, register_provider
+from otel_ai.llm.providers.base import Provider
 from otel_ai.llm.types import Chunk, ProviderCall, Usage
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -203,6 +203,3 @@ class EmbeddedProvider(Provider):
             "loaded": bool(model and model.server is not None),
             "load_s": model.load_s if model else None,
         }
-
-
-register_provider("embedded", EmbeddedProvider)

@@ -22,7 +22,7 @@ from otel_ai.llm.errors import (
     RateLimited,
     Timeout,
 )
-from otel_ai.llm.providers.base import Provider, register_provider, retry_after_from_headers
+from otel_ai.llm.providers.base import Provider, retry_after_from_headers
 from otel_ai.llm.structured import ThinkFilter, strip_think
 from otel_ai.llm.types import Chunk, ProviderCall, Usage
 
@@ -192,7 +192,3 @@ class LocalProvider(OpenAIProvider):
 
     def _stream_filter(self) -> Callable[[str], str]:
         return ThinkFilter().feed
-
-
-register_provider("openai", OpenAIProvider)
-register_provider("local", LocalProvider)

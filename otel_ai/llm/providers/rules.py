@@ -12,7 +12,7 @@ import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from otel_ai.llm.providers.base import Provider, register_provider
+from otel_ai.llm.providers.base import Provider
 from otel_ai.llm.types import Chunk, ProviderCall, Usage, estimate_tokens
 
 MAX_CLAIMS = 5
@@ -145,6 +145,3 @@ class RulesProvider(Provider):
         )
         yield Chunk(text=text)
         yield Chunk(usage=usage, finish_reason="stop", response_model="rules")
-
-
-register_provider("rules", RulesProvider)

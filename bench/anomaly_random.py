@@ -1,0 +1,292 @@
+"""``bench/anomaly_eval.py --source random``: a random application per seed, nobody tuned on it.
+
+Per seed: ``otel_ai.analysis.anomaly.randomapp`` draws an application (6-30 services, uninstrumented
+peers, a queue, volumes over three orders of magnitude, diurnal traffic, 1-3 instances), writes
+``train_days`` of clean traffic and ``hours`` of test traffic with one fault every 50 minutes
+(every kind at medium and severe, a few mild ones, a third of them at the quietest eligible
+targets), a flash crowd (benign) and a permanent +10% deploy step (benign) at the end. Then:
+
+- the detector: :meth:`AnomalyService.detect` trained on the training days (the code path of
+  ``POST /api/v1/anomalies/detect``, in-process);
+- the baseline: per-service robust z over 5-minute windows of request rate, error ratio and p95,
+  alarm when the max |z| exceeds its maximum on the last training day; root causes by max |z|.
+
+Both are scored by the same protocol as the demo source (event level, no point-adjust).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from otel_ai.analysis.anomaly import randomapp as ra
+from otel_ai.analysis.anomaly.config import AnomalyConfig
+from otel_ai.analysis.anomaly.features import extract
+from otel_ai.analysis.anomaly.service import AnomalyService
+from otel_ai.storage import Storage
+from otel_ai.testing.stores import storage_at
+
+KINDS = ("latency", "errors", "unreachable", "retry", "lag", "traffic")
+MAGNITUDE = {  # mild, medium, severe
+    "latency": (2.0, 5.0, 10.0),  # self-time x
+    "errors": (0.05, 0.15, 0.4),  # error probability
+    "unreachable": (0.3, 0.6, 1.0),  # share of calls refused
+    "retry": (2, 3, 5),  # attempts per call
+    "lag": (2.0, 10.0, 60.0),  # seconds added to the queue lag
+    "traffic": (0.6, 0.5, 0.3),  # entry traffic x (-40 %, -50 %, -70 %)
+}
+LEVELS = ("mild", "medium", "severe")
+SLOT_MIN = 50
+
+
+def _targets(app: ra.App, kind: str) -> list[tuple[str, str, float]]:
+    """(target, callee, volume req/min) candidates of a fault kind."""
+    vol = app.volume()
+    if kind in ("latency", "errors"):
+        return [(s, "", vol[s]) for s in app.services]
+    if kind == "unreachable":
+        names = sorted({u.peer for u in app.units if u.kind != "queue"})
+        return [(n, "", vol[n]) for n in names]
+    if kind == "retry":
+        seen = {(app.services[u.caller], u.peer) for u in app.units if u.kind != "queue"}
+        return [(c, p, vol[c] * next(u.p for u in app.units if app.services[u.caller] == c and u.peer == p))
+                for c, p in sorted(seen)]  # fmt: skip
+    if kind == "lag":
+        return [(app.services[app.consumer], "", vol[app.services[app.consumer]])]
+    return [(app.services[0], "", vol[app.services[0]])]
+
+
+def schedule(app: ra.App, test_start: int, hours: float, seed: int) -> tuple[list[ra.Fault], list[dict]]:
+    rng = np.random.default_rng(seed + 1000)
+    slots = int(hours * 60 // SLOT_MIN)
+    cases = [(k, lvl) for k in KINDS for lvl in ("medium", "severe")]
+    cases += [(str(rng.choice(KINDS)), "mild") for _ in range(max(0, slots - 2 - len(cases)))]
+    order = [cases[i] for i in rng.permutation(len(cases))][: max(0, slots - 2)]
+    quiet_done: set[str] = set()
+    faults, truth = [], []
+    k = 0
+    for slot in range(slots):
+        start = test_start + slot * SLOT_MIN * 60 + 10 * 60
+        if slot == slots // 2:
+            faults.append(ra.Fault("traffic", app.services[0], start, start + 20 * 60, 3.0))
+            truth.append({"type": "flash_crowd", "service": None, "level": "benign", "start": start,
+                          "end": start + 1200, "benign": True})  # fmt: skip
+            continue
+        if slot == slots - 1:
+            tgt = str(rng.choice(app.services))
+            faults.append(ra.Fault("deploy", tgt, start, test_start + int(hours * 3600) + 3600, 1.1))
+            truth.append({"type": "deploy-latency-step", "service": tgt, "level": "benign", "start": start,
+                          "end": start + 1800, "benign": True})  # fmt: skip
+            continue
+        if k >= len(order):
+            continue
+        kind, lvl = order[k]
+        k += 1
+        cands = sorted(_targets(app, kind), key=lambda c: c[2])
+        quiet = kind not in quiet_done and (rng.random() < 0.5 or lvl != "mild")
+        pick = (
+            cands[int(rng.integers(0, min(3, len(cands))))]
+            if quiet
+            else cands[int(rng.integers(0, len(cands)))]
+        )
+        if quiet:
+            quiet_done.add(kind)
+        target, callee, volume = pick
+        dur = int(rng.integers(10, 21)) * 60
+        mag = MAGNITUDE[kind][LEVELS.index(lvl)]
+        faults.append(ra.Fault(kind, target, start, start + dur, mag, callee=callee))
+        label = target  # retry: the caller re-sending; lag: the consumer; traffic: the entry point
+        truth.append({"type": kind, "service": label, "level": lvl, "start": start, "end": start + dur,
+                      "benign": False, "volume": round(volume, 2), "magnitude": mag})  # fmt: skip
+    return faults, truth
+
+
+def robust_z(st: Storage, t0: datetime, test_start: datetime, end: datetime) -> tuple[list[dict], float]:
+    """Per-service robust z over 5-minute windows (rate, error ratio, p95), calibrated on the last
+    training day: alarm when a window's max |z| exceeds that day's maximum."""
+    t = time.perf_counter()
+    w = 300
+    cal_start = test_start - timedelta(days=1)
+    tr = extract(st, t0, cal_start, w, min_count=1, top_operations=0)
+    cols = [
+        j for j, f in enumerate(tr.features) if f.kind == "service" and f.metric in ("rate", "err", "p95")
+    ]
+    feats = [tr.features[j] for j in cols]
+    cal = extract(st, cal_start, test_start, w, min_count=1, features=feats)
+    te = extract(st, test_start, end, w, min_count=1, features=feats)
+    X = tr.X[:, cols]
+    med = np.nanmedian(X, axis=0)
+    mad = np.maximum(1.4826 * np.nanmedian(np.abs(X - med), axis=0), 0.02)
+    up_only = np.array([f.metric == "err" for f in feats])
+
+    def z(frame: Any) -> np.ndarray:
+        Z = (frame.X - med) / mad
+        Z = np.where(up_only, np.maximum(Z, 0), np.abs(Z))
+        return np.nan_to_num(Z)
+
+    thr = float(z(cal).max(axis=1).max()) if len(cal.windows) else 10.0
+    Zt = z(te)
+    score = Zt.max(axis=1) if Zt.shape[1] else np.zeros(len(te.windows))
+    found, i = [], 0
+    while i < len(score):
+        if score[i] > thr:
+            by_svc: dict[str, float] = {}
+            for j, f in enumerate(feats):
+                by_svc[f.service] = max(by_svc.get(f.service, 0.0), float(Zt[i, j]))
+            at = datetime.fromtimestamp(int(te.windows[i]), UTC)
+            iso = at.isoformat().replace("+00:00", "Z")
+            alert = (at + timedelta(seconds=w)).isoformat().replace("+00:00", "Z")
+            ranked = sorted(by_svc, key=lambda s: -by_svc[s])
+            found.append({"opened_at": iso, "severity": "warning", "evidence": {"alerted_at": alert, "abnormal": {}},
+                          "root_causes": [{"service": s, "score": by_svc[s]} for s in ranked]})  # fmt: skip
+            while i < len(score) and score[i] > thr:
+                i += 1
+        i += 1
+    return found, time.perf_counter() - t
+
+
+def run_seed(seed: int, path: str, *, train_days: float, hours: float, rate: float,
+             cfg: AnomalyConfig) -> dict[str, Any]:  # fmt: skip
+    """One random application (its own database under the one chDB ``path`` of the process):
+    generate, detect, baseline. Returns found anomalies and the truth."""
+    app = ra.random_app(seed, rate=rate)
+    st = storage_at(f"chdb://{path}", f"random_{seed}")
+    st.start()
+    try:
+        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+        t0 = now - timedelta(days=train_days, hours=hours)
+        test_start = t0 + timedelta(days=train_days)
+        end = test_start + timedelta(hours=hours)
+        faults, truth = schedule(app, int(test_start.timestamp()), hours, seed)
+        t = time.perf_counter()
+        spans = ra.write(st, app, int(t0.timestamp()), int((end - t0).total_seconds() // 60), faults, seed)
+        gen_s = time.perf_counter() - t
+        t = time.perf_counter()
+        svc = AnomalyService(st, cfg)
+        svc.start()
+        found = svc.detect(test_start, end, t0, test_start)
+        det_s = time.perf_counter() - t
+        base, base_s = robust_z(st, t0, test_start, end)
+        vol = app.volume()
+        return {"seed": seed, "app": app, "truth": truth, "found": found, "baseline": base, "spans": spans,
+                "gen_s": gen_s, "det_s": det_s, "base_s": base_s, "n_services": len(vol),
+                "services": len(app.services), "peers": len(vol) - len(app.services),
+                "vol_range": (min(vol.values()), max(vol.values()))}  # fmt: skip
+    finally:
+        st.command(f"DROP DATABASE IF EXISTS `{st.database}`")
+
+
+def _rows_of(res: dict[str, Any], key: str, evaluate: Any, margin: int) -> dict[str, Any]:
+    days = res["hours"] / 24
+    out = evaluate(res[key], res["truth"], days, res["n_services"], margin, unit=60)
+    return out
+
+
+def main(args: Any, evaluate: Any, summarize: Any) -> int:
+    """Run every seed, print per seed and pooled rows for the detector and the baseline."""
+    seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
+    cfg = AnomalyConfig(min_history_s=0, example_traces=0)
+    path = tempfile.mkdtemp(prefix="anomaly-random-")
+    print(f"random source: seeds {seeds}, {args.train_days} training days + {args.hours} test hours per seed, "
+          f"entry {args.rate:g} req/min, 1-min windows; faults every {SLOT_MIN} min; a fault is found when an "
+          f"anomaly opens in [start - 5 min, end + 5 min]; delays in minutes")  # fmt: skip
+    results = []
+    for seed in seeds:
+        t = time.perf_counter()
+        r = run_seed(
+            seed, f"{path}/ch", train_days=args.train_days, hours=args.hours, rate=args.rate, cfg=cfg
+        )
+        r["hours"] = args.hours
+        lo, hi = r["vol_range"]
+        print(f"seed {seed}: {r['services']} services + {r['peers']} peers, volumes {lo:.2f}-{hi:.0f} req/min, "
+              f"{r['spans']:,} spans (written {r['gen_s']:.0f}s), detector {r['det_s']:.0f}s, baseline "
+              f"{r['base_s']:.0f}s, total {time.perf_counter() - t:.0f}s")  # fmt: skip
+        for name, key in (("detector", "found"), ("robust-z", "baseline")):
+            r[name] = _rows_of(r, key, evaluate, 300)
+        if args.verbose:
+            _verbose(r)
+        results.append(r)
+    shutil.rmtree(path, ignore_errors=True)
+    report(results, summarize)
+    return 0
+
+
+def _verbose(r: dict[str, Any]) -> None:
+    from otel_ai.timeutil import parse_instant
+
+    for g in r["truth"]:
+        hit = next((a for a in r["found"] if g["start"] - 300 <= parse_instant(a["opened_at"]).timestamp()
+                    <= g["end"] + 300), None)  # fmt: skip
+        base = next((a for a in r["baseline"] if g["start"] - 300 <= parse_instant(a["opened_at"]).timestamp()
+                     <= g["end"] + 300), None)  # fmt: skip
+        what = (f"{hit['severity']} {[x['service'] for x in hit['root_causes'][:3]]} {hit['evidence']['abnormal']}"
+                if hit else "MISSED")  # fmt: skip
+        bw = [x["service"] for x in base["root_causes"][:2]] if base else "MISSED"
+        print(f"  {g['type']:20s} {g['level']:7s} {g['service'] or '-':18s} {g.get('volume', '')!s:>7s}/min -> "
+              f"{what} | robust-z {bw}")  # fmt: skip
+    for k in r["detector"]["fa_idx"]:
+        a = r["found"][k]
+        print("  false alarm", a["opened_at"], a["severity"], a["evidence"]["abnormal"])
+
+
+TARGETS = "targets (medium+severe, pooled): recall >= 0.9 at <= 1 FA/day, median delay <= 3 min (<= 10 min under 5 req/min), AC@1 >= 0.7, AC@3 >= 0.9, recall >= robust-z on every seed"
+
+
+def report(results: list[dict[str, Any]], summarize: Any) -> None:
+    hdr = (f"{'seed':>6s} {'detector':9s} {'level':8s} {'n':>3s} {'recall':>6s} {'prec':>5s} {'FA/day':>6s} "
+           f"{'dly50':>5s} {'dly<5':>5s} {'AC@1':>5s} {'AC@3':>5s}")  # fmt: skip
+    print("\n" + hdr)
+    pooled: dict[str, dict[str, list]] = {"detector": {}, "robust-z": {}}
+    fa: dict[str, float] = {"detector": 0.0, "robust-z": 0.0}
+    days = 0.0
+    per_seed_ok = True
+    for r in results:
+        d = r["hours"] / 24
+        days += d
+        recall = {}
+        for name in ("detector", "robust-z"):
+            ev = r[name]
+            fa[name] += ev["fa"]
+            for lvl in ("mild", "medium+severe"):
+                rows = ev["per"][("all", lvl)]
+                low = ev["per"][("low", lvl)]
+                pooled[name].setdefault(lvl, []).extend(rows)
+                pooled[name].setdefault("low " + lvl, []).extend(low)
+                s, sl = summarize(rows, ev["fa_day"], d), summarize(low, ev["fa_day"], d)
+                recall[(name, lvl)] = s["recall"]
+                print(f"{r['seed']:6d} {name:9s} {lvl[:8]:8s} {s['n']:3d} {s['recall']:6.2f} {s['precision']:5.2f} "
+                      f"{ev['fa_day']:6.1f} {s['delay_med']:5.1f} {sl['delay_med']:5.1f} {s['ac1']:5.2f} "
+                      f"{s['ac3']:5.2f}")  # fmt: skip
+        per_seed_ok &= recall[("detector", "medium+severe")] >= recall[("robust-z", "medium+severe")]
+    print()
+    for name in ("detector", "robust-z"):
+        for lvl in ("mild", "medium+severe"):
+            s = summarize(pooled[name][lvl], fa[name] / days, days)
+            sl = summarize(pooled[name]["low " + lvl], fa[name] / days, days)
+            print(f"{'pooled':>6s} {name:9s} {lvl[:8]:8s} {s['n']:3d} {s['recall']:6.2f} {s['precision']:5.2f} "
+                  f"{fa[name] / days:6.1f} {s['delay_med']:5.1f} {sl['delay_med']:5.1f} {s['ac1']:5.2f} "
+                  f"{s['ac3']:5.2f}")  # fmt: skip
+    print("\nper fault kind (pooled, medium+severe): detector recall / AC@1 | robust-z recall / AC@1")
+    kinds = sorted({k for r in results for (k, lvl) in r["detector"]["per"] if k not in ("all", "low")})
+    for k in kinds:
+        parts = []
+        for name in ("detector", "robust-z"):
+            rows = [
+                x for r in results for lvl in ("medium", "severe") for x in r[name]["per"].get((k, lvl), [])
+            ]
+            s = summarize(rows, 0.0, 1.0)
+            parts.append(f"{s['recall']:.2f} / {s['ac1']:.2f}")
+        print(f"  {k:14s} n={len(rows):3d}  {parts[0]} | {parts[1]}")
+    s = summarize(pooled["detector"]["medium+severe"], fa["detector"] / days, days)
+    sl = summarize(pooled["detector"]["low medium+severe"], fa["detector"] / days, days)
+    print(f"\n{TARGETS}")
+    checks = [("recall >= 0.9", s["recall"] >= 0.9), ("FA/day <= 1", fa["detector"] / days <= 1),
+              ("median delay <= 3 min", s["delay_med"] <= 3), ("delay under 5 req/min <= 10", sl["delay_med"] <= 10),
+              ("AC@1 >= 0.7", s["ac1"] >= 0.7), ("AC@3 >= 0.9", s["ac3"] >= 0.9),
+              ("recall >= robust-z on every seed", per_seed_ok)]  # fmt: skip
+    print("  " + "; ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in checks))

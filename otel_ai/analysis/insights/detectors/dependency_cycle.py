@@ -1,0 +1,168 @@
+"""``dependency_cycle``: a cycle in the service graph (any length), with its edges.
+
+Edges are service → service calls seen in the trace sample, plus the topology snapshot's
+service edges when the run has one. Each strongly connected component of two or more services
+is one finding (Tarjan's algorithm); its edges are the component's internal edges.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from otel_ai.analysis.insights.detectors.common import edge, evidence, key_of, node
+from otel_ai.analysis.insights.detectors.config import DetectorsConfig
+from otel_ai.analysis.insights.detectors.hits import Hits, impact
+from otel_ai.analysis.insights.detectors.sample import TraceSample, load
+from otel_ai.analysis.insights.model import DetectContext, Finding, Kind, Recommendation
+
+KIND: Kind = "dependency_cycle"
+
+
+def components(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with two or more nodes (iterative Tarjan), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    out: list[list[str]] = []
+    counter = 0
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph.get(start, ()))))]
+        index[start] = low[start] = counter
+        counter += 1
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            v, it = work[-1]
+            w = next(it, None)
+            if w is not None:
+                if w not in index:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on_stack.add(w)
+                    work.append((w, iter(sorted(graph.get(w, ())))))
+                elif w in on_stack:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    x = stack.pop()
+                    on_stack.discard(x)
+                    comp.append(x)
+                    if x == v:
+                        break
+                if len(comp) > 1:
+                    out.append(sorted(comp))
+    return sorted(out)
+
+
+class DependencyCycleDetector:
+    kind: Kind = KIND
+
+    def __init__(self, config: DetectorsConfig) -> None:
+        self.cfg, self.sample_cfg, self.n_examples = (
+            config.dependency_cycle,
+            config.sample,
+            config.example_traces,
+        )
+
+    def detect(self, ctx: DetectContext) -> list[Finding]:
+        sample = load(ctx, self.sample_cfg)
+        calls: dict[tuple[str, str], float] = defaultdict(float)
+        traces_by_edge: dict[tuple[str, str], Hits] = defaultdict(Hits)
+        for t in sample.traces:
+            scale = sample.scale(t.entry)
+            for s in t.spans:
+                if s.is_client and s.callee_kind == "service" and s.callee != s.service:
+                    calls[(s.service, s.callee)] += scale
+                    traces_by_edge[(s.service, s.callee)].add(t, t.root.start)
+        for e in (ctx.topology or {}).get("edges", []) or []:
+            if e.get("target_kind", "service") == "service" and e.get("source") and e.get("target"):
+                pair = (str(e["source"]), str(e["target"]))
+                if pair[0] != pair[1]:
+                    calls[pair] = max(calls[pair], float(e.get("call_count") or 0))
+        graph: dict[str, set[str]] = defaultdict(set)
+        for (a, b), n in calls.items():
+            if n >= self.cfg.min_calls:
+                graph[a].add(b)
+        out = []
+        for comp in components(graph):
+            members = set(comp)
+            edges = sorted((a, b) for (a, b) in calls if a in members and b in members and b in graph[a])
+            h = Hits()
+            per_trace: dict[str, int] = defaultdict(int)
+            for e in edges:
+                for tid in traces_by_edge[e].traces:
+                    per_trace[tid] += 1
+            for e in edges:
+                for tid, t in traces_by_edge[e].traces.items():
+                    if per_trace[tid] >= 2:
+                        h.add(t, t.root.start)
+            if sample.scaled(h.traces.values()) < self.cfg.min_traces:
+                continue
+            out.append(self._finding(sample, comp, edges, calls, h))
+        return out
+
+    def _finding(
+        self,
+        sample: TraceSample,
+        comp: list[str],
+        edges: list[tuple[str, str]],
+        calls: dict[tuple[str, str], float],
+        h: Hits,
+    ) -> Finding:
+        key = key_of(*comp)
+        ids = h.trace_ids(self.n_examples)
+        ev = [
+            evidence(
+                KIND,
+                key,
+                f"calls:{a}->{b}",
+                "topology",
+                f"calls {a} -> {b} in the window",
+                round(calls[(a, b)]),
+                None,
+                "calls",
+                ids,
+            )
+            for a, b in edges
+        ]
+        ev.append(
+            evidence(
+                KIND,
+                key,
+                "traces_through_cycle",
+                "trace",
+                "sampled traces crossing two or more edges of the cycle",
+                float(len(h.traces)),
+                None,
+                "traces",
+                ids,
+            )
+        )
+        text = " -> ".join([*comp, comp[0]]) if len(comp) == 2 else ", ".join(f"{a}->{b}" for a, b in edges)
+        return Finding(
+            kind=KIND,
+            category="architecture",
+            title=f"Dependency cycle between {', '.join(comp)}",
+            key=key,
+            entities=(*(node(s) for s in comp), *(edge(a, b) for a, b in edges)),
+            evidence=tuple(ev),
+            impact=impact(sample, h),
+            recommendations=(
+                Recommendation(
+                    f"Break the cycle {text}: move the shared logic into one of them, or turn the call back "
+                    "into an event; a cycle lets one slow service stall all of them and blocks independent deploys",
+                    f"{len(comp)} services call each other in a loop",
+                    tuple(e.id for e in ev),
+                ),
+            ),
+            facts={"services": ",".join(comp), "edges": len(edges)},
+        )

@@ -1,0 +1,18 @@
+"""``new_dependency``: an edge that appeared (see ``dependency_change``)."""
+
+from __future__ import annotations
+
+from otel_ai.analysis.insights.detectors.config import DetectorsConfig
+from otel_ai.analysis.insights.detectors.dependency_change import changes, finding
+from otel_ai.analysis.insights.model import DetectContext, Finding, Kind
+
+
+class NewDependencyDetector:
+    kind: Kind = "new_dependency"
+
+    def __init__(self, config: DetectorsConfig) -> None:
+        self.cfg = config.new_dependency
+
+    def detect(self, ctx: DetectContext) -> list[Finding]:
+        found = (finding(c, self.cfg.min_traces) for c in changes(ctx, self.cfg) if c.change == "new")
+        return [f for f in found if f is not None]
