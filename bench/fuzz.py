@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/fuzz.py [--minutes 5] [--seed 1] [--out fuzz-findings]
 
-Same oracle as ``tests/otlp/test_differential_fuzz.py`` (``tests/otlp/fuzzing.py``): every
+Same oracle as ``tests/otlp/test_differential_fuzz.py`` (``otel_ai/testing/fuzzing.py``): every
 mutated body gets the same verdict with and without the compiled fast paths, and an accepted one
 flattens in both decoders. Each finding is written to ``--out`` (the body, and a ``.txt`` with
 what disagreed); add the body to ``tests/otlp/corpus/`` once fixed, so it stays a regression test.
@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.otlp import fuzzing  # noqa: E402
+from otel_ai.testing import fuzzing  # noqa: E402
 
 
 def main() -> int:

@@ -131,8 +131,8 @@ def json_validation() -> None:
     """OTLP/JSON is parsed exactly before the ack: C for traces, protobuf's json_format otherwise."""
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-    from tests.ingest.otlp_payloads import trace_request
-    from tests.ingest.otlp_samples import to_json
+    from otel_ai.testing.otlp_payloads import trace_request
+    from otel_ai.testing.otlp_samples import to_json
 
     now = now_ns()
     req = ExportLogsServiceRequest()

@@ -1,7 +1,7 @@
 """The C decoder and transcoder against upb and the Python path: a bounded, seeded differential fuzz.
 
 Every mutated body must get the same verdict with and without the compiled fast paths, and an
-accepted one must flatten in both decoders (see ``tests/otlp/fuzzing.py``). The corpus
+accepted one must flatten in both decoders (see ``otel_ai/testing/fuzzing.py``). The corpus
 (``tests/otlp/corpus/``) keeps the crashers and findings of the hardening work as regression
 cases; ``bench/fuzz.py`` runs the same oracle for minutes (and under ASan/UBSan).
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.otlp import fuzzing
+from otel_ai.testing import fuzzing
 
 CORPUS = sorted(fuzzing.CORPUS.iterdir())
 
