@@ -127,6 +127,38 @@ def memory() -> None:
     print(f"\nmax RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
+def json_validation() -> None:
+    """OTLP/JSON is parsed exactly before the ack: C for traces, protobuf's json_format otherwise."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from otel_ai.testing.otlp_payloads import trace_request
+    from otel_ai.testing.otlp_samples import to_json
+
+    now = now_ns()
+    req = ExportLogsServiceRequest()
+    rl = req.resource_logs.add()
+    rl.resource.attributes.add(key="service.name").value.string_value = "svc"
+    sl = rl.scope_logs.add()
+    for i in range(512):
+        r = sl.log_records.add(time_unix_nano=now, observed_time_unix_nano=now, severity_number=9)
+        r.body.string_value = f"user {i} logged in"
+        for k in range(6):
+            r.attributes.add(key=f"attr.{k}").value.string_value = f"value-{k}-{i}"
+    logs = to_json(req)  # hex ids, as the spec writes them
+    traces = to_json(trace_request(512)[0])
+    print()
+    print("OTLP/JSON validation (512 items per request)")
+    for label, signal, body in (
+        ("traces (C transcoder)", "traces", traces),
+        ("logs (json_format)", "logs", logs),
+    ):
+        took = _best(lambda signal=signal, body=body: validate(signal, "json", "http", body))
+        print(
+            f"  {label:<24} {len(body) / 1024:7.0f} KiB  {took * 1000:7.1f} ms  {took / 512 * 1e6:7.1f} us/item"
+        )
+
+
 if __name__ == "__main__":
     attributes()
     memory()
+    json_validation()

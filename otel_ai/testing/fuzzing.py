@@ -5,7 +5,8 @@ OTLP/JSON transcoder) and without them (upb, ``json`` + protobuf's ``json_format
 same verdict — refused, or accepted with the same items, rejections and the same protobuf request.
 An accepted body must then flatten in both decoders (C: a block or ``Unsupported``, never a
 ``DecodeError``; Python: rows), since it was acknowledged. Used by the bounded run in
-``tests/otlp/test_differential_fuzz.py`` and the long one in ``bench/fuzz.py``.
+``tests/otlp/test_differential_fuzz.py`` and the long one in ``bench/fuzz.py`` (shared here, as
+``bench/`` does not import ``tests/``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from otel_ai.storage.decoders import native as decode_native
 from otel_ai.storage.decoders import python as decode_python
 from otel_ai.testing import otlp_samples as s
 
-CORPUS = Path(__file__).resolve().parents[2] / "tests" / "otlp" / "corpus"  # a checkout's regression bodies
+# the regression corpus lives with the tests (a checkout, not an installed package)
+CORPUS = Path(__file__).resolve().parents[2] / "tests" / "otlp" / "corpus"
 LIMITS = Limits(max_attributes=64, max_attribute_bytes=2048)  # small, so the fuzz reaches them
 
 JSON_SNIPPETS = [

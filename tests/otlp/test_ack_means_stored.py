@@ -35,7 +35,11 @@ SERVICES = {
     "logs": "opentelemetry.proto.collector.logs.v1.LogsService",
     "metrics": "opentelemetry.proto.collector.metrics.v1.MetricsService",
 }
-LIMITS = {"ingest.max_attributes": 64, "ingest.max_attribute_bytes": 4096}
+LIMITS = {
+    "ingest.max_attributes": 64,
+    "ingest.max_attribute_bytes": 4096,
+    "ingest.max_resource_amplification": 16,
+}
 
 
 @dataclass(frozen=True)

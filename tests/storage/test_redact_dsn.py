@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from otel_ai.errors import StorageError
-from otel_ai.storage import Storage
-from otel_ai.storage.client import redact_dsn
+from otel_ai.storage.dsn import redact_dsn
+from otel_ai.testing.stores import storage_at
 
 
 @pytest.mark.parametrize(
@@ -26,7 +26,7 @@ def test_redacted(dsn: str, shown: str) -> None:
 
 
 def test_the_startup_error_does_not_print_a_query_password() -> None:
-    st = Storage(
+    st = storage_at(
         "http://default@127.0.0.1:1/otel?password=hunter2", connect_timeout_s=0.5, query_timeout_s=0.5
     )
     with pytest.raises(StorageError) as err:
