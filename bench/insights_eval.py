@@ -55,6 +55,7 @@ class Found:
     claims: list[dict[str, Any]] = field(default_factory=list)
     evidence_ids: set[str] = field(default_factory=set)
     abstained: bool = False
+    store_note: bool = False  # a possible single point of failure on a database, queue or external
 
 
 @dataclass
@@ -78,7 +79,7 @@ class Score:
                 self.tp[f.kind] += 1
             elif f.kind in app.consequences:
                 continue
-            elif f.cap == "low" and f.kind == "single_point_of_failure":
+            elif f.store_note:
                 self.advisory += 1
             else:
                 self.fp[f.kind] += 1
@@ -130,7 +131,8 @@ def run_in_process(apps: list[patterns.App]) -> list[list[Found]]:
             for f in d.detect(ctx):
                 scfg = getattr(cfg, "scoring", None)
                 sev = scoring.severity(f, scfg) if scoring is not None and scfg is not None else None
-                found.append(Found(f.kind, {e.id for e in f.entities}, sev, f.severity_cap))
+                store = f.kind == "single_point_of_failure" and f.entities[0].kind != "service"
+                found.append(Found(f.kind, {e.id for e in f.entities}, sev, f.severity_cap, store_note=store))
         out.append(found)
     return out
 
@@ -201,9 +203,13 @@ def run_daemon(apps: list[patterns.App]) -> list[list[Found]]:
             r.raise_for_status()
             found = []
             for ins in r.json()["insights"]:
-                found.append(Found(ins["kind"], {e["id"] for e in ins.get("entities", [])}, ins.get("severity"),
-                                   "low" if ins.get("severity") in ("low", "info") else None, ins.get("claims", []),
-                                   {e["id"] for e in ins.get("evidence", [])}, bool(ins.get("abstained"))))  # fmt: skip
+                ents = ins.get("entities", [])
+                store = (
+                    ins["kind"] == "single_point_of_failure" and bool(ents) and ents[0]["kind"] != "service"
+                )
+                found.append(Found(ins["kind"], {e["id"] for e in ents}, ins.get("severity"), None,
+                                   ins.get("claims", []), {e["id"] for e in ins.get("evidence", [])},
+                                   bool(ins.get("abstained")), store_note=store))  # fmt: skip
             out.append(found)
         return out
     finally:
