@@ -1,4 +1,4 @@
-"""Evaluate anomaly detection + RCA against calibrated baselines (anomaly_anchors.md §5).
+"""Evaluate anomaly detection + RCA against calibrated baselines.
 
 ``--source demo`` (default): starts a real daemon (in this process, on loopback ports), backfills
 Astronomy-Shop traffic from the demo generator (``otel_ai.demo.runner.generate``: weekdays, clean

@@ -1,4 +1,4 @@
-"""Anomaly API (DESIGN.md contract): list, get one, replay detection over a past range."""
+"""Anomaly API: list, get one, replay detection over a past range."""
 
 from __future__ import annotations
 

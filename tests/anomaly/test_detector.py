@@ -1,4 +1,4 @@
-"""The estimator contract of the autoencoder and the baselines (DESIGN.md decision 7)."""
+"""The estimator contract of the autoencoder and the baselines."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Autoencoder anomaly detection with root-cause ranking (DESIGN.md decision 7)."""
+"""Autoencoder anomaly detection with root-cause ranking."""

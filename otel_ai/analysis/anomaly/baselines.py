@@ -1,6 +1,6 @@
 """Baseline detectors on the same features, scaling and calibration as the autoencoder.
 
-``anomaly_anchors.md`` §5.3: per-feature 3-sigma (raw |z| > 3, and calibrated to the budget),
+The usual comparators: per-feature 3-sigma (raw |z| > 3, and calibrated to the budget),
 robust z (median/MAD, the N-Sigma / RobustScorer family), a seasonal z-score (SigNoz-style, daily
 season by time-of-day slot), IsolationForest and PCA (a linear autoencoder). Raw variants show the
 alert-fatigue problem; calibrated ones are the fair comparison.

@@ -1,6 +1,6 @@
 """Configuration of anomaly detection (YAML section ``anomaly``).
 
-Defaults follow the research notes (``anomaly_anchors.md`` §4): 1-minute windows, a false-alarm
+Defaults: 1-minute windows, a false-alarm
 budget calibrated on held-out normal windows, open after 2 abnormal windows, close after 5 normal
 ones, expiry after 48 h, a nightly retrain on the trailing 7 days.
 """

@@ -1,8 +1,8 @@
-"""Window detectors with scikit-learn's estimator contract (DESIGN.md decision 7).
+"""Window detectors with scikit-learn's estimator contract.
 
 ``X`` is windows x (features + ``n_context`` context columns); NaN marks a masked value (volume
 guard), which is imputed with the training median and never scored. Every detector here shares
-one calibration (``anomaly_anchors.md`` §4.4):
+one calibration:
 
 1. a per-feature deviation ``e_j ≥ 0`` (the autoencoder: squared reconstruction residual over its
    median on training windows; baselines: squared z-scores and the like);
@@ -260,7 +260,7 @@ class WindowDetector(OutlierMixin, BaseEstimator):  # type: ignore[misc]
         """Per time-of-day slot, the median robust z of every feature (the daily profile).
 
         Only with ``seasonal_slots`` > 0, time-of-day context, and at least 3 windows in every
-        slot (in practice a full day of history: ``anomaly_anchors.md`` §4.6); else no profile.
+        slot (in practice a full day of history); else no profile.
         """
         d = train.shape[1] - self.n_context
         k = self.seasonal_slots

@@ -2,7 +2,7 @@
 
 The same :class:`Tracker` runs live (one new window per cycle) and over a replayed range, so a
 backfill evaluation exercises exactly the code that pages in production. Rules
-(``anomaly_anchors.md`` §4.4): open after ``open_after`` consecutive abnormal windows; close after
+(the usual alerting practice): open after ``open_after`` consecutive abnormal windows; close after
 ``close_after`` windows below ``close_ratio x threshold``; expire after ``expire_s``. Services that
 are abnormal in the same window and connected in the service graph form one component; components
 that touch an existing track join it, so a fault and its propagation are ONE anomaly.
@@ -272,7 +272,7 @@ def _parse(text: str) -> float:
 def describe(
     track: Track, scored: Scored, *, closed: bool, top_k: int = 5, open_after: int = 2
 ) -> dict[str, Any]:
-    """The API shape of one anomaly (DESIGN.md contract), built from the scored windows."""
+    """The API shape of one anomaly, built from the scored windows."""
     fr, thr, w = scored.frame, scored.threshold, scored.frame.window_s
     i0 = scored.index_of(track.first) or 0
     i1 = scored.index_of(track.last)

@@ -1,7 +1,7 @@
 """Window features pulled from ``otel_traces`` by one SQL query per time range.
 
 Every window (default 1 minute) of the range gets, per service, per top operation and per
-service→service edge, the figures of ``anomaly_anchors.md`` §4.1: request rate, error ratio,
+service→service edge, these figures: request rate, error ratio,
 p50/p95/p99 latency, self-time per request (duration minus direct children), calls per request to
 each dependency, span structure (spans per trace, share of entry spans without children), and the
 time-of-day context. The query returns all windows at once (long format) and :func:`pivot` turns

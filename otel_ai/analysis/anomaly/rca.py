@@ -1,4 +1,4 @@
-"""Root-cause ranking over the service graph (``anomaly_anchors.md`` §4.7-4.8).
+"""Root-cause ranking over the service graph.
 
 Primary rule: the *deepest anomalous dependency* — anomalous services none of whose (transitive)
 callees are anomalous, earliest onset first. Personalized PageRank over the anomaly subgraph
