@@ -161,7 +161,7 @@ def _seed_anomaly(d: InProcessDaemon, trace_ids: list[str]) -> str:
                      "peak_window": rfc3339(now - timedelta(minutes=3)), "kind": "error_burst"},
     }  # fmt: skip
     assert d.daemon.ctx.anomaly is not None
-    d.daemon.ctx.anomaly.store.save_anomaly(a, "detect")
+    d.daemon.ctx.anomaly.store.save_anomaly(a, "live")
     return str(a["id"])
 
 
