@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from otel_ai.analysis.insights.detectors.common import edge, evidence, key_of, node
-from otel_ai.analysis.insights.detectors.config import DetectorsConfig
+from otel_ai.analysis.insights.detectors.common import SampleDetector, edge, evidence, key_of, node
+from otel_ai.analysis.insights.detectors.config import ChattyDependencyConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
 from otel_ai.analysis.insights.detectors.sample import TraceSample, load
 from otel_ai.analysis.insights.model import DetectContext, Finding, Kind, Recommendation
@@ -13,15 +13,8 @@ from otel_ai.analysis.insights.model import DetectContext, Finding, Kind, Recomm
 KIND: Kind = "chatty_dependency"
 
 
-class ChattyDependencyDetector:
+class ChattyDependencyDetector(SampleDetector[ChattyDependencyConfig]):
     kind: Kind = KIND
-
-    def __init__(self, config: DetectorsConfig) -> None:
-        self.cfg, self.sample_cfg, self.n_examples = (
-            config.chatty_dependency,
-            config.sample,
-            config.example_traces,
-        )
 
     def detect(self, ctx: DetectContext) -> list[Finding]:
         sample = load(ctx, self.sample_cfg)

@@ -12,9 +12,18 @@ import hashlib
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from otel_ai.analysis.insights.model import DetectContext, Entity, EntityKind, Evidence, Window
+from otel_ai.analysis.insights.detectors.config import DetectorsConfig, SampleConfig
+from otel_ai.analysis.insights.model import (
+    DetectContext,
+    Entity,
+    EntityKind,
+    Evidence,
+    Kind,
+    Recommendation,
+    Window,
+)
 from otel_ai.analysis.topology.queries import VIRTUAL_ID, VIRTUAL_KIND
 
 __all__ = ["KEY_EXPR", "VIRTUAL_ID", "VIRTUAL_KIND", "ev_id", "examples", "node", "op", "params"]
@@ -112,3 +121,26 @@ def evidence(
 
 def ms(ns: float) -> float:
     return round(ns / 1e6, 3)
+
+
+def recommend(action: str, rationale: str, ev: Iterable[Evidence]) -> tuple[Recommendation, ...]:
+    """A finding's one recommendation, citing every piece of its evidence."""
+    return (Recommendation(action, rationale, tuple(e.id for e in ev)),)
+
+
+C = TypeVar("C")
+
+
+class SampleDetector(Generic[C]):
+    """Base of the detectors that read the trace sample.
+
+    ``cfg`` is the detector's own section of ``insights.detectors`` (named like its ``kind``),
+    ``sample_cfg`` the shared sampling settings, ``n_examples`` how many example traces to cite.
+    """
+
+    kind: Kind
+
+    def __init__(self, config: DetectorsConfig) -> None:
+        self.cfg: C = getattr(config, self.kind)
+        self.sample_cfg: SampleConfig = config.sample
+        self.n_examples: int = config.example_traces

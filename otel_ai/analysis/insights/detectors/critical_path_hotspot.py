@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import evidence, key_of, node, op
-from otel_ai.analysis.insights.detectors.config import DetectorsConfig
+from otel_ai.analysis.insights.detectors.common import SampleDetector, evidence, key_of, node, op
+from otel_ai.analysis.insights.detectors.config import CriticalPathConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
 from otel_ai.analysis.insights.detectors.sample import SpanRow, Trace, TraceSample, load
 from otel_ai.analysis.insights.model import DetectContext, Finding, Kind, Recommendation
@@ -48,15 +48,8 @@ def critical_path(root: SpanRow) -> dict[tuple[str, str], int]:
     return held
 
 
-class CriticalPathDetector:
+class CriticalPathDetector(SampleDetector[CriticalPathConfig]):
     kind: Kind = KIND
-
-    def __init__(self, config: DetectorsConfig) -> None:
-        self.cfg, self.sample_cfg, self.n_examples = (
-            config.critical_path_hotspot,
-            config.sample,
-            config.example_traces,
-        )
 
     def detect(self, ctx: DetectContext) -> list[Finding]:
         sample = load(ctx, self.sample_cfg)

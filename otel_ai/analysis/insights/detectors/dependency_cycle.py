@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import edge, evidence, key_of, node
-from otel_ai.analysis.insights.detectors.config import DetectorsConfig
+from otel_ai.analysis.insights.detectors.common import SampleDetector, edge, evidence, key_of, node
+from otel_ai.analysis.insights.detectors.config import DependencyCycleConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
 from otel_ai.analysis.insights.detectors.sample import TraceSample, load
 from otel_ai.analysis.insights.model import DetectContext, Finding, Kind, Recommendation
@@ -63,15 +63,8 @@ def components(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(out)
 
 
-class DependencyCycleDetector:
+class DependencyCycleDetector(SampleDetector[DependencyCycleConfig]):
     kind: Kind = KIND
-
-    def __init__(self, config: DetectorsConfig) -> None:
-        self.cfg, self.sample_cfg, self.n_examples = (
-            config.dependency_cycle,
-            config.sample,
-            config.example_traces,
-        )
 
     def detect(self, ctx: DetectContext) -> list[Finding]:
         sample = load(ctx, self.sample_cfg)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from otel_ai.analysis.insights.detectors.common import evidence, key_of, node, op
-from otel_ai.analysis.insights.detectors.config import DetectorsConfig
+from otel_ai.analysis.insights.detectors.common import SampleDetector, evidence, key_of, node, op
+from otel_ai.analysis.insights.detectors.config import ErrorPropagationConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
 from otel_ai.analysis.insights.detectors.sample import SpanRow, TraceSample, load
 from otel_ai.analysis.insights.model import DetectContext, Entity, Finding, Kind, Recommendation, RootCause
@@ -44,15 +44,8 @@ def chain_of(path: list[SpanRow]) -> tuple[str, ...]:
     return tuple(folded)
 
 
-class ErrorPropagationDetector:
+class ErrorPropagationDetector(SampleDetector[ErrorPropagationConfig]):
     kind: Kind = KIND
-
-    def __init__(self, config: DetectorsConfig) -> None:
-        self.cfg, self.sample_cfg, self.n_examples = (
-            config.error_propagation,
-            config.sample,
-            config.example_traces,
-        )
 
     def detect(self, ctx: DetectContext) -> list[Finding]:
         sample = load(ctx, self.sample_cfg)

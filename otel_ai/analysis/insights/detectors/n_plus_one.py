@@ -6,8 +6,8 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import edge, evidence, key_of, node, op
-from otel_ai.analysis.insights.detectors.config import DetectorsConfig
+from otel_ai.analysis.insights.detectors.common import SampleDetector, edge, evidence, key_of, node, op
+from otel_ai.analysis.insights.detectors.config import NPlusOneConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
 from otel_ai.analysis.insights.detectors.sample import SpanRow, TraceSample, load
 from otel_ai.analysis.insights.model import DetectContext, Finding, Kind, Recommendation
@@ -22,11 +22,8 @@ def sequential(calls: list[SpanRow]) -> bool:
     return all(b.start >= a.end - OVERLAP_TOLERANCE_NS for a, b in itertools.pairwise(ordered))
 
 
-class NPlusOneDetector:
+class NPlusOneDetector(SampleDetector[NPlusOneConfig]):
     kind: Kind = KIND
-
-    def __init__(self, config: DetectorsConfig) -> None:
-        self.cfg, self.sample_cfg, self.n_examples = config.n_plus_one, config.sample, config.example_traces
 
     def detect(self, ctx: DetectContext) -> list[Finding]:
         sample = load(ctx, self.sample_cfg)

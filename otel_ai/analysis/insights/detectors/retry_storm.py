@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import edge, evidence, key_of, node, op
-from otel_ai.analysis.insights.detectors.config import DetectorsConfig
+from otel_ai.analysis.insights.detectors.common import SampleDetector, edge, evidence, key_of, node, op
+from otel_ai.analysis.insights.detectors.config import RetryStormConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
 from otel_ai.analysis.insights.detectors.sample import SpanRow, TraceSample, load
 from otel_ai.analysis.insights.model import DetectContext, Finding, Kind, Recommendation
@@ -22,11 +22,8 @@ def _is_retry(calls: list[SpanRow], min_attempts: int) -> bool:
     return len(ordered) >= min_attempts and any(c.error for c in ordered[:-1])
 
 
-class RetryStormDetector:
+class RetryStormDetector(SampleDetector[RetryStormConfig]):
     kind: Kind = KIND
-
-    def __init__(self, config: DetectorsConfig) -> None:
-        self.cfg, self.sample_cfg, self.n_examples = config.retry_storm, config.sample, config.example_traces
 
     def detect(self, ctx: DetectContext) -> list[Finding]:
         sample = load(ctx, self.sample_cfg)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import evidence, key_of, node, op
-from otel_ai.analysis.insights.detectors.config import DetectorsConfig
+from otel_ai.analysis.insights.detectors.common import SampleDetector, evidence, key_of, node, op
+from otel_ai.analysis.insights.detectors.config import SequentialCallsConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
 from otel_ai.analysis.insights.detectors.n_plus_one import OVERLAP_TOLERANCE_NS
 from otel_ai.analysis.insights.detectors.sample import SpanRow, TraceSample, load
@@ -27,15 +27,8 @@ def chains(calls: list[SpanRow]) -> list[list[SpanRow]]:
     return out
 
 
-class SequentialCallsDetector:
+class SequentialCallsDetector(SampleDetector[SequentialCallsConfig]):
     kind: Kind = KIND
-
-    def __init__(self, config: DetectorsConfig) -> None:
-        self.cfg, self.sample_cfg, self.n_examples = (
-            config.sequential_calls,
-            config.sample,
-            config.example_traces,
-        )
 
     def detect(self, ctx: DetectContext) -> list[Finding]:
         sample = load(ctx, self.sample_cfg)

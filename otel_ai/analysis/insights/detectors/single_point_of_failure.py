@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import evidence, node
-from otel_ai.analysis.insights.detectors.config import DetectorsConfig
+from otel_ai.analysis.insights.detectors.common import SampleDetector, evidence, node
+from otel_ai.analysis.insights.detectors.config import SpofConfig
 from otel_ai.analysis.insights.detectors.hits import Hits
 from otel_ai.analysis.insights.detectors.resources import resources
 from otel_ai.analysis.insights.detectors.sample import load
@@ -16,15 +16,8 @@ from otel_ai.analysis.insights.model import DetectContext, Finding, Impact, Kind
 KIND: Kind = "single_point_of_failure"
 
 
-class SinglePointOfFailureDetector:
+class SinglePointOfFailureDetector(SampleDetector[SpofConfig]):
     kind: Kind = KIND
-
-    def __init__(self, config: DetectorsConfig) -> None:
-        self.cfg, self.sample_cfg, self.n_examples = (
-            config.single_point_of_failure,
-            config.sample,
-            config.example_traces,
-        )
 
     def detect(self, ctx: DetectContext) -> list[Finding]:
         res = resources(ctx)
