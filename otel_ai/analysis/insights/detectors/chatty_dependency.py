@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from otel_ai.analysis.insights.detectors.common import SampleDetector, edge, evidence, key_of, node
+from otel_ai.analysis.insights.detectors.common import SampleDetector, edge, evidence, key_of, node, recommend
 from otel_ai.analysis.insights.detectors.config import ChattyDependencyConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
 from otel_ai.analysis.insights.detectors.sample import TraceSample, load
-from otel_ai.analysis.insights.model import DetectContext, Finding, Kind, Recommendation
+from otel_ai.analysis.insights.model import DetectContext, Finding, Kind
 
 KIND: Kind = "chatty_dependency"
 
@@ -77,13 +77,11 @@ class ChattyDependencyDetector(SampleDetector[ChattyDependencyConfig]):
             entities=(node(caller), node(callee), edge(caller, callee)),
             evidence=ev,
             impact=impact(sample, h),
-            recommendations=(
-                Recommendation(
-                    f"Give {callee} a coarser API for what {caller} needs per request (one aggregate call), "
-                    f"or cache the answers in {caller}",
-                    f"{per_req:.0f} round trips per request couple {caller} tightly to {callee}",
-                    tuple(x.id for x in ev),
-                ),
+            recommendations=recommend(
+                f"Give {callee} a coarser API for what {caller} needs per request (one aggregate call), "
+                f"or cache the answers in {caller}",
+                f"{per_req:.0f} round trips per request couple {caller} tightly to {callee}",
+                ev,
             ),
             facts={"calls_per_request": round(per_req, 2)},
         )

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import SampleDetector, evidence, key_of, node, op
+from otel_ai.analysis.insights.detectors.common import SampleDetector, evidence, key_of, node, op, recommend
 from otel_ai.analysis.insights.detectors.config import CriticalPathConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
 from otel_ai.analysis.insights.detectors.sample import SpanRow, Trace, TraceSample, load
-from otel_ai.analysis.insights.model import DetectContext, Finding, Kind, Recommendation
+from otel_ai.analysis.insights.model import DetectContext, Finding, Kind
 
 KIND: Kind = "critical_path_hotspot"
 
@@ -132,13 +132,11 @@ class CriticalPathDetector(SampleDetector[CriticalPathConfig]):
             entities=(node(holder, holder_kind), op(service, operation), node(service)),
             evidence=ev,
             impact=impact(sample, h, latency_ms=mean_ms, entries=[entry]),
-            recommendations=(
-                Recommendation(
-                    f"Speed up {holder} on the {entry!r} path first (cache, index, parallelise, or take it off "
-                    "the request path); optimising anything else there barely changes the latency",
-                    f"{holder} holds {share:.0%} of the critical path ({mean_ms:.0f} ms of {entry_ms:.0f} ms)",
-                    tuple(e.id for e in ev),
-                ),
+            recommendations=recommend(
+                f"Speed up {holder} on the {entry!r} path first (cache, index, parallelise, or take it off "
+                "the request path); optimising anything else there barely changes the latency",
+                f"{holder} holds {share:.0%} of the critical path ({mean_ms:.0f} ms of {entry_ms:.0f} ms)",
+                ev,
             ),
             facts={"share": round(share, 3), "held_ms": round(mean_ms, 1), "entry_ms": round(entry_ms, 1)},
         )

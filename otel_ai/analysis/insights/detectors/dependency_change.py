@@ -29,6 +29,7 @@ from otel_ai.analysis.insights.detectors.common import (
     key_of,
     naive,
     node,
+    recommend,
 )
 from otel_ai.analysis.insights.detectors.config import DependencyChangeConfig
 from otel_ai.analysis.insights.detectors.resources import resources
@@ -38,7 +39,6 @@ from otel_ai.analysis.insights.model import (
     Finding,
     Impact,
     Kind,
-    Recommendation,
     RootCause,
 )
 
@@ -269,12 +269,10 @@ def finding(c: EdgeChange, min_traces: int) -> Finding | None:
         evidence=tuple(ev),
         impact=Impact(side.traces, max(side.traces, c.caller_traces), duration_s=round(dur, 3)),
         root_cause=root,
-        recommendations=(
-            Recommendation(
-                action,
-                f"{e}: {side.calls} calls {when} the change, none on the other side",
-                tuple(x.id for x in ev),
-            ),
+        recommendations=recommend(
+            action,
+            f"{e}: {side.calls} calls {when} the change, none on the other side",
+            ev,
         ),
         facts={"calls": side.calls, "change_type": root.change_type},
     )

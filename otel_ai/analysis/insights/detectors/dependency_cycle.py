@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import SampleDetector, edge, evidence, key_of, node
+from otel_ai.analysis.insights.detectors.common import SampleDetector, edge, evidence, key_of, node, recommend
 from otel_ai.analysis.insights.detectors.config import DependencyCycleConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
 from otel_ai.analysis.insights.detectors.sample import TraceSample, load
-from otel_ai.analysis.insights.model import DetectContext, Finding, Kind, Recommendation
+from otel_ai.analysis.insights.model import DetectContext, Finding, Kind
 
 KIND: Kind = "dependency_cycle"
 
@@ -149,13 +149,11 @@ class DependencyCycleDetector(SampleDetector[DependencyCycleConfig]):
             entities=(*(node(s) for s in comp), *(edge(a, b) for a, b in edges)),
             evidence=tuple(ev),
             impact=impact(sample, h),
-            recommendations=(
-                Recommendation(
-                    f"Break the cycle {text}: move the shared logic into one of them, or turn the call back "
-                    "into an event; a cycle lets one slow service stall all of them and blocks independent deploys",
-                    f"{len(comp)} services call each other in a loop",
-                    tuple(e.id for e in ev),
-                ),
+            recommendations=recommend(
+                f"Break the cycle {text}: move the shared logic into one of them, or turn the call back "
+                "into an event; a cycle lets one slow service stall all of them and blocks independent deploys",
+                f"{len(comp)} services call each other in a loop",
+                ev,
             ),
             facts={"services": ",".join(comp), "edges": len(edges)},
         )

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from otel_ai.analysis.insights.detectors.common import evidence, node
+from otel_ai.analysis.insights.detectors.common import evidence, node, recommend
 from otel_ai.analysis.insights.detectors.config import DriftConfig
 from otel_ai.analysis.insights.detectors.resources import resources
-from otel_ai.analysis.insights.model import DetectContext, Finding, Impact, Kind, Recommendation
+from otel_ai.analysis.insights.model import DetectContext, Finding, Impact, Kind
 
 
 def drifts(ctx: DetectContext, by: str, cfg: DriftConfig) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -56,12 +56,10 @@ def finding(
         entities=(node(svc),),
         evidence=ev,
         impact=Impact(affected, total, duration_s=round((last - first).total_seconds(), 3)),
-        recommendations=(
-            Recommendation(
-                action.format(service=svc, major=major["variant"]),
-                f"{len(minors)} other {what}(s) beside {major['variant']} for the same service",
-                tuple(e.id for e in ev),
-            ),
+        recommendations=recommend(
+            action.format(service=svc, major=major["variant"]),
+            f"{len(minors)} other {what}(s) beside {major['variant']} for the same service",
+            ev,
         ),
         facts={"variants": names, "majority": str(major["variant"])},
     )

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from otel_ai.analysis.insights.detectors.common import SampleDetector, evidence, key_of, node, op
+from otel_ai.analysis.insights.detectors.common import SampleDetector, evidence, key_of, node, op, recommend
 from otel_ai.analysis.insights.detectors.config import ErrorPropagationConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
 from otel_ai.analysis.insights.detectors.sample import SpanRow, TraceSample, load
-from otel_ai.analysis.insights.model import DetectContext, Entity, Finding, Kind, Recommendation, RootCause
+from otel_ai.analysis.insights.model import DetectContext, Entity, Finding, Kind, RootCause
 
 KIND: Kind = "error_propagation"
 
@@ -134,14 +134,12 @@ class ErrorPropagationDetector(SampleDetector[ErrorPropagationConfig]):
             evidence=ev,
             impact=impact(sample, h, error_share=explained),
             root_cause=RootCause(origin_entity, "errors", (ev[0].id, ev[2].id)),
-            recommendations=(
-                Recommendation(
-                    f"Fix the failure at {where} first; then decide where it should stop: handle it in "
-                    f"{chain[-2] if len(chain) > 1 else service} (fallback, degraded answer) instead of failing "
-                    f"all the way up to {chain[0]}",
-                    f"{explained:.0%} of the failing requests start there and fail along {' -> '.join(chain)}",
-                    tuple(e.id for e in ev),
-                ),
+            recommendations=recommend(
+                f"Fix the failure at {where} first; then decide where it should stop: handle it in "
+                f"{chain[-2] if len(chain) > 1 else service} (fallback, degraded answer) instead of failing "
+                f"all the way up to {chain[0]}",
+                f"{explained:.0%} of the failing requests start there and fail along {' -> '.join(chain)}",
+                ev,
             ),
             facts={
                 "explained_share": round(explained, 3),

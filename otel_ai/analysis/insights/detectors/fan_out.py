@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import SampleDetector, evidence, key_of, node, op
+from otel_ai.analysis.insights.detectors.common import SampleDetector, evidence, key_of, node, op, recommend
 from otel_ai.analysis.insights.detectors.config import FanOutConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
 from otel_ai.analysis.insights.detectors.sample import SpanRow, TraceSample, load
-from otel_ai.analysis.insights.model import DetectContext, Finding, Kind, Recommendation
+from otel_ai.analysis.insights.model import DetectContext, Finding, Kind
 
 KIND: Kind = "fan_out"
 
@@ -89,13 +89,11 @@ class FanOutDetector(SampleDetector[FanOutConfig]):
             entities=(node(service), op(service, parent_op), *(node(p, peers[p]) for p in names[:10])),
             evidence=ev,
             impact=impact(sample, h),
-            recommendations=(
-                Recommendation(
-                    f"Bound the concurrency of {service} {parent_op!r} or replace the per-item calls with one "
-                    "batch call; its tail latency is the slowest of the fan-out",
-                    f"{width:.0f} calls in flight per request multiply load on {', '.join(names[:3])}",
-                    tuple(e.id for e in ev),
-                ),
+            recommendations=recommend(
+                f"Bound the concurrency of {service} {parent_op!r} or replace the per-item calls with one "
+                "batch call; its tail latency is the slowest of the fan-out",
+                f"{width:.0f} calls in flight per request multiply load on {', '.join(names[:3])}",
+                ev,
             ),
             facts={"concurrent_calls": round(width, 1), "calls_per_span": round(calls, 1)},
         )

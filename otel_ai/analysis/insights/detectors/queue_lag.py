@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from otel_ai.analysis.insights.detectors.common import edge, evidence, key_of, naive, node
+from otel_ai.analysis.insights.detectors.common import edge, evidence, key_of, naive, node, recommend
 from otel_ai.analysis.insights.detectors.config import DetectorsConfig
-from otel_ai.analysis.insights.model import DetectContext, Finding, Impact, Kind, Recommendation
+from otel_ai.analysis.insights.model import DetectContext, Finding, Impact, Kind
 
 KIND: Kind = "queue_lag"
 _TOPIC = (
@@ -145,13 +145,11 @@ class QueueLagDetector:
                 duration_s=round(dur, 3),
                 at_entry=False,
             ),
-            recommendations=(
-                Recommendation(
-                    f"Scale the {group} consumers of {topic} (more partitions and consumer instances) or speed "
-                    f"up {consumer}'s processing; check for a stuck partition or rebalancing",
-                    f"messages wait {p95 / 1000:.1f} s (p95) before {consumer} handles them",
-                    tuple(e.id for e in ev),
-                ),
+            recommendations=recommend(
+                f"Scale the {group} consumers of {topic} (more partitions and consumer instances) or speed "
+                f"up {consumer}'s processing; check for a stuck partition or rebalancing",
+                f"messages wait {p95 / 1000:.1f} s (p95) before {consumer} handles them",
+                ev,
             ),
             facts={
                 "p95_lag_ms": round(p95, 1),

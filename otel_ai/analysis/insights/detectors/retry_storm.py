@@ -6,11 +6,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import SampleDetector, edge, evidence, key_of, node, op
+from otel_ai.analysis.insights.detectors.common import (
+    SampleDetector,
+    edge,
+    evidence,
+    key_of,
+    node,
+    op,
+    recommend,
+)
 from otel_ai.analysis.insights.detectors.config import RetryStormConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
 from otel_ai.analysis.insights.detectors.sample import SpanRow, TraceSample, load
-from otel_ai.analysis.insights.model import DetectContext, Finding, Kind, Recommendation
+from otel_ai.analysis.insights.model import DetectContext, Finding, Kind
 
 KIND: Kind = "retry_storm"
 
@@ -109,13 +117,11 @@ class RetryStormDetector(SampleDetector[RetryStormConfig]):
             ),
             evidence=ev,
             impact=impact(sample, h, latency_ms=h.mean("retry_ms")),
-            recommendations=(
-                Recommendation(
-                    f"Cap the retries of {service} to {callee} (a budget of attempts, exponential backoff "
-                    "with jitter, a circuit breaker) and fix the failure that triggers them",
-                    f"each logical call becomes {amp:.1f} calls, multiplying load on {callee} while it fails",
-                    tuple(e.id for e in ev),
-                ),
+            recommendations=recommend(
+                f"Cap the retries of {service} to {callee} (a budget of attempts, exponential backoff "
+                "with jitter, a circuit breaker) and fix the failure that triggers them",
+                f"each logical call becomes {amp:.1f} calls, multiplying load on {callee} while it fails",
+                ev,
             ),
             facts={"amplification": round(amp, 2), "failed_share": round(failed, 3), "callee": callee},
         )

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import SampleDetector, evidence, key_of, node, op
+from otel_ai.analysis.insights.detectors.common import SampleDetector, evidence, key_of, node, op, recommend
 from otel_ai.analysis.insights.detectors.config import SequentialCallsConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
 from otel_ai.analysis.insights.detectors.n_plus_one import OVERLAP_TOLERANCE_NS
 from otel_ai.analysis.insights.detectors.sample import SpanRow, TraceSample, load
-from otel_ai.analysis.insights.model import DetectContext, Finding, Kind, Recommendation
+from otel_ai.analysis.insights.model import DetectContext, Finding, Kind
 
 KIND: Kind = "sequential_calls"
 
@@ -117,13 +117,11 @@ class SequentialCallsDetector(SampleDetector[SequentialCallsConfig]):
             entities=(node(service), op(service, parent_op), *(node(p, kinds.get(p, "")) for p in peers)),
             evidence=ev,
             impact=impact(sample, h, latency_ms=saving),
-            recommendations=(
-                Recommendation(
-                    f"Issue the calls from {service} {parent_op!r} to {', '.join(peers)} concurrently "
-                    "(async / futures) if they do not depend on each other's results",
-                    f"parallel execution would save about {saving:.0f} ms of {parent_ms:.0f} ms",
-                    tuple(e.id for e in ev),
-                ),
+            recommendations=recommend(
+                f"Issue the calls from {service} {parent_op!r} to {', '.join(peers)} concurrently "
+                "(async / futures) if they do not depend on each other's results",
+                f"parallel execution would save about {saving:.0f} ms of {parent_ms:.0f} ms",
+                ev,
             ),
             facts={"saving_ms": round(saving, 1), "parent_ms": round(parent_ms, 1), "peers": ",".join(peers)},
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import SampleDetector, evidence, node
+from otel_ai.analysis.insights.detectors.common import SampleDetector, evidence, node, recommend
 from otel_ai.analysis.insights.detectors.config import SpofConfig
 from otel_ai.analysis.insights.detectors.hits import Hits
 from otel_ai.analysis.insights.detectors.resources import resources
@@ -75,13 +75,11 @@ class SinglePointOfFailureDetector(SampleDetector[SpofConfig]):
             entities=(node(svc),),
             evidence=ev,
             impact=Impact(traces, total, entry_share=1.0, duration_s=round(dur, 3), at_entry=True),
-            recommendations=(
-                Recommendation(
-                    f"Run at least two instances of {svc} behind the load balancer (and spread them across "
-                    "hosts/zones) so a crash or a deploy does not take the request path down",
-                    f"one instance ({instance[:36]}) carries {traces / total:.0%} of the traffic",
-                    tuple(e.id for e in ev),
-                ),
+            recommendations=recommend(
+                f"Run at least two instances of {svc} behind the load balancer (and spread them across "
+                "hosts/zones) so a crash or a deploy does not take the request path down",
+                f"one instance ({instance[:36]}) carries {traces / total:.0%} of the traffic",
+                ev,
             ),
             facts={"instances": 1, "traffic_share": round(traces / total, 3), "instance": instance},
         )

@@ -13,9 +13,10 @@ from otel_ai.analysis.insights.detectors.common import (
     key_of,
     node,
     params,
+    recommend,
 )
 from otel_ai.analysis.insights.detectors.config import DetectorsConfig
-from otel_ai.analysis.insights.model import DetectContext, Finding, Impact, Kind, Recommendation
+from otel_ai.analysis.insights.model import DetectContext, Finding, Impact, Kind
 
 KIND: Kind = "slow_query"
 STATEMENTS_SQL = f"""
@@ -121,13 +122,11 @@ class SlowQueryDetector:
                 duration_s=round((last - first).total_seconds(), 3),
                 at_entry=False,
             ),
-            recommendations=(
-                Recommendation(
-                    f"Look at the plan of {stmt[:80]!r} on {db} (EXPLAIN ANALYZE): add the missing index, "
-                    "limit the rows it reads, or cache its result",
-                    f"its p95 is {p95:.0f} ms and it takes {share:.0%} of the DB time of the window",
-                    tuple(e.id for e in ev),
-                ),
+            recommendations=recommend(
+                f"Look at the plan of {stmt[:80]!r} on {db} (EXPLAIN ANALYZE): add the missing index, "
+                "limit the rows it reads, or cache its result",
+                f"its p95 is {p95:.0f} ms and it takes {share:.0%} of the DB time of the window",
+                ev,
             ),
             facts={
                 "p95_ms": round(p95, 1),
