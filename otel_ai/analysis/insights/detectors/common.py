@@ -119,6 +119,20 @@ def evidence(
     return Evidence(ev_id(kind, key, figure), ev_kind, description, value, base, unit, trace_ids)
 
 
+def ratio_evidence(
+    kind: str,
+    key: str,
+    figure: str,
+    ev_kind: Any,
+    description: str,
+    observed: float,
+    trace_ids: tuple[str, ...],
+    baseline: float | None = None,
+) -> Evidence:
+    """A share (unit ``ratio``) as evidence; no baseline unless one is given."""
+    return evidence(kind, key, figure, ev_kind, description, observed, baseline, "ratio", trace_ids)
+
+
 def ms(ns: float) -> float:
     return round(ns / 1e6, 3)
 

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import SampleDetector, evidence, key_of, node, op, recommend
+from otel_ai.analysis.insights.detectors.common import (
+    SampleDetector,
+    evidence,
+    key_of,
+    node,
+    op,
+    ratio_evidence,
+    recommend,
+)
 from otel_ai.analysis.insights.detectors.config import CriticalPathConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
 from otel_ai.analysis.insights.detectors.sample import SpanRow, Trace, TraceSample, load
@@ -98,15 +106,13 @@ class CriticalPathDetector(SampleDetector[CriticalPathConfig]):
         key = key_of(entry, holder)
         ids = h.trace_ids(self.n_examples)
         ev = (
-            evidence(
+            ratio_evidence(
                 KIND,
                 key,
                 "critical_path_share",
                 "span_pattern",
                 f"share of the critical path of {entry!r} held by {holder}",
                 share,
-                None,
-                "ratio",
                 ids,
             ),
             evidence(

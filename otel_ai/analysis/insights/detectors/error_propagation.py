@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from otel_ai.analysis.insights.detectors.common import SampleDetector, evidence, key_of, node, op, recommend
+from otel_ai.analysis.insights.detectors.common import (
+    SampleDetector,
+    evidence,
+    key_of,
+    node,
+    op,
+    ratio_evidence,
+    recommend,
+)
 from otel_ai.analysis.insights.detectors.config import ErrorPropagationConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
 from otel_ai.analysis.insights.detectors.sample import SpanRow, TraceSample, load
@@ -85,27 +93,24 @@ class ErrorPropagationDetector(SampleDetector[ErrorPropagationConfig]):
         where = f"{service} {operation!r}" + (f" calling {callee}" if callee else "")
         ids = h.trace_ids(self.n_examples)
         ev = (
-            evidence(
+            ratio_evidence(
                 KIND,
                 key,
                 "explained_share",
                 "metric",
                 f"share of the entry errors whose origin is {where}",
                 explained,
-                None,
-                "ratio",
                 ids,
             ),
-            evidence(
+            ratio_evidence(
                 KIND,
                 key,
                 "error_rate",
                 "metric",
                 "share of the entry's requests failing this way",
                 rate,
-                0.0,
-                "ratio",
                 ids,
+                baseline=0.0,
             ),
             evidence(
                 KIND,

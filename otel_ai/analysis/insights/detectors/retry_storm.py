@@ -13,6 +13,7 @@ from otel_ai.analysis.insights.detectors.common import (
     key_of,
     node,
     op,
+    ratio_evidence,
     recommend,
 )
 from otel_ai.analysis.insights.detectors.config import RetryStormConfig
@@ -81,16 +82,8 @@ class RetryStormDetector(SampleDetector[RetryStormConfig]):
                 "x",
                 ids,
             ),
-            evidence(
-                KIND,
-                key,
-                "failed_share",
-                "metric",
-                "share of those attempts that failed",
-                failed,
-                None,
-                "ratio",
-                ids,
+            ratio_evidence(
+                KIND, key, "failed_share", "metric", "share of those attempts that failed", failed, ids
             ),
             evidence(
                 KIND,

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import SampleDetector, evidence, node, recommend
+from otel_ai.analysis.insights.detectors.common import (
+    SampleDetector,
+    evidence,
+    node,
+    ratio_evidence,
+    recommend,
+)
 from otel_ai.analysis.insights.detectors.config import SpofConfig
 from otel_ai.analysis.insights.detectors.hits import Hits
 from otel_ai.analysis.insights.detectors.resources import resources
@@ -55,15 +61,13 @@ class SinglePointOfFailureDetector(SampleDetector[SpofConfig]):
                 "instances",
                 ids,
             ),
-            evidence(
+            ratio_evidence(
                 KIND,
                 svc,
                 "traffic_share",
                 "metric",
                 f"share of the window's traces that pass through {svc}",
                 traces / total,
-                None,
-                "ratio",
                 ids,
             ),
         )
@@ -98,15 +102,13 @@ class SinglePointOfFailureDetector(SampleDetector[SpofConfig]):
                 continue
             ids = h.trace_ids(self.n_examples)
             ev = (
-                evidence(
+                ratio_evidence(
                     KIND,
                     peer,
                     "traffic_share",
                     "metric",
                     f"share of the window's traces that use {peer}",
                     min(1.0, traces / total),
-                    None,
-                    "ratio",
                     ids,
                 ),
             )

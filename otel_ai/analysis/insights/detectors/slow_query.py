@@ -13,6 +13,7 @@ from otel_ai.analysis.insights.detectors.common import (
     key_of,
     node,
     params,
+    ratio_evidence,
     recommend,
 )
 from otel_ai.analysis.insights.detectors.config import DetectorsConfig
@@ -84,16 +85,8 @@ class SlowQueryDetector:
                 ids,
             ),
             evidence(KIND, key, "p50_ms", "metric", "its median duration", p50, None, "ms", ids),
-            evidence(
-                KIND,
-                key,
-                "db_time_share",
-                "metric",
-                "its share of all DB time in the window",
-                share,
-                None,
-                "ratio",
-                ids,
+            ratio_evidence(
+                KIND, key, "db_time_share", "metric", "its share of all DB time in the window", share, ids
             ),
             evidence(
                 KIND,
