@@ -12,15 +12,13 @@ import hashlib
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from otel_ai.analysis.insights.detectors.config import DetectorsConfig, SampleConfig
 from otel_ai.analysis.insights.model import (
     DetectContext,
     Entity,
     EntityKind,
     Evidence,
-    Kind,
     Recommendation,
     Window,
 )
@@ -140,21 +138,3 @@ def ms(ns: float) -> float:
 def recommend(action: str, rationale: str, ev: Iterable[Evidence]) -> tuple[Recommendation, ...]:
     """A finding's one recommendation, citing every piece of its evidence."""
     return (Recommendation(action, rationale, tuple(e.id for e in ev)),)
-
-
-C = TypeVar("C")
-
-
-class SampleDetector(Generic[C]):
-    """Base of the detectors that read the trace sample.
-
-    ``cfg`` is the detector's own section of ``insights.detectors`` (named like its ``kind``),
-    ``sample_cfg`` the shared sampling settings, ``n_examples`` how many example traces to cite.
-    """
-
-    kind: Kind
-
-    def __init__(self, config: DetectorsConfig) -> None:
-        self.cfg: C = getattr(config, self.kind)
-        self.sample_cfg: SampleConfig = config.sample
-        self.n_examples: int = config.example_traces

@@ -12,18 +12,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import (
-    SampleDetector,
-    evidence,
-    key_of,
-    node,
-    op,
-    ratio_evidence,
-    recommend,
-)
+from otel_ai.analysis.insights.detectors.common import evidence, key_of, node, op, ratio_evidence, recommend
 from otel_ai.analysis.insights.detectors.config import CriticalPathConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
-from otel_ai.analysis.insights.detectors.sample import SpanRow, Trace, TraceSample, load
+from otel_ai.analysis.insights.detectors.sample import SampleDetector, SpanRow, Trace, TraceSample, load
 from otel_ai.analysis.insights.model import DetectContext, Finding, Kind
 
 KIND: Kind = "critical_path_hotspot"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import SampleDetector, edge, evidence, key_of, node, recommend
+from otel_ai.analysis.insights.detectors.common import edge, evidence, key_of, node, recommend
 from otel_ai.analysis.insights.detectors.config import DependencyCycleConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
-from otel_ai.analysis.insights.detectors.sample import TraceSample, load
+from otel_ai.analysis.insights.detectors.sample import SampleDetector, TraceSample, load
 from otel_ai.analysis.insights.model import DetectContext, Finding, Kind
 
 KIND: Kind = "dependency_cycle"

@@ -6,18 +6,10 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from otel_ai.analysis.insights.detectors.common import (
-    SampleDetector,
-    evidence,
-    key_of,
-    node,
-    op,
-    ratio_evidence,
-    recommend,
-)
+from otel_ai.analysis.insights.detectors.common import evidence, key_of, node, op, ratio_evidence, recommend
 from otel_ai.analysis.insights.detectors.config import ErrorPropagationConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
-from otel_ai.analysis.insights.detectors.sample import SpanRow, TraceSample, load
+from otel_ai.analysis.insights.detectors.sample import SampleDetector, SpanRow, TraceSample, load
 from otel_ai.analysis.insights.model import DetectContext, Entity, Finding, Kind, RootCause
 
 KIND: Kind = "error_propagation"

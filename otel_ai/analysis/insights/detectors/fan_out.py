@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import SampleDetector, evidence, key_of, node, op, recommend
+from otel_ai.analysis.insights.detectors.common import evidence, key_of, node, op, recommend
 from otel_ai.analysis.insights.detectors.config import FanOutConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
-from otel_ai.analysis.insights.detectors.sample import SpanRow, TraceSample, load
+from otel_ai.analysis.insights.detectors.sample import SampleDetector, SpanRow, TraceSample, load
 from otel_ai.analysis.insights.model import DetectContext, Finding, Kind
 
 KIND: Kind = "fan_out"

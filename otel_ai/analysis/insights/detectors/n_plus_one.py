@@ -6,10 +6,10 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import SampleDetector, edge, evidence, key_of, node, op
+from otel_ai.analysis.insights.detectors.common import edge, evidence, key_of, node, op
 from otel_ai.analysis.insights.detectors.config import NPlusOneConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
-from otel_ai.analysis.insights.detectors.sample import SpanRow, TraceSample, load
+from otel_ai.analysis.insights.detectors.sample import SampleDetector, SpanRow, TraceSample, load
 from otel_ai.analysis.insights.model import DetectContext, Finding, Kind, Recommendation
 
 KIND: Kind = "n_plus_one"

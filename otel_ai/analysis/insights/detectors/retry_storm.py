@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections import defaultdict
 
 from otel_ai.analysis.insights.detectors.common import (
-    SampleDetector,
     edge,
     evidence,
     key_of,
@@ -18,7 +17,7 @@ from otel_ai.analysis.insights.detectors.common import (
 )
 from otel_ai.analysis.insights.detectors.config import RetryStormConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
-from otel_ai.analysis.insights.detectors.sample import SpanRow, TraceSample, load
+from otel_ai.analysis.insights.detectors.sample import SampleDetector, SpanRow, TraceSample, load
 from otel_ai.analysis.insights.model import DetectContext, Finding, Kind
 
 KIND: Kind = "retry_storm"

@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from otel_ai.analysis.insights.detectors.common import KEY_EXPR, VIRTUAL_ID, VIRTUAL_KIND, naive
-from otel_ai.analysis.insights.detectors.config import SampleConfig
-from otel_ai.analysis.insights.model import DetectContext
+from otel_ai.analysis.insights.detectors.config import DetectorsConfig, SampleConfig
+from otel_ai.analysis.insights.model import DetectContext, Kind
 
 _CLIENT = "SpanKind IN ('Client', 'Producer')"
 _ROOTS = """
@@ -219,3 +219,21 @@ def load(ctx: DetectContext, cfg: SampleConfig) -> TraceSample:
         sample.entry_sampled[t.entry] = sample.entry_sampled.get(t.entry, 0) + 1
     ctx.cache["trace_sample"] = sample
     return sample
+
+
+C = TypeVar("C")
+
+
+class SampleDetector(Generic[C]):
+    """Base of the detectors that read the trace sample.
+
+    ``cfg`` is the detector's own section of ``insights.detectors`` (named like its ``kind``),
+    ``sample_cfg`` the shared sampling settings, ``n_examples`` how many example traces to cite.
+    """
+
+    kind: Kind
+
+    def __init__(self, config: DetectorsConfig) -> None:
+        self.cfg: C = getattr(config, self.kind)
+        self.sample_cfg: SampleConfig = config.sample
+        self.n_examples: int = config.example_traces

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import SampleDetector, evidence, key_of, node, op, recommend
+from otel_ai.analysis.insights.detectors.common import evidence, key_of, node, op, recommend
 from otel_ai.analysis.insights.detectors.config import SequentialCallsConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
 from otel_ai.analysis.insights.detectors.n_plus_one import OVERLAP_TOLERANCE_NS
-from otel_ai.analysis.insights.detectors.sample import SpanRow, TraceSample, load
+from otel_ai.analysis.insights.detectors.sample import SampleDetector, SpanRow, TraceSample, load
 from otel_ai.analysis.insights.model import DetectContext, Finding, Kind
 
 KIND: Kind = "sequential_calls"

@@ -6,17 +6,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_ai.analysis.insights.detectors.common import (
-    SampleDetector,
-    evidence,
-    node,
-    ratio_evidence,
-    recommend,
-)
+from otel_ai.analysis.insights.detectors.common import evidence, node, ratio_evidence, recommend
 from otel_ai.analysis.insights.detectors.config import SpofConfig
 from otel_ai.analysis.insights.detectors.hits import Hits
 from otel_ai.analysis.insights.detectors.resources import resources
-from otel_ai.analysis.insights.detectors.sample import load
+from otel_ai.analysis.insights.detectors.sample import SampleDetector, load
 from otel_ai.analysis.insights.model import DetectContext, Finding, Impact, Kind, Recommendation
 
 KIND: Kind = "single_point_of_failure"
