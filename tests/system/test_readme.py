@@ -146,7 +146,9 @@ def test_quick_start_end_to_end(daemon: SubprocessDaemon, tmp_path: Path) -> Non
         )
         outputs.setdefault(cmd.argv[0], proc.stdout)
         ran.append(cmd.argv[0])
-    assert {"demo", "services", "topology", "status", "traces"} <= set(ran)
+    assert {"demo", "services", "topology", "status", "traces", "anomalies", "insights", "report"} <= set(ran)
+    assert "model" in outputs["anomalies"].lower()  # says what the detector is doing, even with no history
+    assert "# otel-ai report" in outputs["report"] and "Service health" in outputs["report"]
     # What the README promises each step shows.
     assert "spans generated =" in outputs["demo"] and " exported + 0 dropped" in outputs["demo"]
     services = outputs["services"].splitlines()
