@@ -29,6 +29,7 @@ async def test_acks_before_the_insert_and_drains_in_big_batches(tmp_path: Path) 
     await pl.start()
     await pl.submit(payload(b"first"))  # acknowledged although nothing is inserted yet
     await until(lambda: pl.wal is not None and pl.wal.pending_items == 10)
+    await until(lambda: len(w.started) == 1)  # the drainer took it (a loaded machine can be slow)
     # While the first insert hangs, 40 more requests are acked from the log...
     await asyncio.gather(*(pl.submit(payload(b"r%02d" % i)) for i in range(40)))
     assert w.stored == [] and pl.status()["wal"]["pending_items"] == 410
