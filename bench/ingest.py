@@ -919,14 +919,16 @@ def _rows_in_store(data_dir: Path) -> int:
     return int(out.stdout.strip().splitlines()[-1])
 
 
-def bench_shape(seconds: float, conc: int, encoding: str, n_bodies: int) -> dict[str, float]:
-    """One load shape against a fresh default-config daemon: ``conc`` senders, one encoding."""
+def bench_shape(
+    seconds: float, conc: int, encoding: str, n_bodies: int, env: dict[str, str] | None = None
+) -> dict[str, float]:
+    """One load shape against a fresh default-config daemon (``env``: ``--daemon-env`` overrides)."""
     import psutil
 
     from otel_ai.testing.daemons import SubprocessDaemon
 
     data = Path(tempfile.mkdtemp(prefix="otel-ai-bench-shape-"))
-    daemon = SubprocessDaemon(data).start()  # default config: nothing but ports and paths set
+    daemon = SubprocessDaemon(data, extra_env=env or {}).start()  # default config: only ports, paths
     proc = psutil.Process(daemon.proc.pid)  # type: ignore[union-attr]
     rss = PeakRss(proc)
     try:
@@ -996,15 +998,17 @@ def bench_shape(seconds: float, conc: int, encoding: str, n_bodies: int) -> dict
 SHAPE_TARGETS = {("protobuf", 1): 0.4, ("protobuf", 8): 0.7, ("protobuf", 64): 0.8}
 
 
-def bench_shapes(shapes: list[int], encodings: list[str], seconds: float, n_bodies: int) -> None:
+def bench_shapes(
+    shapes: list[int], encodings: list[str], seconds: float, n_bodies: int, env: dict[str, str] | None = None
+) -> None:
     """Every shape x encoding against the default daemon, the engine alone before and after."""
     print(f"engine alone (reference), {seconds:.0f} s:")
     refs = [engine_reference(seconds)]
     results: dict[tuple[str, int], dict[str, float]] = {}
-    print(f"default daemon (pipeline.ack default), OTLP/HTTP, {seconds:.0f} s per shape, unique spans:")
+    print(f"daemon, default config + {env or {}}, OTLP/HTTP, {seconds:.0f} s per shape, unique spans:")
     for encoding in encodings:
         for conc in shapes:
-            results[(encoding, conc)] = bench_shape(seconds, conc, encoding, n_bodies)
+            results[(encoding, conc)] = bench_shape(seconds, conc, encoding, n_bodies, env)
     print("engine alone (reference) again, after the daemon phases:")
     refs.append(engine_reference(seconds))
     ref = sum(r["stored_per_s"] for r in refs) / len(refs)
@@ -1076,6 +1080,7 @@ def main() -> None:
             args.encodings.split(","),
             secs,
             16 if args.quick else 64,
+            dict(kv.split("=", 1) for kv in args.daemon_env),
         )
         return
     if args.breakdown:

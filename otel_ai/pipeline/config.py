@@ -35,6 +35,11 @@ class PipelineConfig(Section):
     # "insert" — once its rows are in ClickHouse (read-after-ack; batches hold only what the
     # senders have in flight, so few senders mean small, costly inserts).
     ack: Literal["insert", "spool"] = "spool"
+    # ack: spool — at most this many items acknowledged and not yet inserted wait in the log;
+    # past it exports get 503 + Retry-After (back-pressure instead of a backlog that makes rows
+    # queryable later and later: 400k spans is ~5 s of inserts on 2 cores). 0 = only
+    # spool_max_bytes bounds the log.
+    wal_max_items: int = Field(default=400_000, ge=0)
 
     # Unset: beside the store (chdb:///x/clickhouse → /x/spool; a server: ./data/spool-<host>-<port>-<db>);
     # locked, one daemon per spool (otel_ai/instance.py).
