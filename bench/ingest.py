@@ -30,6 +30,16 @@ fresh 16,384-span Native blocks back to back with background merges running, not
 process: the ceiling any ingest path has on this machine with this engine and schema. The summary
 prints daemon/(d). ``--storage-alone`` runs only (d), with and without the topology component's
 insert-time views and with LZ4 instead of ZSTD(1), to show where that ceiling comes from.
+
+(e) ``--shapes 1,8,64`` — the load shapes users have: 1, 8 and 64 concurrent senders, protobuf
+and JSON, each against a fresh daemon with the DEFAULT configuration, plus the engine alone
+(ClickHouse's own Protobuf decode, one INSERT per ~100k spans into a contrib-shaped
+``otel_traces`` with no views and no skip indexes, no daemon) before and after the daemon
+phases in the same run. Prints, per shape, stored spans/s ÷ engine alone, CPU per span, peak
+RSS, p99 export latency, the ack → queryable delay (a probe exporting one span every 0.5 s and
+polling ``GET /api/v1/traces/{id}``) and acked vs stored (rows counted in the stopped daemon's
+store: zero loss means stored >= acked). ``--quick`` runs 10 s per phase (about 5 minutes).
+The load average is printed with the figures: on a shared machine they are noisy.
 """
 
 from __future__ import annotations
@@ -746,6 +756,282 @@ def _bench_daemon_phases(
     return out
 
 
+# -- (e) load shapes: 1, 8, 64 senders, default config, against the engine alone ---------------
+
+REF_SPANS_PER_INSERT = 100_000
+
+
+def bench_engine_reference(seconds: float, root: str | None = None) -> dict[str, float]:
+    """The engine alone: ClickHouse's own Protobuf decode, one INSERT per ~100k spans, into a
+    contrib-shaped ``otel_traces`` with no views and no skip indexes; no daemon, no HTTP.
+
+    The reference every load shape is divided by: what this engine stores per second on this
+    machine, right now, when nothing but decoding and inserting runs (re-stamped, unique spans).
+    """
+    import re
+
+    from otel_ai.storage.decoders.engine import EngineDecoder
+    from otel_ai.testing.stores import storage_at
+
+    tmp = root or tempfile.mkdtemp(prefix="otel-ai-bench-ref-")
+    core = storage_at(f"chdb://{tmp}/clickhouse", "core")
+    core.start()
+    ddl = core.query("SHOW CREATE TABLE core.otel_traces")[0][0]
+    ddl = "\n".join(line for line in ddl.splitlines() if not line.strip().startswith("INDEX "))
+    ddl = re.sub(r",\s*\)", "\n)", ddl, count=1)  # the comma the last INDEX line leaves behind
+    core.command("CREATE DATABASE IF NOT EXISTS ref")
+    core.command(ddl.replace("core.otel_traces", "ref.otel_traces", 1))
+    views = core.query(
+        "SELECT count() FROM system.tables WHERE database = 'ref' AND engine = 'MaterializedView'"
+    )[0][0]
+    indexes = core.query("SELECT count() FROM system.data_skipping_indices WHERE database = 'ref'")[0][0]
+    assert views == 0 and indexes == 0, (views, indexes)
+    engine = EngineDecoder(core)
+    run = engine._run
+    engine._run = lambda sql: run(sql.replace("`core`.otel_traces", "`ref`.otel_traces"))  # type: ignore[method-assign]
+    made_ns = time.time_ns()
+    templates = payloads(64)
+    fresh = [FreshBodies(p.body, "protobuf", made_ns, i) for i, p in enumerate(templates)]
+    per_insert = -(-REF_SPANS_PER_INSERT // SPANS_PER_REQUEST)
+    stored, i, restamp = 0, 0, 0.0
+    started, cpu0 = time.perf_counter(), time.process_time()
+    while time.perf_counter() - started < seconds:
+        t0 = time.perf_counter()
+        batch = []
+        for _ in range(per_insert):
+            j = i % len(templates)
+            batch.append(dataclasses.replace(templates[j], body=fresh[j].next()))
+            i += 1
+        restamp += time.perf_counter() - t0
+        engine.insert(batch)
+        stored += sum(p.items for p in batch)
+    elapsed, cpu = time.perf_counter() - started - restamp, time.process_time() - cpu0
+    in_table = core.query("SELECT count() FROM ref.otel_traces")[0][0]
+    core.shutdown()
+    if in_table != stored:
+        raise RuntimeError(f"engine alone: {stored:,} spans inserted but {in_table:,} in the table")
+    out = {"stored_per_s": stored / elapsed, "cpu_us_per_span": cpu / stored * 1e6, "spans": stored}
+    print(
+        f"  engine alone: {stored:,} spans in {elapsed:.1f} s (re-stamping excluded) = "
+        f"{out['stored_per_s']:,.0f} spans/s, {out['cpu_us_per_span']:.1f} us CPU per span  "
+        f"[load avg {_loadavg()}]",
+        flush=True,
+    )
+    return out
+
+
+def _engine_reference_child(q: Any, seconds: float, root: str) -> None:
+    q.put(bench_engine_reference(seconds, root))
+
+
+def engine_reference(seconds: float) -> dict[str, float]:
+    """:func:`bench_engine_reference` in a fresh process (its own engine, CPU and memory)."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    root = tempfile.mkdtemp(prefix="otel-ai-bench-ref-")
+    child = ctx.Process(target=_engine_reference_child, args=(q, seconds, root))
+    child.start()
+    try:
+        while True:
+            try:
+                out: dict[str, float] = q.get(timeout=5)
+                break
+            except queue.Empty:
+                if not child.is_alive():
+                    raise RuntimeError(
+                        f"engine alone ended without a result (exit {child.exitcode})"
+                    ) from None
+    finally:
+        child.join()
+        shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def _loadavg() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+class VisibilityProbe:
+    """Measures read-after-write: every ``interval_s`` one single-span request is exported and
+    ``GET /api/v1/traces/{id}`` polled until it answers; the delay is ack → queryable."""
+
+    def __init__(self, otlp_url: str, api_url: str, interval_s: float = 0.5) -> None:
+        self.otlp_url, self.api_url, self.interval_s = otlp_url, api_url, interval_s
+        self.delays: list[float] = []
+        self.unseen = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> VisibilityProbe:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        import httpx
+
+        with httpx.Client(timeout=30.0) as client:
+            while not self._stop.wait(self.interval_s):
+                req = ExportTraceServiceRequest()
+                span = req.resource_spans.add().scope_spans.add().spans.add()
+                rs = req.resource_spans[0]
+                _kv(rs.resource.attributes, "service.name", "visibility-probe")
+                trace_id = os.urandom(16)
+                span.trace_id, span.span_id, span.name = trace_id, os.urandom(8), "probe"
+                now = time.time_ns()
+                span.start_time_unix_nano, span.end_time_unix_nano = now - 1000, now
+                r = client.post(
+                    self.otlp_url,
+                    content=req.SerializeToString(),
+                    headers={"Content-Type": "application/x-protobuf"},
+                )
+                if r.status_code != 200:
+                    continue
+                acked = time.perf_counter()
+                while time.perf_counter() - acked < 30:
+                    if client.get(f"{self.api_url}/api/v1/traces/{trace_id.hex()}").status_code == 200:
+                        self.delays.append(time.perf_counter() - acked)
+                        break
+                    time.sleep(0.02)
+                else:
+                    self.unseen += 1
+
+
+def _rows_in_store(data_dir: Path) -> int:
+    """Spans in the stopped daemon's store (read from disk by a fresh process)."""
+    code = (
+        "import sys; from otel_ai.testing.stores import storage_at; "
+        "s = storage_at(sys.argv[1], 'otel'); s.start(); "
+        "print(s.query(\"SELECT count() FROM otel.otel_traces WHERE ServiceName != 'visibility-probe'\")[0][0]); "
+        "s.shutdown()"
+    )
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", code, f"chdb://{data_dir / 'clickhouse'}"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise RuntimeError(f"counting the store failed: {out.stderr[-2000:]}")
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def bench_shape(
+    seconds: float, conc: int, encoding: str, n_bodies: int, env: dict[str, str] | None = None
+) -> dict[str, float]:
+    """One load shape against a fresh default-config daemon (``env``: ``--daemon-env`` overrides)."""
+    import psutil
+
+    from otel_ai.testing.daemons import SubprocessDaemon
+
+    data = Path(tempfile.mkdtemp(prefix="otel-ai-bench-shape-"))
+    daemon = SubprocessDaemon(data, extra_env=env or {}).start()  # default config: only ports, paths
+    proc = psutil.Process(daemon.proc.pid)  # type: ignore[union-attr]
+    rss = PeakRss(proc)
+    try:
+        made_ns = time.time_ns()
+        bodies = [p.body for p in payloads(n_bodies, encoding)]
+        cpu0 = sum(proc.cpu_times()[:2])
+        before = _stored(daemon.api_url)
+        q: Any = mp.get_context("spawn").Queue()
+        url = f"{daemon.ep.http_url}/v1/traces"
+        worker = mp.get_context("spawn").Process(
+            target=_load_worker, args=(url, bodies, _CONTENT_TYPES[encoding], seconds, conc, q, made_ns)
+        )
+        probe = VisibilityProbe(url, daemon.api_url).start()
+        worker.start()
+        res = q.get()
+        worker.join()
+        probe.stop()
+        t_end = time.perf_counter()
+        last, stable = -2, 0
+        while stable < 3 and time.perf_counter() - t_end < 120:
+            cur = _stored(daemon.api_url)
+            stable = stable + 1 if cur == last else 0
+            last = cur
+            time.sleep(0.5)
+        drain = max(0.0, time.perf_counter() - t_end - 1.5)
+        cpu = sum(proc.cpu_times()[:2]) - cpu0
+        probes = len(probe.delays) + probe.unseen
+        stored_counter = last - before - probes
+    finally:
+        rss.stop()
+        daemon.terminate()
+    try:
+        in_store = _rows_in_store(data)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+    lat = sorted(res["lat"]) or [0.0]
+    vis = sorted(probe.delays) or [float("nan")]
+    acked = res["acked"] * SPANS_PER_REQUEST
+    out = {
+        "senders": conc,
+        "acked": acked,
+        "stored": in_store,
+        "stored_counter": stored_counter,
+        "lost": max(0, acked - in_store),
+        "refused": res["refused"],
+        "stored_per_s": in_store / (res["elapsed"] + drain),
+        "acked_per_s": acked / res["elapsed"],
+        "cpu_us_per_span": cpu / max(1, in_store) * 1e6,
+        "peak_rss_mib": rss.peak / 2**20,
+        "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
+        "vis_p50_ms": vis[len(vis) // 2] * 1000,
+        "vis_max_ms": vis[-1] * 1000,
+        "vis_unseen": probe.unseen,
+        "drain_s": drain,
+    }
+    print(
+        f"  {conc:>3} senders {encoding:<8} stored {out['stored_per_s']:>9,.0f} spans/s  acked "
+        f"{int(acked):,} stored {in_store:,} (lost {int(out['lost'])})  refused(503) {res['refused']}  "
+        f"p99 {out['p99_ms']:.0f} ms  CPU {out['cpu_us_per_span']:.1f} us/span  RSS "
+        f"{out['peak_rss_mib']:,.0f} MiB  ack->queryable p50 {out['vis_p50_ms']:.0f} ms max "
+        f"{out['vis_max_ms']:.0f} ms ({len(probe.delays)} probes)  [load avg {_loadavg()}]",
+        flush=True,
+    )
+    return out
+
+
+SHAPE_TARGETS = {("protobuf", 1): 0.4, ("protobuf", 8): 0.7, ("protobuf", 64): 0.8}
+
+
+def bench_shapes(
+    shapes: list[int], encodings: list[str], seconds: float, n_bodies: int, env: dict[str, str] | None = None
+) -> None:
+    """Every shape x encoding against the default daemon, the engine alone before and after."""
+    print(f"engine alone (reference), {seconds:.0f} s:")
+    refs = [engine_reference(seconds)]
+    results: dict[tuple[str, int], dict[str, float]] = {}
+    print(f"daemon, default config + {env or {}}, OTLP/HTTP, {seconds:.0f} s per shape, unique spans:")
+    for encoding in encodings:
+        for conc in shapes:
+            results[(encoding, conc)] = bench_shape(seconds, conc, encoding, n_bodies, env)
+    print("engine alone (reference) again, after the daemon phases:")
+    refs.append(engine_reference(seconds))
+    ref = sum(r["stored_per_s"] for r in refs) / len(refs)
+    each = ", ".join(f"{r['stored_per_s']:,.0f}" for r in refs)
+    print(
+        f"\nsummary — engine alone {ref:,.0f} spans/s (mean of {each}); "
+        f"load avg {_loadavg()}; {os.cpu_count()} CPUs visible"
+    )
+    print(
+        "  | encoding | senders | stored spans/s | ÷ engine alone | target | CPU µs/span | peak RSS MiB "
+        "| p99 export ms | ack→queryable p50 / max ms | acked | stored | lost |"
+    )
+    print("  |---|---|---|---|---|---|---|---|---|---|---|---|")
+    for (encoding, conc), r in results.items():
+        target = SHAPE_TARGETS.get((encoding, conc), 0.5 if encoding == "json" else 0.0)
+        print(
+            f"  | {encoding} | {conc} | {r['stored_per_s']:,.0f} | {r['stored_per_s'] / ref:.2f} | ≥ {target:.1f} "
+            f"| {r['cpu_us_per_span']:.1f} | {r['peak_rss_mib']:,.0f} | {r['p99_ms']:.0f} "
+            f"| {r['vis_p50_ms']:.0f} / {r['vis_max_ms']:.0f} | {int(r['acked']):,} | {int(r['stored']):,} "
+            f"| {int(r['lost'])} |"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small run, < 1 minute")
@@ -776,7 +1062,27 @@ def main() -> None:
         help="only (d), the storage alone, in four variants: with and without the topology views, "
         "ZSTD(1) and LZ4",
     )
+    ap.add_argument(
+        "--shapes",
+        default="",
+        metavar="1,8,64",
+        help="only the load shapes: these sender counts x --encodings against the default daemon, with "
+        "the engine-alone reference in the same run (--quick: 10 s each)",
+    )
+    ap.add_argument("--encodings", default="protobuf,json", help="encodings of the --shapes phases")
+    ap.add_argument("--seconds", type=float, default=0, help="seconds per phase (overrides the size)")
     args = ap.parse_args()
+    if args.shapes:
+        secs = args.seconds or (10.0 if args.quick else 20.0)
+        print(f"otel-ai ingest load shapes ({'quick' if args.quick else 'full'}), load avg {_loadavg()}")
+        bench_shapes(
+            [int(x) for x in args.shapes.split(",")],
+            args.encodings.split(","),
+            secs,
+            16 if args.quick else 64,
+            dict(kv.split("=", 1) for kv in args.daemon_env),
+        )
+        return
     if args.breakdown:
         bench_breakdown(50)
         return

@@ -46,6 +46,10 @@ class Admission:
         if self.queued_bytes and self.queued_bytes + size > self.config.queue_bytes:
             msg = f"pipeline queue full ({self.queued_bytes} of {self.config.queue_bytes} bytes)"
             raise OverloadedError(msg, retry_after=self.retry_after)
+        wal_cap = self.config.wal_max_items
+        if wal_cap and (pending := self.log_pending()) and pending + n > wal_cap:
+            msg = f"write-ahead log backlog full ({pending} of {wal_cap} items not yet inserted)"
+            raise OverloadedError(msg, retry_after=self.retry_after)
         if (why := self.memory_refusal()) is not None:
             raise OverloadedError(why, retry_after=self.retry_after)
         self.queued_items += n

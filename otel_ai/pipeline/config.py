@@ -29,11 +29,17 @@ class PipelineConfig(Section):
     # under load two half-size batches cost more than one full one. 0 = batch_min_items.
     batch_min_items_busy: int = Field(default=16384, ge=0)
     insert_workers: int = Field(default=2, ge=1)
-    # When an export is acknowledged: "insert" — once its rows are in ClickHouse (read-after-ack);
-    # "spool" — once it is fsynced to a per-signal write-ahead log under spool_dir/wal, inserted
-    # from there in batches of up to batch_items (much bigger batches under load; rows become
-    # queryable a batch later).
-    ack: Literal["insert", "spool"] = "insert"
+    # When an export is acknowledged: "spool" (default) — once it is fsynced to a per-signal
+    # write-ahead log under spool_dir/wal (group commit), inserted from there in batches of up to
+    # batch_items whatever the number of senders; rows become queryable a batch later (~0.2-1 s);
+    # "insert" — once its rows are in ClickHouse (read-after-ack; batches hold only what the
+    # senders have in flight, so few senders mean small, costly inserts).
+    ack: Literal["insert", "spool"] = "spool"
+    # ack: spool — at most this many items acknowledged and not yet inserted wait in the log;
+    # past it exports get 503 + Retry-After (back-pressure instead of a backlog that makes rows
+    # queryable later and later: 400k spans is ~5 s of inserts on 2 cores). 0 = only
+    # spool_max_bytes bounds the log.
+    wal_max_items: int = Field(default=400_000, ge=0)
 
     # Unset: beside the store (chdb:///x/clickhouse → /x/spool; a server: ./data/spool-<host>-<port>-<db>);
     # locked, one daemon per spool (otel_ai/instance.py).

@@ -13,7 +13,7 @@ The pipeline is a chain of stages, like the OpenTelemetry Collector's exporterhe
    the spool).
 
 The awaiting request is acknowledged only after its payload is inserted or fsynced to the spool
-(at-least-once). With ``pipeline.ack: spool`` the write-ahead log (:mod:`.wal`) replaces stages 2
+(at-least-once). With ``pipeline.ack: spool`` (the default) the write-ahead log (:mod:`.wal`) replaces stages 2
 and 4: requests are acknowledged once the log has them on disk and inserted from it in big
 batches through the same isolation stage.
 """

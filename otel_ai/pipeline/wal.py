@@ -1,6 +1,6 @@
 """Write-ahead acknowledgement (``pipeline.ack: spool``): ack after fsync, insert in big batches.
 
-With ``ack: insert`` (the default) a request is acknowledged once its rows are in ClickHouse, so
+With ``ack: insert`` a request is acknowledged once its rows are in ClickHouse, so
 a batch can hold only what the senders have in flight (32 senders x 512 spans ≈ 16k spans), and
 every insert pays the engine's fixed cost (query analysis, one part per table and view, merges
 later). With ``ack: spool`` a request is acknowledged as soon as it is appended to a per-signal
@@ -16,7 +16,10 @@ longer depends on the senders, and while an insert runs the next batch accumulat
 * Content the engine refuses on its own (after ``validate`` accepted it: rare) cannot be reported
   to a sender that was already acknowledged: it is dropped and counted
   (``otel_ai_pipeline_dropped_items_total``), never retried forever.
-* The trade-off: rows become queryable a batch after the ack, not at the ack.
+* The trade-off: rows become queryable a batch after the ack, not at the ack; ``wal_max_items``
+  bounds the backlog (503 past it) so that delay stays bounded under overload.
+
+The default ack point since 2026-12-01: the batch size no longer depends on the senders.
 """
 
 from __future__ import annotations

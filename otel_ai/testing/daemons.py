@@ -127,6 +127,21 @@ class InProcessDaemon:
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return httpx.get(self.api_url + path, timeout=30, **kw)
 
+    def wait_inserted(self, timeout: float = 30.0) -> None:
+        """Wait until everything acknowledged so far is inserted: with ``pipeline.ack: spool``
+        (the default) an export is acknowledged once the write-ahead log has it, before the
+        insert; with ``ack: insert`` this returns at once."""
+        deadline = time.monotonic() + timeout
+        pipeline = self.daemon.pipeline
+        assert pipeline is not None, "this daemon has no ingest pipeline (role)"
+        while True:
+            st = pipeline.status()
+            if not (st["wal"] or {}).get("pending_items") and not st["queue"]["items"]:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not inserted after {timeout} s: wal {st['wal']}, queue {st['queue']}")
+            time.sleep(0.02)
+
 
 def daemon_config(
     chdb_path: Path,

@@ -155,6 +155,7 @@ def test_json_bad_hex_id_is_rejected_per_span_as_partial_success(daemon: InProce
     assert r.status_code == 200
     partial = r.json()["partialSuccess"]
     assert partial["rejectedSpans"] in ("2", 2) and "traceId" in partial["errorMessage"]
+    daemon.wait_inserted()  # the default ack point is the write-ahead log, before the insert
     spans = daemon.get(f"/api/v1/traces/{good_tid}").json()["spans"]
     assert [s["name"] for s in spans] == ["good"]
 
@@ -233,6 +234,7 @@ def test_daemon_survives_and_earlier_data_is_intact(daemon: InProcessDaemon, see
     # Runs last in this module (pytest keeps file order): everything above has been thrown at it.
     assert daemon.get("/healthz").status_code == 200
     assert daemon.get("/readyz").status_code == 200
+    daemon.wait_inserted()
     spans = daemon.get(f"/api/v1/traces/{seeded}").json()["spans"]
     assert len(spans) == 4 and {s["service_name"] for s in spans} == {"seed"}
     counters = daemon.get("/api/v1/status").json()["receivers"]["counters"]["traces"]["http"]
@@ -242,5 +244,6 @@ def test_daemon_survives_and_earlier_data_is_intact(daemon: InProcessDaemon, see
     )
     req, tid = trace_request(2)
     assert _grpc_call(daemon, req.SerializeToString()) == b""
+    daemon.wait_inserted()
     assert len(daemon.get(f"/api/v1/traces/{tid}").json()["spans"]) == 2
     json.dumps(counters)  # status stays serialisable

@@ -36,6 +36,9 @@ class GatedWriter:
 def test_overload_503_and_unavailable_with_retry_info(make_daemon: Any) -> None:
     d = make_daemon(
         extra={
+            # The in-memory queue held by in-flight inserts (ack once inserted); the default
+            # write-ahead log's bound is the next test.
+            "pipeline.ack": "insert",
             "pipeline.queue_items": 100,
             "pipeline.batch_items": 50,
             "pipeline.batch_timeout_ms": 5,
@@ -109,3 +112,41 @@ def test_overload_503_and_unavailable_with_retry_info(make_daemon: Any) -> None:
         in metrics
     )
     assert d.get("/api/v1/status").json()["pipeline"]["queue"]["items"] == 0
+
+
+def test_default_write_ahead_log_full_answers_503_and_memory_stays_bounded(make_daemon: Any) -> None:
+    """The default ack point (the fsynced write-ahead log): while storage is stuck, acks continue
+    until the log reaches ``spool_max_bytes``; past it, 503 + Retry-After / UNAVAILABLE, nothing
+    is held in memory, and every acked request is stored once storage moves again."""
+    d = make_daemon(extra={"pipeline.spool_max_bytes": 16384, "ingest.retry_after_s": 3})
+    assert d.daemon.pipeline.config.ack == "spool"
+    gated = GatedWriter(d.daemon.pipeline.writer)
+    d.daemon.pipeline.writer = gated
+    requests = [trace_request(10) for _ in range(60)]
+    statuses: list[int] = []
+    for r, _ in requests:
+        resp = httpx.post(d.ep.http_url + "/v1/traces", content=r.SerializeToString(), headers=PB, timeout=30)
+        statuses.append(resp.status_code)
+        if resp.status_code == 503:
+            assert resp.headers["retry-after"] == "3"
+            st = status_pb2.Status.FromString(resp.content)
+            assert st.code == 14 and "spool full" in st.message
+        st_pipe = d.daemon.pipeline.status()
+        assert st_pipe["queue"]["items"] == 0  # acked from disk: nothing waits in memory
+        assert st_pipe["wal"]["bytes"] <= 16384
+    assert statuses[0] == 200 and 503 in statuses and set(statuses) == {200, 503}
+    with grpc.insecure_channel(d.ep.grpc) as ch:
+        export = ch.unary_unary(GRPC_EXPORT, request_serializer=None, response_deserializer=None)
+        with pytest.raises(grpc.RpcError) as exc_info:
+            export(trace_request(10)[0].SerializeToString(), timeout=10)
+        assert exc_info.value.code() == grpc.StatusCode.UNAVAILABLE
+    gated.gate.set()
+    deadline = time.monotonic() + 60
+    while d.daemon.pipeline.status()["wal"]["pending_items"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for (_, tid), status in zip(requests, statuses, strict=True):
+        got = d.get(f"/api/v1/traces/{tid}")
+        if status == 200:  # every acked request is stored
+            assert len(got.json()["spans"]) == 10, tid
+        else:  # and no refused one
+            assert got.status_code == 404, tid

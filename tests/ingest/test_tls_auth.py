@@ -92,6 +92,7 @@ def _http(d: InProcessDaemon, crt: Path, token: str | None) -> SpanExporter:
 
 
 def _stored(d: InProcessDaemon, name: str) -> int:
+    d.wait_inserted()  # acknowledged by the write-ahead log (the default) before the insert
     st = d.daemon.storage
     sql = "SELECT count() FROM {db:Identifier}.otel_traces WHERE SpanName = {n:String}"
     return int(st.query(sql, {"db": st.database, "n": name})[0][0])

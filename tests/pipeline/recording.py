@@ -41,6 +41,9 @@ class RecordingWriter:
 
 def pipeline_config(tmp_path: Path, **kw: Any) -> PipelineConfig:
     base: dict[str, Any] = {
+        # The in-memory batching stage (ack once inserted) these unit tests exercise; the
+        # write-ahead log (the default ack point) has its own in test_wal.py (ack="spool").
+        "ack": "insert",
         "spool_dir": str(tmp_path / "spool"),
         "batch_timeout_ms": 20,
         "spool_replay_interval_s": 0.05,

@@ -19,6 +19,7 @@ from otel_ai.model import Payload
 from otel_ai.testing.otlp_payloads import json_span, json_trace, trace_request
 
 GRPC_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+PB = {"content-type": "application/x-protobuf"}
 
 
 class FaultSwitchWriter:
@@ -46,7 +47,15 @@ def _wait(cond: Any, timeout: float = 60.0) -> None:
 
 
 def test_outage_spool_replay_zero_loss(make_daemon: Any) -> None:
-    d = make_daemon(extra={"pipeline.batch_timeout_ms": 10, "pipeline.spool_replay_interval_s": 0.2})
+    # ack once inserted: the outage spool of the insert path (the default write-ahead log's
+    # outage is test_outage_with_the_default_write_ahead_log_zero_loss below)
+    d = make_daemon(
+        extra={
+            "pipeline.ack": "insert",
+            "pipeline.batch_timeout_ms": 10,
+            "pipeline.spool_replay_interval_s": 0.2,
+        }
+    )
     switch = FaultSwitchWriter(d.daemon.pipeline.writer)
     d.daemon.pipeline.writer = switch
     before, before_tid = trace_request(3, service="before")
@@ -118,8 +127,56 @@ def test_outage_spool_replay_zero_loss(make_daemon: Any) -> None:
     assert len(d.get(f"/api/v1/traces/{tid}").json()["spans"]) == 2
 
 
+def test_outage_with_the_default_write_ahead_log_zero_loss(make_daemon: Any) -> None:
+    """Default config (ack once the write-ahead log has it): during an outage every export is
+    still acknowledged from the log, nothing is queryable, and once storage answers every
+    acknowledged span is inserted, over both transports and encodings."""
+    d = make_daemon(extra={"pipeline.spool_replay_interval_s": 0.2})
+    assert d.daemon.pipeline.config.ack == "spool"
+    switch = FaultSwitchWriter(d.daemon.pipeline.writer)
+    d.daemon.pipeline.writer = switch
+    before, before_tid = trace_request(3, service="before")
+    r = httpx.post(d.ep.http_url + "/v1/traces", content=before.SerializeToString(), headers=PB)
+    assert r.status_code == 200
+    d.wait_inserted()
+    switch.down = True
+    expected: dict[str, int] = {}
+    with grpc.insecure_channel(d.ep.grpc) as ch:
+        export = ch.unary_unary(GRPC_EXPORT, request_serializer=None, response_deserializer=None)
+        for i in range(6):
+            req, tid = trace_request(5 + i, service="outage")
+            if i % 2 == 0:
+                assert export(req.SerializeToString(), timeout=30) == b""
+            else:
+                r = httpx.post(d.ep.http_url + "/v1/traces", content=req.SerializeToString(), headers=PB)
+                assert r.status_code == 200, r.content
+            expected[tid] = 5 + i
+    tid_json = "1af7651916cd43dd8448eb211c80319c"
+    spans = [json_span(tid_json, f"c7ad6b71692033{i:02x}", f"j{i}") for i in range(4)]
+    r = httpx.post(
+        d.ep.http_url + "/v1/traces", content=json_trace(spans), headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 200
+    expected[tid_json] = 4
+    _wait(lambda: switch.refused_calls >= 1 and d.get("/api/v1/status").json()["pipeline"]["storage_down"])
+    st = d.get("/api/v1/status").json()["pipeline"]
+    assert st["wal"]["pending_items"] == sum(expected.values()) and st["wal"]["bytes"] > 0
+    assert "Connection refused" in st["last_error"]
+    assert d.get(f"/api/v1/traces/{tid_json}").status_code == 404  # only in the log
+    switch.down = False
+    _wait(lambda: d.get("/api/v1/status").json()["pipeline"]["wal"]["pending_items"] == 0)
+    for tid, n in expected.items():
+        assert len(d.get(f"/api/v1/traces/{tid}").json()["spans"]) == n, tid
+    assert len(d.get(f"/api/v1/traces/{before_tid}").json()["spans"]) == 3
+    st = d.get("/api/v1/status").json()["pipeline"]
+    assert st["storage_down"] is False and st["wal"]["bytes"] == 0 and st["failed_items"] == 0
+    assert "otel_ai_pipeline_dropped_items_total{" not in d.get("/metrics").text  # nothing acked dropped
+
+
 def test_outage_with_full_spool_answers_503(make_daemon: Any) -> None:
-    d = make_daemon(extra={"pipeline.batch_timeout_ms": 10, "pipeline.spool_max_bytes": 4096})
+    d = make_daemon(
+        extra={"pipeline.ack": "insert", "pipeline.batch_timeout_ms": 10, "pipeline.spool_max_bytes": 4096}
+    )
     switch = FaultSwitchWriter(d.daemon.pipeline.writer)
     d.daemon.pipeline.writer = switch
     switch.down = True
@@ -160,6 +217,12 @@ def test_spool_written_during_outage_is_replayed_by_the_next_daemon(make_daemon:
     again = make_daemon(
         extra={"pipeline.spool_dir": spool_dir, "pipeline.spool_replay_interval_s": 0.2}, database=database
     )
-    _wait(lambda: again.get("/api/v1/status").json()["pipeline"]["spool"]["pending_records"] == 0)
+    # default ack point: the outage kept the records in the write-ahead log (ack: insert: the spool)
+    _wait(
+        lambda: (
+            (p := again.get("/api/v1/status").json()["pipeline"])["spool"]["pending_records"] == 0
+            and p["wal"]["pending_items"] == 0
+        )
+    )
     for tid, n in sent.items():
         assert len(again.get(f"/api/v1/traces/{tid}").json()["spans"]) == n

@@ -29,6 +29,7 @@ async def test_acks_before_the_insert_and_drains_in_big_batches(tmp_path: Path) 
     await pl.start()
     await pl.submit(payload(b"first"))  # acknowledged although nothing is inserted yet
     await until(lambda: pl.wal is not None and pl.wal.pending_items == 10)
+    await until(lambda: len(w.started) == 1)  # the drainer took it (a loaded machine can be slow)
     # While the first insert hangs, 40 more requests are acked from the log...
     await asyncio.gather(*(pl.submit(payload(b"r%02d" % i)) for i in range(40)))
     assert w.stored == [] and pl.status()["wal"]["pending_items"] == 410
@@ -102,6 +103,25 @@ async def test_a_full_log_refuses_with_503(tmp_path: Path) -> None:
         await pl.submit(payload(b"y" * 100))
     assert pl.status()["queue"]["items"] == 0  # the refused request holds no memory
     await pl.shutdown(1)
+
+
+async def test_a_backlog_past_wal_max_items_refuses_with_503_until_it_drains(tmp_path: Path) -> None:
+    """Storage slower than the senders: the log holds at most ``wal_max_items`` not yet inserted,
+    then exports are refused (back-pressure) instead of rows becoming queryable later and later."""
+    w = RecordingWriter()
+    w.gate.clear()  # storage stuck: nothing leaves the log
+    pl = Pipeline(_wal_cfg(tmp_path, wal_max_items=30, batch_min_items=1), w, registry=CollectorRegistry())
+    await pl.start()
+    for i in range(3):  # 3 x 10 items: exactly the bound
+        await pl.submit(payload(b"a%d" % i))
+    with pytest.raises(OverloadedError, match="backlog full \\(30 of 30 items"):
+        await pl.submit(payload(b"refused"))
+    w.gate.set()
+    await until(lambda: pl.wal is not None and pl.wal.pending_items == 0)
+    await pl.submit(payload(b"after"))  # drained: accepted again
+    await until(lambda: b"after" in w.stored)
+    assert b"refused" not in w.stored and w.stored[:3] == [b"a0", b"a1", b"a2"]
+    await pl.shutdown(5)
 
 
 class _OrderedGates:

@@ -116,9 +116,15 @@ def test_kill9_under_load_then_restart_keeps_every_acked_span(tmp_path: Path, ac
         again.kill()
 
 
-def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
-    # A long batch timeout: at SIGTERM most accepted payloads are still waiting in the queue.
-    env = {"OTEL_AI_PIPELINE__BATCH_TIMEOUT_MS": "1000", "OTEL_AI_SCHEDULER__ENABLED": "false"}
+@pytest.mark.parametrize("ack", ["insert", "spool"])
+def test_sigterm_drains_in_flight_requests(tmp_path: Path, ack: str) -> None:
+    # A long batch timeout: at SIGTERM most accepted payloads are still waiting in the queue
+    # (ack: insert) or in the write-ahead log (ack: spool, the default).
+    env = {
+        "OTEL_AI_PIPELINE__BATCH_TIMEOUT_MS": "1000",
+        "OTEL_AI_SCHEDULER__ENABLED": "false",
+        "OTEL_AI_PIPELINE__ACK": ack,
+    }
     d = SubprocessDaemon(tmp_path / "data", extra_env=env).start()
     try:
         acked = _run_load_then(d, "term", min_acks=8)
@@ -127,6 +133,8 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
         d.kill()
     again = SubprocessDaemon(tmp_path / "data", ep=d.ep, extra_env=env).start()
     try:
+        if ack == "spool":
+            _wal_drained(again)
         _assert_all_present(again, acked)
     finally:
         again.kill()

@@ -96,6 +96,7 @@ def test_traces_round_trip(
             child.add_event("retry", {"attempt": 2})
             child.set_status(Status(StatusCode.ERROR, "deadlock"))
     tp.shutdown()
+    daemon.wait_inserted()  # acked by the write-ahead log (the default), inserted a batch later
 
     r = daemon.get(f"/api/v1/traces/{trace_id}")
     assert r.status_code == 200, r.text
@@ -138,6 +139,7 @@ def test_metrics_round_trip(
     meter.create_histogram("latency_ms").record(12.5)
     meter.create_up_down_counter("inflight").add(3)
     mp.shutdown()  # one final collect + export (a force_flush before it would export twice)
+    daemon.wait_inserted()  # acked by the write-ahead log (the default), inserted a batch later
 
     st = daemon.daemon.storage
     q = "SELECT MetricName, Value, IngestEncoding, IngestTransport FROM {db:Identifier}.otel_metrics_sum WHERE ServiceName = {s:String} ORDER BY MetricName"
@@ -177,6 +179,7 @@ def test_logs_round_trip(
     )
     logger.emit(LogRecord(body="payment retried", severity_text="INFO", severity_number=SeverityNumber.INFO))
     lp.shutdown()
+    daemon.wait_inserted()
 
     st = daemon.daemon.storage
     q = (
