@@ -226,6 +226,7 @@ def test_js_sdk_trace_round_trip(
     assert proc.returncode == 0, f"export.mjs failed:\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
     out = json.loads(proc.stdout)
     assert out["exports"] == 3  # SimpleSpanProcessor: one export per ended span, all acknowledged
+    daemon.wait_inserted()  # acknowledged at the write-ahead log (the default); queried once inserted
 
     r = daemon.get(f"/api/v1/traces/{out['trace_id']}")
     assert r.status_code == 200, r.text
