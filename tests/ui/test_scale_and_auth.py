@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -60,10 +59,8 @@ def test_map_with_200_services_lays_out_left_to_right(browser: Any, seeded: Seed
         page.route(
             "**/api/v1/topology*", lambda r: r.fulfill(status=200, content_type="application/json", body=body)
         )
-        t0 = time.monotonic()
         page.goto(f"{seeded.url}/#/map?since=1h")
-        page.wait_for_selector("svg.map a.node")
-        elapsed = time.monotonic() - t0
+        page.wait_for_selector("svg.map a.node")  # drawing time: bench/ui_first_paint.py
         boxes = page.eval_on_selector_all(
             "svg.map a.node",
             "els => els.map(e => { const m = /translate\\(([-\\d.]+),([-\\d.]+)\\)/.exec(e.getAttribute('transform'));"
@@ -73,7 +70,6 @@ def test_map_with_200_services_lays_out_left_to_right(browser: Any, seeded: Seed
         pos = {nid: (x, y) for nid, x, y in boxes}
         assert len(set(pos.values())) == len(pos), "two nodes share a position"
         assert all(pos[e["source"]][0] < pos[e["target"]][0] for e in topo["edges"]), "an edge points left"
-        assert elapsed < 10, f"the 200-service map took {elapsed:.1f} s"
         render_ms = page.evaluate("window.__otelAiFirstMap")
         shot(page, "map-200-services")
         page.fill("#map-find", "svc-3-01")
@@ -81,9 +77,7 @@ def test_map_with_200_services_lays_out_left_to_right(browser: Any, seeded: Seed
         page.click('button[aria-label="Zoom in"]')
         page.click('a.node[data-id="svc-0-000"]', force=True)
         page.wait_for_selector("#panel-title:text('svc-0-000')")
-        print(
-            f"200-service map: first paint {render_ms:.0f} ms in the page, {elapsed * 1000:.0f} ms to the first node"
-        )
+        print(f"200-service map: first paint {render_ms:.0f} ms in the page")
         guard.check()
     finally:
         ctx.close()
