@@ -202,20 +202,8 @@ class Call:
                 "server.address": callee, "server.port": 50051, **(attrs or {})}  # fmt: skip
         client = self.b.span(self.trace, self.span.span_id, self.service, name, CLIENT, t0, attrs=base)
         server = self.b.span(self.trace, client.span_id, callee, name, SERVER, t0 + MS // 5, attrs=dict(base))
-        inner = Call(self.b, self.trace, server)
-        inner.work()
-        if handler is not None:
-            handler(inner)
-        if fail:
-            inner.ok = False
-        inner.finish()
-        client.end = server.end + MS // 5
-        client.error = not inner.ok
-        if at is None:
-            self.t = client.end
-        if not inner.ok and at is None:
-            self.ok = False
-        return inner.ok, client.end
+        ok = self._serve(client, server, handler, fail, advance=at is None)
+        return ok, client.end
 
     def http(self, callee: str, method: str, route: str, path: str, handler: Callable[[Call], object] | None = None,
              *, resend: int = 0, fail: bool = False) -> bool:  # fmt: skip
@@ -227,6 +215,13 @@ class Call:
         s_attrs = {"http.request.method": method, "http.route": route, "url.path": path}
         server = self.b.span(self.trace, client.span_id, callee, f"{method} {route}", SERVER, self.t + MS // 5,
                              attrs=s_attrs)  # fmt: skip
+        return self._serve(client, server, handler, fail, advance=True)
+
+    def _serve(self, client: PSpan, server: PSpan, handler: Callable[[Call], object] | None, fail: bool,
+               *, advance: bool) -> bool:  # fmt: skip
+        """Run the callee's server span (its own work, then ``handler``), then close the client span
+        a little after it; ``advance``: this call is sequential, so it moves this span's clock and
+        its failure fails this span."""
         inner = Call(self.b, self.trace, server)
         inner.work()
         if handler is not None:
@@ -236,9 +231,10 @@ class Call:
         inner.finish()
         client.end = server.end + MS // 5
         client.error = not inner.ok
-        self.t = client.end
-        if not inner.ok:
-            self.ok = False
+        if advance:
+            self.t = client.end
+            if not inner.ok:
+                self.ok = False
         return inner.ok
 
     def db(self, system: str, namespace: str, statement: str, ms: float, *, at: int | None = None,
