@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -15,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_ai.analysis.insights.config import ScoringConfig
 from otel_ai.analysis.insights.detectors import build_detectors
 from otel_ai.analysis.insights.detectors.config import DetectorsConfig
+from otel_ai.analysis.insights.detectors.encoding_drift import EncodingDriftDetector
 from otel_ai.analysis.insights.model import DetectContext, Finding, Window
 from otel_ai.analysis.insights.scoring import RANK, severity
 from otel_ai.demo import SCENARIOS, TimelineEvent, generate
@@ -97,3 +99,22 @@ def test_plain_shop_traffic_shows_none_of_them(storage: Storage) -> None:
     assert not {f.kind for f in found} & {SCENARIOS[n].insight for n in PATTERN_SCENARIOS}, found
     scoring = ScoringConfig()
     assert all(RANK[severity(f, scoring)] > RANK["medium"] for f in found), [(f.kind, f.title) for f in found]
+
+
+def test_encoding_drift_really_sends_otlp_json_for_the_odd_instance(make_daemon: Any) -> None:
+    """Through the real exporters and receivers: the run sends gRPC protobuf, the odd
+    product-catalog instance OTLP/JSON over HTTP, and the daemon records both encodings."""
+    d = make_daemon()
+    start = BASE - timedelta(hours=1)
+    end = start + timedelta(minutes=2)
+    timeline = [TimelineEvent(timedelta(0), timedelta(minutes=2), "encoding-drift")]
+    res = generate(start, end, endpoint=f"http://{d.ep.grpc}", protocol="grpc", json_endpoint=d.ep.http_url,
+                   rate=4.0, seed=41, timeline=timeline, logs=False, diurnal=False)  # fmt: skip
+    assert res.exported_spans == res.spans > 0 and len(res.json_instances) == 1
+    d.wait_inserted()
+    st = d.daemon.storage
+    found = EncodingDriftDetector(DetectorsConfig()).detect(DetectContext(st, Window(start, end)))
+    assert [f.key for f in found] == ["product-catalog"], [f.title for f in found]
+    assert set(found[0].facts["variants"].split(", ")) == {"protobuf/grpc", "json/http"}
+    json_ids = {str(e.description) for e in found[0].evidence if "json/http" in e.id}
+    assert any(next(iter(res.json_instances))[:36] in text for text in json_ids), json_ids
