@@ -131,11 +131,12 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     history = SCENARIOS[args.scenario].history_s if args.scenario else None
     if history and backfill is None:  # the anomaly scenario: a trained model before the fault
-        if not prepare_anomaly(
+        ready = prepare_anomaly(
             args, endpoint=endpoint, protocol=args.protocol, rate=rate, history_s=history, quiet=args.quiet
-        ):
+        )
+        if ready is None:
             return 1
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = ready  # the live run continues the history without a gap
         start, end = now, (now + duration if duration else None)
     stop = threading.Event()
     _install_signals(stop)

@@ -5,7 +5,9 @@ The anomaly room pages only against a trained model, and it trains by itself onl
 first: with a model already trained, nothing is needed; else it writes the scenario's
 ``history_s`` of clean shop traffic ending now (a backfill), waits until the daemon has
 inserted it, and asks it to train on it (``POST /api/v1/anomalies/retrain``). Then the live
-fault starts, and the detector's next cycles (every minute) open the anomaly.
+fault starts where the history ends (the generator catches up the seconds the preparation took,
+so no window looks like a traffic dip), and the detector's next cycles (every minute) open the
+anomaly.
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ def wait_inserted(args: argparse.Namespace, timeout_s: float = INSERT_WAIT_S) ->
 
 def prepare_anomaly(
     args: argparse.Namespace, *, endpoint: str, protocol: str, rate: float, history_s: float, quiet: bool
-) -> bool:
-    """Make sure the daemon has a trained anomaly model; ``False`` (with a message) if it cannot."""
+) -> datetime | None:
+    """Make sure the daemon has a trained anomaly model; where the live traffic should start (the
+    end of the history written, or now), or ``None`` (with a message) if it cannot."""
 
     def say(text: str) -> None:
         if not quiet:
@@ -56,7 +59,7 @@ def prepare_anomaly(
         state = model_state(args)
         if state.get("state") == "trained":
             say(f"anomaly model {state.get('model_id', '')} is trained; the fault starts now")
-            return True
+            return datetime.now(UTC).replace(microsecond=0)
         end = datetime.now(UTC).replace(microsecond=0)
         start = end - timedelta(seconds=history_s)
         say(
@@ -77,7 +80,7 @@ def prepare_anomaly(
             )  # fmt: skip
         if res.exported_spans < res.spans:
             say(f"the history did not all go out ({res.exported_spans:,} of {res.spans:,} spans)")
-            return False
+            return None
         say(f"{res.spans:,} spans of history sent; waiting for the daemon to insert them")
         if not wait_inserted(args):
             say("the daemon is still inserting the history after 3 minutes; retraining anyway")
@@ -90,7 +93,7 @@ def prepare_anomaly(
             f"({model.get('confidence', '?')} confidence); the fault starts now — the detector opens the "
             "anomaly after two abnormal one-minute windows"
         )
-        return True
+        return end
     except ApiError as exc:
         say(f"cannot prepare the anomaly model: {exc}")
-        return False
+        return None

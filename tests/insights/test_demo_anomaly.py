@@ -63,9 +63,10 @@ def test_demo_prepares_a_trained_model_before_the_fault(make_daemon: Any) -> Non
     d = make_daemon()
     args = argparse.Namespace(api_url=d.api_url, token=None, seed=0)
     assert model_state(args)["state"] == "no_model"
-    ok = prepare_anomaly(args, endpoint=d.ep.http_url, protocol="http/protobuf", rate=0.5, history_s=1860,
-                         quiet=True)  # fmt: skip
-    assert ok
+    before = datetime.now(UTC)
+    ready = prepare_anomaly(args, endpoint=d.ep.http_url, protocol="http/protobuf", rate=0.5, history_s=1860,
+                            quiet=True)  # fmt: skip
+    assert ready is not None and before - timedelta(seconds=1) <= ready <= datetime.now(UTC)
     state = model_state(args)
     assert state["state"] == "trained", state
     assert state["train_range"]["start"] is not None
