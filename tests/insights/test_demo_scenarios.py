@@ -116,5 +116,7 @@ def test_encoding_drift_really_sends_otlp_json_for_the_odd_instance(make_daemon:
     found = EncodingDriftDetector(DetectorsConfig()).detect(DetectContext(st, Window(start, end)))
     assert [f.key for f in found] == ["product-catalog"], [f.title for f in found]
     assert set(found[0].facts["variants"].split(", ")) == {"protobuf/grpc", "json/http"}
+    majority = {"protobuf/grpc": "grpc", "json/http": "http/json"}[found[0].facts["majority"]]
+    assert f"OTEL_EXPORTER_OTLP_PROTOCOL={majority}," in found[0].recommendations[0].action
     json_ids = {str(e.description) for e in found[0].evidence if "json/http" in e.id}
     assert any(next(iter(res.json_instances))[:36] in text for text in json_ids), json_ids
