@@ -9,7 +9,8 @@ parented to the producer) and fraud-detection (new trace, *linked* to the produc
 flagd. Every remote call is a CLIENT span in the caller and a SERVER span in the callee, with the
 semantic-convention attributes each instrumentation library would set. Times are simulated: a
 span starts at a cursor and ends after its children plus its own lognormal self-time, so the same
-code serves real time and backfill.
+code serves real time and backfill. Every service runs ``Telemetry.instances`` (2) instances; each
+server span picks one (``Shop.pick``) and the spans and logs of that call carry its resource.
 """
 
 from __future__ import annotations
@@ -267,7 +268,7 @@ class Shop:
         span.end(end_time=caller.t)
 
     def log(self, service: str, call: Call | None, level: str, body: str, attrs: Attributes = None) -> None:
-        logger = self.tel.logger(service)
+        logger = self.tel.logger(service, call.inst if call is not None else 0)
         if logger is None:
             return
         from opentelemetry._logs import SeverityNumber

@@ -153,15 +153,20 @@ class Telemetry:
         self._tracers[key] = tracer
         return tracer
 
-    def logger(self, service: str) -> Logger | None:
+    def logger(self, service: str, instance: int | str = 0) -> Logger | None:
+        """The logger of one instance: a log record carries the resource of the span it is about."""
         if self.log_processor is None:
             return None
-        logger = self._loggers.get(service)
+        key = f"{service}#{instance}"
+        logger = self._loggers.get(key)
         if logger is None:
-            provider = LoggerProvider(resource=self.resource(service), shutdown_on_exit=False)
+            sdk = "1.20.0" if instance == "sdk" else None
+            provider = LoggerProvider(
+                resource=self.resource(service, None, sdk, instance), shutdown_on_exit=False
+            )
             provider.add_log_record_processor(self.log_processor)
             logger = provider.get_logger("oteldemo")  # type: ignore[assignment]
-            self._loggers[service] = logger  # type: ignore[assignment]
+            self._loggers[key] = logger  # type: ignore[assignment]
         return logger
 
     def metrics(self, service: str) -> ServiceMetrics | None:
