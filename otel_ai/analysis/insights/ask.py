@@ -85,7 +85,9 @@ def _items(
             tags.add("anomaly:latency")
         if "err" in feats:
             tags.add("anomaly:errors")
-        figs = tuple((f.get("value"), f.get("baseline"), str(f.get("unit") or "")) for f in a.get("features") or [])
+        figs = tuple(
+            (f.get("value"), f.get("baseline"), str(f.get("unit") or "")) for f in a.get("features") or []
+        )
         out.append(Item({"id": f"anomaly:{a['id']}", "kind": "anomaly", "entity": svc, "summary": desc},
                         {svc, *causes}, tags, len(insights), figs))  # fmt: skip
     nodes = sorted(

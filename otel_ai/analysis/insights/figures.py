@@ -30,14 +30,14 @@ _SKIP = [
     re.compile(r"\bv?\d+(?:\.\d+){2,}[\w.+-]*"),  # versions
 ]
 _UNIT = (
-    r"%|percent\b|per ?cent\b|x\b|×|times\b|-?fold\b|ms\b|milliseconds?\b|µs\b|us\b|ns\b|"
+    r"%|percent\b|per ?cent\b|x\b|\u00d7|times\b|-?fold\b|ms\b|milliseconds?\b|µs\b|us\b|ns\b|"
     r"s\b|secs?\b|seconds?\b|min(?:utes?)?\b|h\b|hours?\b|"
     r"req(?:uests)?/(?:s|sec|min)\b|rps\b|rpm\b|/s\b|/min\b|per (?:second|minute)\b|"
     r"calls?\b|spans?\b|traces?\b|requests?\b|errors?\b|instances?\b|messages?\b|edges?\b|"
     r"attempts?\b|retries\b|retry\b|queries\b|query\b|statements?\b|services?\b"
 )
 _NUMBER = re.compile(
-    r"(?<![\w.\-/#:])[+\-−]?(\d{1,3}(?:[,\u202f\u00a0]\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?(?:e[+-]?\d+)?|\.\d+)"
+    r"(?<![\w.\-/#:])[+\-\u2212]?(\d{1,3}(?:[,\u202f\u00a0]\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?(?:e[+-]?\d+)?|\.\d+)"
     r"(?:\s?(" + _UNIT + r")|(?!\w|\.\d))",
     re.I,
 )
@@ -54,13 +54,19 @@ def _family(unit: str) -> tuple[str, float]:
         return "percent", 0.01
     if u in ("ratio", "share", "fraction"):
         return "ratio", 1.0
-    if u in ("x", "×", "times", "fold", "-fold"):
+    if u in ("x", "\u00d7", "times", "fold", "-fold"):
         return "mult", 1.0
     if u in ("rps", "req/s", "req/sec", "requests/s", "requests/sec", "/s", "per second"):
         return "rate", 1.0
     if u in ("rpm", "req/min", "requests/min", "/min", "per minute"):
         return "rate", _RATE["min"]
-    for word, scale in (("millisecond", 1.0), ("second", 1e3), ("sec", 1e3), ("minute", 6e4), ("hour", 3.6e6)):
+    for word, scale in (
+        ("millisecond", 1.0),
+        ("second", 1e3),
+        ("sec", 1e3),
+        ("minute", 6e4),
+        ("hour", 3.6e6),
+    ):
         if u.startswith(word):
             return "time", scale
     if u in _TIME:
@@ -100,7 +106,7 @@ def candidates(figures: Iterable[Figure]) -> dict[str, set[float]]:
             if o:
                 out["mult"].add(b / o)
                 out["percent"].add(b / o)
-    for fam, values in by_family.items():  # a share of one cited figure in another
+    for values in by_family.values():  # a share of one cited figure in another
         vs = sorted(set(values))[:8]
         for a in vs:
             for b in vs:

@@ -40,17 +40,22 @@ _INTENTS: list[tuple[re.Pattern[str], frozenset[str]]] = [
      frozenset({"single_point_of_failure"})),
     (re.compile(r"\b(anomal\w*|unusual|weird|strange)\b"), frozenset({"anomaly"})),
 ]  # fmt: skip
-_STOP = frozenset(
+_STOP_WORDS = (
     "a an and any are as at be been but by can could did do does for from get got has have how i in is it its "
     "me my no not of on or our put post delete patch should so than that the their them then there these this "
     "to too us very was we were what when where which who why will with would you your http https api v1 v2 id "
     "service services svc server db database app call calls request requests slow fast error errors fail "
-    "failing failed latency much many more most all my".split()
+    "failing failed latency much many more most all my"
 )  # fmt: skip
-_COMPONENT = r"service|svc|queue|topic|db|database|api|server|worker|gateway|backend|cache|cluster|broker|store"
+_STOP = frozenset(_STOP_WORDS.split())
+_COMPONENT = (
+    r"service|svc|queue|topic|db|database|api|server|worker|gateway|backend|cache|cluster|broker|store"
+)
 _NAMED = re.compile(r"\b([a-z][\w.-]*)\s+(?:" + _COMPONENT + r")s?\b", re.I)
 _SHAPED = re.compile(
-    r"`([^`\n]{1,80})`|\b([a-z][a-z0-9]*(?:_[a-z0-9]+)+|[a-z][a-z0-9]*(?:-[a-z0-9]+)*-(?:" + _COMPONENT + r"))\b",
+    r"`([^`\n]{1,80})`|\b([a-z][a-z0-9]*(?:_[a-z0-9]+)+|[a-z][a-z0-9]*(?:-[a-z0-9]+)*-(?:"
+    + _COMPONENT
+    + r"))\b",
     re.I,
 )
 
@@ -80,7 +85,9 @@ def parse(question: str) -> Question:
     for pattern, kinds in _INTENTS:
         if pattern.search(low):
             intents |= kinds
-    names = {m.group(1) for m in _NAMED.finditer(low) if m.group(1) not in _STOP and not _is_intent(m.group(1))}
+    names = {
+        m.group(1) for m in _NAMED.finditer(low) if m.group(1) not in _STOP and not _is_intent(m.group(1))
+    }
     names |= {(m.group(1) or m.group(2)).strip() for m in _SHAPED.finditer(low)} - {""}
     names = {n for n in names if not _is_intent(n)}
     terms = {w for w in re.findall(r"[a-z0-9][a-z0-9]*", low) if len(w) >= 2 and w not in _STOP}
