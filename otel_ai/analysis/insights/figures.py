@@ -122,7 +122,9 @@ def _close(written: str, value: float, candidate: float) -> bool:
     mant = mant.replace(",", "").replace("\u202f", "").replace("\u00a0", "")
     place = 10.0 ** -(len(mant.split(".")[1]) if "." in mant else 0) * 10.0 ** int(exp or 0)
     diff = abs(value - candidate)
-    if diff <= max(0.5 * place, 0.005 * abs(candidate)) + 1e-9:
+    if value == 0:  # "0 errors" is a figure only when the evidence shows (about) none
+        return diff < 0.5 * place
+    if diff <= 0.5 * place * (1 + 1e-9) or diff <= 0.005 * abs(candidate):
         return True
     zeros = len(mant) - len(mant.rstrip("0")) if "." not in mant and mant.strip("0") else 0
     return zeros > 0 and diff <= 0.5 * 10.0**zeros * place and diff <= 0.1 * abs(candidate)
@@ -140,7 +142,7 @@ def _matches(written: str, unit: str, cands: dict[str, set[float]]) -> bool:
     elif fam == "mult":
         pools = [(cands["mult"] | cands["ratio"] | cands["count"] | cands[""], 1.0)]
     elif fam == "count":
-        pools = [(cands["count"] | cands[""] | cands["mult"], 1.0)]
+        pools = [(cands["count"] | cands[""], 1.0)]
     else:
         pools = [(cands[fam], 1.0 / scale), (cands[""], 1.0)]
     return any(_close(written, value, c * factor) for pool, factor in pools for c in pool)
@@ -159,7 +161,7 @@ def unsupported(text: str, figures: Sequence[Figure], evidence_text: str = "") -
     if not found:
         return None
     cands = candidates(figures)
-    quoted = {n.replace(",", "") for n, _ in stated(evidence_text)}
+    quoted = {m.group(1).replace(",", "") for m in _NUMBER.finditer(evidence_text)}  # quotes included
     for written, unit in found:
         if written.replace(",", "") in quoted or _matches(written, unit, cands):
             continue

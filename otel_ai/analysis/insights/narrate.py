@@ -78,15 +78,15 @@ def mentioned(names: Iterable[str], text: str) -> frozenset[str]:
 
 
 def scopes(record: dict[str, Any], universe: Iterable[str]) -> dict[str, Scope]:
-    """Per evidence item: the entities its description names (of the insight's own and of the
-    known universe), its description and its figures (for the per-claim rule)."""
+    """Per evidence item: the entities its description and figures name (of the insight's own and
+    of the known universe), that wording and its figures (for the per-claim rule)."""
     rc = record.get("root_cause")
     names = {e["id"] for e in record.get("entities") or []} | ({rc["entity"]["id"]} if rc else set())
     names |= set(universe)
     return {
         e["id"]: Scope(
-            mentioned(names, str(e.get("description", ""))),
-            str(e.get("description", "")),
+            mentioned(names, figure(e)),  # a figure may be text: a chain, a version
+            figure(e),
             ((e.get("observed"), e.get("baseline"), str(e.get("unit") or "")),),
         )
         for e in record.get("evidence") or []
