@@ -6,8 +6,9 @@ and intents (``slow``/``latency``/``p95`` → latency kinds, ``error``/``fail`` 
 ``retry``, ``queue``/``lag``, ``N+1``/``query``/``database`` …). An item is relevant when it is
 about an entity the question names (intent-matching ones first) or, when the question names no
 known entity, when its kind matches an intent; a question with neither is general and every
-item is relevant. Names the question gives that the window has never seen (``billing queue``,
-``payments-service``) are reported so the answer can say so.
+item is relevant. Names the question gives (``billing queue``, ``payments-service``, the subject
+of a complaint: ``is checkout slow``) that the window has never seen are reported so the answer
+can say so.
 """
 
 from __future__ import annotations
@@ -45,13 +46,22 @@ _STOP_WORDS = (
     "me my no not of on or our put post delete patch should so than that the their them then there these this "
     "to too us very was we were what when where which who why will with would you your http https api v1 v2 id "
     "service services svc server db database app call calls request requests slow fast error errors fail "
-    "failing failed latency much many more most all my"
+    "failing failed latency much many more most all my everything anything something it site system "
+    "website page pages application whole platform things stuff"
 )  # fmt: skip
 _STOP = frozenset(_STOP_WORDS.split())
 _COMPONENT = (
     r"service|svc|queue|topic|db|database|api|server|worker|gateway|backend|cache|cluster|broker|store"
 )
 _NAMED = re.compile(r"\b([a-z][\w.-]*)\s+(?:" + _COMPONENT + r")s?\b", re.I)
+# The subject of a complaint: "is checkout slow", "are orders failing", "latency of checkout".
+_SUBJECT = [
+    re.compile(r"\b(?:is|are|was|were|does|do|did|has|have)\s+(?:the\s+|my\s+|our\s+|a\s+)?([a-z][\w./-]*)\s+"
+               r"(?:(?:so|too|very|really|still|always|getting|being)\s+)?"
+               r"(?:slow\w*|fail\w*|error\w*|down|broken|lagg\w*|timing out|crash\w*|latent|erroring)\b"),
+    re.compile(r"\b(?:latency|slowness|errors?|failures?|lag|p\d\d|retries|timeouts?)\s+(?:of|in|from|on|at)\s+"
+               r"(?:the\s+|my\s+|our\s+)?([a-z][\w./-]*)"),
+]  # fmt: skip
 _SHAPED = re.compile(
     r"`([^`\n]{1,80})`|\b([a-z][a-z0-9]*(?:_[a-z0-9]+)+|[a-z][a-z0-9]*(?:-[a-z0-9]+)*-(?:"
     + _COMPONENT
@@ -89,6 +99,7 @@ def parse(question: str) -> Question:
         m.group(1) for m in _NAMED.finditer(low) if m.group(1) not in _STOP and not _is_intent(m.group(1))
     }
     names |= {(m.group(1) or m.group(2)).strip() for m in _SHAPED.finditer(low)} - {""}
+    names |= {m.group(1) for p in _SUBJECT for m in p.finditer(low) if m.group(1) not in _STOP}
     names = {n for n in names if not _is_intent(n)}
     terms = {w for w in re.findall(r"[a-z0-9][a-z0-9]*", low) if len(w) >= 2 and w not in _STOP}
     return Question(frozenset(terms), frozenset(intents), frozenset(n for n in names if n))
