@@ -121,6 +121,7 @@ SCOPES = {
     "share": Scope(
         frozenset({"cart"}), "share of the critical path held by cart", ((0.6234, None, "ratio"),)
     ),
+    "mean": Scope(frozenset({"cart"}), "mean span duration of cart: 90 ms", ((90.0, None, "ms"),)),
 }
 
 
@@ -143,6 +144,8 @@ SCOPES = {
         ("the loop costs 176 s", ["total"], "states '176 s', which no cited evidence shows"),
         ("`cart` holds 80% of the critical path", ["share"], "states '80 %', which no cited evidence shows"),
         ("the loop costs 176 ms", ["calls"], "states '176 ms', which no cited evidence shows"),
+        ("a `cart` span takes 90 ms", ["mean"], None),
+        ("a `cart` span takes 90 s", ["mean"], "states '90 s', which no cited evidence shows"),
         ("`postgresql/shop` is slow: 176 ms", ["total"],
          "names 'postgresql/shop', which the cited evidence is not about"),
         ("`postgresql/shop` takes 176 ms per request", ["total", "calls"], None),
@@ -151,7 +154,8 @@ SCOPES = {
     ],
     ids=["mult", "count", "difference", "observed-baseline", "seconds", "percent-change", "ratio-percent",
          "rounded-percent", "ratio", "quoted-number", "numbers-in-names-skipped-but-a-bare-2",
-         "wrong-mult", "wrong-ms", "wrong-unit", "wrong-percent", "figure-of-another-item",
+         "wrong-mult", "wrong-ms", "wrong-unit", "wrong-percent", "figure-of-another-item", "figure-in-text",
+         "figure-in-text-wrong-unit",
          "entity-of-another-item", "entity-of-a-cited-item", "invented-name", "ids-dates-versions"],
 )  # fmt: skip
 def test_the_figure_and_name_rule(text: str, cited: list[str], reason: str | None) -> None:

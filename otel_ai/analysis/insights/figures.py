@@ -161,9 +161,15 @@ def unsupported(text: str, figures: Sequence[Figure], evidence_text: str = "") -
     if not found:
         return None
     cands = candidates(figures)
-    quoted = {m.group(1).replace(",", "") for m in _NUMBER.finditer(evidence_text)}  # quotes included
+    # numbers written in the evidence's own text (quotes included), with their units
+    quoted = {
+        (m.group(1).replace(",", ""), _family(m.group(2) or "")) for m in _NUMBER.finditer(evidence_text)
+    }
     for written, unit in found:
-        if written.replace(",", "") in quoted or _matches(written, unit, cands):
+        fam = _family(unit)
+        if any(n == written.replace(",", "") and (f == fam or "" in (f[0], fam[0])) for n, f in quoted):
+            continue
+        if _matches(written, unit, cands):
             continue
         return f"{written} {unit}".strip()
     return None
