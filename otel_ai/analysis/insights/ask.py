@@ -97,7 +97,7 @@ def _items(
     for n in nodes[:MAX_NODES]:
         desc = (f"{n['kind']} {n['id']}: {n.get('request_count', 0)} requests, error rate "
                 f"{(n.get('error_rate') or 0) * 100:.2f}%, p95 {n.get('p95_ms')} ms")  # fmt: skip
-        tags = {"topology:latency"} | ({"topology:errors"} if n.get("error_count") else set())
+        tags = {"topology:latency", "topology:errors"}  # its p95 and error rate answer both
         figs = ((n.get("request_count"), None, "requests"), (n.get("error_rate"), None, "ratio"),
                 (n.get("p95_ms"), None, "ms"), (n.get("error_count"), None, "errors"))  # fmt: skip
         out.append(Item({"id": f"topology:{n['id']}", "kind": "topology", "entity": n["id"], "summary": desc},
@@ -144,8 +144,8 @@ def context(
         related = []
     else:  # the question names only entities the window has not seen
         relevant, related = [], [it for (_, intent), it in scored if intent and it.insight is not None]
-    # Insights and anomalies of the wording's kinds first, then by severity (topology nodes last).
-    relevant.sort(key=lambda p: (-p[0][1] if p[1].data["kind"] != "topology" else 0, p[1].rank))
+    # The wording's kinds first (insights by severity, anomalies, then the named nodes' figures).
+    relevant.sort(key=lambda p: (-p[0][1], p[1].rank))
     return Context(_budget([it for _, it in relevant], tokens), related, unseen, names, owner)
 
 
