@@ -21,6 +21,7 @@ from tests.insights.conftest import (
     SpansPerService,
     data_block,
     fake_llm,
+    honest,
     make_service,
     minute_ago,
 )
@@ -149,20 +150,35 @@ def test_cli_ask_answers_from_the_relevant_evidence(daemon: Any, capsys: pytest.
     assert daemon.found["A"][0]["evidence"][0]["id"] not in out  # nothing of the drift
 
 
-def test_only_the_relevant_evidence_reaches_the_model(storage: Storage, echo: Any) -> None:
-    from tests.insights.conftest import honest
+def answering(data: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """One honest claim per item sent, then a wrong figure and a name the cited item is not about."""
+    reply = honest(data, body)
+    first = data["evidence"][0]
+    reply["findings"] += [
+        {"statement": f"`{first['entity']}` emitted 999 spans", "evidence_ids": [first["id"]]},
+        {"statement": f"`{first['entity']}` is slowed down by `frontend`", "evidence_ids": [first["id"]]},
+    ]
+    return reply
 
+
+def test_only_the_relevant_evidence_reaches_the_model(storage: Storage, echo: Any) -> None:
     write_shop(storage, minute_ago(30), 30)
     window = Window(minute_ago(35), minute_ago(20))
     found = make_service(storage, detectors=DETECTORS).generate(window)
     catalog = next(i for i in found if i["kind"] == "n_plus_one")
-    server = echo(honest)
+    server = echo(answering)
     svc = make_service(storage, llm=fake_llm(server), detectors=DETECTORS)
     ans = svc.ask("why is the product list slow?", window)
     assert server.calls("gpt-4o-mini") == 1
     sent = [e["id"] for e in data_block(server.requests[-1]["body"])["evidence"]]
     assert sent == [e["id"] for e in catalog["evidence"]]  # nothing of the (more severe) drift
     assert ans["abstained"] is False and ans["insight_ids"] == [catalog["id"]]
+    # the same validator: one honest claim per item kept, the wrong figure and the foreign name dropped
+    assert [c["evidence_ids"] for c in ans["claims"]] == [[i] for i in sent]
+    assert not any("999" in c["text"] or "frontend" in c["text"] for c in ans["claims"])
+    assert "999" not in ans["answer"] and ans["answer"].startswith(
+        "From the window's evidence: `product-catalog`"
+    )
     unrelated = svc.ask("why is the billing queue slow?", window)
     assert server.calls("gpt-4o-mini") == 1  # nothing relevant: no call
     assert unrelated["abstained"] is True and "`billing` is not seen in this window" in unrelated["answer"]
