@@ -14,7 +14,8 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from otel_ai.analysis.insights.grounding import validate
+from otel_ai.analysis.insights.grounding import Scope, validate
+from otel_ai.analysis.insights.narrate import mentioned
 from otel_ai.reports.render import fmt_value
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,21 @@ def _entities(ev: list[dict[str, Any]], doc: dict[str, Any]) -> set[str]:
     return allowed
 
 
+def scopes(ev: list[dict[str, Any]], doc: dict[str, Any], names: set[str]) -> dict[str, Scope]:
+    """Per evidence item: the names its wording mentions (plus its entity and, for an anomaly, its
+    services and root causes), that wording, and the raw figure behind a metric, so that every
+    number a highlight states must be one of the figures it cites."""
+    figs = {f["id"]: f for f in doc["figures"]}
+    out: dict[str, Scope] = {}
+    for e in ev:
+        text = " ".join(str(e.get(k) or "") for k in ("entity", "summary", "observed", "baseline"))
+        own = _entities([e], doc) | set(mentioned(names, text))
+        f = figs.get(e["id"])
+        fig = ((f["value"], f["previous"], str(f["unit"] or "")),) if f else ()
+        out[e["id"]] = Scope(frozenset(own), text, fig)
+    return out
+
+
 def universe(doc: dict[str, Any]) -> set[str]:
     """Every entity name the report knows (for the 'names a service it is not about' check)."""
     names = {s["name"] for s in doc["services"]}
@@ -122,8 +138,9 @@ def write_summary(
     recs = [{"action": str(r.get("action", "")), "rationale": str(r.get("rationale", "")),
              "evidence_ids": list(r.get("evidence_ids") or [])}
             for r in body.get("recommendations", []) if isinstance(r, dict)]  # fmt: skip
-    kept_c = validate(claims, ids, allowed, known)
-    kept_r = validate(recs, ids, allowed, known, text_keys=("action", "rationale"))
+    sc = scopes(ev, doc, allowed | known)
+    kept_c = validate(claims, ids, allowed, known, scopes=sc)
+    kept_r = validate(recs, ids, allowed, known, text_keys=("action", "rationale"), scopes=sc)
     dropped = len(kept_c.dropped) + len(kept_r.dropped)
     if dropped:
         log.info("report summary: %d claim(s) dropped by the grounding rule", dropped)

@@ -57,6 +57,31 @@ def test_summary_is_grounded(report: dict[str, Any]) -> None:
     for item in s["claims"] + s["recommendations"]:
         assert item["evidence_ids"] and set(item["evidence_ids"]) <= known
     assert s["claims"][0]["evidence_ids"] == [ANOMALY_ID]
+    assert s["dropped"] == 0  # the rules narrative states only the figures it cites
+
+
+def test_summary_claims_must_state_the_cited_figures(report: dict[str, Any]) -> None:
+    """A highlight's numbers must be figures of the evidence it cites, its names ones that
+    evidence is about (the same per-claim rule as insights)."""
+    from otel_ai.analysis.insights.grounding import validate
+    from otel_ai.reports.summary import evidence_for, scopes, universe
+
+    ev = evidence_for(report)
+    fid = "svc.payment.error_rate"
+    assert fid in {e["id"] for e in ev}
+    f = next(f for f in report["figures"] if f["id"] == fid)
+    pct = f["value"] * 100
+    claims = {
+        "right": f"payment's error rate reached {pct:.1f}%",
+        "rounded": f"payment's error rate reached about {round(pct)} percent",
+        "wrong-number": f"payment's error rate reached {pct * 3 + 7:.1f}%",
+        "other-service": f"cart's error rate reached {pct:.1f}%",
+    }
+    items = [{"text": t, "evidence_ids": [fid], "key": k} for k, t in claims.items()]
+    names = universe(report)
+    verdict = validate(items, [e["id"] for e in ev], names, names, scopes=scopes(ev, report, names))
+    assert sorted(i["key"] for i in verdict.kept) == ["right", "rounded"]
+    assert sorted(i["key"] for i, _ in verdict.dropped) == ["other-service", "wrong-number"]
 
 
 @pytest.mark.parametrize("fmt", ["md", "html"])
