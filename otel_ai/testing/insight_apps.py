@@ -418,8 +418,13 @@ def _plant(m: Model, plan: Plan, start_ns: int, length_ns: int) -> None:
         r = m.reach()
         deep = [s for s in m.order if s in m.parent and r[s] >= 0.08]
         caller = rng.choice(deep) if deep else m.busy(0.0)
-        ancestors = []
-        up = m.parent.get(caller)
+        # A third of the cycles close through the queue: the consumer, in a trace of its own (a span
+        # link to the producer), calls back the producer or one of its callers.
+        via_queue = pos and r[m.consumer] >= 0.08 and rng.random() < 0.33
+        if via_queue:
+            caller, m.lag_linked = m.consumer, True
+        ancestors = [m.producer] if via_queue else []
+        up = m.parent.get(ancestors[0] if via_queue else caller)
         while up is not None:
             ancestors.append(up)
             up = m.parent.get(up)
@@ -438,7 +443,7 @@ def _plant(m: Model, plan: Plan, start_ns: int, length_ns: int) -> None:
         )
         plan.entity, plan.params = (
             target,
-            {"caller": caller, "length": ancestors.index(target) + 2 if pos else 0},
+            {"caller": caller, "length": ancestors.index(target) + 2 if pos else 0, "via_queue": via_queue},
         )
     elif k == "critical_path_hotspot":
         s = m.busy(0.6)

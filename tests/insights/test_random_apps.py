@@ -45,8 +45,18 @@ def test_apps_differ_per_seed_and_instances_follow_the_traffic() -> None:
         ("error_propagation", False, 10),
         ("single_point_of_failure", True, 11),
         ("queue_lag", False, 12),
+        ("dependency_cycle", True, 102),
     ],
-    ids=["n+1", "n+1-near", "sequential-near", "retry-near", "errors-caught", "spof", "queue-lag-near"],
+    ids=[
+        "n+1",
+        "n+1-near",
+        "sequential-near",
+        "retry-near",
+        "errors-caught",
+        "spof",
+        "queue-lag-near",
+        "cycle-through-a-linked-queue",
+    ],
 )
 def test_detector_on_a_random_app(storage: Storage, kind: str, positive: bool, seed: int) -> None:
     app = insight_apps.build(kind, seed, minute_ago(40), positive=positive, traces=120)
