@@ -383,8 +383,10 @@ def _plant(m: Model, plan: Plan, start_ns: int, length_ns: int) -> None:
         plan.consequences |= {cp}
     elif k == "fan_out":
         s = m.busy(0.08)
-        n = rng.randint(10, 25) if pos else rng.randint(3, 8)
         svc = m.svcs[s]
+        # The service's own side-by-side calls count too: a near miss stays at 8 in flight at most.
+        already = sum(st.kind in _CONCURRENT for st in svc.steps)  # concurrent from now on
+        n = rng.randint(10, 25) if pos else max(1, rng.randint(3, 8) - already)
         svc.parallel = True
         p = rng.uniform(0.5, 1.0)
         if rng.random() < 0.5:
@@ -452,8 +454,8 @@ def _plant(m: Model, plan: Plan, start_ns: int, length_ns: int) -> None:
         svc.extra_p = rng.uniform(0.8, 1.0)
         plan.entity, plan.params = s, {"ms": round(svc.extra_ms, 1)}
     elif k == "error_propagation":
-        s = m.busy(0.15)
-        m.svcs[s].fail_p = rng.uniform(0.1, 0.5)
+        s = m.busy(0.3)  # at least ~2x min_traces failing requests in the window
+        m.svcs[s].fail_p = rng.uniform(0.2, 0.5)
         if not pos:  # every caller handles the failure
             for other in m.svcs.values():
                 for st in other.steps:
@@ -471,6 +473,13 @@ def _plant(m: Model, plan: Plan, start_ns: int, length_ns: int) -> None:
         plan.entity, plan.params = s, {"ms": round(ms, 1)}
         plan.consequences |= {cp}
     elif k == "queue_lag":
+        # A busy producer (at least ~2x min_messages messages in the window): the queue moves there.
+        busy = m.busy(0.3)
+        produce = next(st for st in m.svcs[m.producer].steps if st.kind == "produce")
+        m.svcs[m.producer].steps.remove(produce)
+        produce.p = max(produce.p, 0.6)
+        m.svcs[busy].steps.append(produce)
+        m.producer = busy
         lo = rng.uniform(1500, 20000) if pos else rng.uniform(100, 500)
         m.lag_ms = (lo, lo * (1.5 if pos else 1.3))
         plan.entity, plan.params = m.consumer, {"lag_ms": m.lag_ms, "linked": m.lag_linked}
