@@ -190,6 +190,21 @@ class Model:
                     r[self.consumer] = 1 - (1 - r[self.consumer]) * (1 - r[s] * st.p)
         return r
 
+    def primary_reach(self) -> dict[str, float]:
+        """Expected share of entry requests reaching each service through its first caller's chain
+        (so every edge up that chain carries at least that much traffic)."""
+        pr = dict.fromkeys(self.svcs, 0.0)
+        pr[self.root] = 1.0
+        for s in self.order:
+            par = self.parent.get(s)
+            if par is None:
+                continue
+            for j, st in enumerate(self.svcs[par].steps):
+                if st.target == s and st.kind in ("rpc", "http"):
+                    w = self.weights[self.route_of[j]] if par == self.root else 1.0
+                    pr[s] = max(pr[s], pr[par] * w * st.p)
+        return pr
+
     def busy(self, at_least: float, *, exclude_root: bool = True) -> str:
         """A random service reached by at least ``at_least`` of the requests (the busiest if none)."""
         r = self.reach()
@@ -358,6 +373,8 @@ def _plant(m: Model, plan: Plan, start_ns: int, length_ns: int) -> None:
             n, total = rng.randint(2, 4), rng.uniform(70, 200)
         else:
             n, total = rng.randint(5, 10), rng.uniform(10, 40)
+        if not pos and total < 50:
+            via = "db"  # an HTTP call's own overhead (client and server spans) would add up to 50 ms
         target = m.db if via == "db" else m.leaf()
         op = f"SELECT * FROM {m._syl(2)} WHERE parent_id = {{n}}" if via == "db" else f"/{m._syl(2)}/{{id}}"
         m.svcs[s].steps.append(Step("loop", target, op, rng.uniform(0.6, 1.0), total / n, n=n, via=via))
@@ -422,12 +439,14 @@ def _plant(m: Model, plan: Plan, start_ns: int, length_ns: int) -> None:
         plan.entity, plan.params = f"{s}->{callee}", {"calls": n}
         plan.consequences |= {cp}
     elif k == "dependency_cycle":
-        r = m.reach()
-        deep = [s for s in m.order if s in m.parent and r[s] >= 0.08]
+        r, pr = m.reach(), m.primary_reach()
+        # Every edge of the cycle must carry traffic: the caller is reached through its first
+        # callers' chain (the cycle's way back) on at least 8 % of the requests.
+        deep = [s for s in m.order if s in m.parent and pr[s] >= 0.08]
         caller = rng.choice(deep) if deep else m.busy(0.0)
         # A third of the cycles close through the queue: the consumer, in a trace of its own (a span
         # link to the producer), calls back the producer or one of its callers.
-        via_queue = pos and r[m.consumer] >= 0.08 and rng.random() < 0.33
+        via_queue = pos and pr[m.producer] >= 0.1 and r[m.consumer] >= 0.08 and rng.random() < 0.33
         if via_queue:
             caller, m.lag_linked = m.consumer, True
         ancestors = [m.producer] if via_queue else []

@@ -46,6 +46,7 @@ def test_apps_differ_per_seed_and_instances_follow_the_traffic() -> None:
         ("single_point_of_failure", True, 11),
         ("queue_lag", False, 12),
         ("dependency_cycle", True, 102),
+        ("sequential_calls", True, 301),
     ],
     ids=[
         "n+1",
