@@ -57,6 +57,7 @@ def test_apps_differ_per_seed_and_instances_follow_the_traffic() -> None:
         "spof",
         "queue-lag-near",
         "cycle-through-a-linked-queue",
+        "sequential-calls-varying-per-request",
     ],
 )
 def test_detector_on_a_random_app(storage: Storage, kind: str, positive: bool, seed: int) -> None:
