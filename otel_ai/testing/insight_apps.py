@@ -70,6 +70,7 @@ class Step:
     catch: bool = False  # a failed call is handled: the caller does not fail
     via: str = "db"
     when: Callable[[int], bool] | None = None  # extra condition on the request's time (ns)
+    group: int = 0  # steps of one group (> 0) are made together or not at all on a request
 
 
 @dataclass
@@ -251,10 +252,14 @@ class Flows:
         if svc.extra_p and self.rng.random() < svc.extra_p:
             c.work(svc.extra_ms * self.rng.uniform(0.9, 1.1))
         t0, end = c.t, c.t
+        drawn: dict[int, bool] = {}
         for j, st in enumerate(svc.steps):
             if route is not None and self.m.route_of[j] != route:
                 continue
-            if self.rng.random() >= st.p or (st.when is not None and not st.when(self.b.now)):
+            made = (
+                drawn.setdefault(st.group, self.rng.random() < st.p) if st.group else self.rng.random() < st.p
+            )
+            if not made or (st.when is not None and not st.when(self.b.now)):
                 continue
             if svc.parallel and st.kind in _CONCURRENT:
                 end = max(end, self.step(c, st, at=t0 + int(self.rng.uniform(0, 0.3) * MS)))
@@ -410,17 +415,24 @@ def _plant(m: Model, plan: Plan, start_ns: int, length_ns: int) -> None:
         already = sum(st.kind in _CONCURRENT for st in svc.steps)  # concurrent from now on
         n = rng.randint(10, 25) if pos else max(1, rng.randint(3, 8) - already)
         svc.parallel = True
-        p = rng.uniform(0.5, 1.0)
+        p = rng.uniform(0.5, 1.0)  # of the requests make the whole fan-out (one group)
         if rng.random() < 0.5:
             base = m._syl(2)
             for i in range(n):
                 svc.steps.append(
-                    Step("leafcall", m._add(f"{base}-shard-{i}", 1.0).name, "Search", p, rng.uniform(5, 25))
+                    Step(
+                        "leafcall",
+                        m._add(f"{base}-shard-{i}", 1.0).name,
+                        "Search",
+                        p,
+                        rng.uniform(5, 25),
+                        group=1,
+                    )
                 )
         else:
             for i in range(n):
                 svc.steps.append(Step("db", "cassandra", f"SELECT * FROM items WHERE bucket = {i}", p,
-                                      rng.uniform(5, 25)))  # fmt: skip
+                                      rng.uniform(5, 25), group=1))  # fmt: skip
         plan.entity, plan.params = s, {"calls": n}
         plan.consequences |= {cp}
     elif k == "retry_storm":
