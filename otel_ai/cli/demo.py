@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
+from otel_ai.cli.demo_prep import prepare_anomaly
 from otel_ai.cli.progress import Reporter
 from otel_ai.demo import (
     PROTOCOLS,
@@ -71,6 +72,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--ground-truth", type=Path, help="where to write the ground-truth JSON (default data/demo/…)"
     )
+    p.add_argument(
+        "--json-endpoint",
+        help="encoding-drift: where the OTLP/JSON instance sends (default: --endpoint for http, else port 4318)",
+    )
+    p.add_argument(
+        "--api-url",
+        help="the daemon's API, for the anomaly scenario's model (env OTEL_AI_API_URL; default :8700)",
+    )
+    p.add_argument("--token", help="the API's bearer token (env OTEL_AI_API_TOKEN)")
     p.add_argument("--no-logs", action="store_true", help="do not emit log records")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_demo)
@@ -119,6 +129,15 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    history = SCENARIOS[args.scenario].history_s if args.scenario else None
+    if history and backfill is None:  # the anomaly scenario: a trained model before the fault
+        ready = prepare_anomaly(
+            args, endpoint=endpoint, protocol=args.protocol, rate=rate, history_s=history, quiet=args.quiet
+        )
+        if ready is None:
+            return 1
+        now = ready  # the live run continues the history without a gap
+        start, end = now, (now + duration if duration else None)
     stop = threading.Event()
     _install_signals(stop)
     _setup_logging()
@@ -131,6 +150,11 @@ def _run(args: argparse.Namespace) -> int:
             print(f"  scenario {ev.scenario} ({ev.magnitude}) at +{ev.offset} for {ev.duration}")
         print(f"  ground truth → {gt}")
     total = (backfill or duration or timedelta(0)).total_seconds() or None
+    wire = (
+        backfill is not None
+        and args.protocol != "http/json"
+        and not any(ev.scenario == "encoding-drift" for ev in timeline)
+    )
     start_ns = int((start or now).timestamp() * 1e9)
     label = "backfill" if backfill else "live"
     with contextlib.ExitStack() as stack:
@@ -148,7 +172,7 @@ def _run(args: argparse.Namespace) -> int:
         res = generate(
             start, end, endpoint=endpoint, protocol=args.protocol, rate=rate, seed=args.seed, timeline=timeline,
             realtime=backfill is None, ground_truth_path=gt, logs=not args.no_logs, stop=stop, on_step=progress,
-            drain_timeout_s=DRAIN_S[label], encoder="wire" if backfill and args.protocol != "http/json" else "sdk",
+            drain_timeout_s=DRAIN_S[label], encoder="wire" if wire else "sdk", json_endpoint=args.json_endpoint,
         )  # fmt: skip
     if not args.quiet:
         print(summary(res))

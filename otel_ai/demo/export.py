@@ -122,6 +122,44 @@ def metric_exporter(protocol: str, endpoint: str, timeout: float = 10.0) -> Metr
     return Json(endpoint=url, timeout=timeout)
 
 
+def http_endpoint(endpoint: str, protocol: Protocol) -> str:
+    """The daemon's OTLP/HTTP endpoint next to ``endpoint``: itself for the HTTP protocols; for
+    gRPC the same host on the default HTTP port (4318)."""
+    if protocol != "grpc":
+        return endpoint
+    parsed = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+    scheme = "https" if parsed.scheme == "https" else "http"
+    return f"{scheme}://{parsed.hostname or '127.0.0.1'}:4318"
+
+
+class SplitSpanExporter(SpanExporter):
+    """Spans of the instances in ``odd`` (``service.instance.id``) go out through ``other``, the
+    rest through ``main``: one service whose instances export different OTLP encodings, as after
+    a half-rolled-out exporter setting. ``odd`` is read at export time (instances appear lazily).
+    A failed part fails the batch, which the batcher sends again (a duplicate, which OTLP allows)."""
+
+    def __init__(self, main: SpanExporter, other: SpanExporter, odd: set[str]) -> None:
+        self.main, self.other, self.odd = main, other, odd
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        parts: tuple[list[ReadableSpan], list[ReadableSpan]] = ([], [])
+        for span in spans:
+            res = span.resource.attributes if span.resource is not None else {}
+            parts[res.get("service.instance.id") in self.odd].append(span)
+        ok = True
+        for exporter, part in zip((self.main, self.other), parts, strict=True):
+            if part:
+                ok = exporter.export(part) == SpanExportResult.SUCCESS and ok
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        self.main.shutdown()
+        self.other.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.main.force_flush(timeout_millis) and self.other.force_flush(timeout_millis)
+
+
 class BlockingBatcher:
     """A bounded queue drained by one worker thread in batches of ``max_batch`` items."""
 

@@ -51,6 +51,8 @@ class RunResult:
     cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
     ground_truth: dict[str, Any] = field(default_factory=dict)
+    # service.instance.id of the instances that export OTLP/JSON (encoding-drift)
+    json_instances: set[str] = field(default_factory=set)
 
     @property
     def unsent_spans(self) -> int:
@@ -118,6 +120,8 @@ def generate(
     stop: threading.Event | None = None,
     on_step: Callable[[RunResult], None] | None = None,
     encoder: str = "sdk",
+    json_endpoint: str | None = None,
+    instances: int = 2,
 ) -> RunResult:
     """Emit shop traffic for simulated ``[start, end)`` and return counts and CPU cost.
 
@@ -132,7 +136,10 @@ def generate(
     large batch on a busy daemon needs more than the SDK's 10 s default, and a timed-out batch is
     sent again (a duplicate, which OTLP allows). ``encoder="wire"`` encodes spans with
     :mod:`otel_ai.demo.wire` (5-10x faster than the SDK's encoder; grpc and http/protobuf only),
-    for large backfills. At the end, what is queued gets ``drain_timeout_s`` seconds to go out
+    for large backfills. With ``encoding-drift`` on the timeline, the odd instance's spans go out
+    as OTLP/JSON over HTTP to ``json_endpoint`` (default: the HTTP endpoint next to ``endpoint``;
+    OTLP/HTTP protobuf when the run itself sends JSON). ``instances``: replicas per service.
+    At the end, what is queued gets ``drain_timeout_s`` seconds to go out
     (flush, then shutdown); past that it is counted as dropped, so a dead endpoint cannot hold
     the exit for minutes.
     """
@@ -153,6 +160,15 @@ def generate(
 
         span_exporter = WireSpanExporter(proto, endpoint, export_timeout_s)
     spans_out = span_exporter or export.span_exporter(proto, endpoint, export_timeout_s)
+    json_ids: set[str] = set()
+    if span_exporter is None and any(ev.scenario == "encoding-drift" for ev in timeline):
+        if encoder == "wire":
+            raise ValueError("generate(): encoding-drift sends SDK spans as OTLP/JSON; use encoder='sdk'")
+        odd: export.Protocol = "http/protobuf" if proto == "http/json" else "http/json"
+        other = export.span_exporter(
+            odd, json_endpoint or export.http_endpoint(endpoint, proto), export_timeout_s
+        )
+        spans_out = export.SplitSpanExporter(spans_out, other, json_ids)
     sp = export.BlockingSpanProcessor(spans_out, max_batch=max_batch, max_queue=max_queue)
     lp = None
     if logs:
@@ -169,10 +185,12 @@ def generate(
         else None,
         metric_interval_ms=int(metric_interval_s * 1000),
         wire=encoder == "wire",
+        instances=instances,
+        json_instances=json_ids,
     )
     shop = Shop(tel, rng)
     events = anchor(timeline, start_ns)
-    res = RunResult(start_ns=start_ns, end_ns=end_ns or start_ns)
+    res = RunResult(start_ns=start_ns, end_ns=end_ns or start_ns, json_instances=json_ids)
     res.ground_truth = ground_truth(
         events, seed=seed, start_ns=start_ns, end_ns=end_ns, protocol=proto, rate=rate
     )

@@ -59,6 +59,12 @@ class Scenario:
     benign: bool = False
     permanent: bool = False
     insight: str | None = None  # the insight kind this scenario plants (pattern scenarios)
+    # A deploy scenario: a new version of a service goes out this long after the event starts
+    # (or half-way through a shorter event); ``apply`` then gets progress 0 before it, 1 after.
+    deploy_after_s: float | None = None
+    # Needs this much clean history before the fault and a trained anomaly model (``otel-ai demo``
+    # backfills it and asks the daemon to train, see docs/insights.md).
+    history_s: float | None = None
 
     def parameter(self, magnitude: Magnitude) -> float:
         if isinstance(magnitude, int | float) and not isinstance(magnitude, bool):
@@ -123,6 +129,22 @@ def _pattern(name: str) -> Callable[[Effects, float, float], None]:
 
 def _slow(service: str) -> Callable[[Effects, float, float], None]:
     return lambda e, ms, _: _add(e.latency_add_ms, service, ms)
+
+
+NEW_FRONTEND = "2.2.0"  # the frontend version the dependency scenarios deploy
+
+
+def _new_dependency(e: Effects, p: float, deployed: float) -> None:
+    if deployed:  # the new version fetches reviews from a third-party API
+        e.version["frontend"] = NEW_FRONTEND
+        e.patterns["new_dependency"] = p
+
+
+def _vanished_dependency(e: Effects, p: float, deployed: float) -> None:
+    if deployed:  # the new version no longer calls it
+        e.version["frontend"] = NEW_FRONTEND
+    else:
+        e.patterns["vanished_dependency"] = p
 
 
 _CHECKOUT_PATH = ("checkout", *FRONT)
@@ -191,6 +213,33 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("sdk-drift", "(pattern)", "cart", ("cart",), "share", (0.2, 0.5, 0.8), _pattern("sdk_drift"),
                  "a share p of cart's spans come from an instance on an older OpenTelemetry SDK",
                  insight="sdk_drift"),
+        Scenario("encoding-drift", "(pattern)", "product-catalog", ("product-catalog",), "share", (0.2, 0.5, 0.8),
+                 _pattern("encoding_drift"),
+                 "a share p of product-catalog's requests go to an instance whose exporter sends OTLP/JSON over "
+                 "HTTP (the others send the run's --protocol)", insight="encoding_drift"),
+        Scenario("critical-path-hotspot", "(pattern)", "product-catalog", ("product-catalog", *FRONT), "ms",
+                 (100.0, 300.0, 800.0), _slow("product-catalog/GetProduct"),
+                 "GetProduct takes p ms longer: product-catalog holds most of the product page's critical path",
+                 insight="critical_path_hotspot"),
+        Scenario("error-propagation", "(pattern)", "currency", ("currency", *_CHECKOUT_PATH), "probability",
+                 (0.05, 0.2, 0.5), _errors("currency/Convert"),
+                 "currency Convert fails with probability p; the product page and checkout fail with it",
+                 insight="error_propagation"),
+        Scenario("single-point-of-failure", "(pattern)", "frontend", ("frontend", "frontend-proxy"), "instances",
+                 (1.0, 1.0, 1.0), _pattern("single_point_of_failure"),
+                 "frontend runs p instance(s) while every other service runs two", insight="single_point_of_failure"),
+        Scenario("new-dependency", "(pattern)", "frontend", ("frontend",), "probability", (0.3, 0.6, 1.0),
+                 _new_dependency, f"frontend {NEW_FRONTEND} is deployed 2 minutes in (half-way through a shorter "
+                 "run) and calls api.reviews.example on a share p of product pages", insight="new_dependency",
+                 deploy_after_s=120.0),
+        Scenario("vanished-dependency", "(pattern)", "frontend", ("frontend",), "probability", (0.3, 0.6, 1.0),
+                 _vanished_dependency, "frontend calls api.reviews.example on a share p of product pages until "
+                 f"frontend {NEW_FRONTEND} is deployed 2 minutes in (half-way through a shorter run)",
+                 insight="vanished_dependency", deploy_after_s=120.0),
+        Scenario("anomaly", "(pattern)", "product-catalog", ("product-catalog", "recommendation", *_CHECKOUT_PATH),
+                 "probability", (0.1, 0.5, 1.0), _errors("product-catalog/GetProduct"),
+                 "after an hour of clean history and a model trained on it, GetProduct fails with probability p "
+                 "(what the anomaly detector pages on)", insight="anomaly", history_s=3600.0),
     )
 }  # fmt: skip
 
@@ -290,6 +339,12 @@ def anchor(timeline: Sequence[TimelineEvent], run_start_ns: int) -> list[ActiveE
     return out
 
 
+def deploy_ns(a: ActiveEvent) -> int:
+    """When a deploy scenario's new version goes out: ``deploy_after_s`` in, or half-way."""
+    after = a.scenario.deploy_after_s or 0.0
+    return a.start_ns + min(int(after * 1e9), (a.end_ns - a.start_ns) // 2)
+
+
 def effects_at(events: Sequence[ActiveEvent], t_ns: int) -> Effects:
     eff = Effects()
     for a in events:
@@ -298,6 +353,8 @@ def effects_at(events: Sequence[ActiveEvent], t_ns: int) -> Effects:
         if t_ns >= a.end_ns and not a.scenario.permanent:
             continue
         progress = min(1.0, (t_ns - a.start_ns) / max(1, a.end_ns - a.start_ns))
+        if a.scenario.deploy_after_s is not None:
+            progress = 1.0 if t_ns >= deploy_ns(a) else 0.0
         a.scenario.apply(eff, a.parameter, progress)
     return eff
 
@@ -328,6 +385,7 @@ def ground_truth(
                 "parameter": a.parameter,
                 "unit": s.unit,
                 "seed": seed,
+                **({"deploy_at": rfc3339(deploy_ns(a))} if s.deploy_after_s is not None else {}),
             }
         )
     return {

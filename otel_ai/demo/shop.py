@@ -9,7 +9,8 @@ parented to the producer) and fraud-detection (new trace, *linked* to the produc
 flagd. Every remote call is a CLIENT span in the caller and a SERVER span in the callee, with the
 semantic-convention attributes each instrumentation library would set. Times are simulated: a
 span starts at a cursor and ends after its children plus its own lognormal self-time, so the same
-code serves real time and backfill.
+code serves real time and backfill. Every service runs ``Telemetry.instances`` (2) instances; each
+server span picks one (``Shop.pick``) and the spans and logs of that call carry its resource.
 """
 
 from __future__ import annotations
@@ -38,18 +39,23 @@ FAILURES = {
     "product-catalog": ("ProductCatalogError", "Error: Product Catalog Fail Feature Flag Enabled"),
     "ad": ("io.grpc.StatusRuntimeException", "RESOURCE_EXHAUSTED: Ad service failure"),
     "email": ("NoMemoryError", "failed to allocate memory"),
+    "currency": ("std::runtime_error", "Currency conversion failed: exchange rates unavailable"),
 }
 BASE_ERROR = {"payment": 0.002}  # a few invalid cards even on a good day
+SPOF_SERVICE = "frontend"  # single-point-of-failure: the one service left with a single instance
+ENCODING_SERVICE = "product-catalog"  # encoding-drift: the service with an OTLP/JSON instance
+REVIEWS_API = "api.reviews.example"  # new-/vanished-dependency: the third-party API the frontend calls
 Handler = Callable[["Call"], None]
 
 
 class Call:
     """One server-side unit of work: a span, its service, a time cursor and its outcome."""
 
-    __slots__ = ("ctx", "error", "ok", "op", "service", "shop", "span", "t")
+    __slots__ = ("ctx", "error", "inst", "ok", "op", "service", "shop", "span", "t")
 
-    def __init__(self, shop: Shop, service: str, op: str, span: Span, t: int) -> None:
+    def __init__(self, shop: Shop, service: str, op: str, span: Span, t: int, inst: int | str = 0) -> None:
         self.shop, self.service, self.op, self.span, self.t = shop, service, op, span, t
+        self.inst = inst  # the instance (replica) of the service that serves this call
         self.ctx = set_span_in_context(span)
         self.ok = True
         self.error = ""
@@ -69,6 +75,9 @@ class Call:
 
     def db(self, system: str, op: str, target: str, server: str, median_ms: float, name: str = "") -> bool:
         return self.shop.db(self, system, op, target, server, median_ms, name)
+
+    def external(self, host: str, method: str, path: str, median_ms: float) -> None:
+        self.shop.external(self, host, method, path, median_ms)
 
 
 class Shop:
@@ -106,13 +115,29 @@ class Shop:
         mult = self.eff.latency_mult.get(service, 1.0) * (1.0 + 0.15 * self.load)
         return int(median_ms * MS * mult * math.exp(sigma * self.rng.gauss(0.0, 1.0)))
 
+    def pick(self, service: str) -> int | str:
+        """Which instance of ``service`` serves a new request: one of ``tel.instances`` replicas
+        at random, or a planted odd one (one instance only, an older SDK, an OTLP/JSON exporter)."""
+        pat = self.eff.patterns
+        if service == SPOF_SERVICE and "single_point_of_failure" in pat:
+            n = max(1, int(pat["single_point_of_failure"]))
+        else:
+            n = self.tel.instances
+        r = self.rng.random()
+        if service == "cart" and r < pat.get("sdk_drift", 0.0):
+            return "sdk"
+        if service == ENCODING_SERVICE and r < pat.get("encoding_drift", 0.0):
+            return "json"
+        return int(r * n) if n > 1 else 0
+
     def _start(
         self, service: str, name: str, kind: SpanKind, parent: Context | None, t: int, attrs: Attributes,
-        links: Sequence[Link] | None = None,
+        links: Sequence[Link] | None = None, inst: int | str = 0,
     ) -> Span:  # fmt: skip
-        drift = self.eff.patterns.get("sdk_drift", 0.0)
-        sdk = "1.20.0" if drift and service == "cart" and self.rng.random() < drift else None
-        tracer = self.tel.tracer(service, self.eff.version.get(service), sdk)
+        sdk = "1.20.0" if inst == "sdk" else None
+        tracer = self.tel.tracer(
+            service, self.eff.version.get(service), sdk, inst, "json" if inst == "json" else ""
+        )
         self.spans += 1
         span = tracer.start_span(
             name, context=parent if parent is not None else Context(), kind=kind, attributes=attrs, links=links,
@@ -154,7 +179,9 @@ class Shop:
         name = f"{rpc_service}/{method}"
         base: dict[str, AnyValue] = {"rpc.system": "grpc", "rpc.service": rpc_service, "rpc.method": method,
                 "server.address": callee, "server.port": info.port, **(attrs or {})}  # fmt: skip
-        client = self._start(caller.service, name, SpanKind.CLIENT, caller.ctx, caller.t, base)
+        client = self._start(
+            caller.service, name, SpanKind.CLIENT, caller.ctx, caller.t, base, inst=caller.inst
+        )
         unreachable = self.eff.unreachable.get(callee, 0.0)
         if unreachable and self.rng.random() < unreachable:
             # The connection is refused: no server span exists (the structure changes).
@@ -166,8 +193,9 @@ class Shop:
             caller.child_failed(f"{callee} unavailable")
             return False
         t0 = caller.t + self._net()
-        server = self._start(callee, name, SpanKind.SERVER, set_span_in_context(client), t0, base)
-        call = Call(self, callee, method, server, t0)
+        inst = self.pick(callee)
+        server = self._start(callee, name, SpanKind.SERVER, set_span_in_context(client), t0, base, inst=inst)
+        call = Call(self, callee, method, server, t0, inst)
         self._serve(call, handler)
         code = 0 if call.ok else 13
         server.set_attribute("rpc.grpc.status_code", code)
@@ -185,14 +213,17 @@ class Shop:
         url = f"http://{callee}:{info.port}{route}"
         c_attrs: dict[str, AnyValue] = {"http.request.method": method, "url.full": url, "server.address": callee,
                    "server.port": info.port}  # fmt: skip
-        client = self._start(caller.service, method, SpanKind.CLIENT, caller.ctx, caller.t, c_attrs)
+        client = self._start(
+            caller.service, method, SpanKind.CLIENT, caller.ctx, caller.t, c_attrs, inst=caller.inst
+        )
         t0 = caller.t + self._net()
         s_attrs: dict[str, AnyValue] = {"http.request.method": method, "http.route": route, "url.path": route, "url.scheme": "http",
                    "server.address": callee, "server.port": info.port}  # fmt: skip
+        inst = self.pick(callee)
         server = self._start(
-            callee, f"{method} {route}", SpanKind.SERVER, set_span_in_context(client), t0, s_attrs
+            callee, f"{method} {route}", SpanKind.SERVER, set_span_in_context(client), t0, s_attrs, inst=inst
         )
-        call = Call(self, callee, route, server, t0)
+        call = Call(self, callee, route, server, t0, inst)
         self._serve(call, handler)
         status = 200 if call.ok else 500
         server.set_attribute("http.response.status_code", status)
@@ -214,14 +245,30 @@ class Shop:
             attrs["db.name"] = attrs["db.namespace"] = "otel"
             attrs["db.sql.table"] = target
         span = self._start(
-            caller.service, name or f"{op} {target}", SpanKind.CLIENT, caller.ctx, caller.t, attrs
+            caller.service,
+            name or f"{op} {target}",
+            SpanKind.CLIENT,
+            caller.ctx,
+            caller.t,
+            attrs,
+            inst=caller.inst,
         )
         caller.t += self.self_time(server, median_ms, 0.4)
         span.end(end_time=caller.t)
         return True
 
+    def external(self, caller: Call, host: str, method: str, path: str, median_ms: float) -> None:
+        """An HTTP call to a third-party API: a CLIENT span only (nobody instruments the other side)."""
+        attrs: dict[str, AnyValue] = {"http.request.method": method, "url.full": f"https://{host}{path}",
+                 "server.address": host, "server.port": 443, "http.response.status_code": 200}  # fmt: skip
+        span = self._start(
+            caller.service, method, SpanKind.CLIENT, caller.ctx, caller.t, attrs, inst=caller.inst
+        )
+        caller.t += self.self_time(host, median_ms, 0.3)
+        span.end(end_time=caller.t)
+
     def log(self, service: str, call: Call | None, level: str, body: str, attrs: Attributes = None) -> None:
-        logger = self.tel.logger(service)
+        logger = self.tel.logger(service, call.inst if call is not None else 0)
         if logger is None:
             return
         from opentelemetry._logs import SeverityNumber
@@ -249,14 +296,20 @@ class Shop:
         attrs: dict[str, AnyValue] = {"http.request.method": method, "http.route": route, "url.path": route, "url.scheme": "http",
                  "server.address": "frontend-proxy", "server.port": 8080, "user_agent.original": "python-requests/2.32",
                  "upstream_cluster": upstream}  # fmt: skip
-        proxy = self._start("frontend-proxy", f"{method} {route}", SpanKind.SERVER, None, t, attrs)
-        edge = Call(self, "frontend-proxy", route, proxy, t)
+        p_inst = self.pick("frontend-proxy")
+        proxy = self._start(
+            "frontend-proxy", f"{method} {route}", SpanKind.SERVER, None, t, attrs, inst=p_inst
+        )
+        edge = Call(self, "frontend-proxy", route, proxy, t, p_inst)
         edge.work(0.3)
         t0 = edge.t
         s_attrs: dict[str, AnyValue] = {"http.request.method": method, "http.route": route, "url.path": route, "url.scheme": "http",
                    "server.address": upstream, "server.port": SERVICES[upstream].port}  # fmt: skip
-        server = self._start(upstream, f"{method} {route}", SpanKind.SERVER, edge.ctx, t0, s_attrs)
-        call = Call(self, upstream, route, server, t0)
+        u_inst = self.pick(upstream)
+        server = self._start(
+            upstream, f"{method} {route}", SpanKind.SERVER, edge.ctx, t0, s_attrs, inst=u_inst
+        )
+        call = Call(self, upstream, route, server, t0, u_inst)
         self._serve(call, handler)
         server.set_attribute("http.response.status_code", 200 if call.ok else 500)
         server.end(end_time=call.t)
@@ -299,6 +352,11 @@ class Shop:
                     self.h_convert,
                     {"app.currency.conversion.to": self.rng.choice(CURRENCIES)},
                 )
+        reviews = self.eff.patterns.get("new_dependency", 0.0) + self.eff.patterns.get(
+            "vanished_dependency", 0.0
+        )
+        if reviews and self.rng.random() < reviews:  # the product's reviews, from a third-party API
+            c.external(REVIEWS_API, "GET", f"/v1/products/{pid}/reviews", 25.0)
         ms = self.eff.patterns.get("sequential_calls")
         if ms:  # independent calls made one after another
             for callee, method, handler in (
@@ -451,7 +509,9 @@ class Shop:
                  "messaging.operation.type": "send", "messaging.operation.name": "publish",
                  "messaging.operation": "publish", "server.address": "kafka", "server.port": 9092,
                  "messaging.kafka.message.key": order}  # fmt: skip
-        producer = self._start("checkout", "orders publish", SpanKind.PRODUCER, c.ctx, c.t, attrs)
+        producer = self._start(
+            "checkout", "orders publish", SpanKind.PRODUCER, c.ctx, c.t, attrs, inst=c.inst
+        )
         c.t += int(0.4 * MS)
         producer.end(end_time=c.t)
         link = [Link(producer.get_span_context(), {"messaging.operation.type": "send"})]
@@ -464,8 +524,9 @@ class Shop:
                       "messaging.kafka.consumer.group": group, "messaging.kafka.message.key": order}  # fmt: skip
             # accounting continues the producer's trace; fraud-detection starts a new one and links.
             parent = set_span_in_context(producer) if group == "accounting" else None
-            span = self._start(group, "orders process", SpanKind.CONSUMER, parent, t0, cattrs, link)
-            call = Call(self, group, "orders process", span, t0)
+            inst = self.pick(group)
+            span = self._start(group, "orders process", SpanKind.CONSUMER, parent, t0, cattrs, link, inst)
+            call = Call(self, group, "orders process", span, t0, inst)
             call.work(1.5 if group == "accounting" else 3.0)
             if group == "accounting":
                 call.db("postgresql", "INSERT", "orders", "postgresql", 2.0)

@@ -89,66 +89,84 @@ class Telemetry:
     metric_exporter: Callable[[], MetricExporter] | None = None
     metric_interval_ms: int = 10_000
     wire: bool = False  # backfill: light spans (otel_ai.demo.wire) instead of SDK spans
-    _tracers: dict[tuple[str, str, str], Tracer] = field(default_factory=dict)
+    instances: int = 2  # replicas per service (a single-instance service is a single point of failure)
+    # service.instance.id of the instances whose exporter sends OTLP/JSON (shared with the exporter)
+    json_instances: set[str] = field(default_factory=set)
+    _tracers: dict[tuple[str, str, str, str], Tracer] = field(default_factory=dict)
     _loggers: dict[str, Logger] = field(default_factory=dict)
     _meters: dict[str, ServiceMetrics] = field(default_factory=dict)
     _meter_providers: list[MeterProvider] = field(default_factory=list)
     state: dict[str, ServiceState] = field(default_factory=dict)
 
-    def resource(self, service: str, version: str | None = None, sdk: str | None = None) -> Resource:
-        """``sdk``: another OpenTelemetry SDK version, run by another instance of the service."""
+    def resource(
+        self, service: str, version: str | None = None, sdk: str | None = None, instance: int | str = 0
+    ) -> Resource:
+        """``instance``: which replica of the service (0, 1, … or a tag such as ``"json"``); ``sdk``:
+        another OpenTelemetry SDK version, run by another instance of the service."""
         info = SERVICES[service]
-        rng = random.Random(f"{self.seed}/{service}" + (f"/{sdk}" if sdk else ""))
-        instance = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        tag = "" if instance in (0, "") else f"#{instance}"
+        rng = random.Random(f"{self.seed}/{service}{tag}" + (f"/{sdk}" if sdk else ""))
+        instance_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         extra = {"telemetry.sdk.version": sdk} if sdk else {}
         return Resource.create(
             {
                 "service.name": service,
                 "service.version": version or info.version,
                 "service.namespace": "opentelemetry-demo",
-                "service.instance.id": instance,
+                "service.instance.id": instance_id,
                 "deployment.environment": self.environment,
                 "deployment.environment.name": self.environment,
-                "host.name": f"{service}-{instance[:8]}",
+                "host.name": f"{service}-{instance_id[:8]}",
                 "telemetry.sdk.language": info.language,
                 "otel_ai.demo": True,
                 **extra,
             }
         )
 
-    def tracer(self, service: str, version: str | None = None, sdk: str | None = None) -> Tracer:
-        key = (service, version or SERVICES[service].version, sdk or "")
-        tracer = self._tracers.get(key)
-        if tracer is None and self.wire:
+    def tracer(
+        self, service: str, version: str | None = None, sdk: str | None = None, instance: int | str = 0,
+        encoding: str = "",
+    ) -> Tracer:  # fmt: skip
+        """The tracer of one instance; ``encoding="json"`` marks an instance whose exporter sends
+        OTLP/JSON (its ``service.instance.id`` joins :attr:`json_instances`, which the exporter reads)."""
+        key = (service, version or SERVICES[service].version, sdk or "", str(instance))
+        known = self._tracers.get(key)
+        if known is not None:
+            return known
+        resource = self.resource(service, key[1], sdk, instance)
+        tracer: Tracer
+        if encoding == "json":
+            self.json_instances.add(str(resource.attributes["service.instance.id"]))
+        if self.wire:
             from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
             from otel_ai.demo.wire import WireTracer
 
             scope = InstrumentationScope("oteldemo", key[1])
-            tracer = WireTracer(
-                self.span_processor, self.resource(service, key[1], sdk), scope, self.id_generator
-            )  # type: ignore[assignment]
-            self._tracers[key] = tracer  # type: ignore[assignment]
-        if tracer is None:
+            tracer = WireTracer(self.span_processor, resource, scope, self.id_generator)  # type: ignore[assignment]
+        else:
             provider = TracerProvider(
-                resource=self.resource(service, key[1], sdk),
-                id_generator=self.id_generator,
-                shutdown_on_exit=False,
+                resource=resource, id_generator=self.id_generator, shutdown_on_exit=False
             )
             provider.add_span_processor(self.span_processor)
             tracer = provider.get_tracer("oteldemo", key[1])  # type: ignore[assignment]
-            self._tracers[key] = tracer  # type: ignore[assignment]
-        return tracer  # type: ignore[return-value]
+        self._tracers[key] = tracer
+        return tracer
 
-    def logger(self, service: str) -> Logger | None:
+    def logger(self, service: str, instance: int | str = 0) -> Logger | None:
+        """The logger of one instance: a log record carries the resource of the span it is about."""
         if self.log_processor is None:
             return None
-        logger = self._loggers.get(service)
+        key = f"{service}#{instance}"
+        logger = self._loggers.get(key)
         if logger is None:
-            provider = LoggerProvider(resource=self.resource(service), shutdown_on_exit=False)
+            sdk = "1.20.0" if instance == "sdk" else None
+            provider = LoggerProvider(
+                resource=self.resource(service, None, sdk, instance), shutdown_on_exit=False
+            )
             provider.add_log_record_processor(self.log_processor)
             logger = provider.get_logger("oteldemo")  # type: ignore[assignment]
-            self._loggers[service] = logger  # type: ignore[assignment]
+            self._loggers[key] = logger  # type: ignore[assignment]
         return logger
 
     def metrics(self, service: str) -> ServiceMetrics | None:

@@ -77,7 +77,9 @@ def test_ask_cites_the_window_evidence(daemon: Any, generated: dict[str, Any]) -
     ids = {e["id"] for i in generated["insights"] for e in i["evidence"]}
     ids |= {"topology:checkout", "topology:frontend", "topology:postgresql"}  # the window's topology summary
     assert ans["claims"] and all(set(c["evidence_ids"]) <= ids for c in ans["claims"])
-    assert ans["claims"][0]["evidence_ids"][0].startswith("spans:checkout:")  # the one asked about first
+    # the entity asked about only; first its error rate (the question is about failing), then its insight
+    assert [c["evidence_ids"][0].split(":")[:2] for c in ans["claims"]][:2] == [["topology", "checkout"],
+                                                                                 ["spans", "checkout"]]  # fmt: skip
     checkout = next(i["id"] for i in generated["insights"] if i["entities"][0]["id"] == "checkout")
     assert ans["insight_ids"][0] == checkout
     assert ans["llm"]["provider"] == "rules" and ans["llm"]["prompt_version"] == "insight.ask@1"

@@ -241,9 +241,9 @@ def test_digest_and_ask_context_with_anomalies(storage: Storage) -> None:
     anomaly = {"id": "ab" * 8, "entity": {"kind": "service", "service": "payment"}, "severity": "high",
                "opened_at": "2026-01-01T00:00:00Z", "features": [{"name": "p95", "value": 3.0, "baseline": 1.0}],
                "root_causes": [{"service": "payment", "score": 1.0}]}  # fmt: skip
-    items, owner, names = ask.context("is payment broken?", found, [anomaly], None)
-    assert items[0]["id"] == "anomaly:" + "ab" * 8  # the entity asked about comes first
-    assert "payment" in names and owner[found[0]["evidence"][0]["id"]] == found[0]["id"]
+    ctx = ask.context("is payment broken?", found, [anomaly], None)
+    assert [i.data["id"] for i in ctx.items] == ["anomaly:" + "ab" * 8]  # only the entity asked about
+    assert "payment" in ctx.names and ctx.owner[found[0]["evidence"][0]["id"]] == found[0]["id"]
 
 
 def test_narration_runs_outside_the_merge_lock(storage: Storage) -> None:

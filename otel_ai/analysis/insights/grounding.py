@@ -11,6 +11,11 @@ them — an edge ``a->b``, a ``snake_case`` identifier, a hyphenated name ending
 word (``billing-service``, ``user-db``), a host name (``api.example.com``). A name is fine when
 it is one of ``allowed_entities`` (or a part of one) or appears verbatim in ``evidence_text``
 (e.g. a table named inside a quoted statement).
+
+With ``scopes`` (evidence id → :class:`Scope`) the rule is per claim: the names a claim may use
+are those of the evidence items it cites (plus ``always``, e.g. the insight's subject), not of
+the whole insight, and every number it states must be a figure of those items
+(:mod:`figures`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from otel_ai.analysis.insights import figures
 from otel_ai.analysis.insights.model import KINDS
 
 # Names that look like entity ids: service-like tokens (letters, digits, '-', '_', '.', '/')
@@ -41,6 +47,15 @@ _SHAPED = [
 ]
 _VOCABULARY = frozenset(KINDS)  # the insight kinds are words of the domain, not entities
 _NUMBERISH = re.compile(r"^[\d.,%:\s+\-x\u00d7/]*(?:ms|s|us|µs|ns|m|h|%|x|rps|req/s)?$", re.I)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one evidence item supports: the entities it is about, its own wording, its figures."""
+
+    names: frozenset[str]
+    text: str = ""
+    figures: tuple[figures.Figure, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,6 +95,33 @@ def _unknown_name(text: str, allowed_lower: set[str], evidence_lower: str) -> st
     return None
 
 
+def _expand(names: Iterable[str]) -> set[str]:
+    out = set(names)
+    for entity in list(out):
+        out.update(entity.split("->"))
+        out.update(part for part in entity.split(":") if part)
+    return out
+
+
+def _scoped(
+    text: str, cited: Sequence[str], scopes: Mapping[str, Scope], always: set[str], others: set[str]
+) -> str | None:
+    """Why a claim fails the per-claim rule (names and figures of what it cites), else ``None``."""
+    mine = [scopes[c] for c in cited if c in scopes]
+    allowed = _expand(always.union(*(s.names for s in mine)))
+    own_text = " \n".join(s.text for s in mine)
+    outside = sorted(_names_in(text) & (others - allowed))
+    if outside:
+        return f"names {outside[0]!r}, which the cited evidence is not about"
+    unknown = _unknown_name(text, {a.lower() for a in allowed}, own_text.lower())
+    if unknown is not None:
+        return f"names {unknown!r}, which the cited evidence is not about"
+    number = figures.unsupported(text, [f for s in mine for f in s.figures], own_text)
+    if number is not None:
+        return f"states {number!r}, which no cited evidence shows"
+    return None
+
+
 def validate(
     items: Sequence[Mapping[str, Any]],
     evidence_ids: Iterable[str],
@@ -88,6 +130,8 @@ def validate(
     *,
     text_keys: tuple[str, ...] = ("text",),
     evidence_text: str = "",
+    scopes: Mapping[str, Scope] | None = None,
+    always: Iterable[str] = (),
 ) -> Verdict:
     """Split ``items`` (claims ``{"text", "evidence_ids"}`` or recommendations ``{"action",
     "rationale", "evidence_ids"}``) into kept and dropped ones.
@@ -95,13 +139,13 @@ def validate(
     ``universe`` holds every entity name the store knows (services, virtual nodes); a claim
     naming one of them that is not in ``allowed_entities`` is dropped as an invented subject, and
     so is one naming an unknown entity-shaped name (see the module docstring). ``evidence_text``
-    is the evidence's own wording (descriptions), in which quoted names are fine.
+    is the evidence's own wording (descriptions), in which quoted names are fine. ``scopes``
+    adds the per-claim rule of the module docstring.
     """
     known_ids = set(evidence_ids)
-    allowed = set(allowed_entities)
-    for entity in list(allowed):
-        allowed.update(entity.split("->"))
-        allowed.update(part for part in entity.split(":") if part)
+    allowed = _expand(allowed_entities)
+    others = _expand(universe) | allowed
+    always_set = set(always)
     foreign = set(universe) - allowed
     allowed_lower = {a.lower() for a in allowed}
     evidence_lower = evidence_text.lower()
@@ -124,6 +168,10 @@ def validate(
         unknown_name = _unknown_name(text, allowed_lower, evidence_lower)
         if unknown_name is not None:
             dropped.append((dict(item), f"names {unknown_name!r}, which is not in the evidence"))
+            continue
+        reason = _scoped(text, cited, scopes, always_set, others) if scopes is not None else None
+        if reason is not None:
+            dropped.append((dict(item), reason))
             continue
         kept.append(dict(item))
     return Verdict(kept, dropped)

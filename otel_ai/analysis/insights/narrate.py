@@ -19,7 +19,7 @@ from typing import Any
 
 from otel_ai.analysis.insights import prompts
 from otel_ai.analysis.insights.config import InsightsConfig
-from otel_ai.analysis.insights.grounding import validate
+from otel_ai.analysis.insights.grounding import Scope, validate
 from otel_ai.analysis.insights.model import Finding
 from otel_ai.analysis.insights.scoring import ABSTAINED_CONFIDENCE_CAP
 from otel_ai.errors import OtelAiError
@@ -60,6 +60,37 @@ def allowed_entities(record: dict[str, Any], universe: Iterable[str]) -> set[str
     text = evidence_text(record)
     allowed.update(name for name in universe if name and name in text)
     return allowed
+
+
+def subject_of(record: dict[str, Any]) -> str:
+    return str(record["entities"][0]["id"]) if record.get("entities") else str(record["kind"])
+
+
+def mentioned(names: Iterable[str], text: str) -> frozenset[str]:
+    """The names (or an edge's endpoint / an operation's parts) written in ``text``."""
+    low = text.lower()
+    out = set()
+    for name in names:
+        pieces = [p for p in name.replace("->", ":").split(":") if p]
+        if name and (name.lower() in low or any(len(p) > 2 and p.lower() in low for p in pieces)):
+            out.add(name)
+    return frozenset(out)
+
+
+def scopes(record: dict[str, Any], universe: Iterable[str]) -> dict[str, Scope]:
+    """Per evidence item: the entities its description and figures name (of the insight's own and
+    of the known universe), that wording and its figures (for the per-claim rule)."""
+    rc = record.get("root_cause")
+    names = {e["id"] for e in record.get("entities") or []} | ({rc["entity"]["id"]} if rc else set())
+    names |= set(universe)
+    return {
+        e["id"]: Scope(
+            mentioned(names, figure(e)),  # a figure may be text: a chain, a version
+            figure(e),
+            ((e.get("observed"), e.get("baseline"), str(e.get("unit") or "")),),
+        )
+        for e in record.get("evidence") or []
+    }
 
 
 def payload(record: dict[str, Any], facts: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -214,16 +245,17 @@ class Narrator:
         ids = [e["id"] for e in record.get("evidence") or []]
         allowed = allowed_entities(record, universe)
         text = evidence_text(record)
+        sc, al = scopes(record, universe), {subject_of(record)}
         claims = [
             {"text": str(f.get("statement", "")), "evidence_ids": list(f.get("evidence_ids") or [])}
             for f in out.get("findings") or []
             if isinstance(f, dict)
         ]
-        verdict = validate(claims, ids, allowed, universe, evidence_text=text)
+        verdict = validate(claims, ids, allowed, universe, evidence_text=text, scopes=sc, always=al)
         kept = verdict.kept[:MAX_CLAIMS]
         model_recs = validate(
             [r for r in out.get("recommendations") or [] if isinstance(r, dict)], ids, allowed, universe,
-            text_keys=("action", "rationale"), evidence_text=text,
+            text_keys=("action", "rationale"), evidence_text=text, scopes=sc, always=al,
         ).kept  # fmt: skip
         code_recs = validate(
             record.get("recommendations") or [], ids, allowed, universe,
@@ -235,8 +267,8 @@ class Narrator:
         # Free text cannot be checked claim by claim: a reply with any dropped claim loses it.
         summary_ok = bool(
             not verdict.dropped
-            and summary and ids and validate([{"text": summary, "evidence_ids": ids[:1]}], ids, allowed, universe,
-                                         evidence_text=text).kept
+            and summary and ids and validate([{"text": summary, "evidence_ids": ids}], ids, allowed, universe,
+                                         evidence_text=text, scopes=sc, always=al).kept
         )  # fmt: skip
         abstained = not kept
         if resp.provider == "rules" and kept:  # the template's summary says nothing the title does not

@@ -9,9 +9,11 @@ from otel_ai.analysis.insights.model import DetectContext, Finding, Kind
 
 ACTION = (
     "Align the OTLP exporter of every {service} instance on one protocol (e.g. "
-    "OTEL_EXPORTER_OTLP_PROTOCOL={major}); mixed encodings usually mean a half-rolled-out config "
-    "and can differ in attribute types and dropped data"
+    "OTEL_EXPORTER_OTLP_PROTOCOL={protocol}, what most of its spans use); mixed encodings usually mean a "
+    "half-rolled-out config and can differ in attribute types and dropped data"
 )
+# A recorded variant (encoding/transport) → the exporter setting that sends it.
+PROTOCOL = {"protobuf/grpc": "grpc", "protobuf/http": "http/protobuf", "json/http": "http/json"}
 
 
 class EncodingDriftDetector:
@@ -22,7 +24,13 @@ class EncodingDriftDetector:
 
     def detect(self, ctx: DetectContext) -> list[Finding]:
         found = (
-            finding("encoding_drift", svc, rows, "encoding", ACTION, self.cfg.min_traces)
+            finding(
+                "encoding_drift", svc, rows, "encoding", _action(str(rows[0]["variant"])), self.cfg.min_traces
+            )
             for svc, rows in drifts(ctx, "encoding", self.cfg)
         )
         return [f for f in found if f is not None]
+
+
+def _action(major: str) -> str:
+    return ACTION.replace("{protocol}", PROTOCOL.get(major, major))
