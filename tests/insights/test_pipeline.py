@@ -244,3 +244,33 @@ def test_digest_and_ask_context_with_anomalies(storage: Storage) -> None:
     ctx = ask.context("is payment broken?", found, [anomaly], None)
     assert [i.data["id"] for i in ctx.items] == ["anomaly:" + "ab" * 8]  # only the entity asked about
     assert "payment" in ctx.names and ctx.owner[found[0]["evidence"][0]["id"]] == found[0]["id"]
+
+
+def test_narration_runs_outside_the_merge_lock(storage: Storage) -> None:
+    """A run waiting on the model does not hold the merge lock; a run that wrote the same insight
+    meanwhile keeps deciding its id."""
+    import threading
+
+    write_traces(storage, minute_ago(30), 20)
+    svc = make_service(storage, llm=rules_llm())
+    narrate = svc.narrator.narrate
+    held: list[bool] = []
+    other: list[list[dict[str, object]]] = []
+
+    def slow_narrate(*args: object, **kw: object) -> str:
+        held.append(svc._lock.locked())
+        if not other:  # the first narration of the first run: another run completes meanwhile
+            other.append([])
+            t = threading.Thread(target=lambda: other.append(svc.generate(_window(31, 24))))
+            t.start()
+            t.join(60)
+        return narrate(*args, **kw)  # type: ignore[arg-type]
+
+    svc.narrator.narrate = slow_narrate  # type: ignore[method-assign]
+    first = svc.generate(_window(31, 25))
+    assert held and not any(held)
+    meanwhile = other[-1]
+    assert {i["fingerprint"]: i["id"] for i in first} == {i["fingerprint"]: i["id"] for i in meanwhile}
+    # The other run's window is newer: its content stays (this one was an older replay by then).
+    stored = {i["fingerprint"]: i for i in svc.list(minute_ago(60), minute_ago(0), status="all")}
+    assert all(stored[i["fingerprint"]]["last_seen"] == i["last_seen"] for i in meanwhile)

@@ -43,6 +43,11 @@ def _earliest(a: str, b: str) -> str:
     return a if _t(a) <= _t(b) else b
 
 
+def _replayed(prev: dict[str, Any] | None, window: Window) -> bool:
+    """Whether the stored record is newer than ``window`` (this run is an older replay)."""
+    return prev is not None and _t(prev["last_seen"]) > window.end
+
+
 class _LoopThread:
     """An event loop of our own in a daemon thread, for LLM calls when no loop is given."""
 
@@ -88,7 +93,7 @@ class InsightsService:
         self.narrator = Narrator(llm, config, self._run_coro)
         self._loop = loop
         self._own_loop: _LoopThread | None = None
-        self._lock = threading.Lock()  # one merge at a time (scheduled run vs. API generate)
+        self._lock = threading.Lock()  # one merge-and-write at a time (scheduled run vs. API generate)
         self._closed = False
         reg = registry if registry is not None else CollectorRegistry()
         self.m_runs = Counter("otel_ai_insights_runs", "Insight runs by outcome", ["outcome"], registry=reg)
@@ -191,8 +196,7 @@ class InsightsService:
         findings, ran = self._detect(ctx)
         universe = {n["id"] for n in (topo or {}).get("nodes") or []}
         universe.update(e.id for f in findings for e in f.entities)
-        with self._lock:
-            out = self._merge(window, findings, ran, universe)
+        out = self._merge(window, findings, ran, universe)
         self.m_seconds.observe(time.monotonic() - t0)
         self.m_runs.labels("ok").inc()
         return record.most_severe_first([record.public(r) for r in out])
@@ -200,32 +204,48 @@ class InsightsService:
     def _merge(
         self, window: Window, findings: list[Finding], ran: set[str], universe: set[str]
     ) -> list[dict[str, Any]]:
+        """Merge with the stored insights and write. The narrative (LLM calls, seconds each) is
+        written outside the lock: the stored records are read again under it before writing, so
+        a run that wrote the same fingerprints meanwhile still decides the id, the first sighting
+        and — when its window is newer — the content."""
         fresh: dict[str, tuple[dict[str, Any], Finding]] = {}
         for f in findings:
             rec = record.build(f, window, self.cfg.scoring)
             fresh.setdefault(rec["fingerprint"], (rec, f))  # two findings with one fingerprint: the first
         previous = self.store.by_fingerprints(fresh)
-        result: list[dict[str, Any]] = []
-        to_narrate: list[tuple[dict[str, Any], Finding, dict[str, Any] | None]] = []
+        to_narrate = []
         for fp, (rec, f) in fresh.items():
             prev = previous.get(fp)
-            if prev is not None and _t(prev["last_seen"]) > window.end:  # an older replay: widen only
-                prev["first_seen"] = _earliest(prev["first_seen"], rec["first_seen"])
-                result.append(prev)
+            if _replayed(prev, window):
                 continue
             if prev is not None:
                 rec["id"] = prev["id"]
                 rec["first_seen"] = _earliest(prev["first_seen"], rec["first_seen"])
             to_narrate.append((rec, f, prev))
-            result.append(rec)
         budget = self.cfg.max_narrated_per_run
         for rec, f, prev in sorted(to_narrate, key=lambda t: record.RANK.get(t[0]["severity"], 9)):
             source = self.narrator.narrate(rec, f, universe, prev, allow_call=budget > 0)
             budget -= source in ("calls", "errors")
             self.m_narratives.labels(source).inc()
-        # One row per id: an insight both missed and expired in this run is written once (expired).
-        changed = {r["id"]: r for r in result + self._misses(window, set(fresh), ran) + self._expired(window)}
-        self.store.save(changed.values())
+        with self._lock:
+            previous = self.store.by_fingerprints(fresh)
+            result: list[dict[str, Any]] = []
+            for fp, (rec, _f) in fresh.items():
+                prev = previous.get(fp)
+                if _replayed(prev, window):  # an older replay: widen only
+                    assert prev is not None
+                    prev["first_seen"] = _earliest(prev["first_seen"], rec["first_seen"])
+                    result.append(prev)
+                    continue
+                if prev is not None:
+                    rec["id"] = prev["id"]
+                    rec["first_seen"] = _earliest(prev["first_seen"], rec["first_seen"])
+                result.append(rec)
+            # One row per id: an insight both missed and expired in this run is written once (expired).
+            changed = {
+                r["id"]: r for r in result + self._misses(window, set(fresh), ran) + self._expired(window)
+            }
+            self.store.save(changed.values())
         return result
 
     def _misses(self, window: Window, seen: set[str], ran: set[str]) -> list[dict[str, Any]]:

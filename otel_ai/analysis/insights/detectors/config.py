@@ -114,6 +114,10 @@ class DependencyChangeConfig(_Base):
     # min_compare_spans spans of the caller to count as "earlier data".
     min_calls: int = Field(default=5, ge=1)
     min_compare_spans: int = Field(default=20, ge=1)
+    # A quiet edge present on one side only may be chance: at one rate per caller span, an edge
+    # with n calls misses the other side with probability q**n (q: the caller's spans on the
+    # side with calls / on both). Speaks only below this (0.001: ~10 calls with equal sides).
+    max_chance: float = Field(default=0.001, gt=0, le=1)
 
 
 class DriftConfig(_Base):

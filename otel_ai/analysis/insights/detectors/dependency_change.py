@@ -141,6 +141,13 @@ def changes(ctx: DetectContext, cfg: DependencyChangeConfig) -> list[EdgeChange]
     return out
 
 
+def _unlikely(calls: int, spans_with: int, spans_without: int, cfg: DependencyChangeConfig) -> bool:
+    """Whether ``calls`` on one side and none on the other is unlikely at one rate per caller span
+    (``max_chance``): a quiet edge of a busy caller can miss a period by chance."""
+    q = spans_with / max(1, spans_with + spans_without)
+    return bool(q**calls < cfg.max_chance)
+
+
 def _deploys(
     edges: list[dict[str, Any]], versions: dict[str, list[dict[str, Any]]],
     previous: dict[str, tuple[int, int]], cfg: DependencyChangeConfig,
@@ -166,9 +173,17 @@ def _deploys(
         traces = int(by_version[new_v]["traces"])
         for (target, kind), (b, a) in sorted(sides.items()):
             change: Change | None = None
-            if a.calls >= cfg.min_calls and b.calls == 0:
+            if (
+                a.calls >= cfg.min_calls
+                and b.calls == 0
+                and _unlikely(a.calls, spans_after, spans_before, cfg)
+            ):
                 change = "new"
-            elif b.calls >= cfg.min_calls and a.calls == 0:
+            elif (
+                b.calls >= cfg.min_calls
+                and a.calls == 0
+                and _unlikely(b.calls, spans_before, spans_after, cfg)
+            ):
                 change = "vanished"
             if change:
                 out.append(EdgeChange(change, svc, target, kind, b, a, spans_before, spans_after, traces,
@@ -189,9 +204,9 @@ def _periods(
         (before, before_traces), (after, after_traces) = previous.get(svc, (0, 0)), current.get(svc, (0, 0))
         if before < cfg.min_compare_spans or after < cfg.min_compare_spans:
             continue
-        if a.calls >= cfg.min_calls and b.calls == 0:
+        if a.calls >= cfg.min_calls and b.calls == 0 and _unlikely(a.calls, after, before, cfg):
             out.append(EdgeChange("new", svc, target, kind, b, a, before, after, after_traces, None))
-        elif b.calls >= cfg.min_calls and a.calls == 0:
+        elif b.calls >= cfg.min_calls and a.calls == 0 and _unlikely(b.calls, before, after, cfg):
             out.append(EdgeChange("vanished", svc, target, kind, b, a, before, after, before_traces, None))
     return out
 

@@ -1,8 +1,12 @@
 """``dependency_cycle``: a cycle in the service graph (any length), with its edges.
 
-Edges are service → service calls seen in the trace sample, plus the topology snapshot's
-service edges when the run has one. Each strongly connected component of two or more services
-is one finding (Tarjan's algorithm); its edges are the component's internal edges.
+Edges are service → service calls seen in the trace sample, producer → consumer services of a
+queue (paired by parent or span link, as ``queue_lag`` pairs them: a linked consumer starts a trace
+of its own, which the sample cannot join to its producer), plus the topology snapshot's service
+edges when the run has one. Each strongly connected component of two or more services is one
+finding (Tarjan's algorithm); its edges are the component's internal edges. The traces that show a
+cycle cross two or more of its edges; one closing through a queue cannot be in one trace, so there
+a trace crossing any of its edges counts.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections import defaultdict
 from otel_ai.analysis.insights.detectors.common import edge, evidence, key_of, node, recommend
 from otel_ai.analysis.insights.detectors.config import DependencyCycleConfig
 from otel_ai.analysis.insights.detectors.hits import Hits, impact
+from otel_ai.analysis.insights.detectors.queue_lag import queue_pairs
 from otel_ai.analysis.insights.detectors.sample import SampleDetector, TraceSample, load
 from otel_ai.analysis.insights.model import DetectContext, Finding, Kind
 
@@ -76,6 +81,12 @@ class DependencyCycleDetector(SampleDetector[DependencyCycleConfig]):
                 if s.is_client and s.callee_kind == "service" and s.callee != s.service:
                     calls[(s.service, s.callee)] += scale
                     traces_by_edge[(s.service, s.callee)].add(t, t.root.start)
+        queued: set[tuple[str, str]] = set()
+        for r in queue_pairs(ctx, self.n_examples):
+            pair = (str(r["producer"]), str(r["consumer"]))
+            if r["cur"] and pair[0] != pair[1]:
+                calls[pair] = max(calls[pair], float(r["messages"]))
+                queued.add(pair)
         for e in (ctx.topology or {}).get("edges", []) or []:
             if e.get("target_kind", "service") == "service" and e.get("source") and e.get("target"):
                 pair = (str(e["source"]), str(e["target"]))
@@ -94,13 +105,14 @@ class DependencyCycleDetector(SampleDetector[DependencyCycleConfig]):
             for e in edges:
                 for tid in traces_by_edge[e].traces:
                     per_trace[tid] += 1
+            need = 1 if any(e in queued for e in edges) else 2
             for e in edges:
                 for tid, t in traces_by_edge[e].traces.items():
-                    if per_trace[tid] >= 2:
+                    if per_trace[tid] >= need:
                         h.add(t, t.root.start)
             if sample.scaled(h.traces.values()) < self.cfg.min_traces:
                 continue
-            out.append(self._finding(sample, comp, edges, calls, h))
+            out.append(self._finding(sample, comp, edges, calls, h, need))
         return out
 
     def _finding(
@@ -110,6 +122,7 @@ class DependencyCycleDetector(SampleDetector[DependencyCycleConfig]):
         edges: list[tuple[str, str]],
         calls: dict[tuple[str, str], float],
         h: Hits,
+        need: int,
     ) -> Finding:
         key = key_of(*comp)
         ids = h.trace_ids(self.n_examples)
@@ -133,7 +146,12 @@ class DependencyCycleDetector(SampleDetector[DependencyCycleConfig]):
                 key,
                 "traces_through_cycle",
                 "trace",
-                "sampled traces crossing two or more edges of the cycle",
+                "sampled traces crossing "
+                + (
+                    "an edge of the cycle (it closes through a queue)"
+                    if need == 1
+                    else "two or more edges of the cycle"
+                ),
                 float(len(h.traces)),
                 None,
                 "traces",

@@ -58,6 +58,29 @@ GROUP BY topic, producer, consumer, cur
 MAX_LAG = timedelta(minutes=30)
 
 
+def queue_pairs(ctx: DetectContext, n_examples: int) -> list[dict[str, Any]]:
+    """Producer → consumer pairs per topic over the window and the period before it (``cur``
+    tells which), with lag figures; one query per run, shared with ``dependency_cycle`` (a
+    consumer linked to its producer starts a trace of its own, so the sample cannot see that edge)."""
+    cached = ctx.cache.get("queue_pairs")
+    if isinstance(cached, list):
+        return cached
+    w, prev = ctx.window, ctx.previous
+    rows = ctx.storage.query_dicts(
+        LAG_SQL,
+        {
+            "db": ctx.storage.database,
+            "p_start": naive(prev.start - MAX_LAG),
+            "c_start": naive(prev.start),
+            "end": naive(w.end),
+            "start_ns": int(w.start.timestamp() * 1e9),
+            "n": max(1, n_examples),
+        },
+    )
+    ctx.cache["queue_pairs"] = rows
+    return rows
+
+
 class QueueLagDetector:
     kind: Kind = KIND
 
@@ -65,18 +88,7 @@ class QueueLagDetector:
         self.cfg, self.n_examples = config.queue_lag, config.example_traces
 
     def detect(self, ctx: DetectContext) -> list[Finding]:
-        w, prev = ctx.window, ctx.previous
-        rows = ctx.storage.query_dicts(
-            LAG_SQL,
-            {
-                "db": ctx.storage.database,
-                "p_start": naive(prev.start - MAX_LAG),
-                "c_start": naive(prev.start),
-                "end": naive(w.end),
-                "start_ns": int(w.start.timestamp() * 1e9),
-                "n": max(1, self.n_examples),
-            },
-        )
+        rows = queue_pairs(ctx, self.n_examples)
         before = {(r["topic"], r["producer"], r["consumer"]): r for r in rows if not r["cur"]}
         out = []
         for r in sorted(

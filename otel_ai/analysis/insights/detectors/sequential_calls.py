@@ -32,7 +32,9 @@ class SequentialCallsDetector(SampleDetector[SequentialCallsConfig]):
 
     def detect(self, ctx: DetectContext) -> list[Finding]:
         sample = load(ctx, self.sample_cfg)
-        hits: dict[tuple[str, str, tuple[str, ...]], Hits] = defaultdict(Hits)
+        # One finding per parent operation: which of its calls run in a row varies per request
+        # (calls made on some requests only), so the peers are counted, not part of the key.
+        hits: dict[tuple[str, str], Hits] = defaultdict(Hits)
         for trace in sample.traces:
             for parent in trace.spans:
                 calls = [c for c in parent.children if c.is_client and c.callee and c.kind == "Client"]
@@ -50,8 +52,7 @@ class SequentialCallsDetector(SampleDetector[SequentialCallsConfig]):
                         or saving < self.cfg.min_saving_share * parent.duration / 1e6
                     ):
                         continue
-                    peers = tuple(sorted({c.callee for c in chain}))
-                    k = (parent.service, parent.name, peers)
+                    k = (parent.service, parent.name)
                     hits[k].add(
                         trace,
                         parent.start,
@@ -61,16 +62,24 @@ class SequentialCallsDetector(SampleDetector[SequentialCallsConfig]):
                         calls=len(chain),
                     )
                     h = hits[k]
-                    h.extra.setdefault("kinds", {c.callee: c.callee_kind for c in chain})
+                    kinds: dict[str, str] = h.extra.setdefault("kinds", {})  # type: ignore[assignment]
+                    counts: dict[str, int] = h.extra.setdefault("peer_chains", {})  # type: ignore[assignment]
+                    for callee, callee_kind in {c.callee: c.callee_kind for c in chain}.items():
+                        kinds.setdefault(callee, callee_kind)
+                        counts[callee] = counts.get(callee, 0) + 1
         return [
             self._finding(sample, k, h)
             for k, h in sorted(hits.items())
             if sample.scaled(h.traces.values()) >= self.cfg.min_traces
         ]
 
-    def _finding(self, sample: TraceSample, k: tuple[str, str, tuple[str, ...]], h: Hits) -> Finding:
-        service, parent_op, peers = k
-        key = key_of(service, parent_op, ",".join(peers))
+    def _finding(self, sample: TraceSample, k: tuple[str, str], h: Hits) -> Finding:
+        service, parent_op = k
+        key = key_of(service, parent_op)
+        # The usual peers (in at least a fifth as many chains as the most frequent one), most frequent first.
+        counts: dict[str, int] = h.extra.get("peer_chains", {})  # type: ignore[assignment]
+        top = max(counts.values(), default=0)
+        peers = tuple(sorted((p for p, n in counts.items() if n >= 0.2 * top), key=lambda p: (-counts[p], p)))
         saving, chain_ms, parent_ms = h.mean("saving_ms"), h.mean("chain_ms"), h.mean("parent_ms")
         ids = h.trace_ids(self.n_examples)
         kinds: dict[str, str] = h.extra.get("kinds", {})  # type: ignore[assignment]
