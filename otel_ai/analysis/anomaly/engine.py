@@ -212,7 +212,9 @@ class Tracker:
                 track.opened, track.opened_window = True, win
                 events.append(("open", track))
             elif track.opened and (
-                track.peak > 1.2 * track.saved_peak or len(track.services) > track.saved_services
+                track.peak > 1.2 * track.saved_peak
+                or len(track.services) > track.saved_services
+                or win - track.opened_window <= cfg.rerank_s  # young: the root cause may still move
             ):
                 events.append(("update", track))
         for t in self.tracks:
@@ -270,9 +272,12 @@ def _parse(text: str) -> float:
 
 
 def describe(
-    track: Track, scored: Scored, *, closed: bool, top_k: int = 5, open_after: int = 2
+    track: Track, scored: Scored, *, closed: bool, top_k: int = 5, open_after: int = 2, rerank_s: int = 0
 ) -> dict[str, Any]:
-    """The API shape of one anomaly (the contract in docs/anomaly.md), built from the scored windows."""
+    """The API shape of one anomaly (the contract in docs/anomaly.md), built from the scored windows.
+
+    Root causes are re-ranked while the anomaly is at most ``rerank_s`` old (a busy caller's
+    longer count window can cross before the failing callee's own figures do), then kept."""
     fr, thr, w = scored.frame, scored.threshold, scored.frame.window_s
     i0 = scored.index_of(track.first) or 0
     i1 = scored.index_of(track.last)
@@ -337,7 +342,8 @@ def describe(
     kind = "traffic_surge" if surge else _kind(top_metrics.get(str(root[0]["service"]), []) if root else [])
     latest = root
     view = track.alert_view
-    if view is None or (view["severity"] == "info" and severity != "info"):
+    young = track.opened and track.last - track.opened_window <= rerank_s and severity != "info"
+    if view is None or young or (view["severity"] == "info" and severity != "info"):
         # First description (the alert), or a traffic note that turned into a real fault.
         track.alert_view = {"root_causes": root, "kind": kind, "severity": severity}
     else:  # the root cause is what paged; later windows only extend the evidence
