@@ -434,7 +434,7 @@ def report(
     print("\nautoencoder per fault type and magnitude:")
     ae = results["autoencoder"]
     for (typ, lvl), rows in sorted(ae["per"].items()):
-        if typ == "all":
+        if typ in ("all", "obs", "low", "lowobs") or typ.startswith("vol "):
             continue
         s = summarize(rows, ae["fa_day"], test_days)
         print(f"  {typ:30s} {lvl:7s} n={s['n']:2d} recall {s['recall']:.2f} delay {s['delay_med']:.1f} "

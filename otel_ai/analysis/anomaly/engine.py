@@ -77,6 +77,7 @@ def score_frame(
     if down.any():
         F = F.copy()
         F[:, down] = np.where(frame.X[:, down] < ref[:, down], 0.0, F[:, down])
+        F = _no_errors_no_alert(frame, F)
     if min_latency_change > 0 and exp is not None:
         F = _latency_floor(frame, F, exp, min_latency_change)
     if stats is not None:
@@ -87,6 +88,19 @@ def score_frame(
         owners.setdefault(f.owner, []).append(j)
     scored.S = {s: F[:, cols].max(axis=1) for s, cols in owners.items()}
     return scored
+
+
+def _no_errors_no_alert(frame: FeatureFrame, F: np.ndarray) -> np.ndarray:
+    """A service window without errors never alerts on its error ratio. The ratio is
+    Laplace-smoothed, (errors + 1) / (n + 2), so with no errors it *rises* when traffic falls: a
+    traffic drop would otherwise show "errors up" at every quiet service and take the root cause."""
+    for j, f in enumerate(frame.features):
+        if f.kind == "service" and f.metric == "err" and f.service in frame.volume:
+            n = frame.volume[f.service]
+            with np.errstate(all="ignore"):
+                none = np.nan_to_num(frame.raw[:, j] * (n + 2.0) - 1.0, nan=0.0) < 0.5
+            F[:, j] = np.where(none, 0.0, F[:, j])
+    return F
 
 
 def _latency_floor(frame: FeatureFrame, F: np.ndarray, exp: np.ndarray, change: float) -> np.ndarray:
@@ -389,7 +403,7 @@ def _load_induced(top_metrics: dict[str, list[tuple[str, float]]]) -> bool:
         for m, v in ms:
             if m in TRAFFIC and v > 0:
                 continue
-            if m in {"p50", "p95", "p99", "self", "slow"} and v > 0 and s in busier:
+            if m in {"p50", "p95", "p99", "self", "slow", "self_slow"} and v > 0 and s in busier:
                 continue
             return False
     return True
