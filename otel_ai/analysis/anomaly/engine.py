@@ -37,6 +37,7 @@ class Scored:
     threshold: float
     model_id: str
     S: dict[str, np.ndarray] = field(default_factory=dict)
+    own: dict[str, np.ndarray] = field(default_factory=dict)  # per service: max over non-traffic figures
 
     @property
     def window_score(self) -> np.ndarray:
@@ -87,6 +88,13 @@ def score_frame(
     for j, f in enumerate(frame.features):
         owners.setdefault(f.owner, []).append(j)
     scored.S = {s: F[:, cols].max(axis=1) for s, cols in owners.items()}
+    zero = np.zeros(len(F))
+    scored.own = {
+        s: F[:, own].max(axis=1)
+        if (own := [j for j in cols if frame.features[j].metric not in TRAFFIC])
+        else zero
+        for s, cols in owners.items()
+    }
     return scored
 
 
@@ -200,6 +208,10 @@ class Tracker:
         for comp in _components(abnormal, adj):
             near = comp | {n for s in comp for n in adj.get(s, ())}
             hits = [t for t in self.tracks if not t.closed and t.services & near]
+            if any(float(scored.own.get(s, np.zeros(i + 1))[i]) > thr for s in comp):
+                # A traffic note (a flash crowd) does not swallow a fault that follows it: figures
+                # other than traffic start an anomaly of their own.
+                hits = [t for t in hits if not (t.alert_view and t.alert_view.get("severity") == "info")]
             if not hits:
                 first = win - (cfg.open_after - 1) * w
                 track = Track(services=set(comp), first=first, last=win, streak=cfg.open_after)

@@ -172,6 +172,10 @@ class CountTests:
         quiet = float(n_train.mean()) * ks[-2] < self.min_count if len(ks) > 1 else False
         return QUIET_SHARE if quiet else SLOW_SHARE
 
+    def _volume_res(self, res: list[int]) -> list[int]:
+        short = {k for k in self.res_windows if k * self.window_s <= 300}
+        return sorted(short | {k for k in res if k * self.window_s <= 900}) or res[:1]
+
     def _resolutions(self, per_window: float) -> list[int]:
         ks = self.res_windows
         enough = [k for k in ks if per_window * k >= self.min_count]
@@ -204,9 +208,10 @@ class CountTests:
                 TestSpec(Feature("service", s, "self_slow"), res, bucket=_threshold_bucket(e["hist2"], share))
             )
             tests.append(TestSpec(Feature("service", s, "errors"), res))
-            # Traffic is judged on every resolution: a drop is a relative change, and the longer
-            # sums see a sustained -50 % through a busy entry's minute-to-minute noise.
-            tests.append(TestSpec(Feature("service", s, "volume"), self.res_windows))
+            # Traffic is judged on 5 minutes whatever the volume (a drop is a relative change, and
+            # 5-minute sums see a sustained -50 % through a busy entry's minute-to-minute noise),
+            # never beyond 15 (a long sum outlasts a flash crowd and merges it with what follows).
+            tests.append(TestSpec(Feature("service", s, "volume"), self._volume_res(res)))
         for (c, d), e in sorted(call.items()):
             if e["n"][keep].sum() < 10:
                 continue
