@@ -37,7 +37,8 @@ class Scored:
     threshold: float
     model_id: str
     S: dict[str, np.ndarray] = field(default_factory=dict)
-    own: dict[str, np.ndarray] = field(default_factory=dict)  # per service: max over non-traffic figures
+    # per service: max over the figures load cannot explain (not traffic, not latency)
+    unloaded: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def window_score(self) -> np.ndarray:
@@ -52,6 +53,7 @@ MARGINAL_GATE = 0.25
 
 
 LATENCY_METRICS = frozenset({"p50", "p95", "p99", "self"})
+LOAD = TRAFFIC | LATENCY_METRICS | {"slow", "self_slow"}  # what a flash crowd moves by itself
 
 
 def score_frame(
@@ -89,10 +91,8 @@ def score_frame(
         owners.setdefault(f.owner, []).append(j)
     scored.S = {s: F[:, cols].max(axis=1) for s, cols in owners.items()}
     zero = np.zeros(len(F))
-    scored.own = {
-        s: F[:, own].max(axis=1)
-        if (own := [j for j in cols if frame.features[j].metric not in TRAFFIC])
-        else zero
+    scored.unloaded = {
+        s: F[:, c].max(axis=1) if (c := [j for j in cols if frame.features[j].metric not in LOAD]) else zero
         for s, cols in owners.items()
     }
     return scored
@@ -208,9 +208,10 @@ class Tracker:
         for comp in _components(abnormal, adj):
             near = comp | {n for s in comp for n in adj.get(s, ())}
             hits = [t for t in self.tracks if not t.closed and t.services & near]
-            if any(float(scored.own.get(s, np.zeros(i + 1))[i]) > thr for s in comp):
+            if any(float(scored.unloaded.get(s, np.zeros(i + 1))[i]) > thr for s in comp):
                 # A traffic note (a flash crowd) does not swallow a fault that follows it: figures
-                # other than traffic start an anomaly of their own.
+                # load cannot explain (errors, failed calls, re-sends, lag, ...) start an anomaly
+                # of their own; latency that rises with the load stays with the note.
                 hits = [t for t in hits if not (t.alert_view and t.alert_view.get("severity") == "info")]
             if not hits:
                 first = win - (cfg.open_after - 1) * w
