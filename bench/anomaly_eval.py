@@ -163,6 +163,15 @@ def evaluate(
             per[("all", group)].append(row)
         if g.get("volume", float("inf")) < 5:  # entities under 5 requests/min
             per[("low", group)].append(row)
+        if g.get("observable", True):  # the fault changed at least one stored span
+            per[("obs", group)].append(row)
+            if g.get("volume", float("inf")) < 5:
+                per[("lowobs", group)].append(row)
+        if "volume" in g:
+            v = g["volume"]
+            per[
+                ("vol " + ("≥5" if v >= 5 else "1-5" if v >= 1 else "0.3-1" if v >= 0.3 else "<0.3"), group)
+            ].append(row)
     return {"per": per, "fa_day": fa / days, "fa": fa, "n_services": n_services, "fa_idx": fa_idx}
 
 
@@ -328,6 +337,9 @@ def main() -> int:
     ap.add_argument("--source", choices=("demo", "synthetic", "random"), default="demo")
     ap.add_argument("--seeds", default="1,2,3,4,5", help="random: the seeds (applications) to run")
     ap.add_argument("--hours", type=float, default=10.0, help="random: test hours per seed")
+    ap.add_argument(
+        "--baseline-only", action="store_true", help="random: skip the detector (tune the baseline)"
+    )
     ap.add_argument("--train-days", type=float, default=1.5, help="random: training days per seed")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--verbose", action="store_true", help="list the autoencoder's false alarms")
@@ -422,7 +434,7 @@ def report(
     print("\nautoencoder per fault type and magnitude:")
     ae = results["autoencoder"]
     for (typ, lvl), rows in sorted(ae["per"].items()):
-        if typ == "all":
+        if typ in ("all", "obs", "low", "lowobs") or typ.startswith("vol "):
             continue
         s = summarize(rows, ae["fa_day"], test_days)
         print(f"  {typ:30s} {lvl:7s} n={s['n']:2d} recall {s['recall']:.2f} delay {s['delay_med']:.1f} "

@@ -8,8 +8,9 @@ eligible targets, the rest at uniformly random ones), a flash crowd (benign) and
 
 - the detector: :meth:`AnomalyService.detect` trained on the training days (the code path of
   ``POST /api/v1/anomalies/detect``, in-process);
-- the baseline: per-service robust z over 5-minute windows of request rate, error ratio and p95,
-  alarm when the max |z| exceeds its maximum on the last training day; root causes by max |z|.
+- the baseline (``anomaly_robustz.py``): per-service robust z over 5-minute windows of request
+  count against a time-of-day profile, error ratio and p95, each (service, metric) with its own
+  threshold calibrated on the last training day; root causes by z / threshold.
 
 Both are scored by the same protocol as the demo source (event level, no point-adjust).
 """
@@ -23,12 +24,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+from anomaly_robustz import affected, robust_z
 
 from otel_ai.analysis.anomaly import randomapp as ra
 from otel_ai.analysis.anomaly.config import AnomalyConfig
-from otel_ai.analysis.anomaly.features import extract
 from otel_ai.analysis.anomaly.service import AnomalyService
-from otel_ai.storage import Storage
 from otel_ai.testing.stores import storage_at
 
 KINDS = ("latency", "errors", "unreachable", "retry", "lag", "traffic")
@@ -42,7 +42,6 @@ MAGNITUDE = {  # mild, medium, severe
 }
 LEVELS = ("mild", "medium", "severe")
 SLOT_MIN = 40
-MIN_SPANS = 3  # robust-z baseline: spans per 5-min window before p95 / error ratio count
 
 
 def _targets(app: ra.App, kind: str) -> list[tuple[str, str, float]]:
@@ -100,58 +99,12 @@ def schedule(app: ra.App, test_start: int, hours: float, seed: int) -> tuple[lis
         faults.append(ra.Fault(kind, target, start, start + dur, mag, callee=callee))
         label = target  # retry: the caller re-sending; lag: the consumer; traffic: the entry point
         truth.append({"type": kind, "service": label, "level": lvl, "start": start, "end": start + dur,
-                      "benign": False, "volume": round(volume, 2), "magnitude": mag})  # fmt: skip
+                      "benign": False, "volume": round(volume, 2), "magnitude": mag, "callee": callee})  # fmt: skip
     return faults, truth
 
 
-def robust_z(st: Storage, t0: datetime, test_start: datetime, end: datetime) -> tuple[list[dict], float]:
-    """Per-service robust z over 5-minute windows (rate, error ratio, p95), calibrated on the last
-    training day: alarm when a window's max |z| exceeds that day's maximum."""
-    t = time.perf_counter()
-    w = 300
-    cal_start = test_start - timedelta(days=1)
-    # p95 and error ratio need a few spans per 5-min window (else one span's latency or one
-    # error swings them), the robust scale a floor (a flat error ratio has MAD 0).
-    tr = extract(st, t0, cal_start, w, min_count=MIN_SPANS, top_operations=0)
-    cols = [
-        j for j, f in enumerate(tr.features) if f.kind == "service" and f.metric in ("rate", "err", "p95")
-    ]
-    feats = [tr.features[j] for j in cols]
-    cal = extract(st, cal_start, test_start, w, min_count=MIN_SPANS, features=feats)
-    te = extract(st, test_start, end, w, min_count=MIN_SPANS, features=feats)
-    X = tr.X[:, cols]
-    med = np.nanmedian(X, axis=0)
-    mad = np.maximum(1.4826 * np.nanmedian(np.abs(X - med), axis=0), 0.05)
-    up_only = np.array([f.metric == "err" for f in feats])
-
-    def z(frame: Any) -> np.ndarray:
-        Z = (frame.X - med) / mad
-        Z = np.where(up_only, np.maximum(Z, 0), np.abs(Z))
-        return np.nan_to_num(Z)
-
-    thr = float(z(cal).max(axis=1).max()) if len(cal.windows) else 10.0
-    Zt = z(te)
-    score = Zt.max(axis=1) if Zt.shape[1] else np.zeros(len(te.windows))
-    found, i = [], 0
-    while i < len(score):
-        if score[i] > thr:
-            by_svc: dict[str, float] = {}
-            for j, f in enumerate(feats):
-                by_svc[f.service] = max(by_svc.get(f.service, 0.0), float(Zt[i, j]))
-            at = datetime.fromtimestamp(int(te.windows[i]), UTC)
-            iso = at.isoformat().replace("+00:00", "Z")
-            alert = (at + timedelta(seconds=w)).isoformat().replace("+00:00", "Z")
-            ranked = sorted(by_svc, key=lambda s: -by_svc[s])
-            found.append({"opened_at": iso, "severity": "warning", "evidence": {"alerted_at": alert, "abnormal": {}},
-                          "root_causes": [{"service": s, "score": by_svc[s]} for s in ranked]})  # fmt: skip
-            while i < len(score) and score[i] > thr:
-                i += 1
-        i += 1
-    return found, time.perf_counter() - t
-
-
 def run_seed(seed: int, path: str, *, train_days: float, hours: float, rate: float,
-             cfg: AnomalyConfig) -> dict[str, Any]:  # fmt: skip
+             cfg: AnomalyConfig, baseline_only: bool = False) -> dict[str, Any]:  # fmt: skip
     """One random application (its own database under the one chDB ``path`` of the process):
     generate, detect, baseline. Returns found anomalies and the truth."""
     app = ra.random_app(seed, rate=rate)
@@ -167,11 +120,17 @@ def run_seed(seed: int, path: str, *, train_days: float, hours: float, rate: flo
         spans = ra.write(st, app, int(t0.timestamp()), int((end - t0).total_seconds() // 60), faults, seed)
         gen_s = time.perf_counter() - t
         t = time.perf_counter()
-        svc = AnomalyService(st, cfg)
-        svc.start()
-        found = svc.detect(test_start, end, t0, test_start)
+        found = []
+        if not baseline_only:
+            svc = AnomalyService(st, cfg)
+            svc.start()
+            found = svc.detect(test_start, end, t0, test_start)
         det_s = time.perf_counter() - t
         base, base_s = robust_z(st, t0, test_start, end)
+        for g in truth:
+            if not g["benign"]:
+                g["affected"] = affected(st, g)
+                g["observable"] = g["affected"] > 0
         vol = app.volume()
         return {"seed": seed, "app": app, "truth": truth, "found": found, "baseline": base, "spans": spans,
                 "gen_s": gen_s, "det_s": det_s, "base_s": base_s, "n_services": len(vol),
@@ -199,7 +158,13 @@ def main(args: Any, evaluate: Any, summarize: Any) -> int:
     for seed in seeds:
         t = time.perf_counter()
         r = run_seed(
-            seed, f"{path}/ch", train_days=args.train_days, hours=args.hours, rate=args.rate, cfg=cfg
+            seed,
+            f"{path}/ch",
+            train_days=args.train_days,
+            hours=args.hours,
+            rate=args.rate,
+            cfg=cfg,
+            baseline_only=args.baseline_only,
         )
         r["hours"] = args.hours
         lo, hi = r["vol_range"]
@@ -227,8 +192,12 @@ def _verbose(r: dict[str, Any]) -> None:
         what = (f"{hit['severity']} {[x['service'] for x in hit['root_causes'][:3]]} {hit['evidence']['abnormal']}"
                 if hit else "MISSED")  # fmt: skip
         bw = [x["service"] for x in base["root_causes"][:2]] if base else "MISSED"
-        print(f"  {g['type']:20s} {g['level']:7s} {g['service'] or '-':18s} {g.get('volume', '')!s:>7s}/min -> "
+        print(f"  {g['type']:12s} {g['level']:7s} {g['service'] or '-':12s} {g.get('volume', '')!s:>6s}/min "
+              f"{g.get('affected', '')!s:>5s} hit -> "
               f"{what} | robust-z {bw}")  # fmt: skip
+    for a in r["found"]:
+        print(f"    found {a['opened_at'][11:16]}-{(a['closed_at'] or 'open')[11:16]} {a['severity']:8s} "
+              f"{[x['service'] for x in a['root_causes'][:2]]} {sorted(a['evidence']['abnormal'])[:6]}")  # fmt: skip
     for k in r["detector"]["fa_idx"]:
         a = r["found"][k]
         print("  false alarm", a["opened_at"], a["severity"], a["evidence"]["abnormal"])
@@ -257,6 +226,11 @@ def report(results: list[dict[str, Any]], summarize: Any) -> None:
                 low = ev["per"][("low", lvl)]
                 pooled[name].setdefault(lvl, []).extend(rows)
                 pooled[name].setdefault("low " + lvl, []).extend(low)
+                pooled[name].setdefault("obs " + lvl, []).extend(ev["per"][("obs", lvl)])
+                pooled[name].setdefault("low obs " + lvl, []).extend(ev["per"][("lowobs", lvl)])
+                for key, rows_v in ev["per"].items():
+                    if key[0].startswith("vol ") and key[1] == lvl:
+                        pooled[name].setdefault(key[0] + " " + lvl, []).extend(rows_v)
                 s, sl = summarize(rows, ev["fa_day"], d), summarize(low, ev["fa_day"], d)
                 recall[(name, lvl)] = s["recall"]
                 print(f"{r['seed']:6d} {name:9s} {lvl[:8]:8s} {s['n']:3d} {s['recall']:6.2f} {s['precision']:5.2f} "
@@ -265,14 +239,22 @@ def report(results: list[dict[str, Any]], summarize: Any) -> None:
         per_seed_ok &= recall[("detector", "medium+severe")] >= recall[("robust-z", "medium+severe")]
     print()
     for name in ("detector", "robust-z"):
-        for lvl in ("mild", "medium+severe"):
+        for lvl in ("mild", "medium+severe", "obs medium+severe"):
             s = summarize(pooled[name][lvl], fa[name] / days, days)
             sl = summarize(pooled[name]["low " + lvl], fa[name] / days, days)
-            print(f"{'pooled':>6s} {name:9s} {lvl[:8]:8s} {s['n']:3d} {s['recall']:6.2f} {s['precision']:5.2f} "
+            label = "observ." if lvl.startswith("obs") else lvl[:8]
+            print(f"{'pooled':>6s} {name:9s} {label:8s} {s['n']:3d} {s['recall']:6.2f} {s['precision']:5.2f} "
                   f"{fa[name] / days:6.1f} {s['delay_med']:5.1f} {sl['delay_med']:5.1f} {s['ac1']:5.2f} "
                   f"{s['ac3']:5.2f}")  # fmt: skip
     print("\nper fault kind (pooled, medium+severe): detector recall / AC@1 | robust-z recall / AC@1")
-    kinds = sorted({k for r in results for (k, lvl) in r["detector"]["per"] if k not in ("all", "low")})
+    kinds = sorted(
+        {
+            k
+            for r in results
+            for (k, lvl) in r["detector"]["per"]
+            if k not in ("all", "low", "obs", "lowobs") and not k.startswith("vol ")
+        }
+    )
     for k in kinds:
         parts = []
         for name in ("detector", "robust-z"):
@@ -282,10 +264,21 @@ def report(results: list[dict[str, Any]], summarize: Any) -> None:
             s = summarize(rows, 0.0, 1.0)
             parts.append(f"{s['recall']:.2f} / {s['ac1']:.2f}")
         print(f"  {k:14s} n={len(rows):3d}  {parts[0]} | {parts[1]}")
+    print(
+        "\nby the target's volume (req/min; pooled, medium+severe): detector recall / AC@1 | robust-z recall / AC@1"
+    )
+    for b in ("≥5", "1-5", "0.3-1", "<0.3"):
+        key = f"vol {b} medium+severe"
+        if key in pooled["detector"]:
+            d, z = (summarize(pooled[nm][key], 0.0, 1.0) for nm in ("detector", "robust-z"))
+            print(
+                f"  {b:6s} n={d['n']:3d}  {d['recall']:.2f} / {d['ac1']:.2f} | {z['recall']:.2f} / {z['ac1']:.2f}"
+            )
+    so = summarize(pooled["detector"]["obs medium+severe"], 0.0, 1.0)
     s = summarize(pooled["detector"]["medium+severe"], fa["detector"] / days, days)
     sl = summarize(pooled["detector"]["low medium+severe"], fa["detector"] / days, days)
     print(f"\n{TARGETS}")
-    checks = [("recall >= 0.9", s["recall"] >= 0.9), ("FA/day <= 1", fa["detector"] / days <= 1),
+    checks = [("recall >= 0.9", s["recall"] >= 0.9), ("recall over observable faults >= 0.9", so["recall"] >= 0.9), ("FA/day <= 1", fa["detector"] / days <= 1),
               ("median delay <= 3 min", s["delay_med"] <= 3), ("delay under 5 req/min <= 10", sl["delay_med"] <= 10),
               ("AC@1 >= 0.7", s["ac1"] >= 0.7), ("AC@3 >= 0.9", s["ac3"] >= 0.9),
               ("recall >= robust-z on every seed", per_seed_ok)]  # fmt: skip

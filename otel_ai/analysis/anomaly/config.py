@@ -50,7 +50,7 @@ class AnomalyConfig(BaseModel):
         default=True, description="also score additive counts (quiet entities, retries, queue lag)"
     )
     resolutions_s: list[int] = Field(
-        default=[60, 300, 900], min_length=1, max_length=6,
+        default=[60, 300, 900, 1800], min_length=1, max_length=6,
         description="window lengths of the count tests; quiet entities use the longer ones",
     )  # fmt: skip
     count_min: int = Field(
@@ -71,6 +71,9 @@ class AnomalyConfig(BaseModel):
     close_after: int = Field(default=5, ge=1)
     close_ratio: float = Field(default=0.9, gt=0, le=1.0)
     expire_s: int = Field(default=48 * 3600, ge=60)
+    rerank_s: int = Field(
+        default=300, ge=0, description="root causes are re-ranked while the anomaly is this young, then kept"
+    )
     adopt_level_shift_s: int = Field(
         default=6 * 3600, ge=600, description="an anomaly open this long becomes the new normal at retrain"
     )

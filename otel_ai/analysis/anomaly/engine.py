@@ -37,6 +37,8 @@ class Scored:
     threshold: float
     model_id: str
     S: dict[str, np.ndarray] = field(default_factory=dict)
+    # per service: max over the figures load cannot explain (not traffic, not latency)
+    unloaded: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def window_score(self) -> np.ndarray:
@@ -51,6 +53,7 @@ MARGINAL_GATE = 0.25
 
 
 LATENCY_METRICS = frozenset({"p50", "p95", "p99", "self"})
+LOAD = TRAFFIC | LATENCY_METRICS | {"slow", "self_slow"}  # what a flash crowd moves by itself
 
 
 def score_frame(
@@ -77,6 +80,7 @@ def score_frame(
     if down.any():
         F = F.copy()
         F[:, down] = np.where(frame.X[:, down] < ref[:, down], 0.0, F[:, down])
+        F = _no_errors_no_alert(frame, F)
     if min_latency_change > 0 and exp is not None:
         F = _latency_floor(frame, F, exp, min_latency_change)
     if stats is not None:
@@ -86,7 +90,25 @@ def score_frame(
     for j, f in enumerate(frame.features):
         owners.setdefault(f.owner, []).append(j)
     scored.S = {s: F[:, cols].max(axis=1) for s, cols in owners.items()}
+    zero = np.zeros(len(F))
+    scored.unloaded = {
+        s: F[:, c].max(axis=1) if (c := [j for j in cols if frame.features[j].metric not in LOAD]) else zero
+        for s, cols in owners.items()
+    }
     return scored
+
+
+def _no_errors_no_alert(frame: FeatureFrame, F: np.ndarray) -> np.ndarray:
+    """A service window without errors never alerts on its error ratio. The ratio is
+    Laplace-smoothed, (errors + 1) / (n + 2), so with no errors it *rises* when traffic falls: a
+    traffic drop would otherwise show "errors up" at every quiet service and take the root cause."""
+    for j, f in enumerate(frame.features):
+        if f.kind == "service" and f.metric == "err" and f.service in frame.volume:
+            n = frame.volume[f.service]
+            with np.errstate(all="ignore"):
+                none = np.nan_to_num(frame.raw[:, j] * (n + 2.0) - 1.0, nan=0.0) < 0.5
+            F[:, j] = np.where(none, 0.0, F[:, j])
+    return F
 
 
 def _latency_floor(frame: FeatureFrame, F: np.ndarray, exp: np.ndarray, change: float) -> np.ndarray:
@@ -186,6 +208,11 @@ class Tracker:
         for comp in _components(abnormal, adj):
             near = comp | {n for s in comp for n in adj.get(s, ())}
             hits = [t for t in self.tracks if not t.closed and t.services & near]
+            if any(float(scored.unloaded.get(s, np.zeros(i + 1))[i]) > thr for s in comp):
+                # A traffic note (a flash crowd) does not swallow a fault that follows it: figures
+                # load cannot explain (errors, failed calls, re-sends, lag, ...) start an anomaly
+                # of their own; latency that rises with the load stays with the note.
+                hits = [t for t in hits if not (t.alert_view and t.alert_view.get("severity") == "info")]
             if not hits:
                 first = win - (cfg.open_after - 1) * w
                 track = Track(services=set(comp), first=first, last=win, streak=cfg.open_after)
@@ -212,7 +239,9 @@ class Tracker:
                 track.opened, track.opened_window = True, win
                 events.append(("open", track))
             elif track.opened and (
-                track.peak > 1.2 * track.saved_peak or len(track.services) > track.saved_services
+                track.peak > 1.2 * track.saved_peak
+                or len(track.services) > track.saved_services
+                or win - track.opened_window <= cfg.rerank_s  # young: the root cause may still move
             ):
                 events.append(("update", track))
         for t in self.tracks:
@@ -270,9 +299,12 @@ def _parse(text: str) -> float:
 
 
 def describe(
-    track: Track, scored: Scored, *, closed: bool, top_k: int = 5, open_after: int = 2
+    track: Track, scored: Scored, *, closed: bool, top_k: int = 5, open_after: int = 2, rerank_s: int = 0
 ) -> dict[str, Any]:
-    """The API shape of one anomaly (the contract in docs/anomaly.md), built from the scored windows."""
+    """The API shape of one anomaly (the contract in docs/anomaly.md), built from the scored windows.
+
+    Root causes are re-ranked while the anomaly is at most ``rerank_s`` old (a busy caller's
+    longer count window can cross before the failing callee's own figures do), then kept."""
     fr, thr, w = scored.frame, scored.threshold, scored.frame.window_s
     i0 = scored.index_of(track.first) or 0
     i1 = scored.index_of(track.last)
@@ -337,7 +369,8 @@ def describe(
     kind = "traffic_surge" if surge else _kind(top_metrics.get(str(root[0]["service"]), []) if root else [])
     latest = root
     view = track.alert_view
-    if view is None or (view["severity"] == "info" and severity != "info"):
+    young = track.opened and track.last - track.opened_window <= rerank_s and severity != "info"
+    if view is None or young or (view["severity"] == "info" and severity != "info"):
         # First description (the alert), or a traffic note that turned into a real fault.
         track.alert_view = {"root_causes": root, "kind": kind, "severity": severity}
     else:  # the root cause is what paged; later windows only extend the evidence
@@ -383,7 +416,7 @@ def _load_induced(top_metrics: dict[str, list[tuple[str, float]]]) -> bool:
         for m, v in ms:
             if m in TRAFFIC and v > 0:
                 continue
-            if m in {"p50", "p95", "p99", "self", "slow"} and v > 0 and s in busier:
+            if m in {"p50", "p95", "p99", "self", "slow", "self_slow"} and v > 0 and s in busier:
                 continue
             return False
     return True

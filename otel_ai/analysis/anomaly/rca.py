@@ -135,7 +135,11 @@ def rank_root_causes(
         anomalous = anomalous - fell
     else:
         fell = set()
-    deepest = [s for s in anomalous if not (descendants(graph, s) & anomalous) and s not in unreachable]
+    # Deepest among the services with evidence of their own when there are any: a callee whose
+    # only change is latency (a symptom, or the model smearing a caller's slowdown) must not
+    # outrank the caller whose own self-time moved.
+    pool = {s for s in anomalous if metrics.get(s, set()) & OWN} or anomalous
+    deepest = [s for s in pool if not (descendants(graph, s) & pool) and s not in unreachable]
     deepest.sort(key=lambda s: (symptom_only(s), onset.get(s, 1 << 62), -ppr.get(s, 0.0), s))
     others = sorted(
         anomalous - set(deepest) - set(unreachable), key=lambda s: (symptom_only(s), -ppr.get(s, 0.0), s)

@@ -300,7 +300,13 @@ class AnomalyService:
         for event, track in events:
             if event == "open":
                 track.anomaly_id = anomaly_id(track.first, track.services, source)
-            a = describe(track, scored, closed=event == "close", open_after=self.cfg.open_after)
+            a = describe(
+                track,
+                scored,
+                closed=event == "close",
+                open_after=self.cfg.open_after,
+                rerank_s=self.cfg.rerank_s,
+            )
             a["evidence"]["trace_ids"] = self._trace_ids(a)
             track.saved_peak, track.saved_services = track.peak, len(track.services)
             self.store.save_anomaly(a, source)
@@ -348,7 +354,9 @@ class AnomalyService:
                 out[a["id"]] = a
         for t in tracker.tracks:  # still open at the end of the range: final description
             if t.opened and t.anomaly_id:
-                a = describe(t, scored, closed=False, open_after=self.cfg.open_after)
+                a = describe(
+                    t, scored, closed=False, open_after=self.cfg.open_after, rerank_s=self.cfg.rerank_s
+                )
                 a["evidence"]["trace_ids"] = self._trace_ids(a)
                 self.store.save_anomaly(a, "replay")
                 out[a["id"]] = a | {"source": "replay"}

@@ -51,6 +51,8 @@ from otel_ai.analysis.anomaly.features import Feature
 
 BINOMIAL = ("slow", "self_slow", "errors", "cfail", "lag")
 SLOW_SHARE = 0.05  # the "usual p95": share of training spans above the threshold bucket
+QUIET_SHARE = 0.002  # entities scored on the longest window only: their usual p99.8 (3 of 3 above: p ~ 1e-8)
+RETRY_PRIOR = 100.0  # logical calls of prior weight on the re-send rate pooled over all edges
 CALIBRATION_MARGIN = 1.2
 
 
@@ -136,7 +138,7 @@ def _profile_at(profile: np.ndarray, pos: np.ndarray) -> np.ndarray:
 class CountTests:
     """Fit on a training range's count rows; score any range's windows (see the module docstring)."""
 
-    def __init__(self, *, window_s: int = 60, resolutions_s: tuple[int, ...] = (60, 300, 900), min_count: int = 20,
+    def __init__(self, *, window_s: int = 60, resolutions_s: tuple[int, ...] = (60, 300, 900, 1800), min_count: int = 20,
                  false_alarm_rate: float = 1e-3, slots: int = 24, min_ratio: float = 3.0, min_share: float = 0.1,
                  min_drop: float = 0.3, min_events: int = 3) -> None:  # fmt: skip
         self.window_s = window_s
@@ -160,6 +162,19 @@ class CountTests:
     def history_windows(self) -> int:
         """Windows of history a scored range needs before its first window (the longest resolution)."""
         return max(self.res_windows) - 1
+
+    def _slow_share(self, n_train: np.ndarray) -> float:
+        """The share above the "slow" threshold: the usual p95, or the usual p99.8 for an entity
+        too quiet for any but the longest window (a handful of spans there: 3 of 3 above the
+        p99.8 is p ~ 1e-8, above the p95 only 1e-4: a rank test needs a rare threshold to see a
+        large slowdown in a handful of spans)."""
+        ks = self.res_windows
+        quiet = float(n_train.mean()) * ks[-2] < self.min_count if len(ks) > 1 else False
+        return QUIET_SHARE if quiet else SLOW_SHARE
+
+    def _volume_res(self, res: list[int]) -> list[int]:
+        short = {k for k in self.res_windows if k * self.window_s <= 300}
+        return sorted(short | {k for k in res if k * self.window_s <= 900}) or res[:1]
 
     def _resolutions(self, per_window: float) -> list[int]:
         ks = self.res_windows
@@ -186,13 +201,17 @@ class CountTests:
             if e["n"][keep].sum() < 10:
                 continue
             res = self._resolutions(v)
-            b = _threshold_bucket(e["hist"])
+            share = self._slow_share(e["n"][keep])
+            b = _threshold_bucket(e["hist"], share)
             tests.append(TestSpec(Feature("service", s, "slow"), res, bucket=b))
             tests.append(
-                TestSpec(Feature("service", s, "self_slow"), res, bucket=_threshold_bucket(e["hist2"]))
+                TestSpec(Feature("service", s, "self_slow"), res, bucket=_threshold_bucket(e["hist2"], share))
             )
             tests.append(TestSpec(Feature("service", s, "errors"), res))
-            tests.append(TestSpec(Feature("service", s, "volume"), self._resolutions(v)))
+            # Traffic is judged on 5 minutes whatever the volume (a drop is a relative change, and
+            # 5-minute sums see a sustained -50 % through a busy entry's minute-to-minute noise),
+            # never beyond 15 (a long sum outlasts a flash crowd and merges it with what follows).
+            tests.append(TestSpec(Feature("service", s, "volume"), self._volume_res(res)))
         for (c, d), e in sorted(call.items()):
             if e["n"][keep].sum() < 10:
                 continue
@@ -203,16 +222,19 @@ class CountTests:
             if e["n"][keep].sum() < 10:
                 continue
             res = self._resolutions(float(np.median(e["n"][keep])))
-            tests.append(
-                TestSpec(
-                    Feature("queue", c, "lag", operation=topic), res, bucket=_threshold_bucket(e["hist"])
-                )
-            )
+            b = _threshold_bucket(e["hist"], self._slow_share(e["n"][keep]))
+            tests.append(TestSpec(Feature("queue", c, "lag", operation=topic), res, bucket=b))
         self.tests = tests
         n_tests = max(1, sum(len(t.res) for t in tests))
         self.p_alarm_ = self.false_alarm_rate / n_tests
         base = -math.log10(self.p_alarm_)
         series = {"svc": svc, "call": call, "lag": lag}
+        # Re-sends are rare everywhere: a quiet edge's own history (a few hundred calls without
+        # one) cannot tell "never" from "1 in 300", so its rate is shrunk towards the rate pooled
+        # over all edges (empirical Bayes, ``RETRY_PRIOR`` calls of weight).
+        ra = sum(float(e["a"][keep].sum()) for e in call.values())
+        rb = sum(float(e["b"][keep].sum()) for e in call.values())
+        pooled_retry = (ra + 0.5) / (rb + 1.0)
         for t in tests:
             k_obs, n_obs = self._observed(t, series, nw)
             t.disp, t.level = {}, {}
@@ -225,7 +247,9 @@ class CountTests:
                     prof[j] = float(n_obs[m].mean()) if m.any() else float(n_obs[keep].mean())
                 t.profile = prof.tolist()
             elif t.feature.metric == "retries":
-                t.p0 = float((k_obs[keep].sum() + 0.5) / (n_obs[keep].sum() + 1.0))
+                t.p0 = float(
+                    (k_obs[keep].sum() + RETRY_PRIOR * pooled_retry) / (n_obs[keep].sum() + RETRY_PRIOR)
+                )
             else:
                 t.p0 = float((k_obs[keep].sum() + 0.5) / (n_obs[keep].sum() + 1.0))
             for r in t.res:
@@ -245,7 +269,7 @@ class CountTests:
                         N[m][w].sum(), 1
                     )
                     t.disp[r] = max(0.0, float(tau))
-                sv = self._surprise(t, r, K, N, E)
+                sv = self._surprise(t, r, K, N, E) * _fresh(t, k_obs, r)
                 # The exact test's Bonferroni level, unless the entity's own clean windows beat
                 # it (a dispersion the model did not capture): then just above their maximum.
                 top = float(sv[m].max()) if m.any() else 0.0
@@ -309,7 +333,9 @@ class CountTests:
             elif metric == "retries":
                 lam = np.maximum(Ef, 1e-3)
                 p = _nb_sf(Kf, lam, disp)
-                ok = (Kf >= self.min_events) & (Kf >= 2 * lam) & (Kf / np.maximum(Nf, 1) >= t.p0 + 0.3)
+                # Two re-sends suffice (one call sent three times): the prior, not a count floor,
+                # keeps an edge with routine retries from paging on them.
+                ok = (Kf >= 2) & (Kf >= 2 * lam) & (Kf / np.maximum(Nf, 1) >= t.p0 + 0.3)
             else:  # volume, two-sided: drops (paging) and surges (notes)
                 lam = np.maximum(Ef, 1e-3)
                 lo = _nb_cdf(Kf, lam, disp)
@@ -334,7 +360,7 @@ class CountTests:
             k_obs, n_obs = self._observed(t, series, nw)
             for r in t.res:
                 K, N, E = self._sums(t, k_obs, n_obs, windows, r)
-                s = self._surprise(t, r, K, N, E) / (t.level or {}).get(r, 1.0)
+                s = self._surprise(t, r, K, N, E) * _fresh(t, k_obs, r) / (t.level or {}).get(r, 1.0)
                 value, base = self._values(t, K, N, E, r)
                 better = s > F[:, j]
                 F[:, j] = np.where(better, s, F[:, j])
@@ -410,13 +436,23 @@ class StatScores:
     expected: np.ndarray  # its baseline
 
 
-def _threshold_bucket(hist: np.ndarray) -> int:
-    """The bucket whose upper edge is the usual p95 (at most ``SLOW_SHARE`` of spans above it)."""
+def _fresh(t: TestSpec, k_obs: np.ndarray, r: int) -> np.ndarray:
+    """1 where a long window's excess is still being fed: events (slow spans, errors, re-sends,
+    ...) in its newest half. A 30-minute sum would otherwise keep a fault that ended "abnormal"
+    for 30 more minutes and swallow the next fault of the same service into the same anomaly.
+    Traffic counts (a drop has no events to wait for) and short windows are always fresh."""
+    if t.feature.metric == "volume" or r < 5:
+        return np.ones(len(k_obs))
+    return (np.nan_to_num(_trail(k_obs, max(1, r // 2))) > 0).astype(float)
+
+
+def _threshold_bucket(hist: np.ndarray, share: float = SLOW_SHARE) -> int:
+    """The bucket whose upper edge is the usual p95 (at most ``share`` of spans above it)."""
     total = hist.sum()
     if total <= 0:
         return N_BUCKETS - 1
     above = total - np.cumsum(hist)
-    return int(np.argmax(above <= SLOW_SHARE * total))
+    return int(np.argmax(above <= share * total))
 
 
 def threshold_ms(bucket: int) -> float:

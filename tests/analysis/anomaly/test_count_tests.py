@@ -1,6 +1,7 @@
 """Stored-span tests of the count tests on a random application (``randomapp``): a quiet
-service's x5 slowdown, a retry storm, a queue lag and a -60 % traffic drop are found with the
-right root cause; a +10 % deploy step does not page."""
+service's x5 slowdown (at ~2 and at ~0.5 requests/min), a retry storm (at a busy and at a quiet
+caller), a queue lag and a -60 % traffic drop are found with the right root cause; a +10 % deploy
+step does not page."""
 
 from __future__ import annotations
 
@@ -28,7 +29,13 @@ def _pick(app: ra.App) -> dict[str, Any]:
     caller, callee = next((app.services[u.caller], u.peer) for u in app.units
                           if u.kind == "svc" and vol[app.services[u.caller]] >= 10 and u.p >= 0.5)  # fmt: skip
     busy = max(app.services[1:], key=lambda s: vol[s])
-    return {"quiet": quiet, "caller": caller, "callee": callee, "busy": busy, "vol": vol}
+    # under 1 request/min: scored on the 30-minute window with the p99.8 as its "slow" line
+    quietest = min((s for s in app.services[1:] if 0.3 <= vol[s] < 1.0), key=lambda s: vol[s])
+    qcaller, qcallee = min(((app.services[u.caller], u.peer) for u in app.units if u.kind == "svc"
+                            and 0.2 <= vol[app.services[u.caller]] * u.p < 1.0),
+                           key=lambda cp: vol[cp[0]])  # fmt: skip
+    return {"quiet": quiet, "caller": caller, "callee": callee, "busy": busy, "vol": vol, "quietest": quietest,
+            "qcaller": qcaller, "qcallee": qcallee}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +53,21 @@ def world(chdb_path: Path) -> Iterator[dict[str, Any]]:
         ),
         "lag": ra.Fault("lag", app.services[app.consumer], T + 2 * SLOT_S + 600, T + 2 * SLOT_S + 1500, 30.0),
         "drop": ra.Fault("traffic", app.services[0], T + 3 * SLOT_S + 600, T + 3 * SLOT_S + 1500, 0.4),
-        "deploy": ra.Fault("deploy", who["busy"], T + 4 * SLOT_S + 600, T + 6 * SLOT_S, 1.1),
+        "slow-quietest": ra.Fault(
+            "latency", who["quietest"], T + 4 * SLOT_S + 600, T + 4 * SLOT_S + 1500, 5.0
+        ),
+        "retry-quiet": ra.Fault(
+            "retry", who["qcaller"], T + 5 * SLOT_S + 600, T + 5 * SLOT_S + 1500, 3, callee=who["qcallee"]
+        ),
+        "deploy": ra.Fault("deploy", who["busy"], T + 6 * SLOT_S + 600, T + 8 * SLOT_S, 1.1),
     }
-    minutes = TRAIN_H * 60 + 5 * SLOT_S // 60 + 20
+    minutes = TRAIN_H * 60 + 7 * SLOT_S // 60 + 20
     ra.write(st, app, t0, minutes, list(cases.values()), SEED)
     cfg = AnomalyConfig(min_history_s=0, max_iter=100, example_traces=0)
     svc = AnomalyService(st, cfg)
     svc.start()
     at = lambda ts: datetime.fromtimestamp(ts, UTC)  # noqa: E731
-    found = svc.detect(at(T), at(T + 5 * SLOT_S), at(t0), at(T))
+    found = svc.detect(at(T), at(T + 7 * SLOT_S), at(t0), at(T))
     yield {"found": found, "cases": cases, "app": app, "who": who}
     st.command(f"DROP DATABASE IF EXISTS `{st.database}`")
 
@@ -71,21 +84,25 @@ def _during(world: dict[str, Any], case: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(
     "case, cause, metric",
     [("slow", "quiet", "self_slow"), ("retry", "caller", "retries"), ("lag", "consumer", "lag"),
-     ("drop", "entry", "volume")],
-    ids=["quiet-service-x5-slowdown", "retry-storm", "queue-lag", "traffic-drop-60pct"],
+     ("drop", "entry", "volume"), ("slow-quietest", "quietest", "self_slow"), ("retry-quiet", "qcaller", "retries")],
+    ids=["quiet-service-x5-slowdown", "retry-storm", "queue-lag", "traffic-drop-60pct", "x5-slowdown-under-1-per-min",
+         "retry-storm-quiet-caller"],
 )  # fmt: skip
 def test_fault_found_with_its_root_cause(world: dict[str, Any], case: str, cause: str, metric: str) -> None:
     app, who = world["app"], world["who"]
     expected = {"quiet": who["quiet"], "caller": who["caller"], "consumer": app.services[app.consumer],
-                "entry": app.services[0]}[cause]  # fmt: skip
+                "entry": app.services[0], "quietest": who["quietest"], "qcaller": who["qcaller"]}[cause]  # fmt: skip
     hits = [a for a in _during(world, case) if a["severity"] != "info"]
     assert hits, (case, expected, [(a["opened_at"], a["evidence"]["abnormal"]) for a in world["found"]])
     a = hits[0]
     assert a["root_causes"][0]["service"] == expected, (a["root_causes"][:3], a["evidence"]["abnormal"])
     assert metric in a["evidence"]["abnormal"].get(expected, []), a["evidence"]["abnormal"]
-    if case == "slow":  # a quiet service (1-5 req/min) is scored on longer windows: minutes, not hours
-        delay = datetime.fromisoformat(a["evidence"]["alerted_at"].replace("Z", "+00:00")).timestamp()
-        assert who["vol"][expected] < 5 and delay - world["cases"][case].start <= 12 * 60
+    # a quiet service is scored on longer windows: the delay grows with quietness (minutes, not hours)
+    alerted = datetime.fromisoformat(a["evidence"]["alerted_at"].replace("Z", "+00:00")).timestamp()
+    if case == "slow":
+        assert who["vol"][expected] < 5 and alerted - world["cases"][case].start <= 12 * 60
+    if case == "slow-quietest":
+        assert who["vol"][expected] < 1 and alerted - world["cases"][case].start <= 20 * 60
 
 
 def test_deploy_step_does_not_page(world: dict[str, Any]) -> None:
