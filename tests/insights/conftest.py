@@ -192,3 +192,17 @@ def make_service(
     )  # fmt: skip
     svc.start()
     return svc
+
+
+def start_daemon(chdb_path: Any, tmp: Any, detectors: list[Any]) -> Any:
+    """A real in-process daemon (no scheduler, no embedded model, no anomaly room) whose insight
+    service runs ``detectors``."""
+    from otel_ai.testing.daemons import InProcessDaemon, daemon_config
+
+    cfg, ep = daemon_config(
+        chdb_path, tmp=tmp,
+        extra={"scheduler.enabled": False, "llm.embedded.enabled": False, "anomaly.enabled": False},
+    )  # fmt: skip
+    d = InProcessDaemon(cfg, ep).start()
+    d.daemon.ctx.insights.detectors = detectors
+    return d

@@ -12,21 +12,14 @@ import pytest
 from otel_ai.analysis.insights import record
 from otel_ai.cli.main import main
 from otel_ai.timeutil import parse_instant
-from tests.insights.conftest import SpansPerService, minute_ago, write_traces
+from tests.insights.conftest import SpansPerService, minute_ago, start_daemon, write_traces
 
 ASK_KEYS = {"answer", "claims", "insight_ids", "abstained", "llm"}
 
 
 @pytest.fixture(scope="module")
 def daemon(chdb_path: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from otel_ai.testing.daemons import InProcessDaemon, daemon_config
-
-    cfg, ep = daemon_config(
-        chdb_path, tmp=tmp_path_factory.mktemp("insights"),
-        extra={"scheduler.enabled": False, "llm.embedded.enabled": False, "anomaly.enabled": False},
-    )  # fmt: skip
-    d = InProcessDaemon(cfg, ep).start()
-    d.daemon.ctx.insights.detectors = [SpansPerService()]
+    d = start_daemon(chdb_path, tmp_path_factory.mktemp("insights"), [SpansPerService()])
     yield d
     d.stop()
 

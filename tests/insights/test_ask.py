@@ -24,6 +24,7 @@ from tests.insights.conftest import (
     honest,
     make_service,
     minute_ago,
+    start_daemon,
 )
 
 KINDS: dict[str, Kind] = {"frontend": "encoding_drift", "product-catalog": "n_plus_one"}
@@ -63,14 +64,7 @@ def write_shop(storage: Storage, t0: datetime, n: int, *, catalog: bool = True) 
 
 @pytest.fixture(scope="module")
 def daemon(chdb_path: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from otel_ai.testing.daemons import InProcessDaemon, daemon_config
-
-    cfg, ep = daemon_config(
-        chdb_path, tmp=tmp_path_factory.mktemp("ask"),
-        extra={"scheduler.enabled": False, "llm.embedded.enabled": False, "anomaly.enabled": False},
-    )  # fmt: skip
-    d = InProcessDaemon(cfg, ep).start()
-    d.daemon.ctx.insights.detectors = DETECTORS
+    d = start_daemon(chdb_path, tmp_path_factory.mktemp("ask"), DETECTORS)
     storage = d.daemon.storage
     write_shop(storage, minute_ago(30), 30)  # window A: both insights
     write_shop(storage, minute_ago(90), 30, catalog=False)  # window B: the encoding drift alone
