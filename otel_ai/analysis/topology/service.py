@@ -62,6 +62,11 @@ class TopologyService:
         self._rolled = Counter(
             "otel_ai_topology_rollup_minutes", "Minutes (re)computed by the edge rollup", registry=registry
         )
+        self._ingested = Counter(
+            "otel_ai_topology_ingest_spans",
+            "Spans copied into the span index and per-minute tables by the ingest job",
+            registry=registry,
+        )
         self._job_errors = Counter(
             "otel_ai_topology_job_errors", "Failed topology jobs", ["job"], registry=registry
         )
@@ -80,7 +85,7 @@ class TopologyService:
 
     def register_jobs(self, scheduler: Any) -> None:
         scheduler.add_job(
-            self._job("ingest", self.ingest.run),
+            self._job("ingest", lambda: self._ingested.inc(self.ingest.run())),
             "interval",
             seconds=self.config.ingest_interval_s,
             id="topology.ingest",
