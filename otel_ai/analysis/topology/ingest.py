@@ -67,11 +67,22 @@ ORDER BY max_block_number
 _BATCH = FRESH.replace("{wm:UInt64}", "{lo:UInt64}") + " AND _block_number <= {hi:UInt64}"
 _INDEX_COLS = "Timestamp, k, pk, lks, svc, kind, dur, err, vid, vkind, conn, dest, blk"
 # Client and producer spans are the only ones whose attributes the index needs: reading the
-# attribute map for the others would be most of the job's work.
+# attribute map for the others would be most of the job's work. Their map is first cut down to
+# the keys the peer names read (each lookup scans the map: ~0.5 µs per span saved).
+_PEER_KEYS = (
+    "peer.service", "db.system", "db.namespace", "db.name", "messaging.system",
+    "messaging.destination.name", "server.address", "net.peer.name", "rpc.system",
+    "http.request.method", "http.method",
+)  # fmt: skip
+_CLIENT_ROWS = (
+    "SELECT Timestamp, TraceId, SpanId, ParentSpanId, SpanKind, ServiceName, Duration, StatusCode,"
+    " `Links.TraceId`, `Links.SpanId`, _block_number AS blk,"
+    f" mapFilter((k, v) -> k IN ({', '.join(repr(k) for k in _PEER_KEYS)}), SpanAttributes) AS SpanAttributes"
+    f" FROM {{db:Identifier}}.otel_traces PREWHERE {_BATCH} AND SpanKind IN ('Client', 'Producer')"
+)
 _INDEX_INSERTS = (
     f"INSERT INTO {{db:Identifier}}.otel_ai_topology_spans ({_INDEX_COLS})"
-    f" SELECT {SPAN_INDEX_SELECT}, _block_number AS blk FROM {{db:Identifier}}.otel_traces"
-    f" PREWHERE {_BATCH} AND SpanKind IN ('Client', 'Producer')",
+    f" SELECT {SPAN_INDEX_SELECT}, blk FROM ({_CLIENT_ROWS})",
     f"INSERT INTO {{db:Identifier}}.otel_ai_topology_spans ({_INDEX_COLS})"
     " SELECT Timestamp, cityHash64(TraceId, SpanId) AS k,"
     " if(ParentSpanId = '', 0, cityHash64(TraceId, ParentSpanId)) AS pk,"

@@ -144,3 +144,13 @@ def test_a_store_built_with_the_views_is_handed_over(storage: Storage) -> None:
     assert topo.ingest.run() == len(SPANS)
     assert table_counts(storage) == (2 * len(SPANS),) * 3
     assert_copies(topo, t0, 2)
+
+
+def test_the_job_keeps_every_attribute_the_peer_names_read() -> None:
+    """The job cuts client spans' attribute maps down to ``_PEER_KEYS`` before naming peers."""
+    import re
+
+    from otel_ai.analysis.topology.queries import SPAN_INDEX_SELECT
+
+    read = set(re.findall(r"SpanAttributes\['([^']+)'\]", SPAN_INDEX_SELECT))
+    assert read and read == set(ingest._PEER_KEYS)
