@@ -154,3 +154,31 @@ def test_the_job_keeps_every_attribute_the_peer_names_read() -> None:
 
     read = set(re.findall(r"SpanAttributes\['([^']+)'\]", SPAN_INDEX_SELECT))
     assert read and read == set(ingest._PEER_KEYS)
+
+
+def test_without_per_row_block_numbers_the_views_stay(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that refuses ``enable_block_number_column`` (as a cluster would be left alone): the
+    insert-time views keep filling the tables, the job does nothing, the counts stay exact."""
+    from otel_ai.errors import StorageError
+
+    command = storage.command
+
+    def refuse_block_numbers(sql: str, *args: Any, **kwargs: Any) -> Any:
+        if "enable_block_number_column" in sql:
+            raise StorageError("Unknown setting 'enable_block_number_column'")
+        return command(sql, *args, **kwargs)
+
+    monkeypatch.setattr(storage, "command", refuse_block_numbers)
+    topo = service(storage)
+    monkeypatch.setattr(storage, "command", command)
+    assert topo.ingest.state().mode == "views"
+    t0 = base_time(50)
+    insert(storage, "a", t0)
+    insert(storage, "b", t0)
+    assert table_counts(storage) == (2 * len(SPANS),) * 3  # the views fired
+    assert topo.ingest.run() == 0
+    assert_copies(topo, t0, 2)
+    assert topo.rollup(now=t0 + timedelta(minutes=30)) == 1
+    assert_copies(topo, t0, 2)
