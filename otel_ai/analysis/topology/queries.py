@@ -9,7 +9,7 @@ Why the join looks the way it does: the seed's ``t1 JOIN t2`` on full rows ran o
 3M spans. Here both sides are narrow projections keyed by ``cityHash64(TraceId, SpanId)`` (one
 UInt64 instead of two strings), the attribute map is read only for CLIENT/PRODUCER spans (they
 name virtual peers and the connection kind), and the span-link side reads ``Links.*`` only for
-CONSUMER spans. The served queries go one step further and read the insert-time span index
+CONSUMER spans. The served queries go one step further and read the span index
 (``otel_ai_topology_spans``: hashed keys, resolved peer names, ordered by time), about half the
 bytes and half the time of the same join over ``otel_traces`` (the ``*_RAW`` variants, kept for
 the benchmark). A 64-bit key over the spans of one window collides with probability ~n²/2⁶⁵
@@ -118,7 +118,7 @@ _CHILDREN = f"""
     PREWHERE {_VISIBLE} AND SpanKind = 'Consumer' AND notEmpty(Links.SpanId)
     WHERE NOT (l.1 = TraceId AND l.2 = ParentSpanId)"""
 
-# The span index (``otel_ai_topology_spans``, filled at insert time): per span only what pairing
+# The span index (``otel_ai_topology_spans``, filled by the ingest job): per span only what pairing
 # needs, with the keys hashed and the peer attributes resolved once, ordered by time. The join
 # then reads a few fixed-width columns instead of two id strings and an attribute map.
 _DEST_ID = (

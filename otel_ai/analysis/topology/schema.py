@@ -1,9 +1,9 @@
 """Tables of the topology component (``storage.apply_migrations("topology", MIGRATIONS)``).
 
-- ``otel_ai_topology_minute_spans``: spans per minute x service x encoding x transport, filled at
-  insert time by a materialized view (sums are exact whatever the insert batches look like).
-- ``otel_ai_topology_ops_1m``: RED partials per minute x service x operation (view at insert time;
-  node figures never need the join, so they are exact per minute whatever the batching).
+- ``otel_ai_topology_minute_spans``: spans per minute x service x encoding x transport (sums are
+  exact whatever the batches look like).
+- ``otel_ai_topology_ops_1m``: RED partials per minute x service x operation (node figures never
+  need the join, so they are exact per minute whatever the batching).
 - ``otel_ai_topology_edges_1m`` + ``otel_ai_topology_rollup``: edge partials per minute
   (aggregate states), computed by the rollup job with the same join as live queries; each
   recomputation writes a new ``version`` and a minute is read at its latest version only. Each
@@ -12,7 +12,7 @@
   window still filling is never frozen (the seed's ``NOT IN`` bug, seed_repo.md §3).
 - ``otel_ai_topology``: topology snapshots (JSON body) for comparing windows later.
 - ``otel_ai_topology_spans`` (migration 2): the span index the pairing join reads, one row per
-  span written by a view at insert time.
+  span. These three were filled by materialized views at insert time until migration 3.
 - ``otel_ai_topology_ingest`` (migration 3): the span ingest job's watermark. The three views
   are dropped and the job writes the same rows in batches, off the insert path (ingest.py);
   a cluster keeps the views.
@@ -122,8 +122,9 @@ SNAPSHOTS = TableSpec(
     ttl="toDateTime(taken_at)",
 )
 
-# What pairing needs of each span, filled at insert time (one row per span, so any batching is
-# fine): hashed keys, resolved peer names, ordered by time so a window reads only its granules.
+# What pairing needs of each span, one row per span (any batching is fine; filled by the ingest
+# job since migration 3): hashed keys, resolved peer names, ordered by time so a window reads
+# only its granules.
 SPAN_INDEX = TableSpec(
     name="otel_ai_topology_spans",
     columns="""

@@ -130,7 +130,7 @@ class TopologyService:
         """Parameters of the live form: the whole window is counted."""
         margin = timedelta(seconds=self.config.pair_margin_s)
         first, last = ceil_minute(start), floor_minute(end)
-        whole = last > first  # node figures: whole minutes from the insert-time view
+        whole = last > first  # node figures: whole minutes from the per-minute tables
         return {
             "db": self.storage.database,
             "start": _naive(start),
