@@ -93,6 +93,10 @@ class Daemon:
         self.claim()
         await asyncio.to_thread(self.storage.start)
         self.memory.start()
+        # Before the pipeline inserts: the topology migration that hands the insert-time views
+        # over to the span ingest job needs a store nobody is writing to.
+        self.ctx.topology = build_topology_service(self.storage, cfg.topology, self.registry)
+        await asyncio.to_thread(self.ctx.topology.start)
 
         if runs_ingest:
             writer = TelemetryWriter(self.storage, decoder=cfg.pipeline.decoder, registry=self.registry)
@@ -106,7 +110,6 @@ class Daemon:
             self.ctx.pipeline, self.ctx.receivers = self.pipeline, self.receivers
 
         self.ctx.llm = await asyncio.to_thread(build_llm_manager, cfg.llm, self.storage, self.registry)
-        self.ctx.topology = build_topology_service(self.storage, cfg.topology, self.registry)
         self.ctx.anomaly = build_anomaly_service(
             self.storage, cfg.anomaly, self.registry, topology=self.ctx.topology
         )

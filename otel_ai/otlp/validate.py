@@ -61,9 +61,8 @@ def validate(
         body, items, verdict = _validate_protobuf(signal, body, lim)
         wire: Encoding | None = None
     elif encoding == "json":
-        if signal == "traces" and (transcoded := _validate_json_fast(body, lim)) is not None:
-            pb, items = transcoded
-            return Payload(signal, encoding, transport, pb, items, wire="protobuf")
+        if signal == "traces" and (fast := validate_json_traces_fast(transport, body, lim)) is not None:
+            return fast
         body, items, verdict = _validate_json(signal, body, lim)
         wire = "protobuf"
     else:
@@ -205,6 +204,16 @@ def _native() -> Any:
     except ImportError:  # pragma: no cover
         return None
     return native
+
+
+def validate_json_traces_fast(transport: Transport, body: bytes, limits: Limits) -> Payload | None:
+    """:func:`validate` of an OTLP/JSON trace request on the C path alone, or None when
+    :func:`validate` must decide (cheap enough to run on the event loop: ~4 µs per span)."""
+    transcoded = _validate_json_fast(body, limits)
+    if transcoded is None:
+        return None
+    pb, items = transcoded
+    return Payload("traces", "json", transport, pb, items, wire="protobuf")
 
 
 def _validate_json_fast(body: bytes, limits: Limits) -> tuple[bytes, int] | None:

@@ -40,6 +40,8 @@ def apply_migrations(storage: Storage, component: str, migrations: Iterable[Migr
             continue
         for stmt in mig.statements(storage.ctx):
             storage.command(stmt)
+        if mig.run is not None:
+            mig.run(storage)
         storage.insert(
             MIGRATIONS_TABLE, [[component, mig.version, mig.name]], ["Component", "Version", "Name"]
         )

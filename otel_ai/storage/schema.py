@@ -14,7 +14,12 @@ public name; materialized views read and write the local tables so they fire on 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the client applies migrations; only its type is needed here
+    from otel_ai.storage.client import Storage
 
 
 @dataclass(frozen=True)
@@ -105,11 +110,17 @@ class ViewSpec:
 
 @dataclass(frozen=True)
 class Migration:
-    """One append-only step of a component's schema; never edit a released one, add a new one."""
+    """One append-only step of a component's schema; never edit a released one, add a new one.
+
+    ``run`` (optional) is called after the statements, for a step that depends on what the store
+    holds or on the mode (single server or cluster). It must be idempotent: the step is recorded
+    as applied only once it returns, so a crash in between runs it again.
+    """
 
     version: int
     name: str
     objects: tuple[TableSpec | ViewSpec | str, ...] = field(default_factory=tuple)
+    run: Callable[[Storage], None] | None = None
 
     def statements(self, ctx: SchemaContext) -> list[str]:
         out: list[str] = []

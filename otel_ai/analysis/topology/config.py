@@ -23,6 +23,11 @@ class TopologyConfig(BaseModel):
     rollup_horizon_s: int = Field(default=86400, ge=300)
     rollup_settle_s: int = Field(default=120, ge=0)
     rollup_batch_minutes: int = Field(default=60, ge=1, le=240)
+    # Span ingest job: how often it copies new spans into the span index and the per-minute
+    # tables (seconds; what a query reads past it is computed from otel_traces, so this bounds
+    # work per query, not visibility), and about how many rows one batch takes at most.
+    ingest_interval_s: float = Field(default=2.0, ge=0.2, le=60)
+    ingest_batch_rows: int = Field(default=2_000_000, ge=10_000)
     # Memory the pairing join may hold (MiB): past it the join spills to disk (grace hash) instead
     # of growing with the window's spans. 0 = unbounded (parallel hash join, fastest).
     join_memory_mib: int = Field(default=64, ge=0)

@@ -1,9 +1,9 @@
 """Tables of the topology component (``storage.apply_migrations("topology", MIGRATIONS)``).
 
-- ``otel_ai_topology_minute_spans``: spans per minute x service x encoding x transport, filled at
-  insert time by a materialized view (sums are exact whatever the insert batches look like).
-- ``otel_ai_topology_ops_1m``: RED partials per minute x service x operation (view at insert time;
-  node figures never need the join, so they are exact per minute whatever the batching).
+- ``otel_ai_topology_minute_spans``: spans per minute x service x encoding x transport (sums are
+  exact whatever the batches look like).
+- ``otel_ai_topology_ops_1m``: RED partials per minute x service x operation (node figures never
+  need the join, so they are exact per minute whatever the batching).
 - ``otel_ai_topology_edges_1m`` + ``otel_ai_topology_rollup``: edge partials per minute
   (aggregate states), computed by the rollup job with the same join as live queries; each
   recomputation writes a new ``version`` and a minute is read at its latest version only. Each
@@ -12,26 +12,19 @@
   window still filling is never frozen (the seed's ``NOT IN`` bug, seed_repo.md §3).
 - ``otel_ai_topology``: topology snapshots (JSON body) for comparing windows later.
 - ``otel_ai_topology_spans`` (migration 2): the span index the pairing join reads, one row per
-  span written by a view at insert time.
+  span. These three were filled by materialized views at insert time until migration 3.
+- ``otel_ai_topology_ingest`` (migration 3): the span ingest job's watermark. The three views
+  are dropped and the job writes the same rows in batches, off the insert path (ingest.py);
+  a cluster keeps the views.
 """
 
 from __future__ import annotations
 
-from otel_ai.analysis.topology.queries import SPAN_INDEX_SELECT
+from otel_ai.analysis.topology.ingest import STATE, adopt
+from otel_ai.analysis.topology.queries import MINUTE_SPANS_COLS, OPS_COLS, SPAN_INDEX_SELECT
 from otel_ai.storage.schema import Migration, TableSpec, ViewSpec
 
 _Q = "AggregateFunction(quantiles(0.5, 0.95, 0.99), UInt64)"
-_ENTRY = "(SpanKind IN ('Server', 'Consumer') OR ParentSpanId = '')"
-_MINUTE_SPANS_COLS = (
-    "toStartOfMinute(Timestamp) AS minute, ServiceName AS service, IngestEncoding AS encoding,"
-    " IngestTransport AS transport, count() AS spans"
-)
-_OPS_COLS = f"""
-    toStartOfMinute(Timestamp) AS minute, ServiceName AS service, SpanName AS name,
-    any(SpanKind) AS kind, count() AS spans, countIf(StatusCode = 'Error') AS errors,
-    countIf({_ENTRY}) AS entries, countIf({_ENTRY} AND StatusCode = 'Error') AS entry_errors,
-    quantilesState(0.5, 0.95, 0.99)(Duration) AS q,
-    quantilesStateIf(0.5, 0.95, 0.99)(Duration, {_ENTRY}) AS entry_q"""
 
 MINUTE_SPANS = TableSpec(
     name="otel_ai_topology_minute_spans",
@@ -50,11 +43,11 @@ MINUTE_SPANS_MV = ViewSpec(
     name="otel_ai_topology_minute_spans_mv",
     source="otel_traces",
     target="otel_ai_topology_minute_spans",
-    select=f"SELECT {_MINUTE_SPANS_COLS} FROM {{source}} GROUP BY minute, service, encoding, transport",
+    select=f"SELECT {MINUTE_SPANS_COLS} FROM {{source}} GROUP BY minute, service, encoding, transport",
 )
 # Spans stored before the view existed are counted once, at migration time.
 BACKFILL_MINUTE_SPANS = (
-    f"INSERT INTO {{db}}.otel_ai_topology_minute_spans SELECT {_MINUTE_SPANS_COLS}"
+    f"INSERT INTO {{db}}.otel_ai_topology_minute_spans SELECT {MINUTE_SPANS_COLS}"
     " FROM {db}.otel_traces GROUP BY minute, service, encoding, transport"
 )
 
@@ -81,10 +74,10 @@ OPS_1M_MV = ViewSpec(
     name="otel_ai_topology_ops_1m_mv",
     source="otel_traces",
     target="otel_ai_topology_ops_1m",
-    select=f"SELECT {_OPS_COLS} FROM {{source}} GROUP BY minute, service, name",
+    select=f"SELECT {OPS_COLS} FROM {{source}} GROUP BY minute, service, name",
 )
 BACKFILL_OPS = (
-    f"INSERT INTO {{db}}.otel_ai_topology_ops_1m SELECT {_OPS_COLS}"
+    f"INSERT INTO {{db}}.otel_ai_topology_ops_1m SELECT {OPS_COLS}"
     " FROM {db}.otel_traces GROUP BY minute, service, name"
 )
 
@@ -129,8 +122,9 @@ SNAPSHOTS = TableSpec(
     ttl="toDateTime(taken_at)",
 )
 
-# What pairing needs of each span, filled at insert time (one row per span, so any batching is
-# fine): hashed keys, resolved peer names, ordered by time so a window reads only its granules.
+# What pairing needs of each span, one row per span (any batching is fine; filled by the ingest
+# job since migration 3): hashed keys, resolved peer names, ordered by time so a window reads
+# only its granules.
 SPAN_INDEX = TableSpec(
     name="otel_ai_topology_spans",
     columns="""
@@ -178,4 +172,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(2, "topology: span index for pairing", (SPAN_INDEX, SPAN_INDEX_MV, BACKFILL_SPAN_INDEX)),
+    # The views above leave the insert path: the span ingest job (ingest.py) fills the same
+    # tables from a watermark. Cluster mode keeps them.
+    Migration(3, "topology: span ingest job with a block watermark replaces the views", (STATE,), run=adopt),
 )

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from otel_ai.analysis.topology import queries as q
 from otel_ai.analysis.topology.assemble import build_edges, build_nodes, build_services, diff_topologies
 from otel_ai.analysis.topology.config import TopologyConfig
+from otel_ai.analysis.topology.ingest import IngestState, SpanIngest
 from otel_ai.analysis.topology.model import ServicesResponse, Topology, TopologyDiff, Window
 from otel_ai.analysis.topology.schema import MIGRATIONS
 from otel_ai.storage import Storage
@@ -52,11 +53,19 @@ class TopologyService:
         self.edge_settings = q.edge_settings(config.join_memory_mib)
         self._lock = threading.Lock()  # one rollup at a time
         self._closed = False
+        self._started = False
+        self.ingest = SpanIngest(storage, config.ingest_batch_rows)
+        self._sql = _QUERIES["job"]
         self._query_seconds = Histogram(
             "otel_ai_topology_query_seconds", "Topology query time", ["query"], registry=registry
         )
         self._rolled = Counter(
             "otel_ai_topology_rollup_minutes", "Minutes (re)computed by the edge rollup", registry=registry
+        )
+        self._ingested = Counter(
+            "otel_ai_topology_ingest_spans",
+            "Spans copied into the span index and per-minute tables by the ingest job",
+            registry=registry,
         )
         self._job_errors = Counter(
             "otel_ai_topology_job_errors", "Failed topology jobs", ["job"], registry=registry
@@ -64,12 +73,26 @@ class TopologyService:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
+        """Apply the migrations (idempotent; the daemon calls this before its pipeline starts)."""
+        if self._started:
+            return
         self.storage.apply_migrations("topology", MIGRATIONS)
+        self._sql = _QUERIES[self.ingest.state().mode]
+        self._started = True
 
     def shutdown(self) -> None:
         self._closed = True
 
     def register_jobs(self, scheduler: Any) -> None:
+        scheduler.add_job(
+            self._job("ingest", lambda: self._ingested.inc(self.ingest.run())),
+            "interval",
+            seconds=self.config.ingest_interval_s,
+            id="topology.ingest",
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+        )
         scheduler.add_job(
             self._job("snapshot", self.snapshot),
             "interval",
@@ -103,11 +126,11 @@ class TopologyService:
         return run
 
     # -- parameters -----------------------------------------------------------------------------
-    def _params(self, start: datetime, end: datetime) -> dict[str, Any]:
+    def _params(self, start: datetime, end: datetime, state: IngestState | None = None) -> dict[str, Any]:
         """Parameters of the live form: the whole window is counted."""
         margin = timedelta(seconds=self.config.pair_margin_s)
         first, last = ceil_minute(start), floor_minute(end)
-        whole = last > first  # node figures: whole minutes from the insert-time view
+        whole = last > first  # node figures: whole minutes from the per-minute tables
         return {
             "db": self.storage.database,
             "start": _naive(start),
@@ -128,10 +151,13 @@ class TopologyService:
             "mv_lo": _naive(first if whole else end),
             "mv_hi": _naive(last if whole else end),
             "top": self.config.top_operations,
+            "wm": (state or self.ingest.state()).watermark,
         }
 
-    def _minute_counts(self, lo: datetime, hi: datetime) -> dict[datetime, int]:
-        rows = self.storage.query(q.MINUTE_COUNTS_SQL, {"db": self.storage.database, "lo": lo, "hi": hi})
+    def _minute_counts(self, lo: datetime, hi: datetime, wm: int) -> dict[datetime, int]:
+        rows = self.storage.query(
+            self._sql["minute_counts"], {"db": self.storage.database, "lo": lo, "hi": hi, "wm": wm}
+        )
         return {_utc(r[0]): int(r[1]) for r in rows}
 
     def _plan(self, start: datetime, end: datetime) -> dict[str, Any]:
@@ -140,7 +166,7 @@ class TopologyService:
         first, last = ceil_minute(start), floor_minute(end)
         if not self.config.rollup_enabled or last <= first:
             return params
-        counts = self._minute_counts(_naive(first - MINUTE), _naive(last + MINUTE))
+        counts = self._minute_counts(_naive(first - MINUTE), _naive(last + MINUTE), params["wm"])
         seen_rows = self.storage.query(
             q.ROLLUP_SEEN_SQL, {"db": self.storage.database, "lo": _naive(first), "hi": _naive(last)}
         )
@@ -182,7 +208,13 @@ class TopologyService:
         """
         hi = min(end, datetime.now(UTC))
         rows = self.storage.query(
-            q.COVERED_SQL, {"db": self.storage.database, "lo": _naive(start), "hi": _naive(end)}
+            self._sql["covered"],
+            {
+                "db": self.storage.database,
+                "lo": _naive(start),
+                "hi": _naive(end),
+                "wm": self.ingest.state().watermark,
+            },
         )
         first = _utc(rows[0][0]) if rows and rows[0][0] is not None else None
         lo = first if first is not None and start <= first < hi else start
@@ -192,11 +224,10 @@ class TopologyService:
         covered_start, seconds = self.covered(start, end)
         t0 = time.perf_counter()
         params = self._plan(start, end)
-        edge_rows = self.storage.query_dicts(q.EDGES_SQL, params, settings=self.edge_settings)
+        edge_rows = self.storage.query_dicts(self._sql["edges"], params, settings=self.edge_settings)
         self._query_seconds.labels("edges").observe(time.perf_counter() - t0)
         t1 = time.perf_counter()
-        node_rows, op_rows = self._nodes(params)
-        ingest_rows = self.storage.query_dicts(q.INGEST_SQL, params)
+        node_rows, op_rows, ingest_rows = self._node_figures(start, end)
         self._query_seconds.labels("nodes").observe(time.perf_counter() - t1)
         edges, per_target = build_edges(edge_rows, seconds)
         nodes = build_nodes(node_rows, op_rows, ingest_rows, edges, per_target, seconds)
@@ -204,22 +235,43 @@ class TopologyService:
 
     def services(self, start: datetime, end: datetime) -> ServicesResponse:
         covered_start, seconds = self.covered(start, end)
-        params = self._params(start, end)
         t0 = time.perf_counter()
-        node_rows, op_rows = self._nodes(params)
-        ingest_rows = self.storage.query_dicts(q.INGEST_SQL, params)
+        node_rows, op_rows, ingest_rows = self._node_figures(start, end)
         self._query_seconds.labels("services").observe(time.perf_counter() - t0)
         return ServicesResponse(
             window=_window(start, end, covered_start, seconds),
             services=build_services(node_rows, op_rows, ingest_rows, seconds),
         )
 
-    def _nodes(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def _node_figures(self, start: datetime, end: datetime) -> tuple[Rows, Rows, Rows]:
+        """Node, operation and ingest rows: whole minutes from the per-minute tables, the rest live.
+
+        The per-minute tables hold aggregates, not rows tagged with their block, so a reader must
+        not overlap a batch of the ingest job: it runs when none is being written and checks that
+        none was committed meanwhile (a few tries), else it computes the window from otel_traces.
+        """
+        for _ in range(3):
+            state = self.ingest.settled()
+            if state is None:
+                break
+            params = self._params(start, end, state)
+            out = self._node_rows(params)
+            if self.ingest.state() == state:
+                return out
+        params = self._params(start, end)
+        params["mv_lo"] = params["mv_hi"] = params["end"]  # all live: exact whatever the job does
+        return self._node_rows(params)
+
+    def _node_rows(self, params: dict[str, Any]) -> tuple[Rows, Rows, Rows]:
+        nodes, ops = self._nodes(params)
+        return nodes, ops, self.storage.query_dicts(self._sql["ingest"], params)
+
+    def _nodes(self, params: dict[str, Any]) -> tuple[Rows, Rows]:
         """Per-service rows and the top ``top_operations`` operation rows of each service."""
-        nodes: list[dict[str, Any]] = []
-        ops: list[dict[str, Any]] = []
+        nodes: Rows = []
+        ops: Rows = []
         taken: dict[str, int] = {}
-        for r in self.storage.query_dicts(q.NODES_SQL, params):  # ordered: service, then ops by count
+        for r in self.storage.query_dicts(self._sql["nodes"], params):  # ordered: service, then ops by count
             if r["per_service"]:
                 nodes.append({**r, "name": r["service"]})
             elif taken.get(r["service"], 0) < self.config.top_operations:
@@ -243,7 +295,8 @@ class TopologyService:
         hi = floor_minute(now - timedelta(seconds=self.config.rollup_settle_s))
         lo = floor_minute(now - timedelta(seconds=self.config.rollup_horizon_s))
         with self._lock:
-            counts = self._minute_counts(_naive(lo - MINUTE), _naive(hi + MINUTE))
+            wm = self.ingest.state().watermark
+            counts = self._minute_counts(_naive(lo - MINUTE), _naive(hi + MINUTE), wm)
             seen_rows = self.storage.query(
                 q.ROLLUP_SEEN_SQL, {"db": self.storage.database, "lo": _naive(lo), "hi": _naive(hi)}
             )
@@ -257,15 +310,16 @@ class TopologyService:
                     break
             if not todo:
                 return 0
-            self._rollup_minutes(todo)
+            self._rollup_minutes(todo, wm)
             self._rolled.inc(len(todo))
             return len(todo)
 
-    def _rollup_minutes(self, todo: list[tuple[datetime, int]]) -> None:
+    def _rollup_minutes(self, todo: list[tuple[datetime, int]], wm: int) -> None:
         minutes = sorted(m for m, _ in todo)
         start, end = minutes[0], minutes[-1] + MINUTE
         version = time.time_ns()
         params = self._params(start, end)
+        params["wm"] = wm  # the watermark the counts were taken at
         params.update(
             head_end=_naive(start),  # nothing counted by position: only the listed minutes
             head_child_end=_naive(start),
@@ -275,7 +329,7 @@ class TopologyService:
         )
         # Edge partials first, then the rows that make them visible (a crash in between leaves
         # an unreferenced version, never a half-visible one).
-        self.storage.command(q.EDGES_BY_MINUTE, params, settings=self.edge_settings)
+        self.storage.command(self._sql["edges_by_minute"], params, settings=self.edge_settings)
         self.storage.insert(
             "otel_ai_topology_rollup",
             [[_naive(m), version, seen] for m, seen in todo],
@@ -308,6 +362,20 @@ class TopologyService:
         topo = Topology.model_validate_json(rows[0][1])
         topo.snapshot_at = rfc3339(_utc(rows[0][0]))
         return topo
+
+
+Rows = list[dict[str, Any]]
+# The SQL of each mode: "job" reads the index up to the watermark plus otel_traces past it.
+_QUERIES: dict[str, dict[str, str]] = {
+    "job": {
+        "edges": q.EDGES_SQL, "edges_by_minute": q.EDGES_BY_MINUTE, "nodes": q.NODES_SQL,
+        "ingest": q.INGEST_SQL, "covered": q.COVERED_SQL, "minute_counts": q.MINUTE_COUNTS_SQL,
+    },
+    "views": {
+        "edges": q.EDGES_SQL_VIEWS, "edges_by_minute": q.EDGES_BY_MINUTE_VIEWS, "nodes": q.NODES_SQL_VIEWS,
+        "ingest": q.INGEST_SQL_VIEWS, "covered": q.COVERED_SQL_VIEWS, "minute_counts": q.MINUTE_COUNTS_SQL_VIEWS,
+    },
+}  # fmt: skip
 
 
 def _expected(counts: dict[datetime, int], m: datetime) -> int:

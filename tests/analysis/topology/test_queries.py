@@ -182,16 +182,16 @@ def test_duplicate_deliveries_do_not_square_calls(storage: Storage, topo: Topolo
 def test_jobs_registered_with_configured_intervals(storage: Storage) -> None:
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    cfg = TopologyConfig(snapshot_interval_s=45, rollup_interval_s=30)
+    cfg = TopologyConfig(snapshot_interval_s=45, rollup_interval_s=30, ingest_interval_s=1.5)
     sched = BackgroundScheduler(timezone="UTC")
     TopologyService(storage, cfg, CollectorRegistry()).register_jobs(sched)
     jobs = {j.id: j.trigger.interval.total_seconds() for j in sched.get_jobs()}
-    assert jobs == {"topology.snapshot": 45, "topology.rollup": 30}
+    assert jobs == {"topology.snapshot": 45, "topology.rollup": 30, "topology.ingest": 1.5}
     off = BackgroundScheduler(timezone="UTC")
     TopologyService(
         storage, cfg.model_copy(update={"rollup_enabled": False}), CollectorRegistry()
     ).register_jobs(off)
-    assert [j.id for j in off.get_jobs()] == ["topology.snapshot"]
+    assert sorted(j.id for j in off.get_jobs()) == ["topology.ingest", "topology.snapshot"]
 
 
 def test_migrations_render_for_a_cluster() -> None:
