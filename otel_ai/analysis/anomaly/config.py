@@ -68,6 +68,10 @@ class AnomalyConfig(BaseModel):
     )
     # Hysteresis, merging and expiry.
     open_after: int = Field(default=2, ge=1)
+    open_strong: float = Field(
+        default=2.0, ge=0,
+        description="a count test this many decades (log10 p) beyond its alarm level opens at once (0: off)",
+    )  # fmt: skip
     close_after: int = Field(default=5, ge=1)
     close_ratio: float = Field(default=0.9, gt=0, le=1.0)
     expire_s: int = Field(default=48 * 3600, ge=60)

@@ -39,6 +39,8 @@ class Scored:
     S: dict[str, np.ndarray] = field(default_factory=dict)
     # per service: max over the figures load cannot explain (not traffic, not latency)
     unloaded: dict[str, np.ndarray] = field(default_factory=dict)
+    # per service: how many decades the strongest count test's p-value lies beyond its alarm level
+    strong: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def window_score(self) -> np.ndarray:
@@ -95,6 +97,12 @@ def score_frame(
         s: F[:, c].max(axis=1) if (c := [j for j in cols if frame.features[j].metric not in LOAD]) else zero
         for s, cols in owners.items()
     }
+    if stats is not None and stats.excess is not None:
+        for j, f in enumerate(stats.features):
+            cur = scored.strong.get(f.owner)
+            scored.strong[f.owner] = (
+                stats.excess[:, j] if cur is None else np.maximum(cur, stats.excess[:, j])
+            )
     return scored
 
 
@@ -201,6 +209,13 @@ class Tracker:
         # windows: noise that hops between services every window never opens anything.
         for s, v in scored.S.items():
             self.streaks[s] = self.streaks.get(s, 0) + 1 if v[i] > thr else 0
+        # Evidence far beyond the alarm level (an exact test's p-value ``open_strong`` decades
+        # below it) confirms itself: such a service is abnormal from its first window.
+        strong = {s for s, v in scored.strong.items()
+                  if cfg.open_strong > 0 and self.streaks.get(s, 0) > 0 and float(v[i]) >= cfg.open_strong}  # fmt: skip
+        seen = {s: self.streaks[s] for s in strong}  # windows actually above threshold
+        for s in strong:
+            self.streaks[s] = max(self.streaks[s], cfg.open_after)
         abnormal = {s for s, n in self.streaks.items() if n >= cfg.open_after}
         adj = _two_hop(scored.frame.edges)
         events: list[tuple[str, Track]] = []
@@ -214,7 +229,8 @@ class Tracker:
                 # of their own; latency that rises with the load stays with the note.
                 hits = [t for t in hits if not (t.alert_view and t.alert_view.get("severity") == "info")]
             if not hits:
-                first = win - (cfg.open_after - 1) * w
+                run = min(cfg.open_after, max(seen.get(s, cfg.open_after) for s in comp))
+                first = win - (run - 1) * w
                 track = Track(services=set(comp), first=first, last=win, streak=cfg.open_after)
                 self.tracks.append(track)
             else:
@@ -233,6 +249,8 @@ class Tracker:
                 else:
                     track.first, track.streak = win, 1
                 track.last, track.quiet = win, 0
+            if comp & strong:
+                track.streak = max(track.streak, cfg.open_after)
             matched.add(id(track))
             track.peak = max(track.peak, max(float(scored.S[s][i]) for s in comp) / thr)
             if not track.opened and track.streak >= cfg.open_after:

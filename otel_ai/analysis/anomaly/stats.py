@@ -53,6 +53,7 @@ BINOMIAL = ("slow", "self_slow", "errors", "cfail", "lag")
 SLOW_SHARE = 0.05  # the "usual p95": share of training spans above the threshold bucket
 QUIET_SHARE = 0.002  # entities scored on the longest window only: their usual p99.8 (3 of 3 above: p ~ 1e-8)
 RETRY_PRIOR = 100.0  # logical calls of prior weight on the re-send rate pooled over all edges
+ERROR_PRIOR = 100.0  # entry spans of prior weight on the error share pooled over all services
 CALIBRATION_MARGIN = 1.2
 
 
@@ -235,6 +236,12 @@ class CountTests:
         ra = sum(float(e["a"][keep].sum()) for e in call.values())
         rb = sum(float(e["b"][keep].sum()) for e in call.values())
         pooled_retry = (ra + 0.5) / (rb + 1.0)
+        # Errors likewise: a quiet service's few hundred error-free training spans would give it
+        # the Jeffreys share 0.5 / n (1 in 400), so its first two errors could never page; the
+        # share pooled over every service's entry spans is the better prior for "almost never".
+        ea = sum(float(e["errs"][keep].sum()) for e in svc.values())
+        eb = sum(float(e["n"][keep].sum()) for e in svc.values())
+        pooled_err = (ea + 0.5) / (eb + 1.0)
         for t in tests:
             k_obs, n_obs = self._observed(t, series, nw)
             t.disp, t.level = {}, {}
@@ -249,6 +256,10 @@ class CountTests:
             elif t.feature.metric == "retries":
                 t.p0 = float(
                     (k_obs[keep].sum() + RETRY_PRIOR * pooled_retry) / (n_obs[keep].sum() + RETRY_PRIOR)
+                )
+            elif t.feature.metric == "errors":
+                t.p0 = float(
+                    (k_obs[keep].sum() + ERROR_PRIOR * pooled_err) / (n_obs[keep].sum() + ERROR_PRIOR)
                 )
             else:
                 t.p0 = float((k_obs[keep].sum() + 0.5) / (n_obs[keep].sum() + 1.0))
@@ -329,7 +340,10 @@ class CountTests:
                 )
                 share = np.where(Nf > 0, Kf / np.maximum(Nf, 1), 0.0)
                 floor_share = self.min_share if metric in ("slow", "self_slow", "lag") else 0.02
-                ok = (share >= self.min_ratio * p0) & (share >= p0 + floor_share) & (Kf >= self.min_events)
+                # Two errors suffice where the (pooled) prior makes them very unlikely: the exact
+                # tail, not a count floor, keeps a service with routine errors from paging.
+                floor_k = min(self.min_events, 2) if metric == "errors" else self.min_events
+                ok = (share >= self.min_ratio * p0) & (share >= p0 + floor_share) & (Kf >= floor_k)
             elif metric == "retries":
                 lam = np.maximum(Ef, 1e-3)
                 p = _nb_sf(Kf, lam, disp)
@@ -356,11 +370,16 @@ class CountTests:
                   "lag": _series(rows, windows, "lag")}  # fmt: skip
         cols = len(self.tests)
         F, raw, exp = np.zeros((nw, cols)), np.full((nw, cols), np.nan), np.full((nw, cols), np.nan)
+        excess = np.zeros((nw, cols))  # -log10 p beyond the alarm level, in decades (best resolution)
         for j, t in enumerate(self.tests):
             k_obs, n_obs = self._observed(t, series, nw)
             for r in t.res:
                 K, N, E = self._sums(t, k_obs, n_obs, windows, r)
-                s = self._surprise(t, r, K, N, E) * _fresh(t, k_obs, r) / (t.level or {}).get(r, 1.0)
+                sv = self._surprise(t, r, K, N, E) * _fresh(t, k_obs, r)
+                s = sv / (t.level or {}).get(r, 1.0)
+                excess[:, j] = np.maximum(
+                    excess[:, j], np.where(sv > 0, sv - (t.level or {}).get(r, 1.0), 0.0)
+                )
                 value, base = self._values(t, K, N, E, r)
                 better = s > F[:, j]
                 F[:, j] = np.where(better, s, F[:, j])
@@ -369,7 +388,7 @@ class CountTests:
                 raw[:, j] = np.where(take, value, raw[:, j])
                 exp[:, j] = np.where(take, base, exp[:, j])
         feats = [self._owned(t.feature) for t in self.tests]
-        return StatScores(feats, F[first:], raw[first:], exp[first:])
+        return StatScores(feats, F[first:], raw[first:], exp[first:], excess[first:])
 
     def _values(self, t: TestSpec, K: np.ndarray, N: np.ndarray, E: np.ndarray,
                 r: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
@@ -434,6 +453,7 @@ class StatScores:
     F: np.ndarray  # windows x tests, 1.0 = alarm level
     raw: np.ndarray  # the observed share / rate / ratio
     expected: np.ndarray  # its baseline
+    excess: np.ndarray | None = None  # -log10 p beyond the alarm level (decades); > 0 = alarm
 
 
 def _fresh(t: TestSpec, k_obs: np.ndarray, r: int) -> np.ndarray:

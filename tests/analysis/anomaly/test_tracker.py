@@ -47,3 +47,31 @@ def _replay(sc: Scored, rerank_s: int) -> list[str]:
 )
 def test_root_cause_reranked_while_young_then_kept(payment_from: int, rerank_s: int, first: str) -> None:
     assert _replay(_scored(payment_from), rerank_s)[0] == first
+
+
+def _one_service(excess: float, n: int = 10) -> Scored:
+    """One service above the alarm level from window 3 on, its count test ``excess`` decades beyond."""
+    feats = [Feature("service", "pay", "errors")]
+    F = np.zeros((n, 1))
+    F[3:, 0] = 2.0
+    windows = np.arange(n, dtype=np.int64) * W + 1_800_000_000
+    frame = FeatureFrame(windows, W, feats, F.copy(), F.copy(), np.zeros((n, 2)), ["pay"], [])
+    sc = Scored(frame, F, np.zeros((n, 1)), 1.0, "test")
+    sc.S = sc.unloaded = {"pay": F[:, 0]}
+    sc.strong = {"pay": np.where(F[:, 0] > 0, excess, 0.0)}
+    return sc
+
+
+@pytest.mark.parametrize(
+    "excess, open_strong, opened_at",
+    [(3.0, 2.0, 3), (1.5, 2.0, 4), (3.0, 0.0, 4)],
+    ids=["far-beyond-opens-at-once", "just-beyond-waits-a-window", "rule-off"],
+)
+def test_strong_count_evidence_opens_after_one_window(
+    excess: float, open_strong: float, opened_at: int
+) -> None:
+    sc = _one_service(excess)
+    tracker = Tracker(AnomalyConfig(open_strong=open_strong))
+    opened = [i for i in range(len(sc.frame.windows)) for ev, _ in tracker.step(sc, i) if ev == "open"]
+    assert opened == [opened_at]
+    assert tracker.tracks[0].first == int(sc.frame.windows[3])  # the first abnormal window, not before
