@@ -8,6 +8,7 @@ channel credentials, the HTTP exporter's ``certificate_file``) and headers.
 from __future__ import annotations
 
 import shutil
+import ssl
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -118,7 +119,7 @@ def test_without_the_token_nothing_is_accepted(
 
 
 def test_the_refusals_are_401_and_unauthenticated(daemon: InProcessDaemon, cert: tuple[Path, Path]) -> None:
-    crt = str(cert[0])
+    crt = ssl.create_default_context(cafile=str(cert[0]))
     r = httpx.post(f"https://{daemon.ep.http}/v1/traces", content=b"", verify=crt,
                    headers={"content-type": "application/x-protobuf"})  # fmt: skip
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
@@ -134,7 +135,7 @@ def test_the_refusals_are_401_and_unauthenticated(daemon: InProcessDaemon, cert:
 
 
 def test_the_api_over_https_and_the_guarded_metrics(daemon: InProcessDaemon, cert: tuple[Path, Path]) -> None:
-    base, crt = f"https://{daemon.ep.api}", str(cert[0])
+    base, crt = f"https://{daemon.ep.api}", ssl.create_default_context(cafile=str(cert[0]))
     auth = {"Authorization": f"Bearer {API_TOKEN}"}
     assert httpx.get(f"{base}/healthz", verify=crt).status_code == 200  # always open
     assert httpx.get(f"{base}/metrics", verify=crt).status_code == 401  # api.protect_metrics
