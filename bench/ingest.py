@@ -582,6 +582,32 @@ def storage_alone(seconds: float, **kwargs: Any) -> dict[str, float]:
 # -- (c) the daemon end to end ------------------------------------------------------------------
 
 
+def _send(
+    url: str, bodies: list[bytes], ctype: str, seconds: float, conc: int, made_ns: int
+) -> dict[str, Any]:
+    """Post ``bodies`` for ``seconds`` from ``conc`` senders in a spawned process; its results."""
+    q: Any = mp.get_context("spawn").Queue()
+    worker = mp.get_context("spawn").Process(
+        target=_load_worker, args=(url, bodies, ctype, seconds, conc, q, made_ns)
+    )
+    worker.start()
+    res: dict[str, Any] = q.get()
+    worker.join()
+    return res
+
+
+def _drain(api_url: str, timeout_s: float) -> tuple[int, float]:
+    """Wait until the stored counter stops moving: (its last value, the drain time in seconds)."""
+    t_end = time.perf_counter()
+    last, stable = -2, 0
+    while stable < 3 and time.perf_counter() - t_end < timeout_s:
+        cur = _stored(api_url)
+        stable = stable + 1 if cur == last else 0
+        last = cur
+        time.sleep(0.5)
+    return last, max(0.0, time.perf_counter() - t_end - 1.5)
+
+
 def _load_worker(
     url: str, bodies: list[bytes], content_type: str, seconds: float, conc: int, q: Any, made_ns: int = 0
 ) -> None:
@@ -705,24 +731,9 @@ def _bench_daemon_phases(
             before = _stored(daemon.api_url)
             batches0, insert_s0 = _insert_stats(daemon.api_url)
             cpu0 = sum(proc.cpu_times()[:2])
-            q: Any = mp.get_context("spawn").Queue()
             url = f"{daemon.ep.http_url}/v1/traces"
-            worker = mp.get_context("spawn").Process(
-                target=_load_worker,
-                args=(url, bodies, ctype, seconds, conc, q, 0 if static_bodies else made_ns),
-            )
-            worker.start()
-            res = q.get()
-            worker.join()
-            # drain: wait until the stored counter stops moving
-            t_end = time.perf_counter()
-            last, stable = -2, 0
-            while stable < 3 and time.perf_counter() - t_end < 60:
-                cur = _stored(daemon.api_url)
-                stable = stable + 1 if cur == last else 0
-                last = cur
-                time.sleep(0.5)
-            drain = max(0.0, time.perf_counter() - t_end - 1.5)
+            res = _send(url, bodies, ctype, seconds, conc, 0 if static_bodies else made_ns)
+            last, drain = _drain(daemon.api_url, 60)
             lat = sorted(res["lat"]) or [0.0]
             acked_spans = res["acked"] * SPANS_PER_REQUEST
             stored = last - before if last >= 0 else -1
@@ -954,24 +965,11 @@ def bench_shape(
         bodies = [p.body for p in payloads(n_bodies, encoding)]
         cpu0 = sum(proc.cpu_times()[:2])
         before = _stored(daemon.api_url)
-        q: Any = mp.get_context("spawn").Queue()
         url = f"{daemon.ep.http_url}/v1/traces"
-        worker = mp.get_context("spawn").Process(
-            target=_load_worker, args=(url, bodies, _CONTENT_TYPES[encoding], seconds, conc, q, made_ns)
-        )
         probe = VisibilityProbe(url, daemon.api_url).start()
-        worker.start()
-        res = q.get()
-        worker.join()
+        res = _send(url, bodies, _CONTENT_TYPES[encoding], seconds, conc, made_ns)
         probe.stop()
-        t_end = time.perf_counter()
-        last, stable = -2, 0
-        while stable < 3 and time.perf_counter() - t_end < 120:
-            cur = _stored(daemon.api_url)
-            stable = stable + 1 if cur == last else 0
-            last = cur
-            time.sleep(0.5)
-        drain = max(0.0, time.perf_counter() - t_end - 1.5)
+        last, drain = _drain(daemon.api_url, 120)
         cpu = sum(proc.cpu_times()[:2]) - cpu0
         probes = len(probe.delays) + probe.unseen
         stored_counter = last - before - probes

@@ -84,30 +84,18 @@ class TopologyService:
         self._closed = True
 
     def register_jobs(self, scheduler: Any) -> None:
-        scheduler.add_job(
-            self._job("ingest", lambda: self._ingested.inc(self.ingest.run())),
-            "interval",
-            seconds=self.config.ingest_interval_s,
-            id="topology.ingest",
-            max_instances=1,
-            coalesce=True,
-            replace_existing=True,
-        )
-        scheduler.add_job(
-            self._job("snapshot", self.snapshot),
-            "interval",
-            seconds=self.config.snapshot_interval_s,
-            id="topology.snapshot",
-            max_instances=1,
-            coalesce=True,
-            replace_existing=True,
-        )
+        jobs = [
+            ("ingest", lambda: self._ingested.inc(self.ingest.run()), self.config.ingest_interval_s),
+            ("snapshot", self.snapshot, self.config.snapshot_interval_s),
+        ]
         if self.config.rollup_enabled:
+            jobs.append(("rollup", self.rollup, self.config.rollup_interval_s))
+        for name, fn, seconds in jobs:
             scheduler.add_job(
-                self._job("rollup", self.rollup),
+                self._job(name, fn),
                 "interval",
-                seconds=self.config.rollup_interval_s,
-                id="topology.rollup",
+                seconds=seconds,
+                id=f"topology.{name}",
                 max_instances=1,
                 coalesce=True,
                 replace_existing=True,
