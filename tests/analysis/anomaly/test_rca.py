@@ -43,3 +43,26 @@ def _rank(top_metrics: dict[str, list[tuple[str, float]]]) -> list[str]:
 )
 def test_first_root_cause(top_metrics: dict[str, list[tuple[str, float]]], first: str) -> None:
     assert _rank(top_metrics)[0] == first
+
+
+PEER_EDGES = [*EDGES, ("orders", "redis-1")]
+
+
+@pytest.mark.parametrize(
+    "top_metrics, first",
+    [
+        # the caller re-sends calls to a peer whose first attempts time out, and every logical
+        # call still succeeds: the unanswered attempts are the re-sends, the caller is the cause
+        ({"orders": [("retries", 1.5), ("slow", 0.8)]}, "orders"),
+        # the peer's logical calls fail too (every attempt refused): the peer is unreachable
+        ({"orders": [("retries", 1.5)], "redis-1": [("cfail", 3.0)]}, "redis-1"),
+    ],
+    ids=["resends-only-caller-first", "failed-logical-calls-peer-first"],
+)
+def test_retry_storm_at_a_peer(top_metrics: dict[str, list[tuple[str, float]]], first: str) -> None:
+    anomalous = set(top_metrics)
+    out = rank_root_causes(services=[*SERVICES, "redis-1"], edges=PEER_EDGES, score=dict.fromkeys(anomalous, 5.0),
+                           onset=dict.fromkeys(anomalous, 0), anomalous=anomalous, top_metrics=top_metrics,
+                           threshold=1.0, dropped_calls={"orders": [("redis-1", 0.0)]},
+                           retrying={"orders": ["redis-1"]})  # fmt: skip
+    assert str(out[0]["service"]) == first
