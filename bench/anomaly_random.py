@@ -212,9 +212,6 @@ def _verbose(r: dict[str, Any]) -> None:
         print("  false alarm", a["opened_at"], a["severity"], a["evidence"]["abnormal"])
 
 
-TARGETS = "targets (medium+severe, pooled): recall >= 0.9 at <= 1 FA/day, median delay <= 3 min (<= 10 min under 5 req/min), AC@1 >= 0.7, AC@3 >= 0.9, recall >= robust-z on every seed"
-
-
 def report(results: list[dict[str, Any]], summarize: Any) -> None:
     hdr = (f"{'seed':>6s} {'detector':9s} {'level':8s} {'n':>3s} {'recall':>6s} {'prec':>5s} {'FA/day':>6s} "
            f"{'dly50':>5s} {'dly<5':>5s} {'AC@1':>5s} {'AC@3':>5s}")  # fmt: skip
@@ -222,7 +219,7 @@ def report(results: list[dict[str, Any]], summarize: Any) -> None:
     pooled: dict[str, dict[str, list]] = {"detector": {}, "robust-z": {}}
     fa: dict[str, float] = {"detector": 0.0, "robust-z": 0.0}
     days = 0.0
-    per_seed_ok = True
+    per_seed: list[tuple[int, dict[tuple[str, str], float]]] = []
     for r in results:
         d = r["hours"] / 24
         days += d
@@ -242,10 +239,12 @@ def report(results: list[dict[str, Any]], summarize: Any) -> None:
                         pooled[name].setdefault(key[0] + " " + lvl, []).extend(rows_v)
                 s, sl = summarize(rows, ev["fa_day"], d), summarize(low, ev["fa_day"], d)
                 recall[(name, lvl)] = s["recall"]
+                if lvl == "medium+severe":
+                    recall[(name, "obs")] = summarize(ev["per"][("obs", lvl)], 0.0, 1.0)["recall"]
                 print(f"{r['seed']:6d} {name:9s} {lvl[:8]:8s} {s['n']:3d} {s['recall']:6.2f} {s['precision']:5.2f} "
                       f"{ev['fa_day']:6.1f} {s['delay_med']:5.1f} {sl['delay_med']:5.1f} {s['ac1']:5.2f} "
                       f"{s['ac3']:5.2f}")  # fmt: skip
-        per_seed_ok &= recall[("detector", "medium+severe")] >= recall[("robust-z", "medium+severe")]
+        per_seed.append((r["seed"], recall))
     print()
     for name in ("detector", "robust-z"):
         for lvl in ("mild", "medium+severe", "obs medium+severe"):
@@ -283,12 +282,43 @@ def report(results: list[dict[str, Any]], summarize: Any) -> None:
             print(
                 f"  {b:6s} n={d['n']:3d}  {d['recall']:.2f} / {d['ac1']:.2f} | {z['recall']:.2f} / {z['ac1']:.2f}"
             )
-    so = summarize(pooled["detector"]["obs medium+severe"], 0.0, 1.0)
-    s = summarize(pooled["detector"]["medium+severe"], fa["detector"] / days, days)
-    sl = summarize(pooled["detector"]["low medium+severe"], fa["detector"] / days, days)
-    print(f"\n{TARGETS}")
-    checks = [("recall >= 0.9", s["recall"] >= 0.9), ("recall over observable faults >= 0.9", so["recall"] >= 0.9), ("FA/day <= 1", fa["detector"] / days <= 1),
-              ("median delay <= 3 min", s["delay_med"] <= 3), ("delay under 5 req/min <= 10", sl["delay_med"] <= 10),
-              ("AC@1 >= 0.7", s["ac1"] >= 0.7), ("AC@3 >= 0.9", s["ac3"] >= 0.9),
-              ("recall >= robust-z on every seed", per_seed_ok)]  # fmt: skip
-    print("  " + "; ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in checks))
+    targets(pooled, fa, days, per_seed, summarize)
+
+
+def _targets_of(s: dict[str, Any], sl: dict[str, Any], fa_day: float) -> list[tuple[str, str, bool]]:
+    """(target, figure, met) of one set of faults."""
+    return [
+        ("recall >= 0.9", f"{s['recall']:.2f}", s["recall"] >= 0.9),
+        ("false alarms <= 1/day", f"{fa_day:.1f}", fa_day <= 1),
+        ("median delay <= 3 min", f"{s['delay_med']:.1f}", s["delay_med"] <= 3),
+        ("median delay under 5 req/min <= 10 min", f"{sl['delay_med']:.1f}", sl["delay_med"] <= 10),
+        ("AC@1 >= 0.7", f"{s['ac1']:.2f}", s["ac1"] >= 0.7),
+        ("AC@3 >= 0.9", f"{s['ac3']:.2f}", s["ac3"] >= 0.9),
+    ]
+
+
+def targets(pooled: dict[str, dict[str, list]], fa: dict[str, float], days: float,
+            per_seed: list[tuple[int, dict[tuple[str, str], float]]], summarize: Any) -> None:  # fmt: skip
+    """The targets block: evaluated on the observable faults (at least one stored span changed:
+    a fault that changed none cannot be seen by any detector), the all-faults figures beside."""
+    fa_day = fa["detector"] / days
+    sets = {}
+    for label, pre in (("observable", "obs "), ("all faults", "")):
+        s = summarize(pooled["detector"][pre + "medium+severe"], fa_day, days)
+        sl = summarize(pooled["detector"]["low " + pre + "medium+severe"], fa_day, days)
+        sets[label] = (s["n"], _targets_of(s, sl, fa_day))
+    n_obs, n_all = sets["observable"][0], sets["all faults"][0]
+    print(f"\nTARGETS (medium+severe, pooled; detector) — on the observable faults (n={n_obs}); all faults "
+          f"(n={n_all}) beside")  # fmt: skip
+    print(f"  {'target':40s} {'observable':>16s} {'all faults':>16s}")
+    for (name, fo, ok_o), (_, fa_, ok_a) in zip(sets["observable"][1], sets["all faults"][1], strict=True):
+        print(
+            f"  {name:40s} {fo:>6s} {'met' if ok_o else 'MISSED':>9s} {fa_:>6s} {'met' if ok_a else 'MISSED':>9s}"
+        )
+    for label, key in (("observable", "obs"), ("all faults", "medium+severe")):
+        worse = [seed for seed, rec in per_seed if rec[("detector", key)] < rec[("robust-z", key)]]
+        figs = " ".join(
+            f"{seed}:{rec[('detector', key)]:.2f}/{rec[('robust-z', key)]:.2f}" for seed, rec in per_seed
+        )
+        verdict = "met" if not worse else "MISSED on seed " + ", ".join(map(str, worse))
+        print(f"  recall >= robust-z on every seed ({label}): {verdict}  [detector/robust-z {figs}]")
