@@ -55,7 +55,9 @@ MARGINAL_GATE = 0.25
 
 
 LATENCY_METRICS = frozenset({"p50", "p95", "p99", "self"})
-LOAD = TRAFFIC | LATENCY_METRICS | {"slow", "self_slow"}  # what a flash crowd moves by itself
+LOAD = (
+    TRAFFIC | LATENCY_METRICS | {"slow", "self_slow", "slow_far", "self_far"}
+)  # what a flash crowd moves by itself
 
 
 def score_frame(
@@ -434,7 +436,11 @@ def _load_induced(top_metrics: dict[str, list[tuple[str, float]]]) -> bool:
         for m, v in ms:
             if m in TRAFFIC and v > 0:
                 continue
-            if m in {"p50", "p95", "p99", "self", "slow", "self_slow"} and v > 0 and s in busier:
+            if (
+                m in {"p50", "p95", "p99", "self", "slow", "self_slow", "slow_far", "self_far"}
+                and v > 0
+                and s in busier
+            ):
                 continue
             return False
     return True
@@ -449,7 +455,9 @@ def _run(mask: np.ndarray) -> int:
     return best
 
 
-COUNT_METRICS = frozenset({"slow", "self_slow", "errors", "volume", "cfail", "retries", "lag"})
+COUNT_METRICS = frozenset(
+    {"slow", "self_slow", "errors", "volume", "cfail", "retries", "lag", "slow_far", "self_far", "lag_far"}
+)
 
 
 def _signed(scored: Scored, i: int, j: int) -> float:
@@ -492,13 +500,13 @@ def _kind(metrics: list[tuple[str, float]]) -> str:
     names = {m for m, _ in metrics}
     if "retries" in names:
         return "retry_storm"
-    if "lag" in names:
+    if names & {"lag", "lag_far"}:
         return "queue_lag"
     if names & {"err", "errors"}:
         return "own_errors"
     if "cfail" in names:
         return "failing_or_unreachable_dependency"
-    if names & {"self", "self_slow"}:
+    if names & {"self", "self_slow", "self_far"}:
         return "slow_itself"
     if "cpr" in names:
         return "retry_storm_or_fanout"
@@ -506,7 +514,7 @@ def _kind(metrics: list[tuple[str, float]]) -> str:
         return "structure_change"
     if names and names <= TRAFFIC:
         return "traffic_drop"
-    if names & {"p50", "p95", "p99", "slow"}:
+    if names & {"p50", "p95", "p99", "slow", "slow_far"}:
         return "slow_dependency"
     return "unknown"
 

@@ -108,6 +108,10 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "cfail": ("failed client calls", "ratio", "raw"),
     "retries": ("re-sent calls per logical call", "calls", "raw"),
     "lag": ("queue lag above its usual p95", "ratio", "raw"),
+    # quiet entities only: beyond twice the training maximum (2 such spans suffice)
+    "slow_far": ("share slower than twice its training maximum", "ratio", "raw"),
+    "self_far": ("share with self-time above twice its training maximum", "ratio", "raw"),
+    "lag_far": ("queue lag above twice its training maximum", "ratio", "raw"),
 }
 CALLER_METRICS = frozenset({"cpr", "retries"})  # edge figures that point at the caller
 VOLUME_METRICS = frozenset({"rate"})

@@ -17,12 +17,12 @@ from collections.abc import Iterable
 
 import numpy as np
 
-LATENCY = frozenset({"p50", "p95", "p99", "slow"})
+LATENCY = frozenset({"p50", "p95", "p99", "slow", "slow_far"})
 OWN = frozenset(
-    {"err", "self", "self_slow", "errors", "cfail", "lag"}
+    {"err", "self", "self_slow", "errors", "cfail", "lag", "self_far", "lag_far"}
 )  # evidence that a service itself misbehaves
 TRAFFIC = frozenset({"rate", "volume"})
-SERVER_SIDE = frozenset({"err", "errors", "self", "self_slow", "slow"})
+SERVER_SIDE = frozenset({"err", "errors", "self", "self_slow", "slow", "self_far", "slow_far"})
 
 
 def descendants(graph: dict[str, set[str]], node: str) -> set[str]:

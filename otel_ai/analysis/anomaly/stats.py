@@ -49,11 +49,18 @@ from scipy import special, stats
 from otel_ai.analysis.anomaly.counts import BUCKETS_PER_OCTAVE, N_BUCKETS, CountRows, bucket_upper_ms
 from otel_ai.analysis.anomaly.features import Feature
 
-BINOMIAL = ("slow", "self_slow", "errors", "cfail", "lag")
+BINOMIAL = ("slow", "self_slow", "errors", "cfail", "lag", "slow_far", "self_far", "lag_far")
+# Far tests of the quietest entities: spans beyond twice the entity's training maximum
+# (``FAR_OCTAVES`` above its top histogram bucket), 2 events suffice (see ``_far_prior``).
+FAR = {"slow_far": "slow", "self_far": "self_slow", "lag_far": "lag"}
+FAR_OCTAVES = 1
+FAR_PRIOR = 100.0  # spans of prior weight on the pooled far-exceedance rate
+CV_BLOCK = 60  # windows per block of the two-fold split that estimates that rate
 SLOW_SHARE = 0.05  # the "usual p95": share of training spans above the threshold bucket
 QUIET_SHARE = 0.002  # entities scored on the longest window only: their usual p99.8 (3 of 3 above: p ~ 1e-8)
 RETRY_PRIOR = 100.0  # logical calls of prior weight on the re-send rate pooled over all edges
 ERROR_PRIOR = 100.0  # entry spans of prior weight on the error share pooled over all services
+CFAIL_PRIOR = 100.0  # logical calls of prior weight on the failed-call share pooled over like edges
 CALIBRATION_MARGIN = 1.2
 
 
@@ -193,6 +200,7 @@ class CountTests:
         )
         self.services = sorted(s for s, _ in svc)
         self.aliases = {}
+        svc_names = {s for s, _ in svc}
         for (_c, d), e in call.items():
             if e["alias"]:
                 self.aliases[d] = max(e["alias"], key=lambda s: e["alias"][s])
@@ -208,6 +216,9 @@ class CountTests:
             tests.append(
                 TestSpec(Feature("service", s, "self_slow"), res, bucket=_threshold_bucket(e["hist2"], share))
             )
+            if share == QUIET_SHARE:
+                tests.append(TestSpec(Feature("service", s, "slow_far"), res, bucket=_far_bucket(e["hist"])))
+                tests.append(TestSpec(Feature("service", s, "self_far"), res, bucket=_far_bucket(e["hist2"])))
             tests.append(TestSpec(Feature("service", s, "errors"), res))
             # Traffic is judged on 5 minutes whatever the volume (a drop is a relative change, and
             # 5-minute sums see a sustained -50 % through a busy entry's minute-to-minute noise),
@@ -223,8 +234,14 @@ class CountTests:
             if e["n"][keep].sum() < 10:
                 continue
             res = self._resolutions(float(np.median(e["n"][keep])))
-            b = _threshold_bucket(e["hist"], self._slow_share(e["n"][keep]))
+            share = self._slow_share(e["n"][keep])
+            b = _threshold_bucket(e["hist"], share)
             tests.append(TestSpec(Feature("queue", c, "lag", operation=topic), res, bucket=b))
+            if share == QUIET_SHARE:
+                far = TestSpec(
+                    Feature("queue", c, "lag_far", operation=topic), res, bucket=_far_bucket(e["hist"])
+                )
+                tests.append(far)
         self.tests = tests
         n_tests = max(1, sum(len(t.res) for t in tests))
         self.p_alarm_ = self.false_alarm_rate / n_tests
@@ -242,6 +259,20 @@ class CountTests:
         ea = sum(float(e["errs"][keep].sum()) for e in svc.values())
         eb = sum(float(e["n"][keep].sum()) for e in svc.values())
         pooled_err = (ea + 0.5) / (eb + 1.0)
+        # Failed logical calls likewise, pooled over edges of the same kind: calls to an
+        # uninstrumented peer (no server span ever answered: databases, caches, external APIs,
+        # whose connections almost never fail) apart from calls to instrumented services (whose
+        # failures include the callee's own errors). A quiet edge that never failed then pages
+        # on 2 refused calls, an edge with routine failures keeps its own, higher share.
+        pooled_cfail = {}
+        for peer in (True, False):
+            like = [
+                e for (_c, d), e in call.items() if (d not in self.aliases and d not in svc_names) == peer
+            ]
+            fa_ = sum(float(e["errs"][keep].sum()) for e in like)
+            fb_ = sum(float(e["b"][keep].sum()) for e in like)
+            pooled_cfail[peer] = (fa_ + 0.5) / (fb_ + 1.0)
+        far_rate = _far_prior(series, keep, nw)
         for t in tests:
             k_obs, n_obs = self._observed(t, series, nw)
             t.disp, t.level = {}, {}
@@ -261,6 +292,14 @@ class CountTests:
                 t.p0 = float(
                     (k_obs[keep].sum() + ERROR_PRIOR * pooled_err) / (n_obs[keep].sum() + ERROR_PRIOR)
                 )
+            elif t.feature.metric == "cfail":
+                peer = t.feature.target not in self.aliases and t.feature.target not in svc_names
+                t.p0 = float(
+                    (k_obs[keep].sum() + CFAIL_PRIOR * pooled_cfail[peer]) / (n_obs[keep].sum() + CFAIL_PRIOR)
+                )
+            elif t.feature.metric in FAR:
+                k_cv, n_cv = far_rate["own"].get(t.feature.name, (0.0, 0.0))
+                t.p0 = float((k_cv + FAR_PRIOR * far_rate["pooled"]) / (n_cv + FAR_PRIOR))
             else:
                 t.p0 = float((k_obs[keep].sum() + 0.5) / (n_obs[keep].sum() + 1.0))
             for r in t.res:
@@ -290,16 +329,17 @@ class CountTests:
 
     def _observed(self, t: TestSpec, series: dict[str, Any], nw: int) -> tuple[np.ndarray, np.ndarray]:
         f = t.feature
+        metric = FAR.get(f.metric, f.metric)  # a far test counts like its own kind, above its bucket
         zero = np.zeros(nw)
         if f.kind == "service":
             e = series["svc"].get((f.service, ""))
             if e is None:
                 return zero, zero
-            if f.metric == "slow":
+            if metric == "slow":
                 return _above(e, t.bucket, nw), e["n"]
-            if f.metric == "self_slow":
+            if metric == "self_slow":
                 return _above(e, t.bucket, nw, "rows2"), e["n"]
-            if f.metric == "errors":
+            if metric == "errors":
                 return e["errs"], e["n"]
             return e["n"], e["n"]
         if f.kind == "queue":
@@ -339,10 +379,12 @@ class CountTests:
                     ke > 0, special.betainc(np.maximum(ke, 1e-9), np.maximum(ne - ke + 1, 1e-9), p0), 1.0
                 )
                 share = np.where(Nf > 0, Kf / np.maximum(Nf, 1), 0.0)
-                floor_share = self.min_share if metric in ("slow", "self_slow", "lag") else 0.02
-                # Two errors suffice where the (pooled) prior makes them very unlikely: the exact
-                # tail, not a count floor, keeps a service with routine errors from paging.
-                floor_k = min(self.min_events, 2) if metric == "errors" else self.min_events
+                floor_share = self.min_share if metric in ("slow", "self_slow", "lag", *FAR) else 0.02
+                # Two events suffice where the (pooled) prior makes them very unlikely (errors,
+                # failed calls, spans far beyond the training maximum): the exact tail, not a
+                # count floor, keeps an entity with routine ones from paging.
+                two = metric in ("errors", "cfail", *FAR)
+                floor_k = min(self.min_events, 2) if two else self.min_events
                 ok = (share >= self.min_ratio * p0) & (share >= p0 + floor_share) & (Kf >= floor_k)
             elif metric == "retries":
                 lam = np.maximum(Ef, 1e-3)
@@ -473,6 +515,51 @@ def _threshold_bucket(hist: np.ndarray, share: float = SLOW_SHARE) -> int:
         return N_BUCKETS - 1
     above = total - np.cumsum(hist)
     return int(np.argmax(above <= share * total))
+
+
+def _far_bucket(hist: np.ndarray) -> int:
+    """The bucket whose upper edge is twice (``FAR_OCTAVES`` octaves above) the training maximum."""
+    top = np.flatnonzero(hist > 0)
+    return min(N_BUCKETS - 1, (int(top[-1]) if len(top) else 0) + FAR_OCTAVES * BUCKETS_PER_OCTAVE)
+
+
+def _far_prior(series: dict[str, Any], keep: np.ndarray, nw: int) -> dict[str, Any]:
+    """How often a span lands beyond twice its entity's maximum, estimated out of sample.
+
+    The training windows are split into two folds (alternating blocks of ``CV_BLOCK`` windows);
+    each fold's spans are counted above twice the *other* fold's maximum, for every duration,
+    self-time and lag histogram. Pooled over all of them this is the rate of "far beyond
+    anything seen" (``pooled``); per entity (``own``, by test name) it is that entity's own
+    evidence, which outweighs the prior when the entity has a heavy tail. The full-range maximum
+    is higher than either fold's, so the estimate errs towards more exceedances (safe)."""
+    fold = (np.arange(nw) // CV_BLOCK) % 2
+    own: dict[str, tuple[float, float]] = {}
+    k_all = n_all = 0.0
+    for kind, which, metric in (
+        ("svc", "rows", "slow_far"),
+        ("svc", "rows2", "self_far"),
+        ("lag", "rows", "lag_far"),
+    ):
+        for (svc, dst), e in series[kind].items():
+            tops = [-1, -1]
+            per: list[tuple[int, np.ndarray, np.ndarray]] = [(int(fold[w]), keys, cnt) for w, keys, cnt in e[which]
+                                                             if keep[w]]  # fmt: skip
+            for f_, keys, cnt in per:
+                nz = keys[cnt > 0]
+                if len(nz):
+                    tops[f_] = max(tops[f_], int(nz.max()))
+            if min(tops) < 0:
+                continue
+            k = n = 0.0
+            for f_, keys, cnt in per:
+                line = tops[1 - f_] + FAR_OCTAVES * BUCKETS_PER_OCTAVE
+                k += float(cnt[keys > line].sum())
+                n += float(cnt.sum())
+            k_all, n_all = k_all + k, n_all + n
+            kind_ = "queue" if kind == "lag" else "service"
+            name = Feature(kind_, svc, metric, operation=dst if kind == "lag" else "").name
+            own[name] = (k, n)
+    return {"pooled": (k_all + 0.5) / (n_all + 1.0), "own": own}
 
 
 def threshold_ms(bucket: int) -> float:
