@@ -341,6 +341,11 @@ def main() -> int:
         "--baseline-only", action="store_true", help="random: skip the detector (tune the baseline)"
     )
     ap.add_argument("--train-days", type=float, default=1.5, help="random: training days per seed")
+    ap.add_argument(
+        "--clean",
+        action="store_true",
+        help="random: a clean control (no fault, no benign event in the test hours)",
+    )
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--verbose", action="store_true", help="list the autoencoder's false alarms")
     ap.add_argument("--rate", type=float, default=None, help="ingress requests/s (demo) or /min (synthetic)")

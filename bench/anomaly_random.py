@@ -114,7 +114,7 @@ def schedule(app: ra.App, test_start: int, hours: float, seed: int) -> tuple[lis
 
 
 def run_seed(seed: int, path: str, *, train_days: float, hours: float, rate: float,
-             cfg: AnomalyConfig, baseline_only: bool = False) -> dict[str, Any]:  # fmt: skip
+             cfg: AnomalyConfig, baseline_only: bool = False, clean: bool = False) -> dict[str, Any]:  # fmt: skip
     """One random application (its own database under the one chDB ``path`` of the process):
     generate, detect, baseline. Returns found anomalies and the truth."""
     app = ra.random_app(seed, rate=rate)
@@ -124,7 +124,7 @@ def run_seed(seed: int, path: str, *, train_days: float, hours: float, rate: flo
         test_start = anchor(seed)
         t0 = test_start - timedelta(days=train_days)
         end = test_start + timedelta(hours=hours)
-        faults, truth = schedule(app, int(test_start.timestamp()), hours, seed)
+        faults, truth = ([], []) if clean else schedule(app, int(test_start.timestamp()), hours, seed)
         t = time.perf_counter()
         spans = ra.write(st, app, int(t0.timestamp()), int((end - t0).total_seconds() // 60), faults, seed)
         gen_s = time.perf_counter() - t
@@ -174,6 +174,7 @@ def main(args: Any, evaluate: Any, summarize: Any) -> int:
             rate=args.rate,
             cfg=cfg,
             baseline_only=args.baseline_only,
+            clean=args.clean,
         )
         r["hours"] = args.hours
         lo, hi = r["vol_range"]
@@ -182,12 +183,43 @@ def main(args: Any, evaluate: Any, summarize: Any) -> int:
               f"{r['base_s']:.0f}s, total {time.perf_counter() - t:.0f}s")  # fmt: skip
         for name, key in (("detector", "found"), ("robust-z", "baseline")):
             r[name] = _rows_of(r, key, evaluate, 300)
+        if args.clean:
+            results.append(r)
+            continue
         if args.verbose:
             _verbose(r)
         results.append(r)
     shutil.rmtree(path, ignore_errors=True)
-    report(results, summarize)
+    if args.clean:
+        clean_report(results)
+    else:
+        report(results, summarize)
     return 0
+
+
+def clean_report(results: list[dict[str, Any]]) -> None:
+    """A clean control: every anomaly is a false alarm; paging ones and ``info`` notes apart."""
+    print("\nclean control (no fault, no benign event): anomalies per seed, paging / info notes")
+    tot = {"detector": [0, 0], "robust-z": [0, 0]}
+    hours = 0.0
+    for r in results:
+        hours += r["hours"]
+        parts = []
+        for name, key in (("detector", "found"), ("robust-z", "baseline")):
+            paging = [a for a in r[key] if a["severity"] != "info"]
+            notes = len(r[key]) - len(paging)
+            tot[name][0] += len(paging)
+            tot[name][1] += notes
+            what = "; ".join(
+                f"{a['opened_at'][11:16]} {sorted(a['evidence']['abnormal'].items())[:2]}" for a in paging
+            )
+            parts.append(f"{name} {len(paging)} / {notes}" + (f" ({what})" if what else ""))
+        print(f"  seed {r['seed']:3d}: " + " | ".join(parts))
+    days = hours / 24
+    for name, (p, n) in tot.items():
+        print(
+            f"pooled {name:9s}: {p} paging ({p / days:.1f}/day), {n} info notes ({n / days:.1f}/day) in {hours:g} h"
+        )
 
 
 def _verbose(r: dict[str, Any]) -> None:

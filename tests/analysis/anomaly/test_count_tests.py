@@ -6,7 +6,7 @@ step does not page."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from otel_ai.testing.stores import storage_at
 SEED = 10
 TRAIN_H = 24
 SLOT_S = 40 * 60
+T0 = datetime(2026, 11, 2, tzinfo=UTC)
 
 
 def _pick(app: ra.App) -> dict[str, Any]:
@@ -42,9 +43,9 @@ def _pick(app: ra.App) -> dict[str, Any]:
 def world(chdb_path: Path) -> Iterator[dict[str, Any]]:
     app = ra.random_app(SEED, rate=60.0, n_services=8)
     who = _pick(app)
-    st = storage_at(f"chdb://{chdb_path}", unique_db())
+    st = storage_at(f"chdb://{chdb_path}", unique_db(), ttl_days=0)
     st.start()
-    t0 = int((datetime.now(UTC) - timedelta(days=3)).replace(minute=0, second=0, microsecond=0).timestamp())
+    t0 = int(T0.timestamp())  # a fixed instant: the same spans on every run (no TTL on this store)
     T = t0 + TRAIN_H * 3600
     cases = {
         "slow": ra.Fault("latency", who["quiet"], T + 10 * 60, T + 25 * 60, 5.0),
