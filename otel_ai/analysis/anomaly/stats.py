@@ -9,12 +9,15 @@ errors, so a service with 4 requests/min was never scored. These tests work on a
   ``self_slow`` the same on self-time (duration minus direct children): "slow itself";
 - ``errors``: failed entry spans, one-sided binomial against the entity's error share;
 - ``cfail``: failed client calls from a caller to a callee or an uninstrumented peer (no server
-  span needed: connection refused counts), one-sided binomial; the callee owns it;
+  span needed: connection refused counts), one-sided binomial against a prior pooled over edges
+  of the same kind (peers apart from services); the callee owns it;
 - ``retries``: re-sent calls per logical call (``http.request.resend_count``, or repeated sibling
   calls to the same callee operation after a failure), negative-binomial upper tail;
 - ``lag``: queue messages whose PRODUCER end → CONSUMER start lag is above its usual p95, binomial;
 - ``volume``: requests against the entity's time-of-day profile, negative-binomial two-sided
-  (drops page; surges are traffic notes).
+  (drops page; surges are traffic notes);
+- ``slow_far`` / ``self_far`` / ``lag_far`` (quietest entities only): spans beyond twice the
+  training maximum, against an out-of-sample rate pooled over all histograms (2 events suffice).
 
 Overdispersion learned on the training range widens the tests (a beta-binomial design effect for
 shares, the negative binomial's φ for counts), so a busy entity is judged on *relative* change

@@ -18,14 +18,15 @@ from otel_ai.testing.stores import storage_at
 
 TRAIN_MIN = 24 * 60
 TEST_MIN = 120
+T0 = datetime(2026, 11, 30, 3, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def world(chdb_path: Path) -> Iterator[dict[str, Any]]:
     """One day of clean traffic, then 2 h with a payment slowdown and a flash crowd."""
-    st = storage_at(f"chdb://{chdb_path}", unique_db())
+    st = storage_at(f"chdb://{chdb_path}", unique_db(), ttl_days=0)
     st.start()
-    t0 = (datetime.now(UTC) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    t0 = T0  # a fixed instant: the same spans on every run (the time of day moves the figures)
     T = int(t0.timestamp()) + TRAIN_MIN * 60
     faults = [
         syn.Fault("payment", T + 20 * 60, T + 35 * 60, latency_ms=40),
