@@ -994,6 +994,7 @@ def bench_shape(
         # The topology ingest job may have yielded to the inserts (topology.ingest_max_lag_s):
         # its catch-up is part of the cost of these spans, so the CPU is taken once it is done.
         catch_up = _topology_caught_up(daemon.api_url, last, 180)
+        deferred = _metric(daemon.api_url, "otel_ai_topology_ingest_deferred_runs")
         cpu = sum(proc.cpu_times()[:2]) - cpu0
         probes = len(probe.delays) + probe.unseen
         stored_counter = last - before - probes
@@ -1024,6 +1025,7 @@ def bench_shape(
         "vis_unseen": probe.unseen,
         "drain_s": drain,
         "catch_up_s": catch_up,
+        "deferred_runs": deferred,
     }
     print(
         f"  {conc:>3} senders {encoding:<8} stored {out['stored_per_s']:>9,.0f} spans/s  acked "
@@ -1031,7 +1033,7 @@ def bench_shape(
         f"p99 {out['p99_ms']:.0f} ms  CPU {out['cpu_us_per_span']:.1f} us/span  RSS "
         f"{out['peak_rss_mib']:,.0f} MiB  ack->queryable p50 {out['vis_p50_ms']:.0f} ms max "
         f"{out['vis_max_ms']:.0f} ms ({len(probe.delays)} probes)  topology caught up {catch_up:.1f} s "
-        f"after the drain  [load avg {_loadavg()}]",
+        f"after the drain ({deferred:.0f} runs deferred)  [load avg {_loadavg()}]",
         flush=True,
     )
     return out
