@@ -206,3 +206,11 @@ def test_the_job_yields_to_a_backlog_for_at_most_max_lag(
     finally:
         topo.yield_to_ingest(lambda: False)
     assert topo.ingest.run_when_due() == (0 if runs else len(SPANS))  # the catch-up, once
+
+
+def test_a_daemon_s_ingest_job_yields_to_its_own_pipeline(make_daemon: Any) -> None:
+    d = make_daemon()
+    topo, pipeline = d.daemon.ctx.topology, d.daemon.pipeline
+    assert topo.ingest.pressure == pipeline.backlogged
+    assert topo.ingest.max_lag_s == TopologyConfig().ingest_max_lag_s == 15.0
+    assert "otel_ai_topology_ingest_deferred_runs " in d.get("/metrics").text
