@@ -108,6 +108,7 @@ class Daemon:
             )  # fmt: skip
             await self.receivers.start()
             self.ctx.pipeline, self.ctx.receivers = self.pipeline, self.receivers
+            self.ctx.topology.yield_to_ingest(self.pipeline.backlogged)
 
         self.ctx.llm = await asyncio.to_thread(build_llm_manager, cfg.llm, self.storage, self.registry)
         self.ctx.anomaly = build_anomaly_service(

@@ -223,6 +223,12 @@ class Pipeline:
     def _spool_entries(self, entries: Sequence[Entry]) -> list[BaseException | None]:
         return self.replay.spool_payloads([e.payload for e in entries])
 
+    def backlogged(self) -> bool:
+        """A batch's worth (``batch_min_items``) waits to be inserted: the storage is the
+        bottleneck now (background work such as the topology ingest job may yield to it)."""
+        waiting = self.wal.pending_items if self.wal is not None else self.admission.queued_items
+        return waiting >= self.config.batch_min_items
+
     # -- status -----------------------------------------------------------------------------------
     @property
     def totals(self) -> dict[str, int]:

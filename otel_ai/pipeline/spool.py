@@ -198,6 +198,10 @@ class Spool:
         return self._active_fd
 
     # -- replay -------------------------------------------------------------------------------
+    # One reader (a drainer) reads and commits while appends go on. Appends only ever add bytes
+    # past a segment's known size, so the reader reads and parses below the sizes it saw, and
+    # writes the cursor, without the append lock: an append never waits for a batch being read
+    # or for the cursor's fsync (both stall behind the engine's disk writes at times).
     def read_batch(
         self, max_items: int, max_bytes: int | None = None, after: SpoolRecord | None = None
     ) -> list[SpoolRecord]:
@@ -208,55 +212,58 @@ class Spool:
         second batch can be inserted while the first one is; commits still go in order.
         """
         with self._lock:
-            out: list[SpoolRecord] = []
-            total = size_total = 0
-            byte_cap = max_bytes if max_bytes is not None else 1 << 62
             head = (after.segment, after.end_offset) if after is not None else self._cursor
-            for n in sorted(self._segments):
-                if n < head[0]:
-                    continue
-                start = head[1] if n == head[0] else 0
-                path = self.dir / _segment_name(n)
-                with open(path, "rb") as fh:
-                    fh.seek(start)
-                    offset = start
-                    size = self._segments[n]
-                    while offset < size:
-                        rec = _parse(fh.read(HEADER_SIZE), fh)
-                        if rec is None:  # appeared torn while running: count and skip the rest
+            segments = sorted((n, size) for n, size in self._segments.items() if n >= head[0])
+        out: list[SpoolRecord] = []
+        total = size_total = 0
+        byte_cap = max_bytes if max_bytes is not None else 1 << 62
+        for n, size in segments:
+            start = head[1] if n == head[0] else 0
+            with open(self.dir / _segment_name(n), "rb") as fh:
+                fh.seek(start)
+                offset = start
+                while offset < size:
+                    rec = _parse(fh.read(HEADER_SIZE), fh)
+                    if rec is None:  # appeared torn while running: count and skip the rest
+                        with self._lock:
                             self.torn_records += 1
                             self._bytes -= self._segments[n] - offset
                             self._segments[n] = offset
-                            break
-                        if out and (
-                            rec.signal != out[0].payload.signal
-                            or total + rec.items > max_items
-                            or size_total + len(rec.body) > byte_cap
-                        ):
-                            return out
-                        offset += HEADER_SIZE + len(rec.body)
-                        out.append(SpoolRecord(n, offset, rec))
-                        total += rec.items
-                        size_total += len(rec.body)
-                if out:
-                    return out  # one segment per batch keeps the cursor simple
-                if after is None:
-                    self._drop_segment(n)
-            return out
+                        break
+                    if out and (
+                        rec.signal != out[0].payload.signal
+                        or total + rec.items > max_items
+                        or size_total + len(rec.body) > byte_cap
+                    ):
+                        return out
+                    offset += HEADER_SIZE + len(rec.body)
+                    out.append(SpoolRecord(n, offset, rec))
+                    total += rec.items
+                    size_total += len(rec.body)
+            if out:
+                return out  # one segment per batch keeps the cursor simple
+            if after is None:
+                with self._lock:
+                    # read to its end: drop it, unless appends went on in it meanwhile
+                    if self._segments.get(n) == size:
+                        self._drop_segment(n)
+                    else:
+                        return out
+        return out
 
     def commit(self, records: Sequence[SpoolRecord]) -> None:
         """Mark records replayed: advance the cursor (atomically) and delete finished segments."""
         if not records:
             return
         last = records[-1]
+        tmp = self.dir / "cursor.tmp"
+        with open(tmp, "w") as fh:
+            fh.write(f"{last.segment} {last.end_offset}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.dir / "cursor")
         with self._lock:
             self._cursor = (last.segment, last.end_offset)
-            tmp = self.dir / "cursor.tmp"
-            with open(tmp, "w") as fh:
-                fh.write(f"{last.segment} {last.end_offset}\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.dir / "cursor")
             self.pending_records -= len(records)
             self.pending_items -= sum(r.payload.items for r in records)
             if last.end_offset >= self._segments.get(last.segment, 0):

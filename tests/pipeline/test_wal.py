@@ -167,3 +167,19 @@ async def test_full_batches_insert_in_parallel_and_commit_in_order(tmp_path: Pat
     await until(lambda: pl.wal is not None and pl.wal.pending_items == 0)
     assert [b for call in w.entered for b in call] == [b"a0"] + [b"b%02d" % i for i in range(25)]
     await pl.shutdown(5)
+
+
+async def test_backlogged_while_a_batch_waits_for_the_storage(tmp_path: Path) -> None:
+    """What background work (the topology ingest job) yields to: a batch's worth waiting."""
+    w = RecordingWriter()
+    w.gate.clear()  # storage stuck
+    pl = Pipeline(_wal_cfg(tmp_path, batch_min_items=20), w, registry=CollectorRegistry())
+    await pl.start()
+    assert not pl.backlogged()
+    await pl.submit(payload(b"a"))  # 10 items: less than a batch
+    assert not pl.backlogged()
+    await pl.submit(payload(b"b"))  # 20: a batch waits
+    assert pl.backlogged()
+    w.gate.set()
+    await until(lambda: not pl.backlogged())
+    await pl.shutdown(5)

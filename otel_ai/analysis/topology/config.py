@@ -28,6 +28,10 @@ class TopologyConfig(BaseModel):
     # work per query, not visibility), and about how many rows one batch takes at most.
     ingest_interval_s: float = Field(default=2.0, ge=0.2, le=60)
     ingest_batch_rows: int = Field(default=2_000_000, ge=10_000)
+    # While the ingest pipeline has a backlog (a batch waits to be inserted), the job yields its
+    # CPU to the inserts, but runs at least this long after its previous run (seconds; 0 = never
+    # yields). Queries stay exact meanwhile: they compute what lies past the watermark.
+    ingest_max_lag_s: float = Field(default=15.0, ge=0, le=300)
     # Memory the pairing join may hold (MiB): past it the join spills to disk (grace hash) instead
     # of growing with the window's spans. 0 = unbounded (parallel hash join, fastest).
     join_memory_mib: int = Field(default=64, ge=0)

@@ -15,6 +15,10 @@ copies what arrived since the last run, in one ``INSERT … SELECT`` per table e
   (``blk``), so readers take ``blk <= watermark`` and compute the rest from ``otel_traces``. A run
   that finds ``pending`` set (a crash mid-batch) deletes what the batch may have written and
   recomputes the minutes it touched before moving on.
+- **Yields to ingest under pressure.** While the pipeline reports a backlog (``pressure``), a
+  scheduled run is skipped unless the previous one is ``max_lag_s`` old: a burst is inserted
+  first and copied after it, and under sustained overload the job still runs every
+  ``max_lag_s``. The lag costs queries, not figures (they compute the rest from ``otel_traces``).
 - **Cluster mode keeps the views**: Replicated tables number blocks per partition through
   Keeper and commit them out of order, so a block watermark would not be exact there.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -176,11 +181,23 @@ def adopt(storage: Storage) -> None:
 class SpanIngest:
     """Runs the batches: ``run()`` copies what arrived since the watermark and returns its rows."""
 
-    def __init__(self, storage: Storage, batch_rows: int) -> None:
+    def __init__(self, storage: Storage, batch_rows: int, max_lag_s: float = 0.0) -> None:
         self.storage = storage
         self.batch_rows = batch_rows
+        self.max_lag_s = max_lag_s
         self.settle_timeout_s = 2.0  # how long a reader waits for a batch being written
+        self.pressure: Callable[[], bool] = lambda: False  # the pipeline's "a batch is waiting"
+        self.deferred_runs = 0
+        self._last_run = time.monotonic()
         self._lock = threading.Lock()  # one batch at a time
+
+    def run_when_due(self) -> int:
+        """The scheduled run: :meth:`run`, unless ingest is under pressure and the previous run is
+        less than ``max_lag_s`` old (then 0 rows, and the run is counted as deferred)."""
+        if self.max_lag_s and time.monotonic() - self._last_run < self.max_lag_s and self.pressure():
+            self.deferred_runs += 1
+            return 0
+        return self.run()
 
     def state(self) -> IngestState:
         return read_state(self.storage) or VIEWS_STATE
@@ -198,6 +215,7 @@ class SpanIngest:
 
     def run(self) -> int:
         with self._lock:
+            self._last_run = time.monotonic()
             st = self.state()
             if st.mode != "job":
                 return 0

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from otel_ai.analysis.topology import queries as q
 from otel_ai.analysis.topology.assemble import build_edges, build_nodes, build_services, diff_topologies
@@ -54,7 +55,7 @@ class TopologyService:
         self._lock = threading.Lock()  # one rollup at a time
         self._closed = False
         self._started = False
-        self.ingest = SpanIngest(storage, config.ingest_batch_rows)
+        self.ingest = SpanIngest(storage, config.ingest_batch_rows, config.ingest_max_lag_s)
         self._sql = _QUERIES["job"]
         self._query_seconds = Histogram(
             "otel_ai_topology_query_seconds", "Topology query time", ["query"], registry=registry
@@ -70,6 +71,11 @@ class TopologyService:
         self._job_errors = Counter(
             "otel_ai_topology_job_errors", "Failed topology jobs", ["job"], registry=registry
         )
+        Gauge(
+            "otel_ai_topology_ingest_deferred_runs",
+            "Span ingest runs skipped while the pipeline had a backlog (topology.ingest_max_lag_s)",
+            registry=registry,
+        ).set_function(lambda: self.ingest.deferred_runs)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -83,9 +89,14 @@ class TopologyService:
     def shutdown(self) -> None:
         self._closed = True
 
+    def yield_to_ingest(self, pressure: Callable[[], bool]) -> None:
+        """Let the span ingest job wait (``ingest_max_lag_s`` at most) while ``pressure()`` says a
+        batch waits to be inserted (the daemon passes its pipeline's backlog test)."""
+        self.ingest.pressure = pressure
+
     def register_jobs(self, scheduler: Any) -> None:
         jobs = [
-            ("ingest", lambda: self._ingested.inc(self.ingest.run()), self.config.ingest_interval_s),
+            ("ingest", lambda: self._ingested.inc(self.ingest.run_when_due()), self.config.ingest_interval_s),
             ("snapshot", self.snapshot, self.config.snapshot_interval_s),
         ]
         if self.config.rollup_enabled:

@@ -182,3 +182,35 @@ def test_without_per_row_block_numbers_the_views_stay(
     assert_copies(topo, t0, 2)
     assert topo.rollup(now=t0 + timedelta(minutes=30)) == 1
     assert_copies(topo, t0, 2)
+
+
+@pytest.mark.parametrize(
+    ("pressure", "age_s", "runs"),
+    [(False, 0.0, True), (True, 0.0, False), (True, 60.0, True)],
+    ids=["no-backlog-runs", "backlog-yields", "backlog-but-lag-bound-reached-runs"],
+)
+def test_the_job_yields_to_a_backlog_for_at_most_max_lag(
+    storage: Storage, topo: TopologyService, pressure: bool, age_s: float, runs: bool
+) -> None:
+    t0 = base_time(40 + int(age_s) % 7 + int(pressure))
+    topo.ingest.run()  # copy what earlier tests left, so this one counts only its own rows
+    insert(storage, f"lag-{pressure}-{age_s}", t0)
+    topo.ingest.max_lag_s = 30.0
+    topo.yield_to_ingest(lambda: pressure)
+    topo.ingest._last_run -= age_s
+    deferred = topo.ingest.deferred_runs
+    try:
+        assert topo.ingest.run_when_due() == (len(SPANS) if runs else 0)
+        assert topo.ingest.deferred_runs == deferred + (0 if runs else 1)
+        assert_copies(topo, t0, 1)  # exact either way: what was not copied is read past the watermark
+    finally:
+        topo.yield_to_ingest(lambda: False)
+    assert topo.ingest.run_when_due() == (0 if runs else len(SPANS))  # the catch-up, once
+
+
+def test_a_daemon_s_ingest_job_yields_to_its_own_pipeline(make_daemon: Any) -> None:
+    d = make_daemon()
+    topo, pipeline = d.daemon.ctx.topology, d.daemon.pipeline
+    assert topo.ingest.pressure == pipeline.backlogged
+    assert topo.ingest.max_lag_s == TopologyConfig().ingest_max_lag_s == 15.0
+    assert "otel_ai_topology_ingest_deferred_runs " in d.get("/metrics").text
