@@ -67,7 +67,8 @@ RETRY_PRIOR = 100.0  # logical calls of prior weight on the re-send rate pooled 
 ERROR_PRIOR = 100.0  # entry spans of prior weight on the error share pooled over all services
 CFAIL_PRIOR = 100.0  # logical calls of prior weight on the failed-call share pooled over like edges
 CALIBRATION_MARGIN = 1.2
-FRESH_S = 300  # a long window alarms only while events keep arriving within its newest 5 minutes
+FRESH_S = 300  # a long window alarms only while its newest 5 minutes are unusual on their own:
+FRESH_P = 0.01  # their events' Poisson tail against the usual count there
 
 
 @dataclass
@@ -507,18 +508,20 @@ class StatScores:
 
 
 def _fresh(t: TestSpec, k_obs: np.ndarray, n_obs: np.ndarray, r: int, window_s: int = 60) -> np.ndarray:
-    """1 where a long window's excess is still being fed: new events (slow spans, late messages,
-    errors, re-sends, ...) in its newest ``FRESH_S`` seconds (at most half the window), at least
-    one and at least twice as many as usual there. A 15- or 30-minute sum would otherwise stay
-    "abnormal" for up to that long after its fault ended (on the routine events alone), page on
-    a fault that is over and swallow the next fault of the same entity into the same anomaly.
-    Traffic counts (a drop has no events to wait for) and short windows are always fresh."""
+    """1 where a long window's excess is still being fed: its newest ``FRESH_S`` seconds (at most
+    half the window) are unusual on their own — their events (slow spans, late messages, errors,
+    re-sends, ...) have a Poisson tail ``P(X >= k)`` at most ``FRESH_P`` against the usual count
+    there. A 15- or 30-minute sum would otherwise stay "abnormal" for up to that long after its
+    fault ended, re-armed by one routine event (the tail's 1 in 20), page on a fault that is
+    over and swallow the next fault of the same entity into the same anomaly. For the quietest
+    entities (a p99.8 line) one event is already that rare. Traffic counts (a drop has no events
+    to wait for) and short windows are always fresh."""
     if t.feature.metric == "volume" or r < 5:
         return np.ones(len(k_obs))
     recent = max(1, min(r // 2, round(FRESH_S / max(window_s, 1))))
     k = np.nan_to_num(_trail(k_obs, recent))
-    usual = np.nan_to_num(_trail(n_obs, recent)) * t.p0
-    return ((k >= 1) & (k >= 2 * usual)).astype(float)
+    usual = np.maximum(np.nan_to_num(_trail(n_obs, recent)) * t.p0, 1e-9)
+    return ((k >= 1) & (stats.poisson.sf(k - 1, usual) <= FRESH_P)).astype(float)
 
 
 def _threshold_bucket(hist: np.ndarray, share: float = SLOW_SHARE) -> int:
