@@ -7,7 +7,9 @@ minutes by summing. Per window the query returns:
   per octave from 1 µs), from which "spans slower than the usual p95" is counted later;
 - ``call``: per caller and callee (``peer.service``, else ``server.address``), client calls,
   *logical* calls (one per parent span and callee operation), failed logical calls (every
-  attempt failed: a retry that finally succeeded is no failure) and re-sends: attempts
+  attempt failed: a retry that finally succeeded is no failure), ``u`` the failed logical calls
+  no server span answered (connection refused, unreachable, timed out before the callee) and
+  re-sends: attempts
   with ``http.request.resend_count`` > 0, or repeated sibling calls to the same callee operation
   when one of them failed; ``alias`` is the service whose server spans answered (so an
   uninstrumented peer is told apart from a service known under another name);
@@ -48,7 +50,8 @@ WITH spans AS (
 )
 SELECT 'svc' AS kind, win, ServiceName AS svc, '' AS dst, '' AS alias, count() AS n, countIf(err) AS errs,
        toUInt64(0) AS a, toUInt64(0) AS b, sumMap([{_bucket("Duration")}], [toUInt64(1)]) AS hist,
-       sumMap([{_bucket("greatest(toInt64(Duration) - toInt64(kids.child_ns), 0)")}], [toUInt64(1)]) AS hist2
+       sumMap([{_bucket("greatest(toInt64(Duration) - toInt64(kids.child_ns), 0)")}], [toUInt64(1)]) AS hist2,
+       toUInt64(0) AS u
 FROM spans LEFT JOIN (
     SELECT TraceId, ParentSpanId AS pid, sum(Duration) AS child_ns FROM spans WHERE ParentSpanId != ''
     GROUP BY TraceId, pid
@@ -56,11 +59,12 @@ FROM spans LEFT JOIN (
 WHERE entry GROUP BY win, svc
 UNION ALL
 SELECT 'call', min(win), svc, dst, any(alias), sum(k), countIf(e = k), sum(r), count(), ([toUInt16(0)], [toUInt64(0)]),
-       ([toUInt16(0)], [toUInt64(0)])
+       ([toUInt16(0)], [toUInt64(0)]), countIf(e = k AND answered = 0)
 FROM (
     SELECT min(c.win) AS win, c.ServiceName AS svc, if(c.peer_svc != '', c.peer_svc, c.addr) AS dst,
            anyIf(k.ServiceName, k.ServiceName != c.ServiceName) AS alias, count() AS k, countIf(c.err) AS e,
-           greatest(countIf(c.resend > 0), if(countIf(c.err) > 0, count() - 1, 0)) AS r
+           greatest(countIf(c.resend > 0), if(countIf(c.err) > 0, count() - 1, 0)) AS r,
+           countIf(k.ServiceName != '' AND k.ServiceName != c.ServiceName) AS answered
     FROM (SELECT * FROM spans WHERE SpanKind IN ('Client', 'SPAN_KIND_CLIENT')) AS c
     LEFT JOIN (SELECT TraceId, ParentSpanId, ServiceName FROM spans WHERE ParentSpanId != '') AS k
         ON c.TraceId = k.TraceId AND c.SpanId = k.ParentSpanId
@@ -71,7 +75,7 @@ GROUP BY win, svc, dst
 UNION ALL
 SELECT 'lag', c.win, c.ServiceName, p.topic, '', count(), toUInt64(0), toUInt64(0), toUInt64(0),
        sumMap([{_bucket("greatest(toInt64(c.ts_ns) - toInt64(p.end_ns), 0)")}], [toUInt64(1)]),
-       ([toUInt16(0)], [toUInt64(0)])
+       ([toUInt16(0)], [toUInt64(0)]), toUInt64(0)
 FROM (
     SELECT win, ServiceName, TraceId, ParentSpanId AS pid, toUnixTimestamp64Nano(Timestamp) AS ts_ns
     FROM spans WHERE SpanKind IN ('Consumer', 'SPAN_KIND_CONSUMER')
@@ -107,10 +111,12 @@ class CountRows:
     b: np.ndarray
     hist: list[tuple[np.ndarray, np.ndarray]]
     hist2: list[tuple[np.ndarray, np.ndarray]]  # svc: self-time (duration minus direct children)
+    u: np.ndarray  # call: failed logical calls no server span answered (connection refused, unreachable)
 
     @staticmethod
     def from_tuples(rows: list[tuple]) -> CountRows:
-        cols = list(zip(*rows, strict=True)) if rows else [()] * 11
+        rows = [(*r, 0) if len(r) == 11 else r for r in rows]  # 11 columns: no unanswered count
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 12
         return CountRows(
             kind=np.array(cols[0], dtype=object), win=np.array(cols[1], dtype=np.int64),
             svc=np.array(cols[2], dtype=object), dst=np.array(cols[3], dtype=object),
@@ -118,6 +124,7 @@ class CountRows:
             errs=np.array(cols[6], dtype=float), a=np.array(cols[7], dtype=float), b=np.array(cols[8], dtype=float),
             hist=[(np.asarray(h[0], dtype=np.int64), np.asarray(h[1], dtype=float)) for h in cols[9]],
             hist2=[(np.asarray(h[0], dtype=np.int64), np.asarray(h[1], dtype=float)) for h in cols[10]],
+            u=np.array(cols[11], dtype=float),
         )  # fmt: skip
 
 

@@ -175,6 +175,7 @@ class Tracker:
         self.cfg = config
         self.tracks: list[Track] = []
         self.streaks: dict[str, int] = {}
+        self.unloaded_streaks: dict[str, int] = {}  # the same, over the figures load cannot explain
 
     def restore(self, anomalies: list[dict[str, Any]]) -> int | None:
         """Re-create the open tracks of stored (open, live) anomalies after a restart.
@@ -211,6 +212,8 @@ class Tracker:
         # windows: noise that hops between services every window never opens anything.
         for s, v in scored.S.items():
             self.streaks[s] = self.streaks.get(s, 0) + 1 if v[i] > thr else 0
+        for s, v in scored.unloaded.items():
+            self.unloaded_streaks[s] = self.unloaded_streaks.get(s, 0) + 1 if v[i] > thr else 0
         # Evidence far beyond the alarm level (an exact test's p-value ``open_strong`` decades
         # below it) confirms itself: such a service is abnormal from its first window.
         strong = {s for s, v in scored.strong.items()
@@ -225,10 +228,12 @@ class Tracker:
         for comp in _components(abnormal, adj):
             near = comp | {n for s in comp for n in adj.get(s, ())}
             hits = [t for t in self.tracks if not t.closed and t.services & near]
-            if any(float(scored.unloaded.get(s, np.zeros(i + 1))[i]) > thr for s in comp):
+            if any(self.unloaded_streaks.get(s, 0) >= cfg.open_after for s in comp):
                 # A traffic note (a flash crowd) does not swallow a fault that follows it: figures
                 # load cannot explain (errors, failed calls, re-sends, lag, ...) start an anomaly
-                # of their own; latency that rises with the load stays with the note.
+                # of their own; latency that rises with the load stays with the note. Like any
+                # opening, only after ``open_after`` windows in a row: one noisy window of a
+                # busier service's error ratio split a second note off a flash crowd.
                 hits = [t for t in hits if not (t.alert_view and t.alert_view.get("severity") == "info")]
             if not hits:
                 run = min(cfg.open_after, max(seen.get(s, cfg.open_after) for s in comp))

@@ -8,9 +8,11 @@ errors, so a service with 4 requests/min was never scored. These tests work on a
   under normal traffic ~5% of spans are above it, whatever the distribution), one-sided binomial;
   ``self_slow`` the same on self-time (duration minus direct children): "slow itself";
 - ``errors``: failed entry spans, one-sided binomial against the entity's error share;
-- ``cfail``: failed client calls from a caller to a callee or an uninstrumented peer (no server
-  span needed: connection refused counts), one-sided binomial against a prior pooled over edges
-  of the same kind (peers apart from services); the callee owns it;
+- ``cfail``: unanswered failed client calls from a caller to a callee or an uninstrumented peer
+  (every attempt failed and no server span answered: connection refused, unreachable), one-sided
+  binomial against a prior pooled over edges of the same kind (peers apart from services); the
+  callee owns it. Errors a callee answered are its own ``errors``: mixing them into the edge's
+  share would hide two refused calls at a quiet service behind its routine errors;
 - ``retries``: re-sent calls per logical call (``http.request.resend_count``, or repeated sibling
   calls to the same callee operation after a failure), negative-binomial upper tail;
 - ``lag``: queue messages whose PRODUCER end → CONSUMER start lag is above its usual p95, binomial;
@@ -65,6 +67,8 @@ RETRY_PRIOR = 100.0  # logical calls of prior weight on the re-send rate pooled 
 ERROR_PRIOR = 100.0  # entry spans of prior weight on the error share pooled over all services
 CFAIL_PRIOR = 100.0  # logical calls of prior weight on the failed-call share pooled over like edges
 CALIBRATION_MARGIN = 1.2
+FRESH_S = 300  # a long window alarms only while its newest 5 minutes are unusual on their own:
+FRESH_P = 0.01  # their events' Poisson tail against the usual count there
 
 
 @dataclass
@@ -96,7 +100,7 @@ def _series(rows: CountRows, windows: np.ndarray, kind: str) -> dict[tuple[str, 
         key = (str(rows.svc[i]), str(rows.dst[i]))
         e = out.get(key)
         if e is None:
-            e = out[key] = {"n": np.zeros(nw), "errs": np.zeros(nw), "a": np.zeros(nw), "b": np.zeros(nw),
+            e = out[key] = {"n": np.zeros(nw), "errs": np.zeros(nw), "a": np.zeros(nw), "b": np.zeros(nw), "u": np.zeros(nw),
                             "hist": np.zeros(N_BUCKETS), "rows": [], "hist2": np.zeros(N_BUCKETS), "rows2": [],
                             "alias": {}}  # fmt: skip
         w = wi[i]
@@ -104,6 +108,7 @@ def _series(rows: CountRows, windows: np.ndarray, kind: str) -> dict[tuple[str, 
         e["errs"][w] += rows.errs[i]
         e["a"][w] += rows.a[i]
         e["b"][w] += rows.b[i]
+        e["u"][w] += rows.u[i]
         keys, cnt = rows.hist[i]
         if len(keys):
             np.add.at(e["hist"], np.clip(keys, 0, N_BUCKETS - 1), cnt)
@@ -262,17 +267,18 @@ class CountTests:
         ea = sum(float(e["errs"][keep].sum()) for e in svc.values())
         eb = sum(float(e["n"][keep].sum()) for e in svc.values())
         pooled_err = (ea + 0.5) / (eb + 1.0)
-        # Failed logical calls likewise, pooled over edges of the same kind: calls to an
-        # uninstrumented peer (no server span ever answered: databases, caches, external APIs,
-        # whose connections almost never fail) apart from calls to instrumented services (whose
-        # failures include the callee's own errors). A quiet edge that never failed then pages
-        # on 2 refused calls, an edge with routine failures keeps its own, higher share.
+        # Unanswered failed calls likewise, pooled over edges of the same kind: calls to an
+        # uninstrumented peer (databases, caches, external APIs, whose connections almost never
+        # fail) apart from calls to instrumented services (a callee that is up answers, so
+        # refused calls there are rarer still; its answered errors are its own ``errors`` test).
+        # A quiet edge that never failed then pages on 2 refused calls, an edge with routine
+        # failures keeps its own, higher share.
         pooled_cfail = {}
         for peer in (True, False):
             like = [
                 e for (_c, d), e in call.items() if (d not in self.aliases and d not in svc_names) == peer
             ]
-            fa_ = sum(float(e["errs"][keep].sum()) for e in like)
+            fa_ = sum(float(e["u"][keep].sum()) for e in like)
             fb_ = sum(float(e["b"][keep].sum()) for e in like)
             pooled_cfail[peer] = (fa_ + 0.5) / (fb_ + 1.0)
         far_rate = _far_prior(series, keep, nw)
@@ -322,7 +328,7 @@ class CountTests:
                         N[m][w].sum(), 1
                     )
                     t.disp[r] = max(0.0, float(tau))
-                sv = self._surprise(t, r, K, N, E) * _fresh(t, k_obs, r)
+                sv = self._surprise(t, r, K, N, E) * _fresh(t, k_obs, n_obs, r, self.window_s)
                 # The exact test's Bonferroni level, unless the entity's own clean windows beat
                 # it (a dispersion the model did not capture): then just above their maximum.
                 top = float(sv[m].max()) if m.any() else 0.0
@@ -352,7 +358,7 @@ class CountTests:
         if e is None:
             return zero, zero
         if f.metric == "cfail":
-            return e["errs"], e["b"]  # failed logical calls of all logical calls
+            return e["u"], e["b"]  # unanswered failed logical calls of all logical calls
         return e["a"], e["b"]
 
     def _sums(self, t: TestSpec, k_obs: np.ndarray, n_obs: np.ndarray, windows: np.ndarray,
@@ -420,7 +426,7 @@ class CountTests:
             k_obs, n_obs = self._observed(t, series, nw)
             for r in t.res:
                 K, N, E = self._sums(t, k_obs, n_obs, windows, r)
-                sv = self._surprise(t, r, K, N, E) * _fresh(t, k_obs, r)
+                sv = self._surprise(t, r, K, N, E) * _fresh(t, k_obs, n_obs, r, self.window_s)
                 s = sv / (t.level or {}).get(r, 1.0)
                 excess[:, j] = np.maximum(
                     excess[:, j], np.where(sv > 0, sv - (t.level or {}).get(r, 1.0), 0.0)
@@ -501,14 +507,21 @@ class StatScores:
     excess: np.ndarray | None = None  # -log10 p beyond the alarm level (decades); > 0 = alarm
 
 
-def _fresh(t: TestSpec, k_obs: np.ndarray, r: int) -> np.ndarray:
-    """1 where a long window's excess is still being fed: events (slow spans, errors, re-sends,
-    ...) in its newest half. A 30-minute sum would otherwise keep a fault that ended "abnormal"
-    for 30 more minutes and swallow the next fault of the same service into the same anomaly.
-    Traffic counts (a drop has no events to wait for) and short windows are always fresh."""
+def _fresh(t: TestSpec, k_obs: np.ndarray, n_obs: np.ndarray, r: int, window_s: int = 60) -> np.ndarray:
+    """1 where a long window's excess is still being fed: its newest ``FRESH_S`` seconds (at most
+    half the window) are unusual on their own — their events (slow spans, late messages, errors,
+    re-sends, ...) have a Poisson tail ``P(X >= k)`` at most ``FRESH_P`` against the usual count
+    there. A 15- or 30-minute sum would otherwise stay "abnormal" for up to that long after its
+    fault ended, re-armed by one routine event (the tail's 1 in 20), page on a fault that is
+    over and swallow the next fault of the same entity into the same anomaly. For the quietest
+    entities (a p99.8 line) one event is already that rare. Traffic counts (a drop has no events
+    to wait for) and short windows are always fresh."""
     if t.feature.metric == "volume" or r < 5:
         return np.ones(len(k_obs))
-    return (np.nan_to_num(_trail(k_obs, max(1, r // 2))) > 0).astype(float)
+    recent = max(1, min(r // 2, round(FRESH_S / max(window_s, 1))))
+    k = np.nan_to_num(_trail(k_obs, recent))
+    usual = np.maximum(np.nan_to_num(_trail(n_obs, recent)) * t.p0, 1e-9)
+    return ((k >= 1) & (stats.poisson.sf(k - 1, usual) <= FRESH_P)).astype(float)
 
 
 def _threshold_bucket(hist: np.ndarray, share: float = SLOW_SHARE) -> int:

@@ -19,14 +19,27 @@ from otel_ai.testing.stores import storage_at
 TRAIN_MIN = 24 * 60
 TEST_MIN = 120
 T0 = datetime(2026, 11, 30, 3, tzinfo=UTC)
+# The same world starting an hour later: there a one-minute spike of the frontend's error ratio
+# during the flash crowd used to split a second traffic note off the first.
+T0_LATER = datetime(2026, 11, 30, 4, tzinfo=UTC)
+STARTS = pytest.mark.parametrize("name", ["world", "world_later"], ids=["03h00", "04h00"])
 
 
 @pytest.fixture(scope="module")
 def world(chdb_path: Path) -> Iterator[dict[str, Any]]:
-    """One day of clean traffic, then 2 h with a payment slowdown and a flash crowd."""
+    yield from _world(chdb_path, T0)
+
+
+@pytest.fixture(scope="module")
+def world_later(chdb_path: Path) -> Iterator[dict[str, Any]]:
+    yield from _world(chdb_path, T0_LATER)
+
+
+def _world(chdb_path: Path, t0: datetime) -> Iterator[dict[str, Any]]:
+    """One day of clean traffic, then 2 h with a payment slowdown and a flash crowd; ``t0`` is a
+    fixed instant: the same spans on every run (the time of day moves the figures)."""
     st = storage_at(f"chdb://{chdb_path}", unique_db(), ttl_days=0)
     st.start()
-    t0 = T0  # a fixed instant: the same spans on every run (the time of day moves the figures)
     T = int(t0.timestamp()) + TRAIN_MIN * 60
     faults = [
         syn.Fault("payment", T + 20 * 60, T + 35 * 60, latency_ms=40),
@@ -49,7 +62,9 @@ def _within(a: dict[str, Any], start: int, end: int) -> bool:
     return start - 300 <= opened <= end
 
 
-def test_injected_fault_detected_and_attributed(world: dict[str, Any]) -> None:
+@STARTS
+def test_injected_fault_detected_and_attributed(request: pytest.FixtureRequest, name: str) -> None:
+    world = request.getfixturevalue(name)
     T = world["T"]
     hits = [a for a in world["found"] if _within(a, T + 20 * 60, T + 35 * 60)]
     assert len(hits) == 1, [(a["opened_at"], a["root_causes"][:2]) for a in world["found"]]
@@ -66,7 +81,9 @@ def test_injected_fault_detected_and_attributed(world: dict[str, Any]) -> None:
     assert stored is not None and stored["root_causes"] == a["root_causes"]
 
 
-def test_flash_crowd_does_not_page(world: dict[str, Any]) -> None:
+@STARTS
+def test_flash_crowd_does_not_page(request: pytest.FixtureRequest, name: str) -> None:
+    world = request.getfixturevalue(name)
     T = world["T"]
     during = [a for a in world["found"] if _within(a, T + 70 * 60, T + 90 * 60)]
     assert all(a["severity"] == "info" and a["root_causes"] == [] for a in during), [
