@@ -115,7 +115,6 @@ class CountRows:
 
     @staticmethod
     def from_tuples(rows: list[tuple]) -> CountRows:
-        rows = [(*r, 0) if len(r) == 11 else r for r in rows]  # 11 columns: no unanswered count
         cols = list(zip(*rows, strict=True)) if rows else [()] * 12
         return CountRows(
             kind=np.array(cols[0], dtype=object), win=np.array(cols[1], dtype=np.int64),

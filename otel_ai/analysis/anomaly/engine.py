@@ -55,9 +55,8 @@ MARGINAL_GATE = 0.25
 
 
 LATENCY_METRICS = frozenset({"p50", "p95", "p99", "self"})
-LOAD = (
-    TRAFFIC | LATENCY_METRICS | {"slow", "self_slow", "slow_far", "self_far"}
-)  # what a flash crowd moves by itself
+LOAD_LATENCY = LATENCY_METRICS | {"slow", "self_slow", "slow_far", "self_far"}  # rises with the load
+LOAD = TRAFFIC | LOAD_LATENCY  # what a flash crowd moves by itself
 
 
 def score_frame(
@@ -441,11 +440,7 @@ def _load_induced(top_metrics: dict[str, list[tuple[str, float]]]) -> bool:
         for m, v in ms:
             if m in TRAFFIC and v > 0:
                 continue
-            if (
-                m in {"p50", "p95", "p99", "self", "slow", "self_slow", "slow_far", "self_far"}
-                and v > 0
-                and s in busier
-            ):
+            if m in LOAD_LATENCY and v > 0 and s in busier:
                 continue
             return False
     return True

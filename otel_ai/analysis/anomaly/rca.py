@@ -117,18 +117,22 @@ def rank_root_causes(
         return bool(ms) and ms <= LATENCY | TRAFFIC | {"cpr", "spans_per_trace", "childless"} and not ms & OWN
 
     own = {s for s, ms in metrics.items() if ms & OWN}
-    unreachable: list[str] = []
-    for caller, drops in sorted((dropped_calls or {}).items()):
-        if caller in anomalous and not (graph.get(caller, set()) & own):
-            unreachable += [t for t, _ in drops if t not in unreachable  # caller's order: most likely first
-                            and not _resent_only(t, caller, retrying, top_metrics)]  # fmt: skip
     # Server-side evidence of the callee (a failing call alone may be the caller's timeout).
     # Failed logical calls (every attempt failed) are the callee's evidence too: re-sends that
     # never get through amplify a failing callee, they do not cause it.
     served = {
         s for s, ms in top_metrics.items() if any(m in SERVER_SIDE | {"cfail"} and v > 0 for m, v in ms)
     }
-    retry_first = [c for c, callees in sorted((retrying or {}).items())
+    # A callee with no evidence of its own whose "refused" attempts are the very ones its caller
+    # re-sent (an uninstrumented peer, the logical calls still succeeding) is not unreachable:
+    # the re-sends are the caller's evidence, and the callee must not outrank it.
+    resending = retrying or {}
+    unreachable: list[str] = []
+    for caller, drops in sorted((dropped_calls or {}).items()):
+        if caller in anomalous and not (graph.get(caller, set()) & own):
+            unreachable += [t for t, _ in drops if t not in unreachable  # caller's order: most likely first
+                            and (t in served or t not in resending.get(caller, []))]  # fmt: skip
+    retry_first = [c for c, callees in sorted(resending.items())
                    if c in anomalous and c not in unreachable and not set(callees) & served]  # fmt: skip
     unreachable += retry_first
     anomalous = anomalous | set(unreachable)
@@ -153,19 +157,6 @@ def rank_root_causes(
         (s for s in services if s not in anomalous and s not in fell), key=lambda s: (-score.get(s, 0.0), s)
     )
     return _scored(unreachable + deepest + others + sorted(fell) + tail[:5])
-
-
-def _resent_only(callee: str, caller: str, retrying: dict[str, list[str]] | None,
-                 top_metrics: dict[str, list[tuple[str, float]]]) -> bool:  # fmt: skip
-    """Whether a callee's unanswered calls are only the attempts its caller re-sent.
-
-    A callee seen only through the caller's client spans (an uninstrumented peer) has no evidence
-    of its own: its "refused" attempts are the very attempts the caller re-sent, and the logical
-    calls still succeeded (no ``cfail`` owned by the callee, no server-side figure). The re-sends
-    are then the caller's own evidence, and the callee must not outrank it as "unreachable"."""
-    if callee not in (retrying or {}).get(caller, []):
-        return False
-    return not any(m == "cfail" or (m in SERVER_SIDE and v > 0) for m, v in top_metrics.get(callee, []))
 
 
 def _scored(order: list[str]) -> list[dict[str, float | str]]:

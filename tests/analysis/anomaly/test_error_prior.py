@@ -22,12 +22,12 @@ def _rows(train: int, quiet_errs_every: int, burst: int) -> tuple[CountRows, np.
     quiet_spans = 0
     for i in range(train + 60):
         win = t0 + i * W
-        rows.append(("svc", win, "busy", "", "", 50, int(i % 40 == 0), 0, 0, ([40], [50]), ([40], [50])))
+        rows.append(("svc", win, "busy", "", "", 50, int(i % 40 == 0), 0, 0, ([40], [50]), ([40], [50]), 0))
         if i % 4 == 0:
             quiet_spans += 1
             err = int(quiet_errs_every > 0 and quiet_spans % quiet_errs_every == 0) if i < train else 0
             err = 1 if i >= train and (i - train) // 4 < burst else err
-            rows.append(("svc", win, "quiet", "", "", 1, err, 0, 0, ([40], [1]), ([40], [1])))
+            rows.append(("svc", win, "quiet", "", "", 1, err, 0, 0, ([40], [1]), ([40], [1]), 0))
     return CountRows.from_tuples(rows), np.array([t0 + i * W for i in range(train + 60)], dtype=np.int64)
 
 

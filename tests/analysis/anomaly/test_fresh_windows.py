@@ -23,10 +23,10 @@ def _rows(fault: tuple[int, int], bucket: int) -> tuple[CountRows, np.ndarray]:
     n = TRAIN + 120
     for i in range(n):
         win = t0 + i * W
-        rows.append(("svc", win, "api", "", "", 50, 0, 0, 0, ([40], [50]), ([40], [50])))
+        rows.append(("svc", win, "api", "", "", 50, 0, 0, 0, ([40], [50]), ([40], [50]), 0))
         late = fault[0] <= i - TRAIN < fault[1]
         b = bucket if late else (44 if i % 20 == 0 else 40)
-        rows.append(("lag", win, "worker", "orders", "", 1, 0, 0, 0, ([b], [1]), EMPTY))
+        rows.append(("lag", win, "worker", "orders", "", 1, 0, 0, 0, ([b], [1]), EMPTY, 0))
     return CountRows.from_tuples(rows), np.array([t0 + i * W for i in range(n)], dtype=np.int64)
 
 

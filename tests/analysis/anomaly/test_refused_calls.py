@@ -25,7 +25,7 @@ def _rows(burst: str) -> tuple[CountRows, np.ndarray]:
     n = TRAIN + 90
     for i in range(n):
         win = t0 + i * W
-        rows.append(("svc", win, "web", "", "", 50, 0, 0, 0, ([40], [50]), ([40], [50])))
+        rows.append(("svc", win, "web", "", "", 50, 0, 0, 0, ([40], [50]), ([40], [50]), 0))
         if i % EVERY:
             continue
         k = i // EVERY
@@ -34,7 +34,7 @@ def _rows(burst: str) -> tuple[CountRows, np.ndarray]:
         alias = "" if refused else "ledger"
         rows.append(("call", win, "web", "ledger", alias, 1, int(fail), 0, 1, EMPTY, EMPTY, int(refused)))
         if not refused:
-            rows.append(("svc", win, "ledger", "", "", 1, int(fail), 0, 0, ([40], [1]), ([40], [1])))
+            rows.append(("svc", win, "ledger", "", "", 1, int(fail), 0, 0, ([40], [1]), ([40], [1]), 0))
     return CountRows.from_tuples(rows), np.array([t0 + i * W for i in range(n)], dtype=np.int64)
 
 
