@@ -41,6 +41,9 @@ class Scored:
     unloaded: dict[str, np.ndarray] = field(default_factory=dict)
     # per service: how many decades the strongest count test's p-value lies beyond its alarm level
     strong: dict[str, np.ndarray] = field(default_factory=dict)
+    # per service: max over the windows of at most 5 minutes (no 15/30-minute count sums); what a
+    # service that has just recovered is judged on (``Tracker.step``); absent = ``S``
+    recent: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def window_score(self) -> np.ndarray:
@@ -98,6 +101,9 @@ def score_frame(
         s: F[:, c].max(axis=1) if (c := [j for j in cols if frame.features[j].metric not in LOAD]) else zero
         for s, cols in owners.items()
     }
+    if stats is not None and stats.short is not None:
+        short = np.hstack([F[:, : F.shape[1] - stats.short.shape[1]], stats.short])
+        scored.recent = {s: short[:, cols].max(axis=1) for s, cols in owners.items()}
     if stats is not None and stats.excess is not None:
         for j, f in enumerate(stats.features):
             cur = scored.strong.get(f.owner)
@@ -175,6 +181,11 @@ class Tracker:
         self.tracks: list[Track] = []
         self.streaks: dict[str, int] = {}
         self.unloaded_streaks: dict[str, int] = {}  # the same, over the figures load cannot explain
+        # service -> the window its last anomaly recovered in. Until the longest count window has
+        # rolled past it, the service is judged on its short windows only: a 15/30-minute sum
+        # still holds the evidence that anomaly already paged on, and one routine event would
+        # make it "fresh" again and page a second time on a fault that is over.
+        self.recovered: dict[str, int] = {}
 
     def restore(self, anomalies: list[dict[str, Any]]) -> int | None:
         """Re-create the open tracks of stored (open, live) anomalies after a restart.
@@ -209,14 +220,19 @@ class Tracker:
         win = int(scored.frame.windows[i])
         # A service is abnormal once it has been above threshold for ``open_after`` consecutive
         # windows: noise that hops between services every window never opens anything.
+        spent = max(self.cfg.resolutions_s)
+        cooling = {s for s, at in self.recovered.items() if win - at < spent}
         for s, v in scored.S.items():
+            if s in cooling:
+                v = scored.recent.get(s, v)
             self.streaks[s] = self.streaks.get(s, 0) + 1 if v[i] > thr else 0
         for s, v in scored.unloaded.items():
             self.unloaded_streaks[s] = self.unloaded_streaks.get(s, 0) + 1 if v[i] > thr else 0
         # Evidence far beyond the alarm level (an exact test's p-value ``open_strong`` decades
         # below it) confirms itself: such a service is abnormal from its first window.
         strong = {s for s, v in scored.strong.items()
-                  if cfg.open_strong > 0 and self.streaks.get(s, 0) > 0 and float(v[i]) >= cfg.open_strong}  # fmt: skip
+                  if cfg.open_strong > 0 and s not in cooling and self.streaks.get(s, 0) > 0
+                  and float(v[i]) >= cfg.open_strong}  # fmt: skip
         seen = {s: self.streaks[s] for s in strong}  # windows actually above threshold
         for s in strong:
             self.streaks[s] = max(self.streaks[s], cfg.open_after)
@@ -280,6 +296,7 @@ class Tracker:
             if t.quiet >= cfg.close_after:
                 t.closed, t.close_reason = True, "recovered"
                 events.append(("close", t))
+                self.recovered.update(dict.fromkeys(t.services, win))
         for t in self.tracks:
             if t.opened and not t.closed and win - t.first >= cfg.expire_s:
                 t.closed, t.close_reason = True, "expired"

@@ -422,6 +422,7 @@ class CountTests:
         cols = len(self.tests)
         F, raw, exp = np.zeros((nw, cols)), np.full((nw, cols), np.nan), np.full((nw, cols), np.nan)
         excess = np.zeros((nw, cols))  # -log10 p beyond the alarm level, in decades (best resolution)
+        short = np.zeros((nw, cols))  # the same scores over the windows of at most FRESH_S only
         for j, t in enumerate(self.tests):
             k_obs, n_obs = self._observed(t, series, nw)
             for r in t.res:
@@ -434,12 +435,14 @@ class CountTests:
                 value, base = self._values(t, K, N, E, r)
                 better = s > F[:, j]
                 F[:, j] = np.where(better, s, F[:, j])
+                if r * self.window_s <= FRESH_S:
+                    short[:, j] = np.maximum(short[:, j], s)
                 # the value shown is that of the resolution that scored highest (or the shortest)
                 take = better | np.isnan(raw[:, j])
                 raw[:, j] = np.where(take, value, raw[:, j])
                 exp[:, j] = np.where(take, base, exp[:, j])
         feats = [self._owned(t.feature) for t in self.tests]
-        return StatScores(feats, F[first:], raw[first:], exp[first:], excess[first:])
+        return StatScores(feats, F[first:], raw[first:], exp[first:], excess[first:], short[first:])
 
     def _values(self, t: TestSpec, K: np.ndarray, N: np.ndarray, E: np.ndarray,
                 r: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
@@ -505,6 +508,7 @@ class StatScores:
     raw: np.ndarray  # the observed share / rate / ratio
     expected: np.ndarray  # its baseline
     excess: np.ndarray | None = None  # -log10 p beyond the alarm level (decades); > 0 = alarm
+    short: np.ndarray | None = None  # F over the windows of at most ``FRESH_S`` (no 15/30-min sums)
 
 
 def _fresh(t: TestSpec, k_obs: np.ndarray, n_obs: np.ndarray, r: int, window_s: int = 60) -> np.ndarray:

@@ -75,3 +75,38 @@ def test_strong_count_evidence_opens_after_one_window(
     opened = [i for i in range(len(sc.frame.windows)) for ev, _ in tracker.step(sc, i) if ev == "open"]
     assert opened == [opened_at]
     assert tracker.tracks[0].first == int(sc.frame.windows[3])  # the first abnormal window, not before
+
+
+def _rearmed(recent_level: float, at: int, n: int = 60) -> Scored:
+    """A quiet service's fault in windows 3-8 (every window's score above the alarm level), then
+    from window ``at`` its 30-minute count sum is above the level again (it still holds the
+    fault's slow spans, re-armed by one routine span), its short windows at ``recent_level``."""
+    feats = [Feature("service", "search", "slow")]
+    S = np.zeros(n)
+    S[3:9] = 3.0
+    S[at : at + 4] = 2.0
+    recent = np.where(S == 3.0, 3.0, 0.0)
+    recent[at : at + 4] = recent_level
+    windows = np.arange(n, dtype=np.int64) * W + 1_800_000_000
+    frame = FeatureFrame(
+        windows, W, feats, S[:, None].copy(), S[:, None].copy(), np.zeros((n, 2)), ["search"], []
+    )
+    sc = Scored(frame, S[:, None].copy(), np.zeros((n, 1)), 1.0, "test")
+    sc.S = sc.unloaded = {"search": S}
+    sc.recent = {"search": recent}
+    return sc
+
+
+@pytest.mark.parametrize(
+    "recent_level, at, opened",
+    [(0.0, 20, [4]), (2.0, 20, [4, 21]), (0.0, 45, [4, 46])],
+    ids=["long-window-re-armed-does-not-page", "new-short-window-evidence-pages", "after-the-longest-window"],
+)
+def test_recovered_service_judged_on_short_windows(recent_level: float, at: int, opened: list[int]) -> None:
+    """The anomaly recovers at window 13 (5 quiet windows); until the 30-minute window has rolled
+    past (window 43) only the short windows can page the service again."""
+    sc = _rearmed(recent_level, at)
+    tracker = Tracker(AnomalyConfig())
+    events = [(i, ev) for i in range(len(sc.frame.windows)) for ev, _ in tracker.step(sc, i)]
+    assert [i for i, ev in events if ev == "open"] == opened
+    assert (13, "close") in events
