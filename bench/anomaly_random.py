@@ -250,6 +250,7 @@ def report(results: list[dict[str, Any]], summarize: Any) -> None:
     print("\n" + hdr)
     pooled: dict[str, dict[str, list]] = {"detector": {}, "robust-z": {}}
     fa: dict[str, float] = {"detector": 0.0, "robust-z": 0.0}
+    notes: dict[str, int] = {"detector": 0, "robust-z": 0}
     days = 0.0
     per_seed: list[tuple[int, dict[tuple[str, str], float]]] = []
     for r in results:
@@ -259,6 +260,7 @@ def report(results: list[dict[str, Any]], summarize: Any) -> None:
         for name in ("detector", "robust-z"):
             ev = r[name]
             fa[name] += ev["fa"]
+            notes[name] += ev["notes"]
             for lvl in ("mild", "medium+severe"):
                 rows = ev["per"][("all", lvl)]
                 low = ev["per"][("low", lvl)]
@@ -286,6 +288,8 @@ def report(results: list[dict[str, Any]], summarize: Any) -> None:
             print(f"{'pooled':>6s} {name:9s} {label:8s} {s['n']:3d} {s['recall']:6.2f} {s['precision']:5.2f} "
                   f"{fa[name] / days:6.1f} {s['delay_med']:5.1f} {sl['delay_med']:5.1f} {s['ac1']:5.2f} "
                   f"{s['ac3']:5.2f}")  # fmt: skip
+    print("\nFA/day counts paging alarms; non-paging `info` traffic notes outside any fault or benign event: "
+          + ", ".join(f"{nm} {n} ({n / days:.1f}/day)" for nm, n in notes.items()))  # fmt: skip
     print("\nper fault kind (pooled, medium+severe): detector recall / AC@1 | robust-z recall / AC@1")
     kinds = sorted(
         {
