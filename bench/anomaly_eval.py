@@ -169,6 +169,9 @@ def evaluate(
             per[("obs", group)].append(row)
             if g.get("volume", float("inf")) < 5:
                 per[("lowobs", group)].append(row)
+        if "affected" in g:  # how many stored spans the fault changed
+            n = g["affected"]
+            per[("spans " + ("≥3" if n >= 3 else str(n)), group)].append(row)
         if "volume" in g:
             v = g["volume"]
             per[
@@ -442,7 +445,7 @@ def report(
     print("\nautoencoder per fault type and magnitude:")
     ae = results["autoencoder"]
     for (typ, lvl), rows in sorted(ae["per"].items()):
-        if typ in ("all", "obs", "low", "lowobs") or typ.startswith("vol "):
+        if typ in ("all", "obs", "low", "lowobs") or typ.startswith(("vol ", "spans ")):
             continue
         s = summarize(rows, ae["fa_day"], test_days)
         print(f"  {typ:30s} {lvl:7s} n={s['n']:2d} recall {s['recall']:.2f} delay {s['delay_med']:.1f} "

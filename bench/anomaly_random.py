@@ -269,7 +269,7 @@ def report(results: list[dict[str, Any]], summarize: Any) -> None:
                 pooled[name].setdefault("obs " + lvl, []).extend(ev["per"][("obs", lvl)])
                 pooled[name].setdefault("low obs " + lvl, []).extend(ev["per"][("lowobs", lvl)])
                 for key, rows_v in ev["per"].items():
-                    if key[0].startswith("vol ") and key[1] == lvl:
+                    if key[0].startswith(("vol ", "spans ")) and key[1] == lvl:
                         pooled[name].setdefault(key[0] + " " + lvl, []).extend(rows_v)
                 s, sl = summarize(rows, ev["fa_day"], d), summarize(low, ev["fa_day"], d)
                 recall[(name, lvl)] = s["recall"]
@@ -296,7 +296,7 @@ def report(results: list[dict[str, Any]], summarize: Any) -> None:
             k
             for r in results
             for (k, lvl) in r["detector"]["per"]
-            if k not in ("all", "low", "obs", "lowobs") and not k.startswith("vol ")
+            if k not in ("all", "low", "obs", "lowobs") and not k.startswith(("vol ", "spans "))
         }
     )
     for k in kinds:
@@ -318,6 +318,13 @@ def report(results: list[dict[str, Any]], summarize: Any) -> None:
             print(
                 f"  {b:6s} n={d['n']:3d}  {d['recall']:.2f} / {d['ac1']:.2f} | {z['recall']:.2f} / {z['ac1']:.2f}"
             )
+    print("\nby the stored spans the fault changed (pooled, medium+severe; a single event never pages): "
+          "detector recall | robust-z recall")  # fmt: skip
+    for b in ("0", "1", "2", "≥3"):
+        key = f"spans {b} medium+severe"
+        if key in pooled["detector"]:
+            d, z = (summarize(pooled[nm][key], 0.0, 1.0) for nm in ("detector", "robust-z"))
+            print(f"  {b:6s} n={d['n']:3d}  {d['recall']:.2f} | {z['recall']:.2f}")
     targets(pooled, fa, days, per_seed, summarize)
 
 
