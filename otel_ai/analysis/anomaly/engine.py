@@ -44,6 +44,7 @@ class Scored:
     # per service: max over the windows of at most 5 minutes (no 15/30-minute count sums); what a
     # service that has just recovered is judged on (``Tracker.step``); absent = ``S``
     recent: dict[str, np.ndarray] = field(default_factory=dict)
+    recent_strong: dict[str, np.ndarray] = field(default_factory=dict)  # ``strong`` over those windows
 
     @property
     def window_score(self) -> np.ndarray:
@@ -104,13 +105,21 @@ def score_frame(
     if stats is not None and stats.short is not None:
         short = np.hstack([F[:, : F.shape[1] - stats.short.shape[1]], stats.short])
         scored.recent = {s: short[:, cols].max(axis=1) for s, cols in owners.items()}
-    if stats is not None and stats.excess is not None:
-        for j, f in enumerate(stats.features):
-            cur = scored.strong.get(f.owner)
-            scored.strong[f.owner] = (
-                stats.excess[:, j] if cur is None else np.maximum(cur, stats.excess[:, j])
-            )
+    if stats is not None:
+        scored.strong = _per_owner(stats.features, stats.excess)
+        scored.recent_strong = _per_owner(stats.features, stats.short_excess)
     return scored
+
+
+def _per_owner(features: list[Feature], M: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Per service, the maximum of the columns it owns."""
+    out: dict[str, np.ndarray] = {}
+    if M is None:
+        return out
+    for j, f in enumerate(features):
+        cur = out.get(f.owner)
+        out[f.owner] = M[:, j] if cur is None else np.maximum(cur, M[:, j])
+    return out
 
 
 def _no_errors_no_alert(frame: FeatureFrame, F: np.ndarray) -> np.ndarray:
@@ -231,8 +240,8 @@ class Tracker:
         # Evidence far beyond the alarm level (an exact test's p-value ``open_strong`` decades
         # below it) confirms itself: such a service is abnormal from its first window.
         strong = {s for s, v in scored.strong.items()
-                  if cfg.open_strong > 0 and s not in cooling and self.streaks.get(s, 0) > 0
-                  and float(v[i]) >= cfg.open_strong}  # fmt: skip
+                  if cfg.open_strong > 0 and self.streaks.get(s, 0) > 0
+                  and float(scored.recent_strong.get(s, v)[i] if s in cooling else v[i]) >= cfg.open_strong}  # fmt: skip
         seen = {s: self.streaks[s] for s in strong}  # windows actually above threshold
         for s in strong:
             self.streaks[s] = max(self.streaks[s], cfg.open_after)

@@ -422,27 +422,29 @@ class CountTests:
         cols = len(self.tests)
         F, raw, exp = np.zeros((nw, cols)), np.full((nw, cols), np.nan), np.full((nw, cols), np.nan)
         excess = np.zeros((nw, cols))  # -log10 p beyond the alarm level, in decades (best resolution)
-        short = np.zeros((nw, cols))  # the same scores over the windows of at most FRESH_S only
+        # the same two over the windows of at most FRESH_S only (what a recovered entity is judged on)
+        short, short_excess = np.zeros((nw, cols)), np.zeros((nw, cols))
         for j, t in enumerate(self.tests):
             k_obs, n_obs = self._observed(t, series, nw)
             for r in t.res:
                 K, N, E = self._sums(t, k_obs, n_obs, windows, r)
                 sv = self._surprise(t, r, K, N, E) * _fresh(t, k_obs, n_obs, r, self.window_s)
                 s = sv / (t.level or {}).get(r, 1.0)
-                excess[:, j] = np.maximum(
-                    excess[:, j], np.where(sv > 0, sv - (t.level or {}).get(r, 1.0), 0.0)
-                )
+                beyond = np.where(sv > 0, sv - (t.level or {}).get(r, 1.0), 0.0)
+                excess[:, j] = np.maximum(excess[:, j], beyond)
                 value, base = self._values(t, K, N, E, r)
                 better = s > F[:, j]
                 F[:, j] = np.where(better, s, F[:, j])
                 if r * self.window_s <= FRESH_S:
                     short[:, j] = np.maximum(short[:, j], s)
+                    short_excess[:, j] = np.maximum(short_excess[:, j], beyond)
                 # the value shown is that of the resolution that scored highest (or the shortest)
                 take = better | np.isnan(raw[:, j])
                 raw[:, j] = np.where(take, value, raw[:, j])
                 exp[:, j] = np.where(take, base, exp[:, j])
         feats = [self._owned(t.feature) for t in self.tests]
-        return StatScores(feats, F[first:], raw[first:], exp[first:], excess[first:], short[first:])
+        return StatScores(feats, F[first:], raw[first:], exp[first:], excess[first:], short[first:],
+                          short_excess[first:])  # fmt: skip
 
     def _values(self, t: TestSpec, K: np.ndarray, N: np.ndarray, E: np.ndarray,
                 r: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
@@ -509,6 +511,7 @@ class StatScores:
     expected: np.ndarray  # its baseline
     excess: np.ndarray | None = None  # -log10 p beyond the alarm level (decades); > 0 = alarm
     short: np.ndarray | None = None  # F over the windows of at most ``FRESH_S`` (no 15/30-min sums)
+    short_excess: np.ndarray | None = None  # ``excess`` over those windows
 
 
 def _fresh(t: TestSpec, k_obs: np.ndarray, n_obs: np.ndarray, r: int, window_s: int = 60) -> np.ndarray:

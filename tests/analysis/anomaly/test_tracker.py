@@ -77,7 +77,7 @@ def test_strong_count_evidence_opens_after_one_window(
     assert tracker.tracks[0].first == int(sc.frame.windows[3])  # the first abnormal window, not before
 
 
-def _rearmed(recent_level: float, at: int, n: int = 60) -> Scored:
+def _rearmed(recent_level: float, at: int, n: int = 60, strong: float = 0.0) -> Scored:
     """A quiet service's fault in windows 3-8 (every window's score above the alarm level), then
     from window ``at`` its 30-minute count sum is above the level again (it still holds the
     fault's slow spans, re-armed by one routine span), its short windows at ``recent_level``."""
@@ -94,18 +94,24 @@ def _rearmed(recent_level: float, at: int, n: int = 60) -> Scored:
     sc = Scored(frame, S[:, None].copy(), np.zeros((n, 1)), 1.0, "test")
     sc.S = sc.unloaded = {"search": S}
     sc.recent = {"search": recent}
+    # the long sum's count test far beyond its level; the short windows' as ``strong`` says
+    sc.strong = {"search": np.where(S > 0, 3.0, 0.0)}
+    sc.recent_strong = {"search": np.where(recent > 0, strong, 0.0)}
     return sc
 
 
 @pytest.mark.parametrize(
-    "recent_level, at, opened",
-    [(0.0, 20, [4]), (2.0, 20, [4, 21]), (0.0, 45, [4, 46])],
-    ids=["long-window-re-armed-does-not-page", "new-short-window-evidence-pages", "after-the-longest-window"],
-)
-def test_recovered_service_judged_on_short_windows(recent_level: float, at: int, opened: list[int]) -> None:
+    "recent_level, strong, at, opened",
+    [(0.0, 0.0, 20, [3]), (2.0, 0.0, 20, [3, 21]), (2.0, 3.0, 20, [3, 20]), (0.0, 0.0, 45, [3, 45])],
+    ids=["long-window-re-armed-does-not-page", "new-short-window-evidence-pages",
+         "strong-short-window-evidence-pages-at-once", "after-the-longest-window"],
+)  # fmt: skip
+def test_recovered_service_judged_on_short_windows(
+    recent_level: float, strong: float, at: int, opened: list[int]
+) -> None:
     """The anomaly recovers at window 13 (5 quiet windows); until the 30-minute window has rolled
     past (window 43) only the short windows can page the service again."""
-    sc = _rearmed(recent_level, at)
+    sc = _rearmed(recent_level, at, strong=strong)
     tracker = Tracker(AnomalyConfig())
     events = [(i, ev) for i in range(len(sc.frame.windows)) for ev, _ in tracker.step(sc, i)]
     assert [i for i, ev in events if ev == "open"] == opened
