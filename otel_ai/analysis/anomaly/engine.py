@@ -427,6 +427,11 @@ def describe(
         root, kind = view["root_causes"], view["kind"]
         if severity == "info" and view["severity"] != "info":
             severity = "warning"
+    # The anomaly is about its first root cause: its strongest figure names the entity (a payment
+    # error burst is "payment", not the checkout → payment edge whose client errors peaked first).
+    if root:
+        own = [j for j in order if fr.features[j].service == root[0]["service"] and scored.F[peak_i, j] > 0]
+        top = fr.features[own[0]] if own else top
     return {
         "id": track.anomaly_id,
         "entity": {"kind": top.kind, "service": top.service, "operation": top.operation or None,

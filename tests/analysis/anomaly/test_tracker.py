@@ -116,3 +116,26 @@ def test_recovered_service_judged_on_short_windows(
     events = [(i, ev) for i in range(len(sc.frame.windows)) for ev, _ in tracker.step(sc, i)]
     assert [i for i, ev in events if ev == "open"] == opened
     assert (13, "close") in events
+
+
+def test_entity_is_the_root_cause_not_the_edge_into_it() -> None:
+    """A payment error burst whose client-side figure (checkout → payment errors) peaks above
+    payment's own: the root cause is payment, and so is the anomaly's entity."""
+    n = 12
+    feats = [Feature("edge", "checkout", "err", target="payment"), Feature("service", "payment", "err")]
+    F = np.zeros((n, 2))
+    F[3:9, 0], F[3:9, 1] = 6.0, 5.0
+    windows = np.arange(n, dtype=np.int64) * W + 1_800_000_000
+    raw = np.where(F > 0, 0.5, 0.01)
+    frame = FeatureFrame(windows, W, feats, raw.copy(), raw, np.zeros((n, 2)), ["checkout", "payment"],
+                         [("checkout", "payment")])  # fmt: skip
+    sc = Scored(frame, F, np.full((n, 2), 0.01), 1.0, "test")
+    sc.S = sc.unloaded = {"payment": F.max(axis=1)}
+    tracker, view = Tracker(AnomalyConfig()), None
+    for i in range(n):
+        for event, track in tracker.step(sc, i):
+            view = describe(track, sc, closed=event == "close")
+    assert view is not None
+    assert view["root_causes"][0]["service"] == "payment"
+    assert view["features"][0]["name"].startswith("checkout→payment")  # the strongest figure: the edge
+    assert view["entity"] == {"kind": "service", "service": "payment", "operation": None, "target": None}
