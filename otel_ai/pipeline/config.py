@@ -45,6 +45,10 @@ class PipelineConfig(Section):
     # locked, one daemon per spool (otel_ai/instance.py).
     spool_dir: str | None = None
     spool_max_bytes: int = Field(default=4 * 1024**3, gt=0)
+    # Write the spool's and the write-ahead log's segment files full of zeros ahead of the
+    # appends and reuse replayed ones, so an fsync needs no journal commit (otel_ai/pipeline/
+    # spool.py). Off: plain appends, a file grows with each one.
+    spool_preallocate: bool = True
     spool_replay_interval_s: float = Field(default=2.0, gt=0)
     # Decoder: "native" flattens protobuf spans in C into ClickHouse Native blocks (fastest; the
     # rest goes to "engine" on chDB or "python" on a server), "engine" lets ClickHouse decode

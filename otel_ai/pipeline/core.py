@@ -59,7 +59,9 @@ class Pipeline:
         registry = registry or CollectorRegistry()
         self.config = config
         self.memory = memory
-        self.spool = Spool(config.spool_dir or "./data/spool", config.spool_max_bytes)
+        self.spool = Spool(
+            config.spool_dir or "./data/spool", config.spool_max_bytes, preallocate=config.spool_preallocate
+        )
         self.stats = PipelineStats(registry)
         self.isolation = IsolatingWriter(writer, self.stats)
         self.replay = SpoolReplay(config, self.spool, self.isolation, self.stats)

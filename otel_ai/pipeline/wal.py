@@ -72,7 +72,9 @@ class WriteAheadFront:
         self.write_batch = write_batch
         self.on_drained = on_drained  # a batch was written: storage answers
         root = Path(config.spool_dir or "./data/spool") / "wal"
-        self.logs: dict[Signal, Spool] = {s: Spool(root / s, config.spool_max_bytes) for s in SIGNALS}
+        self.logs: dict[Signal, Spool] = {
+            s: Spool(root / s, config.spool_max_bytes, preallocate=config.spool_preallocate) for s in SIGNALS
+        }
         self._appends: queue.Queue[tuple[Payload, asyncio.Future[None]] | None] = queue.Queue()
         self._wake = {s: threading.Event() for s in SIGNALS}
         self._stop = threading.Event()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from otel_ai.model import Payload
-from otel_ai.pipeline.spool import HEADER_SIZE, Spool, SpoolFull, encode_record
+from otel_ai.pipeline.spool import HEADER_SIZE, PREALLOC_STEP, Spool, SpoolFull, encode_record
 
 
 def _p(i: int, signal: str = "traces", size: int = 100) -> Payload:
@@ -25,21 +25,72 @@ def _drain(sp: Spool, max_items: int = 10**9) -> list[Payload]:
     return out
 
 
-def test_append_then_replay_in_order_across_reopen(tmp_path: Path) -> None:
-    sp = Spool(tmp_path, 10**9, segment_bytes=1000)  # small segments: rotation is exercised
+@pytest.mark.parametrize("preallocate", [True, False], ids=["preallocated", "plain"])
+def test_append_then_replay_in_order_across_reopen(tmp_path: Path, preallocate: bool) -> None:
+    # small segments: rotation (and, preallocated, the reuse of replayed segments) is exercised
+    sp = Spool(tmp_path, 10**9, segment_bytes=1000, preallocate=preallocate)
     payloads = [_p(i) for i in range(25)]
     for i in range(0, 25, 5):
         sp.append(payloads[i : i + 5])
+    record_bytes = sum(HEADER_SIZE + len(p.body) for p in payloads)
     assert sp.segments > 1 and sp.pending_items == sum(p.items for p in payloads)
-    assert sp.bytes == sum(f.stat().st_size for f in tmp_path.glob("seg-*.spool"))
+    assert sp.bytes == record_bytes
+    on_disk = sum(f.stat().st_size for f in tmp_path.glob("seg-*.spool"))
+    assert on_disk > record_bytes if preallocate else on_disk == record_bytes
     sp.close()
 
-    reopened = Spool(tmp_path, 10**9, segment_bytes=1000)
+    reopened = Spool(tmp_path, 10**9, segment_bytes=1000, preallocate=preallocate)
     reopened.open()
-    assert reopened.pending_records == 25
-    assert reopened.bytes == sum(f.stat().st_size for f in tmp_path.glob("seg-*.spool"))
+    assert reopened.pending_records == 25 and reopened.torn_records == 0
+    assert reopened.bytes == record_bytes
     assert _drain(reopened) == payloads
     assert reopened.bytes == 0 and reopened.segments == 0 and not list(tmp_path.glob("seg-*"))
+    assert len(list(tmp_path.glob("spare-*"))) == (1 if preallocate else 0)
+
+
+def test_segments_are_zeroed_ahead_and_a_replayed_one_is_reused(tmp_path: Path) -> None:
+    """Appends overwrite space the file already has; a replayed segment becomes the next one
+    without new zeros, and what its earlier life left behind is never read back."""
+    sp = Spool(tmp_path, 10**9, segment_bytes=2 * PREALLOC_STEP)
+    sp.open()
+    first = [_p(i, size=3000) for i in range(20)]
+    sp.append(first)
+    (seg,) = tmp_path.glob("seg-*.spool")
+    assert seg.stat().st_size == PREALLOC_STEP  # zeros a step ahead, not the bytes appended
+    inode = seg.stat().st_ino
+    assert _drain(sp) == first
+    (spare,) = tmp_path.glob("spare-*.spool")
+    assert spare.stat().st_ino == inode
+
+    later = [_p(50 + i, size=700) for i in range(3)]  # far shorter: old records follow them
+    sp.append(later)
+    (seg,) = tmp_path.glob("seg-*.spool")
+    assert seg.stat().st_ino == inode and not list(tmp_path.glob("spare-*"))
+    sp.close()
+    reopened = Spool(tmp_path, 10**9, segment_bytes=2 * PREALLOC_STEP)
+    reopened.open()
+    assert reopened.torn_records == 0 and reopened.pending_records == 3
+    assert _drain(reopened) == later
+
+
+def test_a_version_1_segment_is_replayed_and_not_reused(tmp_path: Path) -> None:
+    """Segments an older daemon wrote (18-byte headers, no segment number) still replay."""
+    import struct
+    import zlib
+
+    def v1(p: Payload) -> bytes:
+        head = struct.pack("<2sBBBBII", b"OS", 1, 0, 0, 1, p.items, len(p.body))
+        return head + struct.pack("<I", zlib.crc32(p.body, zlib.crc32(head))) + p.body
+
+    old = [_p(i) for i in range(4)]
+    (tmp_path / "seg-000000000003.spool").write_bytes(b"".join(v1(p) for p in old))
+    sp = Spool(tmp_path, 10**9)
+    sp.open()
+    assert sp.pending_records == 4
+    sp.append([_p(9)])  # a new segment, in version 2
+    assert _drain(sp) == [*old, _p(9)]
+    (spare,) = tmp_path.glob("spare-*.spool")
+    assert spare.name == "spare-000000000004.spool"  # the version 2 one; the old one is gone
 
 
 def test_every_label_and_a_transcoded_body_survive_the_disk(tmp_path: Path) -> None:
@@ -98,21 +149,26 @@ def test_partial_replay_resumes_from_cursor_after_restart(tmp_path: Path) -> Non
     assert _drain(again) == payloads[2:]
 
 
-def test_torn_tail_is_detected_counted_and_truncated(tmp_path: Path) -> None:
-    sp = Spool(tmp_path, 10**9)
+@pytest.mark.parametrize("preallocate", [True, False], ids=["preallocated", "plain"])
+def test_torn_tail_is_detected_counted_and_cut_off(tmp_path: Path, preallocate: bool) -> None:
+    sp = Spool(tmp_path, 10**9, preallocate=preallocate)
     sp.open()
     good = [_p(i) for i in range(3)]
     sp.append(good)
     sp.close()
     seg = next(tmp_path.glob("seg-*.spool"))
-    torn = encode_record(_p(9, size=5000))[: HEADER_SIZE + 100]  # crash in the middle of a record
-    with open(seg, "ab") as fh:
+    end = 3 * (HEADER_SIZE + 100)
+    torn = encode_record(_p(9, size=5000), 1)[: HEADER_SIZE + 100]  # crash in the middle of a record
+    with open(seg, "r+b") as fh:
+        fh.seek(end)
         fh.write(torn)
 
-    again = Spool(tmp_path, 10**9)
+    again = Spool(tmp_path, 10**9, preallocate=preallocate)
     again.open()
-    assert again.torn_records == 1
-    again.append([_p(7)])  # appends after the truncated tail stay readable
+    assert again.torn_records == 1 and again.bytes == end
+    if not preallocate:
+        assert seg.stat().st_size == end
+    again.append([_p(7)])  # appends after the torn tail stay readable
     assert _drain(again) == [*good, _p(7)]
 
 
@@ -123,7 +179,7 @@ def test_corrupted_record_fails_checksum(tmp_path: Path) -> None:
     sp.close()
     seg = next(tmp_path.glob("seg-*.spool"))
     data = bytearray(seg.read_bytes())
-    data[-10] ^= 0xFF  # flip a byte in the second record's body
+    data[2 * (HEADER_SIZE + 100) - 10] ^= 0xFF  # flip a byte in the second record's body
     seg.write_bytes(bytes(data))
     again = Spool(tmp_path, 10**9)
     again.open()
@@ -172,3 +228,25 @@ def test_a_reader_beside_an_appender_gets_every_record_once_in_order(
     reopened = Spool(tmp_path, 10**9, segment_bytes=segment_bytes)
     reopened.open()
     assert not reopened.has_pending()  # the cursor covers everything read
+
+
+def test_a_spare_that_carries_the_new_segments_number_is_not_reused(tmp_path: Path) -> None:
+    """With the cursor gone, numbering starts again at 1: a spare left from segment 1 holds
+    records that would read as the new segment's own, so it is deleted, not reused."""
+    sp = Spool(tmp_path, 10**9)
+    sp.open()
+    old = [_p(i, size=900) for i in range(5)]
+    sp.append(old)
+    assert _drain(sp) == old
+    sp.close()
+    (tmp_path / "cursor").unlink()
+    (spare,) = tmp_path.glob("spare-*.spool")
+    assert spare.name == "spare-000000000001.spool"
+
+    again = Spool(tmp_path, 10**9)
+    again.open()
+    again.append([_p(7, size=900)])  # the size of the old ones: reused, the next would parse
+    again.close()
+    third = Spool(tmp_path, 10**9)
+    third.open()
+    assert _drain(third) == [_p(7, size=900)]
