@@ -223,6 +223,17 @@ class Tracker:
             last_seen = max(last_seen or last, last)
         return last_seen
 
+    def restore_recovered(self, anomalies: list[dict[str, Any]]) -> None:
+        """Re-arm the cool-down of services whose stored (live) anomalies recovered recently, so a
+        restart does not let a long window that still holds their evidence page a second time."""
+        for a in anomalies:
+            ev = a.get("evidence") or {}
+            if ev.get("close_reason") != "recovered" or not a.get("closed_at"):
+                continue
+            at = int(_parse(a["closed_at"])) - int(ev.get("window_s") or 0)  # the window it closed in
+            for s in ev.get("services") or [a["entity"]["service"]]:
+                self.recovered[s] = max(self.recovered.get(s, at), at)
+
     def step(self, scored: Scored, i: int) -> list[tuple[str, Track]]:
         """Advance by window ``i`` of ``scored``; returns ``[(event, track)]`` with event open|update|close."""
         cfg, thr, w = self.cfg, scored.threshold, scored.frame.window_s

@@ -111,6 +111,9 @@ class AnomalyService:
         # Open anomalies survive a restart: their tracks (and streaks) come back from storage, and
         # the first cycle replays the windows missed while the daemon was down (up to the look-back).
         last = self.tracker.restore(self.store.open_ids())
+        # ... and so does the cool-down of services whose anomaly recovered shortly before.
+        spent = max(self.cfg.resolutions_s) + self.cfg.window_s
+        self.tracker.restore_recovered(self.store.closed_since(datetime.now(UTC) - timedelta(seconds=spent)))
         if last is not None:
             self._last_window = last
             log.info("anomaly: resumed %d open anomalies", len(self.tracker.tracks))

@@ -172,6 +172,17 @@ class AnomalyStore:
             )
         ]
 
+    def closed_since(self, since: datetime) -> list[dict[str, Any]]:
+        """Live anomalies closed at or after ``since`` (the tracker's cool-down after a restart)."""
+        sql = (
+            f"{self._SELECT} WHERE Status = 'closed' AND Source = 'live'"
+            " AND ClosedAt >= {since:DateTime64(3)}"
+        )
+        return [
+            self._row(r)
+            for r in self.storage.query(sql, {"db": self.storage.database, "since": _naive(since)})
+        ]
+
     @staticmethod
     def _row(r: tuple[Any, ...]) -> dict[str, Any]:
         (aid, source, status, opened, closed, kind, svc, op, target, score, severity, feats, roots, ev) = r

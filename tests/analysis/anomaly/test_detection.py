@@ -149,3 +149,12 @@ def test_restart_resumes_open_anomaly_without_paging_again(world: dict[str, Any]
     final = second.get(alert["id"])
     assert final is not None and final["closed_at"] is not None
     assert final["root_causes"] == alert["root_causes"]  # described at the alert, not at close
+    # The recovery's cool-down survives the next restart: the store hands back what closed since.
+    since = datetime.fromisoformat(final["closed_at"]) - timedelta(seconds=1)
+    recent = second.store.closed_since(since)
+    assert [a["id"] for a in recent] == [alert["id"]]
+    assert second.store.closed_since(since + timedelta(seconds=2)) == []
+    third = AnomalyService(st, cfg)
+    third.tracker.restore_recovered(recent)
+    closed_window = int(datetime.fromisoformat(final["closed_at"]).timestamp()) - cfg.window_s
+    assert third.tracker.recovered.get("payment") == closed_window

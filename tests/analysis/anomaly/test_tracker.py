@@ -118,6 +118,29 @@ def test_recovered_service_judged_on_short_windows(
     assert (13, "close") in events
 
 
+@pytest.mark.parametrize(
+    "cool_down_restored, opened", [(True, []), (False, [20])], ids=["restored", "forgotten"]
+)
+def test_a_restart_keeps_the_cool_down_of_a_recovered_service(
+    cool_down_restored: bool, opened: list[int]
+) -> None:
+    """The daemon restarts at window 16, after the anomaly recovered (13): the stored, closed
+    anomaly brings the cool-down back, and the re-armed long window at 20 does not page."""
+    sc = _rearmed(0.0, 20)
+    before, closed = Tracker(AnomalyConfig()), None
+    for i in range(16):
+        for event, track in before.step(sc, i):
+            if event == "close":
+                closed = describe(track, sc, closed=True)
+    assert closed is not None and closed["evidence"]["close_reason"] == "recovered"
+    after = Tracker(AnomalyConfig())
+    after.restore([])
+    if cool_down_restored:
+        after.restore_recovered([closed])
+    events = [(i, ev) for i in range(16, len(sc.frame.windows)) for ev, _ in after.step(sc, i)]
+    assert [i for i, ev in events if ev == "open"] == opened
+
+
 def test_entity_is_the_root_cause_not_the_edge_into_it() -> None:
     """A payment error burst whose client-side figure (checkout → payment errors) peaks above
     payment's own: the root cause is payment, and so is the anomaly's entity."""
