@@ -124,6 +124,7 @@ class Spool:
         self._active_fd: int | None = None
         self._allocated = 0  # the active segment's file size: appends below it change no metadata
         self._spare: Path | None = None
+        self._v1: set[int] = set()  # segments an older daemon wrote (version 1 records); never reused
         self.torn_records = 0
         self.pending_records = 0
         self.pending_items = 0
@@ -148,16 +149,20 @@ class Spool:
                 continue
             path = self.dir / _segment_name(n)
             start = self._cursor[1] if n == self._cursor[0] else 0
-            good_end, records, items, torn = self._scan(path, n, start)
+            with open(path, "rb") as fh:
+                if _segment_version(fh) == 1:
+                    self._v1.add(n)
+            good_end, records, items, torn = self._scan(path, n, self._version(n), start)
+            file_size = path.stat().st_size
             if torn:
                 self.torn_records += torn
                 log.warning(
                     "spool: %s has a torn record at byte %d; skipped the rest (%d bytes)",
                     path.name,
                     good_end,
-                    path.stat().st_size - good_end,
+                    file_size - good_end,
                 )
-            if path.stat().st_size > good_end and not self.preallocate:
+            if file_size > good_end and not self.preallocate:
                 with open(path, "r+b") as fh:  # what follows the last record goes
                     fh.truncate(good_end)
                     os.fsync(fh.fileno())
@@ -167,12 +172,14 @@ class Spool:
             self.pending_records += records
             self.pending_items += items
 
+    def _version(self, n: int) -> int:
+        return 1 if n in self._v1 else VERSION
+
     @staticmethod
-    def _scan(path: Path, n: int, start: int) -> tuple[int, int, int, int]:
+    def _scan(path: Path, n: int, version: int, start: int) -> tuple[int, int, int, int]:
         """Return (offset after the last good record, good records, items, torn records)."""
         records = items = 0
         with open(path, "rb") as fh:
-            version = _segment_version(fh)
             fh.seek(start)
             offset = start
             while True:
@@ -285,8 +292,8 @@ class Spool:
         byte_cap = max_bytes if max_bytes is not None else 1 << 62
         for n, size in segments:
             start = head[1] if n == head[0] else 0
+            version = self._version(n)
             with open(self.dir / _segment_name(n), "rb") as fh:
-                version = _segment_version(fh)
                 fh.seek(start)
                 offset = start
                 while offset < size:
@@ -341,16 +348,21 @@ class Spool:
             os.close(self._active_fd)
             self._active_fd = None
         self._bytes -= self._segments.pop(n, 0)
+        self._recycle_or_delete(n)
+        if not self._segments:
+            self.pending_records = self.pending_items = 0
+
+    def _recycle_or_delete(self, n: int) -> None:
+        """Keep a replayed segment as the spare (one at most, never a version 1 one), else delete it."""
         path = self.dir / _segment_name(n)
-        if self.preallocate and self._spare is None and _written_as_v2(path):
+        if self.preallocate and self._spare is None and n not in self._v1:
             spare = self.dir / _spare_name(n)
             with contextlib.suppress(OSError):
                 os.replace(path, spare)
                 self._spare = spare
                 return
         path.unlink(missing_ok=True)
-        if not self._segments:
-            self.pending_records = self.pending_items = 0
+        self._v1.discard(n)
 
     def close(self) -> None:
         with self._lock:
@@ -367,18 +379,9 @@ def _header_size(version: int) -> int:
 
 
 def _segment_version(fh: BinaryIO) -> int:
-    """The record version of an open segment (its first record's), 2 when it has none yet."""
-    fh.seek(0)
+    """The record version of a segment found at start (its first record's), 2 when it has none."""
     head = fh.read(3)
     return 1 if len(head) == 3 and head[:2] == MAGIC and head[2] == 1 else VERSION
-
-
-def _written_as_v2(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return _segment_version(fh) == 2
-    except OSError:
-        return False
 
 
 def _parse(fh: BinaryIO, segment: int, version: int) -> Payload | object | None:

@@ -250,3 +250,22 @@ def test_a_spare_that_carries_the_new_segments_number_is_not_reused(tmp_path: Pa
     third = Spool(tmp_path, 10**9)
     third.open()
     assert _drain(third) == [_p(7, size=900)]
+
+
+@pytest.mark.parametrize("preallocate", [True, False], ids=["preallocated", "plain"])
+def test_a_record_torn_while_running_is_skipped_and_nothing_stays_pending(
+    tmp_path: Path, preallocate: bool
+) -> None:
+    """A record damaged on disk after its append: the reader counts it torn, hands over the rest
+    before it, and once its segment is gone nothing is left pending (a drainer would spin)."""
+    sp = Spool(tmp_path, 10**9, preallocate=preallocate)
+    sp.open()
+    sp.append([_p(1), _p(2), _p(3)])
+    seg = next(tmp_path.glob("seg-*.spool"))
+    with open(seg, "r+b") as fh:
+        fh.seek(3 * (HEADER_SIZE + 100) - 10)  # the third record's body
+        fh.write(b"\xff")
+    assert _drain(sp) == [_p(1), _p(2)]
+    assert sp.torn_records == 1
+    sp.commit(sp.read_batch(10))  # the reader's next look drops the emptied segment
+    assert not sp.has_pending() and sp.pending_items == 0 and sp.segments == 0
