@@ -182,6 +182,10 @@ class Track:
     alert_view: dict[str, Any] | None = None
 
 
+def _stored_services(a: dict[str, Any]) -> set[str]:
+    return set((a.get("evidence") or {}).get("services") or [a["entity"]["service"]])
+
+
 class Tracker:
     """Hysteresis + topology merging over successive windows; keeps state between live cycles."""
 
@@ -207,7 +211,7 @@ class Tracker:
         last_seen: int | None = None
         for a in anomalies:
             ev = a.get("evidence") or {}
-            services = set(ev.get("services") or [a["entity"]["service"]])
+            services = _stored_services(a)
             first = int(_parse(ev.get("first_alert_window") or a["opened_at"]))
             last = int(_parse(ev["last_window"])) if ev.get("last_window") else first
             opened_window = int(_parse(ev["alerted_at"])) if ev.get("alerted_at") else last
@@ -230,9 +234,17 @@ class Tracker:
             ev = a.get("evidence") or {}
             if ev.get("close_reason") != "recovered" or not a.get("closed_at"):
                 continue
-            at = int(_parse(a["closed_at"])) - int(ev.get("window_s") or 0)  # the window it closed in
-            for s in ev.get("services") or [a["entity"]["service"]]:
+            # closed_at ends its last abnormal window; it closed ``close_after`` quiet windows on
+            # (the window ``step`` counts the cool-down from, when those windows were consecutive)
+            w = int(ev.get("window_s") or 0)
+            at = int(_parse(a["closed_at"])) - w + self.cfg.close_after * w
+            for s in _stored_services(a):
                 self.recovered[s] = max(self.recovered.get(s, at), at)
+
+    @property
+    def cool_down_s(self) -> int:
+        """How long after a recovery a service is judged on its short windows only."""
+        return max(self.cfg.resolutions_s)
 
     def step(self, scored: Scored, i: int) -> list[tuple[str, Track]]:
         """Advance by window ``i`` of ``scored``; returns ``[(event, track)]`` with event open|update|close."""
@@ -240,8 +252,7 @@ class Tracker:
         win = int(scored.frame.windows[i])
         # A service is abnormal once it has been above threshold for ``open_after`` consecutive
         # windows: noise that hops between services every window never opens anything.
-        spent = max(self.cfg.resolutions_s)
-        cooling = {s for s, at in self.recovered.items() if win - at < spent}
+        cooling = {s for s, at in self.recovered.items() if win - at < self.cool_down_s}
         for s, v in scored.S.items():
             if s in cooling:
                 v = scored.recent.get(s, v)

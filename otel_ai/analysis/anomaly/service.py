@@ -112,8 +112,8 @@ class AnomalyService:
         # the first cycle replays the windows missed while the daemon was down (up to the look-back).
         last = self.tracker.restore(self.store.open_ids())
         # ... and so does the cool-down of services whose anomaly recovered shortly before.
-        spent = max(self.cfg.resolutions_s) + self.cfg.window_s
-        self.tracker.restore_recovered(self.store.closed_since(datetime.now(UTC) - timedelta(seconds=spent)))
+        since = datetime.now(UTC) - timedelta(seconds=self.tracker.cool_down_s + self.cfg.window_s)
+        self.tracker.restore_recovered(self.store.closed_since(since))
         if last is not None:
             self._last_window = last
             log.info("anomaly: resumed %d open anomalies", len(self.tracker.tracks))

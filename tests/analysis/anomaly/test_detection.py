@@ -156,5 +156,7 @@ def test_restart_resumes_open_anomaly_without_paging_again(world: dict[str, Any]
     assert second.store.closed_since(since + timedelta(seconds=2)) == []
     third = AnomalyService(st, cfg)
     third.tracker.restore_recovered(recent)
-    closed_window = int(datetime.fromisoformat(final["closed_at"]).timestamp()) - cfg.window_s
+    closed_window = (
+        int(datetime.fromisoformat(final["closed_at"]).timestamp()) + (cfg.close_after - 1) * cfg.window_s
+    )
     assert third.tracker.recovered.get("payment") == closed_window
