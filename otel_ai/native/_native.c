@@ -692,9 +692,38 @@ static int mapcol_put_frozen(mapcol_t *c, const frozen_t *fz) {
     return put_u64(&c->off, c->total);
 }
 
-/* scratch of the OTLP/JSON transcoder: the protobuf it writes, the current key, a value */
+/* The ingest limits (otel_ai/otlp/limits.py states them; the caller passes them in): a span
+ * starts within [min_ns, max_ns], an event time is below 2^63, a resource, scope, span, event or
+ * link has at most max_attrs attributes of at most max_attr_bytes encoded bytes each, and the
+ * resource and scope bytes repeated on every row sum to at most max_expansion. Checked on
+ * protobuf by check_traces, and while transcoding OTLP/JSON by json_traces_checked. */
+typedef struct {
+    uint64_t spans;
+    uint64_t min_ns, max_ns, max_attrs, max_attr_bytes, max_expansion;
+    uint64_t expansion;
+} ck_t;
+
+#define CHECK_MAX_DEPTH 32 /* upb allows 100; deeper requests are rare and go to upb */
+
+/* What the check needs of the span being transcoded: its ids' sizes (0 = absent), whether they
+ * are nonzero, its start. */
+typedef struct {
+    size_t n_trace, n_span;
+    int nz_trace, nz_span;
+    uint64_t start;
+} jids_t;
+
+/* scratch of the OTLP/JSON transcoder: the protobuf it writes, the current key, a value; with
+ * ``ck`` set it also applies check_traces' rules to the protobuf as it is written (one pass
+ * instead of a second walk): ``ids`` is the current span's, ``head`` the resource or scope bytes
+ * of the current ResourceSpans / ScopeSpans, ``wrappers`` the ArrayValue / KeyValueList levels
+ * above (protobuf nests one message deeper than the JSON there). */
 typedef struct {
     buf_t out, key, tmp;
+    ck_t *ck;
+    jids_t *ids;
+    uint64_t head;
+    int wrappers;
 } jctx_t;
 
 /* -- the otel_traces block ---------------------------------------------------------------------- */
@@ -1438,6 +1467,8 @@ static const char *KIND_NAMES[] = {"SPAN_KIND_UNSPECIFIED", "SPAN_KIND_INTERNAL"
 static const char *CODE_NAMES[] = {"STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR", NULL};
 
 static int js_message(jctx_t *c, js_t *j, const mdesc_t *m, int depth);
+static int ck_nonzero(rd_t s);
+static int utf8_ok(const uint8_t *s, const uint8_t *end);
 
 static int js_enum(jctx_t *c, js_t *j, const char **names, uint64_t *out) {
     int ch = js_peek(j);
@@ -1507,6 +1538,7 @@ static int js_double(jctx_t *c, js_t *j, double *out) {
 static int js_anyvalue(jctx_t *c, js_t *j, int depth) {
     int rc, members = 0, keys = 0;
     if (depth > MAX_DEPTH) return E_UNSUPPORTED;
+    if (c->ck && depth + c->wrappers > CHECK_MAX_DEPTH) return E_UNSUPPORTED;
     if (js_peek(j) < 0) return E_MALFORMED;
     if (!js_eat(j, '{')) return E_UNSUPPORTED;
     if (js_eat(j, '}')) return OK;
@@ -1550,6 +1582,7 @@ static int js_anyvalue(jctx_t *c, js_t *j, int depth) {
             members++;
             int kv = KEY("kvlistValue");
             size_t outer, inner;
+            if (c->ck && depth + ++c->wrappers > CHECK_MAX_DEPTH) return E_UNSUPPORTED;
             if (pb_open(&c->out, kv ? 6 : 5, &outer)) return E_NOMEM;
             if (!js_eat(j, '{')) return E_UNSUPPORTED;
             int seen = 0;
@@ -1589,6 +1622,7 @@ static int js_anyvalue(jctx_t *c, js_t *j, int depth) {
                 }
             }
             pb_close(&c->out, outer);
+            if (c->ck) c->wrappers--;
         } else if (KEY("bytesValue")) {
             members++;
             if ((rc = pb_base64_field(j, &c->out, &c->tmp, 7))) return rc;
@@ -1605,7 +1639,28 @@ static int js_anyvalue(jctx_t *c, js_t *j, int depth) {
     }
 }
 
-static int js_field(jctx_t *c, js_t *j, const fdesc_t *f, int depth) {
+/* The rules of check_traces for one element of a repeated message field, once it is written
+ * (``start``: where its bytes begin; ``attrs``: the KeyValues of the message it belongs to). */
+static int js_checked(jctx_t *c, const fdesc_t *f, size_t start, const jids_t *ids, uint64_t spans_before,
+                      uint64_t *attrs) {
+    ck_t *ck = c->ck;
+    if (f->msg == &M_KV && (++*attrs > ck->max_attrs || c->out.n - start > ck->max_attr_bytes))
+        return E_UNSUPPORTED;
+    if (f->msg == &M_SPAN) { /* links need nothing: the transcoder writes ids of the right size or none */
+        if (ids->n_trace != 16 || !ids->nz_trace || ids->n_span != 8 || !ids->nz_span) return E_UNSUPPORTED;
+        if (ids->start < ck->min_ns || ids->start > ck->max_ns) return E_UNSUPPORTED;
+        ck->spans++;
+    }
+    if (c->head) { /* the resource (scope) is repeated on every row of its spans */
+        uint64_t rows = ck->spans - spans_before;
+        if (rows && c->head > (UINT64_MAX - ck->expansion) / rows) return E_UNSUPPORTED;
+        ck->expansion += c->head * rows;
+        if (ck->expansion > ck->max_expansion) return E_UNSUPPORTED;
+    }
+    return OK;
+}
+
+static int js_field(jctx_t *c, js_t *j, const mdesc_t *m, const fdesc_t *f, int depth) {
     int rc;
     int64_t neg;
     uint64_t v;
@@ -1614,15 +1669,28 @@ static int js_field(jctx_t *c, js_t *j, const fdesc_t *f, int depth) {
     case K_STR:
         return pb_string_field(j, &c->out, f->num);
     case K_HEX16:
-    case K_HEX8:
+    case K_HEX8: {
         if (js_peek(j) != '"') return E_UNSUPPORTED;
-        return pb_hex_field(j, &c->out, &c->tmp, f->num, f->kind == K_HEX16 ? 16 : 8);
+        size_t nbytes = f->kind == K_HEX16 ? 16 : 8, before = c->out.n;
+        if ((rc = pb_hex_field(j, &c->out, &c->tmp, f->num, nbytes))) return rc;
+        if (c->ids && m == &M_SPAN && f->num <= 2) { /* traceId, spanId */
+            size_t n = c->out.n > before ? nbytes : 0;
+            int nz = n && ck_nonzero((rd_t){(const uint8_t *)c->out.p + c->out.n - n, (const uint8_t *)c->out.p + c->out.n});
+            if (f->num == 1) c->ids->n_trace = n, c->ids->nz_trace = nz;
+            else c->ids->n_span = n, c->ids->nz_span = nz;
+        }
+        return OK;
+    }
     case K_U64:
     case K_U32:
     case K_FIXED32:
         rc = js_int(j, 0, f->kind == K_U64 ? UINT64_MAX : UINT32_MAX, &neg, &v);
         if (rc) return rc < 0 ? rc : E_UNSUPPORTED;
-        if (f->kind == K_U64) return pb_fixed64(&c->out, f->num, v) ? E_NOMEM : OK;
+        if (f->kind == K_U64) {
+            if (c->ck && m == &M_SPAN && f->num == 7 && c->ids) c->ids->start = v;
+            if (c->ck && m == &M_EVENT && v > INT64_MAX) return E_UNSUPPORTED;
+            return pb_fixed64(&c->out, f->num, v) ? E_NOMEM : OK;
+        }
         if (f->kind == K_U32) return pb_varint_field(&c->out, f->num, v) ? E_NOMEM : OK;
         if (pb_tag(&c->out, f->num, 5) || put_u32(&c->out, (uint32_t)v)) return E_NOMEM;
         return OK;
@@ -1635,19 +1703,33 @@ static int js_field(jctx_t *c, js_t *j, const fdesc_t *f, int depth) {
         rc = f->msg->anyvalue ? js_anyvalue(c, j, depth + 1) : js_message(c, j, f->msg, depth + 1);
         if (rc) return rc;
         pb_close(&c->out, mark);
+        if (c->ck && (m == &M_RESOURCE_SPANS || m == &M_SCOPE_SPANS) && f->num == 1) c->head += c->out.n - mark - 5;
         return OK;
-    case K_REPEATED:
+    case K_REPEATED: {
+        uint64_t attrs = 0;
         if (!js_eat(j, '[')) return E_UNSUPPORTED;
         if (js_eat(j, ']')) return OK;
         for (;;) {
             if (js_peek(j) == 'n') return E_UNSUPPORTED; /* null element: json_format rejects it */
             if (pb_open(&c->out, f->num, &mark)) return E_NOMEM;
+            jids_t ids = {0, 0, 0, 0, 0}, *outer_ids = c->ids;
+            uint64_t outer_head = c->head, spans_before = c->ck ? c->ck->spans : 0;
+            if (c->ck) {
+                if (f->msg == &M_SPAN) c->ids = &ids;
+                c->head = 0;
+            }
             if ((rc = js_message(c, j, f->msg, depth + 1))) return rc;
             pb_close(&c->out, mark);
+            if (c->ck) {
+                if ((rc = js_checked(c, f, mark + 5, &ids, spans_before, &attrs))) return rc;
+                c->ids = outer_ids;
+                c->head = outer_head;
+            }
             if (js_eat(j, ',')) continue;
             if (js_eat(j, ']')) return OK;
             return E_MALFORMED;
         }
+    }
     default:
         return E_UNSUPPORTED;
     }
@@ -1657,6 +1739,7 @@ static int js_message(jctx_t *c, js_t *j, const mdesc_t *m, int depth) {
     int rc, unknown = 0;
     uint32_t seen = 0;
     if (depth > MAX_DEPTH) return E_UNSUPPORTED;
+    if (c->ck && depth + c->wrappers > CHECK_MAX_DEPTH) return E_UNSUPPORTED;
     if (js_peek(j) < 0) return E_MALFORMED;
     if (!js_eat(j, '{')) return E_UNSUPPORTED;
     if (js_eat(j, '}')) return OK;
@@ -1678,7 +1761,7 @@ static int js_message(jctx_t *c, js_t *j, const mdesc_t *m, int depth) {
             seen |= 1u << idx;
             if (js_peek(j) == 'n') {
                 if ((rc = js_literal(j, "null"))) return rc;
-            } else if ((rc = js_field(c, j, f, depth))) {
+            } else if ((rc = js_field(c, j, m, f, depth))) {
                 return rc;
             }
         } else if ((c->key.n && memchr(c->key.p, '_', c->key.n))) {
@@ -1693,8 +1776,6 @@ static int js_message(jctx_t *c, js_t *j, const mdesc_t *m, int depth) {
         return E_MALFORMED;
     }
 }
-
-static int utf8_ok(const uint8_t *s, const uint8_t *end);
 
 /* An OTLP/JSON ExportTraceServiceRequest → protobuf in c->out. The whole body must be UTF-8, as
  * for Python's json (unknown fields and keys included: they are skipped, never copied). */
@@ -1900,8 +1981,6 @@ done:
  * raises, and the caller asks upb, which words the error (so the two can never disagree on what
  * is accepted: this code accepts a subset of what upb does). */
 
-#define CHECK_MAX_DEPTH 32 /* upb allows 100; deeper requests are rare and go to upb */
-
 /* Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF), as upb's utf8_range. */
 static int utf8_ok(const uint8_t *s, const uint8_t *end) {
     while (s < end) {
@@ -1937,16 +2016,6 @@ static int utf8_ok(const uint8_t *s, const uint8_t *end) {
 static inline int ck_varints_ok(const rd_t *before, const rd_t *after) {
     return after->p - before->p < 10 || after->p[-1] <= 1;
 }
-
-/* The ingest limits (otel_ai/otlp/limits.py states them; the caller passes them in): a span
- * starts within [min_ns, max_ns], an event time is below 2^63, a resource, scope, span, event or
- * link has at most max_attrs attributes of at most max_attr_bytes encoded bytes each, and the
- * resource and scope bytes repeated on every row sum to at most max_expansion. */
-typedef struct {
-    uint64_t spans;
-    uint64_t min_ns, max_ns, max_attrs, max_attr_bytes, max_expansion;
-    uint64_t expansion;
-} ck_t;
 
 /* The id fields of a span or link (the last occurrence wins, as when upb merges); a span's start. */
 typedef struct {
@@ -2090,6 +2159,44 @@ static PyObject *json_traces_to_protobuf(PyObject *self, PyObject *arg) {
     return out;
 }
 
+/* json_traces_checked(body, min_ns=.., ...) -> (bytes, int): json_traces_to_protobuf and then
+ * check_traces on its output, in one pass (the receivers' OTLP/JSON path); raises ValueError or
+ * Unsupported as those two do, the same for the same body and limits. */
+static PyObject *json_traces_checked(PyObject *self, PyObject *args, PyObject *kwargs) {
+    (void)self;
+    static char *kwlist[] = {"body", "min_ns", "max_ns", "max_attrs", "max_attr_bytes", "max_expansion", NULL};
+    PyObject *arg;
+    ck_t ck = {0, 0, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, 0};
+    unsigned long long lim[5] = {ck.min_ns, ck.max_ns, ck.max_attrs, ck.max_attr_bytes, ck.max_expansion};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|KKKKK", kwlist, &arg, &lim[0], &lim[1], &lim[2], &lim[3],
+                                     &lim[4]))
+        return NULL;
+    ck.min_ns = lim[0], ck.max_ns = lim[1], ck.max_attrs = lim[2], ck.max_attr_bytes = lim[3], ck.max_expansion = lim[4];
+    Py_buffer body;
+    if (PyObject_GetBuffer(arg, &body, PyBUF_SIMPLE)) return NULL;
+    jctx_t c;
+    memset(&c, 0, sizeof c);
+    c.ck = &ck;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = json_request(&c, (const uint8_t *)body.buf, (size_t)body.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&body);
+    PyObject *out = NULL;
+    if (rc == OK)
+        out = Py_BuildValue("(y#K)", c.out.p ? c.out.p : "", (Py_ssize_t)c.out.n, (unsigned long long)ck.spans);
+    else if (rc == E_MALFORMED)
+        PyErr_SetString(PyExc_ValueError, "not a valid OTLP/JSON ExportTraceServiceRequest");
+    else if (rc == E_UNSUPPORTED)
+        PyErr_SetString(Unsupported, "OTLP/JSON outside the fast path's grammar or limits; use the exact path");
+    else
+        PyErr_NoMemory();
+    buf_free(&c.out);
+    buf_free(&c.key);
+    buf_free(&c.tmp);
+    return out;
+}
+
 static PyObject *go_float(PyObject *self, PyObject *arg) {
     (void)self;
     double x = PyFloat_AsDouble(arg);
@@ -2117,6 +2224,9 @@ static PyMethodDef METHODS[] = {
      "check_traces(body, min_ns=0, max_ns=2**64-1, max_attrs=.., max_attr_bytes=.., max_expansion=..) -> int:\n"
      "the spans of a protobuf ExportTraceServiceRequest upb would accept with every span kept and\n"
      "within the limits; raises Unsupported for anything else (then parse it with upb)."},
+    {"json_traces_checked", (PyCFunction)(void (*)(void))json_traces_checked, METH_VARARGS | METH_KEYWORDS,
+     "json_traces_checked(body, min_ns=.., max_ns=.., max_attrs=.., max_attr_bytes=.., max_expansion=..)\n"
+     "-> (bytes, int): json_traces_to_protobuf, then check_traces on the result, in one pass."},
     {"go_float", go_float, METH_O, "go_float(x) -> str: pdata float64AsString (for tests)."},
     {NULL, NULL, 0, NULL},
 };

@@ -14,4 +14,12 @@ def check_traces(
     max_attr_bytes: int = 2**64 - 1,
     max_expansion: int = 2**64 - 1,
 ) -> int: ...
+def json_traces_checked(
+    body: bytes,
+    min_ns: int = 0,
+    max_ns: int = 2**64 - 1,
+    max_attrs: int = 2**64 - 1,
+    max_attr_bytes: int = 2**64 - 1,
+    max_expansion: int = 2**64 - 1,
+) -> tuple[bytes, int]: ...
 def go_float(x: float) -> str: ...

@@ -217,7 +217,9 @@ def validate_json_traces_fast(transport: Transport, body: bytes, limits: Limits)
 
 
 def _validate_json_fast(body: bytes, limits: Limits) -> tuple[bytes, int] | None:
-    """Trace requests: transcode in C and check the ids on the protobuf (no Python dicts built).
+    """Trace requests: transcode in C, checking ids and limits as the protobuf is written (no
+    Python dicts built; the same verdict as ``check_traces`` on the transcoder's output, without
+    a second walk: ~30 % of the C time of a 512-span request).
 
     Returns the protobuf and its span count: the payload carries the protobuf from here on
     (``Payload.wire``), so the decoders, the queue and the write-ahead log never see the JSON
@@ -232,8 +234,8 @@ def _validate_json_fast(body: bytes, limits: Limits) -> tuple[bytes, int] | None
     if native is None:
         return None
     try:
-        pb = native.json_traces_to_protobuf(body)
-        return pb, native.check_traces(pb, **limits.native_args(len(body)))
+        pb, spans = native.json_traces_checked(body, **limits.native_args(len(body)))
+        return pb, spans
     except (ValueError, native.Unsupported):  # malformed or unusual: the Python path words it
         return None
 

@@ -13,6 +13,7 @@ from otel_ai.errors import DecodeError
 from otel_ai.otlp.jsonfix import json_to_request
 from otel_ai.otlp.validate import validate
 from otel_ai.testing import otlp_samples as s
+from otel_ai.testing.fuzzing import mutate as _fuzz_mutate
 
 TID = "5b8efff798038103d269b633813fc60c"
 SID = "eee19b7ec3c1b174"
@@ -245,6 +246,98 @@ def test_the_compiled_check_and_upb_agree_on_spans(mutate: Any, upb_says: str) -
         with pytest.raises(_native.Unsupported):
             _native.check_traces(body)
         assert validate("traces", "protobuf", "http", body).rejected == 1  # upb's path words it
+
+
+def _two_passes(body: bytes, **limits: int) -> tuple[bytes, int] | None:
+    from otel_ai.native import _native
+
+    try:
+        pb = _native.json_traces_to_protobuf(body)
+        return pb, _native.check_traces(pb, **limits)
+    except (ValueError, _native.Unsupported):
+        return None
+
+
+def _one_pass(body: bytes, **limits: int) -> tuple[bytes, int] | None:
+    from otel_ai.native import _native
+
+    try:
+        out: tuple[bytes, int] = _native.json_traces_checked(body, **limits)
+        return out
+    except (ValueError, _native.Unsupported):
+        return None
+
+
+def _nested_json(kind: str, levels: int) -> bytes:
+    """A trace request whose first span has one attribute nested ``levels`` arrays / kvlists deep
+    (``-empty``: ending in an empty one, so the deepest message is the wrapper itself)."""
+    req = s.traces_request()
+    value = req.resource_spans[0].scope_spans[0].spans[0].attributes.add(key="deep").value
+    array = kind.startswith("array")
+    for _ in range(levels):
+        value = value.array_value.values.add() if array else value.kvlist_value.values.add(key="k").value
+    if kind.endswith("-empty"):
+        (value.array_value if array else value.kvlist_value).SetInParent()
+    else:
+        value.int_value = 1
+    return s.to_json(req)
+
+
+def test_the_one_pass_json_check_decides_as_transcoding_then_checking() -> None:
+    """json_traces_checked (the receivers' path) against json_traces_to_protobuf + check_traces,
+    on mutated bodies under random limits that straddle the sample's own figures: the same
+    protobuf and count, or both decline. Each limit must decide some bodies either way."""
+    import random
+
+    rnd = random.Random(11)
+    req = s.traces_request()
+    starts = sorted(
+        sp.start_time_unix_nano for rs in req.resource_spans for ss in rs.scope_spans for sp in ss.spans
+    )
+    seeds = [s.to_json(req), s.to_json(req, int64_as_numbers=True, enum_names=True)]
+    seeds += [_nested_json(kind, n) for kind in ("array", "kvlist") for n in (14, 15, 16, 29, 30, 31)]
+    for field, value in [
+        ("trace_id", b"\0" * 16),
+        ("span_id", b"\0" * 8),
+        ("span_id", b""),
+        ("trace_id", b""),
+    ]:
+        bad = s.traces_request()
+        setattr(bad.resource_spans[0].scope_spans[0].spans[1], field, value)
+        seeds.append(s.to_json(bad))
+    late_event = s.traces_request()
+    late_event.resource_spans[0].scope_spans[0].spans[0].events[0].time_unix_nano = 2**63
+    seeds.append(s.to_json(late_event))
+    outcomes: dict[str, set[bool]] = {}
+    for i in range(6000):
+        body = rnd.choice(seeds)
+        if i % 3:
+            body = _fuzz_mutate(rnd, "json", body)
+        which = rnd.choice(["none", "attrs", "attr_bytes", "expansion", "time"])
+        limits = {
+            "none": {},
+            "attrs": {"max_attrs": rnd.randint(0, 16)},
+            "attr_bytes": {"max_attr_bytes": rnd.randint(0, 120)},
+            "expansion": {"max_expansion": rnd.randint(0, 1500)},
+            "time": {
+                "min_ns": starts[0] + rnd.choice([-1, 0, 1]),
+                "max_ns": starts[-1] + rnd.choice([-1, 0, 1]),
+            },
+        }[which]
+        one, two = _one_pass(body, **limits), _two_passes(body, **limits)
+        assert one == two, (which, limits, body[:300])
+        if two is not None or _two_passes(body) is not None:  # a body the limits decide on
+            outcomes.setdefault(which, set()).add(two is not None)
+    assert all(outcomes[w] == {True, False} for w in ("attrs", "attr_bytes", "expansion", "time")), outcomes
+    assert outcomes["none"] == {True}
+
+
+@pytest.mark.parametrize("kind", ["array", "kvlist", "array-empty", "kvlist-empty"])
+def test_the_one_pass_json_check_draws_the_depth_line_where_check_traces_does(kind: str) -> None:
+    verdicts = [(_one_pass(_nested_json(kind, n)), _two_passes(_nested_json(kind, n))) for n in range(8, 40)]
+    assert all(one == two for one, two in verdicts)
+    accepted = [two is not None for _, two in verdicts]
+    assert accepted[0] and not accepted[-1]  # the line falls inside the range tried
 
 
 def test_invalid_utf8_unknown_fields_and_deep_nesting_are_left_to_upb() -> None:
