@@ -2107,18 +2107,25 @@ static int ck_message(ck_t *c, rd_t r, const mdesc_t *m, int depth, ck_ids_t *id
 
 /* check_traces(body) -> int: the spans of a protobuf request upb would accept with every span
  * kept; raises Unsupported for anything else (the caller then parses with upb). */
-static PyObject *check_traces(PyObject *self, PyObject *args, PyObject *kwargs) {
-    (void)self;
+/* (body, limits...) of check_traces and json_traces_checked: the body's buffer, the limits in *c. */
+static int ck_args(PyObject *args, PyObject *kwargs, ck_t *c, Py_buffer *body) {
     static char *kwlist[] = {"body", "min_ns", "max_ns", "max_attrs", "max_attr_bytes", "max_expansion", NULL};
     PyObject *arg;
-    ck_t c = {0, 0, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, 0};
-    unsigned long long lim[5] = {c.min_ns, c.max_ns, c.max_attrs, c.max_attr_bytes, c.max_expansion};
+    *c = (ck_t){0, 0, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, 0};
+    unsigned long long lim[5] = {c->min_ns, c->max_ns, c->max_attrs, c->max_attr_bytes, c->max_expansion};
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|KKKKK", kwlist, &arg, &lim[0], &lim[1], &lim[2], &lim[3],
                                      &lim[4]))
-        return NULL;
-    c.min_ns = lim[0], c.max_ns = lim[1], c.max_attrs = lim[2], c.max_attr_bytes = lim[3], c.max_expansion = lim[4];
+        return -1;
+    c->min_ns = lim[0], c->max_ns = lim[1], c->max_attrs = lim[2], c->max_attr_bytes = lim[3];
+    c->max_expansion = lim[4];
+    return PyObject_GetBuffer(arg, body, PyBUF_SIMPLE);
+}
+
+static PyObject *check_traces(PyObject *self, PyObject *args, PyObject *kwargs) {
+    (void)self;
+    ck_t c;
     Py_buffer body;
-    if (PyObject_GetBuffer(arg, &body, PyBUF_SIMPLE)) return NULL;
+    if (ck_args(args, kwargs, &c, &body)) return NULL;
     rd_t r = {(const uint8_t *)body.buf, (const uint8_t *)body.buf + body.len};
     int rc;
     Py_BEGIN_ALLOW_THREADS
@@ -2132,25 +2139,28 @@ static PyObject *check_traces(PyObject *self, PyObject *args, PyObject *kwargs) 
     return PyLong_FromUnsignedLongLong((unsigned long long)c.spans);
 }
 
-/* json_traces_to_protobuf(body) -> bytes: the transcoder alone (the receivers' fast validation). */
-static PyObject *json_traces_to_protobuf(PyObject *self, PyObject *arg) {
-    (void)self;
-    Py_buffer body;
-    if (PyObject_GetBuffer(arg, &body, PyBUF_SIMPLE)) return NULL;
+/* The transcoder on ``body`` (checking as check_traces does when ``ck`` is set): its protobuf as
+ * bytes, or (bytes, spans) with ``ck``; ValueError when malformed, Unsupported when outside the
+ * fast path's grammar or limits (the exact path then decides). Releases ``body``. */
+static PyObject *transcode(Py_buffer *body, ck_t *ck) {
     jctx_t c;
     memset(&c, 0, sizeof c);
+    c.ck = ck;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = json_request(&c, (const uint8_t *)body.buf, (size_t)body.len);
+    rc = json_request(&c, (const uint8_t *)body->buf, (size_t)body->len);
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&body);
+    PyBuffer_Release(body);
     PyObject *out = NULL;
-    if (rc == OK)
-        out = PyBytes_FromStringAndSize(c.out.p ? c.out.p : "", (Py_ssize_t)c.out.n);
+    const char *pb = c.out.p ? c.out.p : "";
+    if (rc == OK && ck)
+        out = Py_BuildValue("(y#K)", pb, (Py_ssize_t)c.out.n, (unsigned long long)ck->spans);
+    else if (rc == OK)
+        out = PyBytes_FromStringAndSize(pb, (Py_ssize_t)c.out.n);
     else if (rc == E_MALFORMED)
         PyErr_SetString(PyExc_ValueError, "not a valid OTLP/JSON ExportTraceServiceRequest");
     else if (rc == E_UNSUPPORTED)
-        PyErr_SetString(Unsupported, "OTLP/JSON outside the native decoder's grammar");
+        PyErr_SetString(Unsupported, "OTLP/JSON outside the native decoder's grammar or limits");
     else
         PyErr_NoMemory();
     buf_free(&c.out);
@@ -2159,42 +2169,23 @@ static PyObject *json_traces_to_protobuf(PyObject *self, PyObject *arg) {
     return out;
 }
 
-/* json_traces_checked(body, min_ns=.., ...) -> (bytes, int): json_traces_to_protobuf and then
- * check_traces on its output, in one pass (the receivers' OTLP/JSON path); raises ValueError or
- * Unsupported as those two do, the same for the same body and limits. */
-static PyObject *json_traces_checked(PyObject *self, PyObject *args, PyObject *kwargs) {
+/* json_traces_to_protobuf(body) -> bytes: the transcoder alone. */
+static PyObject *json_traces_to_protobuf(PyObject *self, PyObject *arg) {
     (void)self;
-    static char *kwlist[] = {"body", "min_ns", "max_ns", "max_attrs", "max_attr_bytes", "max_expansion", NULL};
-    PyObject *arg;
-    ck_t ck = {0, 0, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, 0};
-    unsigned long long lim[5] = {ck.min_ns, ck.max_ns, ck.max_attrs, ck.max_attr_bytes, ck.max_expansion};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|KKKKK", kwlist, &arg, &lim[0], &lim[1], &lim[2], &lim[3],
-                                     &lim[4]))
-        return NULL;
-    ck.min_ns = lim[0], ck.max_ns = lim[1], ck.max_attrs = lim[2], ck.max_attr_bytes = lim[3], ck.max_expansion = lim[4];
     Py_buffer body;
     if (PyObject_GetBuffer(arg, &body, PyBUF_SIMPLE)) return NULL;
-    jctx_t c;
-    memset(&c, 0, sizeof c);
-    c.ck = &ck;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = json_request(&c, (const uint8_t *)body.buf, (size_t)body.len);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&body);
-    PyObject *out = NULL;
-    if (rc == OK)
-        out = Py_BuildValue("(y#K)", c.out.p ? c.out.p : "", (Py_ssize_t)c.out.n, (unsigned long long)ck.spans);
-    else if (rc == E_MALFORMED)
-        PyErr_SetString(PyExc_ValueError, "not a valid OTLP/JSON ExportTraceServiceRequest");
-    else if (rc == E_UNSUPPORTED)
-        PyErr_SetString(Unsupported, "OTLP/JSON outside the fast path's grammar or limits; use the exact path");
-    else
-        PyErr_NoMemory();
-    buf_free(&c.out);
-    buf_free(&c.key);
-    buf_free(&c.tmp);
-    return out;
+    return transcode(&body, NULL);
+}
+
+/* json_traces_checked(body, min_ns=.., ...) -> (bytes, int): json_traces_to_protobuf and then
+ * check_traces on its output, in one pass (the receivers' OTLP/JSON path); the same verdict for
+ * the same body and limits. */
+static PyObject *json_traces_checked(PyObject *self, PyObject *args, PyObject *kwargs) {
+    (void)self;
+    ck_t ck;
+    Py_buffer body;
+    if (ck_args(args, kwargs, &ck, &body)) return NULL;
+    return transcode(&body, &ck);
 }
 
 static PyObject *go_float(PyObject *self, PyObject *arg) {
