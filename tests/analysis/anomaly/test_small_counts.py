@@ -95,3 +95,26 @@ def test_clean_hours_do_not_page(world: dict[str, Any]) -> None:
     paged = [a for a in world["found"] if a["severity"] != "info"
              and not any(f.start - 300 <= _opened(a) <= f.end + 300 for f in faults)]  # fmt: skip
     assert not paged, [(a["opened_at"], a["evidence"]["abnormal"]) for a in paged]
+
+
+def test_the_far_line_is_twice_the_least_the_maximum_can_be() -> None:
+    """The histograms know a training maximum only to its bucket (x1.19 wide): the far line is
+    twice that bucket's lower edge, so two spans at 2.1x and 3.5x an 11.9 ms maximum (a x10
+    self-time slowdown at a 0.09 req/min service, held-out seed 62) are both beyond it. At twice
+    the upper edge (27.6 ms) the first was not, and one span never pages."""
+    import numpy as np
+
+    from otel_ai.analysis.anomaly.counts import N_BUCKETS, bucket_upper_ms
+    from otel_ai.analysis.anomaly.stats import _far_bucket, threshold_ms
+
+    def bucket(ms: float) -> int:
+        return int(np.argmax(bucket_upper_ms(np.arange(N_BUCKETS)) >= ms))
+
+    hist = np.zeros(N_BUCKETS)
+    for ms in (3.1, 5.3, 5.3, 7.8, 11.9):  # training self-times; the maximum 11.9 ms
+        hist[bucket(ms)] += 1
+    line = threshold_ms(_far_bucket(hist))
+    lower_edge = float(bucket_upper_ms(bucket(11.9) - 1))
+    assert line == pytest.approx(2 * lower_edge)
+    assert 2 * lower_edge <= 2 * 11.9 <= 2 * float(bucket_upper_ms(bucket(11.9)))  # the rule's range
+    assert line < 25.4 < 41.8  # both slow spans count
