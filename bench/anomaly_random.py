@@ -17,6 +17,7 @@ Both are scored by the same protocol as the demo source (event level, no point-a
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -149,6 +150,20 @@ def run_seed(seed: int, path: str, *, train_days: float, hours: float, rate: flo
         st.command(f"DROP DATABASE IF EXISTS `{st.database}`")
 
 
+def config_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``--set key=value`` pairs as ``AnomalyConfig`` fields (values parsed as JSON, else strings)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in AnomalyConfig.model_fields:
+            raise SystemExit(f"--set {pair!r}: expected key=value with key an anomaly config field")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
 def _rows_of(res: dict[str, Any], key: str, evaluate: Any, margin: int) -> dict[str, Any]:
     days = res["hours"] / 24
     out = evaluate(res[key], res["truth"], days, res["n_services"], margin, unit=60)
@@ -158,11 +173,13 @@ def _rows_of(res: dict[str, Any], key: str, evaluate: Any, margin: int) -> dict[
 def main(args: Any, evaluate: Any, summarize: Any) -> int:
     """Run every seed, print per seed and pooled rows for the detector and the baseline."""
     seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
-    cfg = AnomalyConfig(min_history_s=0, example_traces=0)
+    overrides = config_overrides(getattr(args, "set", None) or [])
+    cfg = AnomalyConfig(min_history_s=0, example_traces=0, **overrides)
     path = tempfile.mkdtemp(prefix="anomaly-random-")
     print(f"random source: seeds {seeds}, {args.train_days} training days + {args.hours} test hours per seed, "
           f"entry {args.rate:g} req/min, 1-min windows; faults every {SLOT_MIN} min; a fault is found when an "
-          f"anomaly opens in [start - 5 min, end + 5 min]; delays in minutes")  # fmt: skip
+          f"anomaly opens in [start - 5 min, end + 5 min]; delays in minutes"
+          + (f"; config overrides {overrides}" if overrides else ""))  # fmt: skip
     results = []
     for seed in seeds:
         t = time.perf_counter()

@@ -118,3 +118,27 @@ def test_the_far_line_is_twice_the_least_the_maximum_can_be() -> None:
     assert line == pytest.approx(2 * lower_edge)
     assert 2 * lower_edge <= 2 * 11.9 <= 2 * float(bucket_upper_ms(bucket(11.9)))  # the rule's range
     assert line < 25.4 < 41.8  # both slow spans count
+
+
+def test_three_errors_in_thirteen_requests_page_at_the_default_budget() -> None:
+    """Held-out seed 71: a 15 % error burst at a 1.45 req/min service (error share 0.2 % with the
+    pooled prior) showed as 3 failed requests of 13 in its 15-minute sum, p ~ 2.6e-6. The
+    Bonferroni level of the old budget (1e-3 over the application's 694 test-resolution pairs,
+    1.4e-6) left it unpaged; the default budget's (4.3e-6) pages it. The surprise is the count
+    tests' own; the levels are drawn as ``CountTests.fit`` draws them (budget / pairs)."""
+    import math
+
+    import numpy as np
+
+    from otel_ai.analysis.anomaly.features import Feature
+    from otel_ai.analysis.anomaly.stats import CountTests, TestSpec
+
+    pairs = 694
+    t = TestSpec(Feature("service", "media", "errors"), [15], p0=0.00205, disp={15: 5.7e-7})
+    K, N = np.array([3.0]), np.array([13.0])
+
+    def level(rate: float) -> float:
+        return -math.log10(rate / pairs)
+
+    s = float(CountTests()._surprise(t, 15, K, N, N * t.p0)[0])
+    assert level(AnomalyConfig().count_false_alarm_rate) < s < level(1e-3)
