@@ -352,12 +352,6 @@ def main() -> int:
         action="store_true",
         help="random: a clean control (no fault, no benign event in the test hours)",
     )
-    ap.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="random: override an anomaly config field (repeatable)",
-    )
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--verbose", action="store_true", help="list the autoencoder's false alarms")
     ap.add_argument("--rate", type=float, default=None, help="ingress requests/s (demo) or /min (synthetic)")

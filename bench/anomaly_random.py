@@ -17,7 +17,6 @@ Both are scored by the same protocol as the demo source (event level, no point-a
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -30,6 +29,8 @@ from anomaly_robustz import affected, robust_z
 from otel_ai.analysis.anomaly import randomapp as ra
 from otel_ai.analysis.anomaly.config import AnomalyConfig
 from otel_ai.analysis.anomaly.service import AnomalyService
+from otel_ai.config import load_config
+from otel_ai.errors import ConfigError
 from otel_ai.testing.stores import storage_at
 
 KINDS = ("latency", "errors", "unreachable", "retry", "lag", "traffic")
@@ -150,18 +151,15 @@ def run_seed(seed: int, path: str, *, train_days: float, hours: float, rate: flo
         st.command(f"DROP DATABASE IF EXISTS `{st.database}`")
 
 
-def config_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``--set key=value`` pairs as ``AnomalyConfig`` fields (values parsed as JSON, else strings)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or key not in AnomalyConfig.model_fields:
-            raise SystemExit(f"--set {pair!r}: expected key=value with key an anomaly config field")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
+def anomaly_config() -> tuple[AnomalyConfig, dict[str, Any]]:
+    """The ``anomaly:`` section as the daemon loads it (``OTEL_AI_CONFIG``, ``OTEL_AI_ANOMALY__*``),
+    without the live daemon's gates; and the fields that differ from the defaults, for the header."""
+    try:
+        cfg = load_config(overrides={"anomaly.min_history_s": 0, "anomaly.example_traces": 0}).anomaly
+    except ConfigError as exc:
+        raise SystemExit(f"anomaly config: {exc}") from exc
+    default = AnomalyConfig(min_history_s=0, example_traces=0).model_dump()
+    return cfg, {k: v for k, v in cfg.model_dump().items() if v != default[k]}
 
 
 def _rows_of(res: dict[str, Any], key: str, evaluate: Any, margin: int) -> dict[str, Any]:
@@ -173,13 +171,12 @@ def _rows_of(res: dict[str, Any], key: str, evaluate: Any, margin: int) -> dict[
 def main(args: Any, evaluate: Any, summarize: Any) -> int:
     """Run every seed, print per seed and pooled rows for the detector and the baseline."""
     seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
-    overrides = config_overrides(getattr(args, "set", None) or [])
-    cfg = AnomalyConfig(min_history_s=0, example_traces=0, **overrides)
+    cfg, overrides = anomaly_config()
     path = tempfile.mkdtemp(prefix="anomaly-random-")
     print(f"random source: seeds {seeds}, {args.train_days} training days + {args.hours} test hours per seed, "
           f"entry {args.rate:g} req/min, 1-min windows; faults every {SLOT_MIN} min; a fault is found when an "
           f"anomaly opens in [start - 5 min, end + 5 min]; delays in minutes"
-          + (f"; config overrides {overrides}" if overrides else ""))  # fmt: skip
+          + (f"; anomaly config differing from the defaults {overrides}" if overrides else ""))  # fmt: skip
     results = []
     for seed in seeds:
         t = time.perf_counter()

@@ -157,6 +157,12 @@ def _profile_at(profile: np.ndarray, pos: np.ndarray) -> np.ndarray:
     return (1 - w) * profile[i0] + w * profile[(i0 + 1) % k]
 
 
+def bonferroni_level(false_alarm_rate: float, n_tests: int) -> float:
+    """The alarm level of one (test, resolution) pair, in ``-log10 p``: the window's budget split
+    evenly over all of them."""
+    return -math.log10(false_alarm_rate / max(1, n_tests))
+
+
 class CountTests:
     """Fit on a training range's count rows; score any range's windows (see the module docstring)."""
 
@@ -259,7 +265,7 @@ class CountTests:
         self.tests = tests
         n_tests = max(1, sum(len(t.res) for t in tests))
         self.p_alarm_ = self.false_alarm_rate / n_tests
-        base = -math.log10(self.p_alarm_)
+        base = bonferroni_level(self.false_alarm_rate, n_tests)
         series = {"svc": svc, "call": call, "lag": lag}
         # Re-sends are rare everywhere: a quiet edge's own history (a few hundred calls without
         # one) cannot tell "never" from "1 in 300", so its rate is shrunk towards the rate pooled

@@ -124,21 +124,14 @@ def test_three_errors_in_thirteen_requests_page_at_the_default_budget() -> None:
     """Held-out seed 71: a 15 % error burst at a 1.45 req/min service (error share 0.2 % with the
     pooled prior) showed as 3 failed requests of 13 in its 15-minute sum, p ~ 2.6e-6. The
     Bonferroni level of the old budget (1e-3 over the application's 694 test-resolution pairs,
-    1.4e-6) left it unpaged; the default budget's (4.3e-6) pages it. The surprise is the count
-    tests' own; the levels are drawn as ``CountTests.fit`` draws them (budget / pairs)."""
-    import math
-
+    1.4e-6) left it unpaged; the default budget's (4.3e-6) pages it."""
     import numpy as np
 
     from otel_ai.analysis.anomaly.features import Feature
-    from otel_ai.analysis.anomaly.stats import CountTests, TestSpec
+    from otel_ai.analysis.anomaly.stats import CountTests, TestSpec, bonferroni_level
 
     pairs = 694
     t = TestSpec(Feature("service", "media", "errors"), [15], p0=0.00205, disp={15: 5.7e-7})
     K, N = np.array([3.0]), np.array([13.0])
-
-    def level(rate: float) -> float:
-        return -math.log10(rate / pairs)
-
     s = float(CountTests()._surprise(t, 15, K, N, N * t.p0)[0])
-    assert level(AnomalyConfig().count_false_alarm_rate) < s < level(1e-3)
+    assert bonferroni_level(AnomalyConfig().count_false_alarm_rate, pairs) < s < bonferroni_level(1e-3, pairs)
